@@ -1,0 +1,1 @@
+/* admin: not written yet */

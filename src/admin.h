@@ -1,0 +1,18 @@
+/* The admin API: HTTP/1.1 + JSON on a Unix socket (mode 0600), read by
+ * sshtunctl and by curl --unix-socket. */
+#pragma once
+
+#include "daemon.h"
+
+typedef struct Admin Admin;
+
+/* Bind 'path' (replacing a stale socket), mode 0600, and serve requests on
+ * the daemon's loop. */
+int admin_new(Daemon *d, const char *path, Admin **ret);
+/* Stops listening, closes open connections, unlinks the socket. */
+Admin *admin_free(Admin *a);
+
+/* Build the reply to one request (exposed for tests): status code, body
+ * (malloc'd, JSON unless noted) and content type (static string). */
+int admin_handle(Daemon *d, const char *method, const char *target, int *ret_status, char **ret_body,
+                 const char **ret_content_type);

@@ -1,0 +1,151 @@
+/* The validated configuration: what sshtund.conf (libconfig syntax) says,
+ * after every key has been type-checked and every value parsed. Built by
+ * config_load(), read-only afterwards, replaced whole on reload. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "address.h"
+#include "log.h"
+
+#define CONFIG_DEFAULT_PATH "/etc/sshtund/sshtund.conf"
+
+typedef enum HostKeyPolicy {
+        HOST_KEY_POLICY_STRICT,
+        HOST_KEY_POLICY_ACCEPT_NEW,
+} HostKeyPolicy;
+
+typedef enum Fallback {
+        FALLBACK_ANY,
+        FALLBACK_NONE,
+} Fallback;
+
+typedef enum ProbeType {
+        PROBE_NONE,
+        PROBE_TCP,
+        PROBE_HTTP,
+        PROBE_HTTPS,
+} ProbeType;
+
+typedef enum AllowKind {
+        ALLOW_NODES, /* the nodes' names, hostnames, addresses and pod CIDRs */
+        ALLOW_CIDR,
+} AllowKind;
+
+typedef struct AllowRule {
+        AllowKind kind;
+        Cidr cidr;         /* ALLOW_CIDR */
+        PortRange *ports;  /* NULL/0: every port */
+        size_t n_ports;
+        char *text;        /* as written, for messages */
+} AllowRule;
+
+typedef struct ConfigSsh {
+        char *user;                       /* default "sshtund" */
+        char *identity;                   /* default "/etc/sshtund/id_ed25519" */
+        char *known_hosts;                /* default "/etc/sshtund/known_hosts" */
+        HostKeyPolicy host_key_policy;    /* default strict */
+        uint16_t port;                    /* default 22 */
+        double connect_timeout;           /* seconds, default 10 */
+        double keepalive_interval;        /* seconds, default 5 */
+        unsigned keepalive_count;         /* default 3 */
+        unsigned pool_size;               /* default 1 */
+        unsigned max_streams_per_session; /* default 256 */
+        unsigned max_handshakes;          /* default 64 */
+} ConfigSsh;
+
+typedef struct ConfigProxy {
+        ListenAddress *listen; /* default [ "unix:/run/sshtund/proxy.sock" ] */
+        size_t n_listen;
+        mode_t socket_mode;    /* default 0660 */
+        char *socket_group;    /* default "" (NULL here): keep the process group */
+        double open_timeout;   /* default 10 */
+        double header_timeout; /* default 10 */
+        AllowRule *allow;      /* default [ "nodes" ] */
+        size_t n_allow;
+        Fallback fallback;     /* default any */
+        unsigned max_clients;  /* default 4096 */
+} ConfigProxy;
+
+typedef struct ConfigProbe {
+        ProbeType type;       /* default http */
+        char *target_host;    /* default "127.0.0.1" */
+        uint16_t target_port; /* default 10248 */
+        char *path;           /* default "/healthz" */
+        double interval;      /* default 10 */
+        double timeout;       /* default 5 */
+        char *ca_file;        /* default "" (NULL here) */
+} ConfigProbe;
+
+typedef struct ConfigAdmin {
+        char *socket;                 /* default "/run/sshtund/admin.sock" */
+        bool has_metrics_listen;
+        ListenAddress metrics_listen; /* default "": none */
+        double ready_min_fraction;    /* default 0.5 */
+} ConfigAdmin;
+
+typedef struct ConfigLog {
+        int level;        /* LOG_*; default LOG_INFO */
+        LogTarget target; /* default auto */
+} ConfigLog;
+
+typedef struct ConfigNode {
+        char *name;
+        char *address;    /* IP literal or DNS name, as written */
+        uint16_t port;    /* node's own "port", else ssh.port */
+        char **hostnames; /* NULL-terminated, never NULL */
+        bool has_pod_cidr;
+        Cidr pod_cidr;
+        const char *file; /* where it was defined (points into Config) */
+        int line;
+} ConfigNode;
+
+typedef struct ConfigForward {
+        ListenAddress listen;
+        char *node;
+        char *target_host;
+        uint16_t target_port;
+        int line;
+} ConfigForward;
+
+typedef struct ConfigKonnectivity {
+        char *upstream; /* NULL when the section is absent */
+        char **nodes;   /* NULL-terminated, never NULL; may hold "*" */
+        bool fallback_to_ssh; /* default true */
+} ConfigKonnectivity;
+
+typedef struct Config {
+        char *path;
+        ConfigSsh ssh;
+        ConfigProxy proxy;
+        ConfigProbe probe;
+        ConfigAdmin admin;
+        ConfigLog log;
+        char *user;       /* default "" (NULL here): do not drop privileges */
+        ConfigNode *nodes;
+        size_t n_nodes;
+        char *nodes_file; /* default "" (NULL here) */
+        ConfigForward *forwards;
+        size_t n_forwards;
+        ConfigKonnectivity konnectivity;
+} Config;
+
+/* Read and validate 'path'. On success returns 0 and a new Config. On failure
+ * returns a negative errno (-EINVAL for content errors, -ENOENT/-EACCES/...
+ * when the file cannot be read, -ENOMEM) and, if ret_error is not NULL,
+ * stores one malloc'd message "FILE:LINE: KEY: what is wrong" (or
+ * "FILE: strerror" when no line applies). Touches no network. */
+int config_load(const char *path, Config **ret, char **ret_error);
+
+/* Frees everything; accepts NULL; returns NULL. */
+Config *config_free(Config *c);
+
+/* The node called 'name', or NULL. */
+const ConfigNode *config_find_node(const Config *c, const char *name);
+
+/* True if the two nodes would connect the same way (address, port): used by
+ * reload to keep unchanged nodes' sessions. */
+bool config_node_same_endpoint(const ConfigNode *a, const ConfigNode *b);

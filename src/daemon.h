@@ -1,0 +1,60 @@
+/* The daemon: owns the event loop, the configuration, the nodes, the
+ * listeners, the admin socket and every live stream; start and shutdown. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "hostkey.h"
+#include "identity.h"
+
+typedef struct Daemon Daemon;
+typedef struct Node Node;
+typedef struct Router Router;
+typedef struct Relay Relay;
+
+/* Takes ownership of 'config' and 'identity'. Binds nothing yet. */
+int daemon_new(Config *config, Identity *identity, Daemon **ret);
+Daemon *daemon_free(Daemon *d);
+
+/* Bind the listeners and the admin socket, start the nodes. */
+int daemon_start(Daemon *d);
+/* Run the loop until a clean stop; returns the exit status. */
+int daemon_run(Daemon *d);
+
+sd_event *daemon_event(const Daemon *d);
+const Config *daemon_config(const Daemon *d);
+const Identity *daemon_identity(const Daemon *d);
+Router *daemon_router(const Daemon *d);
+
+size_t daemon_n_nodes(const Daemon *d);
+Node *daemon_node(const Daemon *d, size_t i);
+Node *daemon_find_node(const Daemon *d, const char *name);
+/* A random ready node (fallback = "any"), or NULL. */
+Node *daemon_pick_any_node(Daemon *d);
+
+/* Streams open across all nodes. */
+unsigned daemon_streams(const Daemon *d);
+
+/* The known_hosts set, reloaded first if the file changed. */
+const KnownHosts *daemon_known_hosts(Daemon *d);
+
+/* Handshake slots (ssh.max_handshakes): acquire returns true if the caller
+ * may start now; otherwise 'resume' is called with 'userdata' when a slot
+ * frees. cancel removes a waiter; release returns a slot. */
+typedef void (*HandshakeResume)(void *userdata);
+bool daemon_handshake_acquire(Daemon *d, HandshakeResume resume, void *userdata);
+void daemon_handshake_cancel(Daemon *d, void *userdata);
+void daemon_handshake_release(Daemon *d);
+unsigned daemon_handshakes_in_flight(const Daemon *d);
+
+/* Uniform random number in [0, n) from the daemon's generator. */
+uint64_t daemon_random(Daemon *d, uint64_t n);
+
+/* Relays register themselves so that shutdown can find them. */
+void daemon_relay_add(Daemon *d, Relay *r);
+void daemon_relay_remove(Daemon *d, Relay *r);

@@ -1,0 +1,1 @@
+/* hostkey: not written yet */

@@ -1,0 +1,1 @@
+/* node: not written yet */
