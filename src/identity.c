@@ -1,1 +1,500 @@
-/* identity: not written yet */
+/* identity: reads the daemon's private key file once, recognises its format
+ * and type, and refuses keys the nodes would reject or that need a prompt. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include "hostkey.h"
+#include "identity.h"
+#include "macro.h"
+
+/* A private key is a few KiB at most; anything larger is not a key. */
+#define IDENTITY_SIZE_MAX (64u * 1024u)
+#define KEY_TYPE_MAX 64
+
+#define REASON_RSA                                                                             \
+        "RSA keys are not supported: libssh2 1.10 signs only with SHA-1 (ssh-rsa), which "      \
+        "OpenSSH 8.8 and later reject; use an ed25519 or ECDSA key (ssh-keygen -t ed25519)"
+#define REASON_DSA                                                                             \
+        "DSA keys are not supported: OpenSSH 7.0 and later reject them; use an ed25519 or "    \
+        "ECDSA key (ssh-keygen -t ed25519)"
+#define REASON_PASSPHRASE                                                                      \
+        "the key is passphrase-protected; sshtund runs unattended and cannot prompt: remove "  \
+        "the passphrase with ssh-keygen -p"
+#define REASON_NOT_A_KEY "not an OpenSSH or PEM private key"
+#define REASON_CORRUPT "the private key is corrupt"
+
+#define OPENSSH_BEGIN "-----BEGIN OPENSSH PRIVATE KEY-----"
+#define OPENSSH_END "-----END OPENSSH PRIVATE KEY-----"
+#define OPENSSH_MAGIC "openssh-key-v1" /* followed by a NUL byte */
+
+struct Identity {
+        char *path;
+        char *data; /* the file, NUL-terminated; wiped on free */
+        size_t size;
+        char type[KEY_TYPE_MAX];
+        char fingerprint[HOSTKEY_FINGERPRINT_MAX];
+        mode_t mode;
+};
+
+/* A bounded cursor over SSH wire-format data (RFC 4251 uint32 and string). */
+typedef struct Reader {
+        const uint8_t *p;
+        size_t left;
+} Reader;
+
+static int reader_u32(Reader *r, uint32_t *ret) {
+        if (r->left < 4)
+                return -EBADMSG;
+        *ret = (uint32_t) r->p[0] << 24 | (uint32_t) r->p[1] << 16 | (uint32_t) r->p[2] << 8 |
+               (uint32_t) r->p[3];
+        r->p += 4;
+        r->left -= 4;
+        return 0;
+}
+
+static int reader_string(Reader *r, const uint8_t **ret, size_t *ret_len) {
+        uint32_t n;
+        int k;
+
+        k = reader_u32(r, &n);
+        if (k < 0)
+                return k;
+        if (n > r->left)
+                return -EBADMSG;
+        *ret = r->p;
+        *ret_len = n;
+        r->p += n;
+        r->left -= n;
+        return 0;
+}
+
+static bool string_is(const uint8_t *s, size_t n, const char *what) {
+        return n == strlen(what) && memcmp(s, what, n) == 0;
+}
+
+typedef struct SecretBuf {
+        uint8_t *buf;
+        size_t len;
+} SecretBuf;
+
+static void secret_buf_done(SecretBuf *b) {
+        if (b->buf) {
+                OPENSSL_cleanse(b->buf, b->len);
+                free(b->buf);
+        }
+}
+
+static void evp_pkey_freep(EVP_PKEY **p) {
+        EVP_PKEY_free(*p);
+}
+
+static void bio_freep(BIO **p) {
+        BIO_free(*p);
+}
+
+/* Refuses every passphrase request: the daemon cannot prompt. */
+static int no_passphrase_cb(char *buf, int size, int rwflag, void *userdata) {
+        return 0;
+}
+
+/* Maps a type name to the verdict: 0 accepted, else -EINVAL with reason. */
+static int check_key_type(const char *type, const char **ret_reason) {
+        static const char *const accepted[] = {
+                "ssh-ed25519",
+                "ecdsa-sha2-nistp256",
+                "ecdsa-sha2-nistp384",
+                "ecdsa-sha2-nistp521",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(accepted); i++)
+                if (streq(type, accepted[i]))
+                        return 0;
+        if (streq(type, "ssh-rsa"))
+                *ret_reason = REASON_RSA;
+        else if (streq(type, "ssh-dss"))
+                *ret_reason = REASON_DSA;
+        else
+                *ret_reason = "unsupported key type; use an ed25519 or ECDSA key (ssh-keygen -t ed25519)";
+        return -EINVAL;
+}
+
+static int b64_value(unsigned char c) {
+        if (c >= 'A' && c <= 'Z')
+                return c - 'A';
+        if (c >= 'a' && c <= 'z')
+                return c - 'a' + 26;
+        if (c >= '0' && c <= '9')
+                return c - '0' + 52;
+        if (c == '+')
+                return 62;
+        if (c == '/')
+                return 63;
+        return -1;
+}
+
+/* Decodes the base64 between the OpenSSH armour lines (newlines allowed). */
+static int openssh_decode(const char *begin, const char *end, SecretBuf *ret) {
+        uint8_t *out;
+        size_t n = 0, pad = 0;
+        uint32_t acc = 0;
+        unsigned bits = 0;
+        int v;
+
+        out = malloc((size_t) (end - begin) + 1);
+        if (!out)
+                return -ENOMEM;
+        for (const char *p = begin; p < end; p++) {
+                unsigned char c = (unsigned char) *p;
+
+                if (c == '\n' || c == '\r' || c == ' ' || c == '\t')
+                        continue;
+                if (c == '=') {
+                        pad++;
+                        continue;
+                }
+                v = b64_value(c);
+                if (pad > 0 || v < 0)
+                        goto bad;
+                acc = acc << 6 | (uint32_t) v;
+                bits += 6;
+                if (bits >= 8) {
+                        bits -= 8;
+                        out[n++] = (uint8_t) (acc >> bits);
+                }
+        }
+        if (pad > 2 || bits >= 6)
+                goto bad;
+        OPENSSL_cleanse(&acc, sizeof acc);
+        ret->buf = out;
+        ret->len = n;
+        return 0;
+bad:
+        OPENSSL_cleanse(out, (size_t) (end - begin) + 1);
+        free(out);
+        return -EBADMSG;
+}
+
+/* openssh-key-v1 (PROTOCOL.key in OpenSSH): the public blob is in clear even
+ * when the private section is encrypted, so the type is known either way. */
+static int parse_openssh(Identity *id, const char *begin, const char **ret_reason) {
+        _cleanup_(secret_buf_done) SecretBuf raw = {};
+        const uint8_t *cipher, *kdf, *kdfopts, *pub, *priv, *ptype;
+        size_t cipher_len, kdf_len, kdfopts_len, pub_len, priv_len, ptype_len;
+        const char *end;
+        uint32_t nkeys, check1, check2;
+        Reader r, pr;
+        int k;
+
+        begin += strlen(OPENSSH_BEGIN);
+        end = strstr(begin, OPENSSH_END);
+        if (!end)
+                goto corrupt;
+        if (openssh_decode(begin, end, &raw) < 0)
+                goto corrupt;
+
+        if (raw.len < sizeof(OPENSSH_MAGIC) || memcmp(raw.buf, OPENSSH_MAGIC, sizeof(OPENSSH_MAGIC)) != 0)
+                goto corrupt;
+        r = (Reader) { raw.buf + sizeof(OPENSSH_MAGIC), raw.len - sizeof(OPENSSH_MAGIC) };
+        if (reader_string(&r, &cipher, &cipher_len) < 0 ||
+            reader_string(&r, &kdf, &kdf_len) < 0 ||
+            reader_string(&r, &kdfopts, &kdfopts_len) < 0 ||
+            reader_u32(&r, &nkeys) < 0)
+                goto corrupt;
+        if (nkeys != 1) {
+                *ret_reason = "the key file must hold exactly one key";
+                return -EINVAL;
+        }
+        if (reader_string(&r, &pub, &pub_len) < 0 || reader_string(&r, &priv, &priv_len) < 0)
+                goto corrupt;
+
+        k = hostkey_type(pub, pub_len, id->type, sizeof id->type);
+        if (k < 0)
+                goto corrupt;
+        k = check_key_type(id->type, ret_reason);
+        if (k < 0)
+                return k;
+
+        if (!string_is(cipher, cipher_len, "none")) {
+                *ret_reason = REASON_PASSPHRASE;
+                return -EINVAL;
+        }
+        if (!string_is(kdf, kdf_len, "none"))
+                goto corrupt;
+
+        /* Unencrypted: the check words must agree and the private key must be
+         * of the public key's type, or libssh2 fails later with less to say. */
+        pr = (Reader) { priv, priv_len };
+        if (reader_u32(&pr, &check1) < 0 || reader_u32(&pr, &check2) < 0 || check1 != check2 ||
+            reader_string(&pr, &ptype, &ptype_len) < 0 || !string_is(ptype, ptype_len, id->type))
+                goto corrupt;
+
+        hostkey_fingerprint(pub, pub_len, id->fingerprint, sizeof id->fingerprint);
+        return 0;
+
+corrupt:
+        *ret_reason = REASON_CORRUPT;
+        return -EINVAL;
+}
+
+static void put_string(uint8_t **p, const void *s, size_t n) {
+        (*p)[0] = (uint8_t) (n >> 24);
+        (*p)[1] = (uint8_t) (n >> 16);
+        (*p)[2] = (uint8_t) (n >> 8);
+        (*p)[3] = (uint8_t) n;
+        memcpy(*p + 4, s, n);
+        *p += 4 + n;
+}
+
+/* Builds the SSH public blob of an EC key (RFC 5656 section 3.1) to name
+ * its type and compute the fingerprint ssh-keygen shows. */
+static int ec_public_blob(Identity *id, EVP_PKEY *pkey, const char **ret_reason) {
+        static const struct {
+                const char *group;
+                const char *curve;
+        } curves[] = {
+                { "prime256v1", "nistp256" },
+                { "secp384r1", "nistp384" },
+                { "secp521r1", "nistp521" },
+        };
+        char group[64];
+        uint8_t point[256], blob[512], *p;
+        size_t point_len = 0;
+        const char *curve = NULL;
+
+        if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, NULL) != 1) {
+                *ret_reason = "unsupported ECDSA curve; use nistp256, nistp384 or nistp521";
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(curves); i++)
+                if (streq(group, curves[i].group))
+                        curve = curves[i].curve;
+        if (!curve) {
+                *ret_reason = "unsupported ECDSA curve; use nistp256, nistp384 or nistp521";
+                return -EINVAL;
+        }
+
+        /* SSH wants the uncompressed point whatever form the file used. */
+        if (EVP_PKEY_set_utf8_string_param(pkey, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                           "uncompressed") != 1 ||
+            EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point,
+                                            sizeof point, &point_len) != 1 ||
+            point_len == 0 || point[0] != 0x04) {
+                *ret_reason = REASON_CORRUPT;
+                return -EINVAL;
+        }
+
+        snprintf(id->type, sizeof id->type, "ecdsa-sha2-%s", curve);
+        p = blob;
+        put_string(&p, id->type, strlen(id->type));
+        put_string(&p, curve, strlen(curve));
+        put_string(&p, point, point_len);
+        hostkey_fingerprint(blob, (size_t) (p - blob), id->fingerprint, sizeof id->fingerprint);
+        return 0;
+}
+
+/* PEM forms that OpenSSL parses: SEC1 "EC PRIVATE KEY" and PKCS#8. */
+static int parse_pem(Identity *id, const char **ret_reason) {
+        _cleanup_(evp_pkey_freep) EVP_PKEY *pkey = NULL;
+        _cleanup_(bio_freep) BIO *bio = NULL;
+
+        /* Legacy PEM encryption announces itself in a header. */
+        if (strstr(id->data, "Proc-Type: 4,ENCRYPTED")) {
+                *ret_reason = REASON_PASSPHRASE;
+                return -EINVAL;
+        }
+
+        bio = BIO_new_mem_buf(id->data, (int) id->size);
+        if (!bio)
+                return -ENOMEM;
+        pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase_cb, NULL);
+        if (!pkey) {
+                /* Leave no stale error for the next OpenSSL user (libssh2). */
+                ERR_clear_error();
+                *ret_reason = REASON_CORRUPT;
+                return -EINVAL;
+        }
+
+        switch (EVP_PKEY_get_base_id(pkey)) {
+        case EVP_PKEY_EC:
+                return ec_public_blob(id, pkey, ret_reason);
+        case EVP_PKEY_RSA:
+        case EVP_PKEY_RSA_PSS:
+                *ret_reason = REASON_RSA;
+                return -EINVAL;
+        case EVP_PKEY_DSA:
+                *ret_reason = REASON_DSA;
+                return -EINVAL;
+        default:
+                *ret_reason = "unsupported key in PEM form; use an ed25519 or ECDSA key in the "
+                              "OpenSSH format (ssh-keygen -t ed25519)";
+                return -EINVAL;
+        }
+}
+
+/* Finds the first armour line, which names the format. */
+static int parse_key(Identity *id, const char **ret_reason) {
+        const char *begin = strstr(id->data, "-----BEGIN ");
+
+        if (!begin) {
+                *ret_reason = REASON_NOT_A_KEY;
+                return -EINVAL;
+        }
+        if (strncmp(begin, OPENSSH_BEGIN, strlen(OPENSSH_BEGIN)) == 0)
+                return parse_openssh(id, begin, ret_reason);
+        if (strncmp(begin, "-----BEGIN RSA PRIVATE KEY-----", 31) == 0) {
+                *ret_reason = REASON_RSA;
+                return -EINVAL;
+        }
+        if (strncmp(begin, "-----BEGIN DSA PRIVATE KEY-----", 31) == 0) {
+                *ret_reason = REASON_DSA;
+                return -EINVAL;
+        }
+        if (strncmp(begin, "-----BEGIN ENCRYPTED PRIVATE KEY-----", 37) == 0) {
+                *ret_reason = REASON_PASSPHRASE;
+                return -EINVAL;
+        }
+        if (strncmp(begin, "-----BEGIN EC PRIVATE KEY-----", 30) == 0 ||
+            strncmp(begin, "-----BEGIN PRIVATE KEY-----", 27) == 0)
+                return parse_pem(id, ret_reason);
+
+        *ret_reason = REASON_NOT_A_KEY;
+        return -EINVAL;
+}
+
+/* Reads at most IDENTITY_SIZE_MAX bytes of a regular file into id. */
+static int read_file(Identity *id, const char **ret_reason) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_(secret_buf_done) SecretBuf big = {};
+        struct stat st;
+        size_t n = 0;
+
+        /* O_NONBLOCK: a FIFO at this path must not hang the daemon. */
+        fd = open(id->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        if (!S_ISREG(st.st_mode)) {
+                *ret_reason = "not a regular file";
+                return -EINVAL;
+        }
+        if (st.st_size > (off_t) IDENTITY_SIZE_MAX) {
+                *ret_reason = "the file is larger than 64 KiB: not a private key";
+                return -EFBIG;
+        }
+
+        /* Read into a fixed buffer so a file that grows is still bounded. */
+        big.len = IDENTITY_SIZE_MAX + 1;
+        big.buf = malloc(big.len);
+        if (!big.buf)
+                return -ENOMEM;
+        while (n < big.len) {
+                ssize_t l = read(fd, big.buf + n, big.len - n);
+                if (l < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (l == 0)
+                        break;
+                n += (size_t) l;
+        }
+        if (n > IDENTITY_SIZE_MAX) {
+                *ret_reason = "the file is larger than 64 KiB: not a private key";
+                return -EFBIG;
+        }
+        if (memchr(big.buf, 0, n)) {
+                *ret_reason = REASON_NOT_A_KEY;
+                return -EINVAL;
+        }
+
+        id->data = malloc(n + 1);
+        if (!id->data)
+                return -ENOMEM;
+        memcpy(id->data, big.buf, n);
+        id->data[n] = 0;
+        id->size = n;
+        id->mode = st.st_mode;
+        return 0;
+}
+
+int identity_load(const char *path, Identity **ret, char **ret_error) {
+        Identity *id;
+        const char *reason = NULL;
+        int r;
+
+        if (!path || !ret)
+                return -EINVAL;
+
+        id = calloc(1, sizeof *id);
+        if (!id)
+                return -ENOMEM;
+        id->path = strdup(path);
+        if (!id->path) {
+                r = -ENOMEM;
+                goto fail;
+        }
+
+        r = read_file(id, &reason);
+        if (r < 0)
+                goto fail;
+        r = parse_key(id, &reason);
+        if (r < 0)
+                goto fail;
+
+        *ret = id;
+        return 0;
+
+fail:
+        if (ret_error)
+                *ret_error = strdup(reason ? reason : strerror(-r));
+        identity_free(id);
+        return r;
+}
+
+Identity *identity_free(Identity *id) {
+        if (!id)
+                return NULL;
+        if (id->data) {
+                OPENSSL_cleanse(id->data, id->size + 1);
+                free(id->data);
+        }
+        free(id->path);
+        free(id);
+        return NULL;
+}
+
+const char *identity_type(const Identity *id) {
+        return id->type;
+}
+
+const char *identity_data(const Identity *id, size_t *ret_len) {
+        if (ret_len)
+                *ret_len = id->size;
+        return id->data;
+}
+
+const char *identity_fingerprint(const Identity *id) {
+        return id->fingerprint;
+}
+
+const char *identity_path(const Identity *id) {
+        return id->path;
+}
+
+bool identity_is_group_or_world_readable(const Identity *id) {
+        return (id->mode & 077) != 0;
+}

@@ -1,0 +1,297 @@
+/* Unit tests for identity.c: private keys made by ssh-keygen in every format
+ * we accept or refuse, checked against ssh-keygen's own type and fingerprint. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "identity.h"
+#include "macro.h"
+
+#define REASON_RSA                                                                        \
+        "RSA keys are not supported: libssh2 1.10 signs only with SHA-1 (ssh-rsa), which " \
+        "OpenSSH 8.8 and later reject; use an ed25519 or ECDSA key (ssh-keygen -t ed25519)"
+
+typedef struct Fixture {
+        char dir[64];
+} Fixture;
+
+static void run(const char *fmt, ...) _printf_(1, 2);
+static void run(const char *fmt, ...) {
+        char cmd[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(cmd, sizeof cmd, fmt, ap);
+        va_end(ap);
+        assert_int_equal(system(cmd), 0);
+}
+
+static size_t read_file(const char *path, char *buf, size_t size) {
+        FILE *f = fopen(path, "re");
+        size_t n;
+
+        assert_non_null(f);
+        n = fread(buf, 1, size - 1, f);
+        buf[n] = 0;
+        fclose(f);
+        return n;
+}
+
+static void write_file(const char *path, const char *content, size_t len) {
+        FILE *f = fopen(path, "we");
+
+        assert_non_null(f);
+        assert_int_equal(fwrite(content, 1, len, f), len);
+        assert_int_equal(fclose(f), 0);
+}
+
+static const char *key_path(const Fixture *fx, const char *name, char *buf, size_t size) {
+        snprintf(buf, size, "%s/%s", fx->dir, name);
+        return buf;
+}
+
+/* ssh-keygen -t TYPE ... writes NAME and NAME.pub, mode 0600. */
+static void keygen(const Fixture *fx, const char *name, const char *args) {
+        char path[160];
+
+        run("ssh-keygen -q %s -C test -f %s", args, key_path(fx, name, path, sizeof path));
+}
+
+static int group_setup(void **state) {
+        Fixture *fx = calloc(1, sizeof *fx);
+
+        assert_non_null(fx);
+        strcpy(fx->dir, "/tmp/test-identity-XXXXXX");
+        assert_non_null(mkdtemp(fx->dir));
+        keygen(fx, "ed25519", "-t ed25519 -N ''");
+        keygen(fx, "ecdsa256", "-t ecdsa -b 256 -N ''");
+        keygen(fx, "ecdsa384", "-t ecdsa -b 384 -N ''");
+        keygen(fx, "ecdsa521", "-t ecdsa -b 521 -N ''");
+        keygen(fx, "ecdsa-pem", "-t ecdsa -b 256 -m PEM -N ''");
+        keygen(fx, "ecdsa-pkcs8", "-t ecdsa -b 384 -m PKCS8 -N ''");
+        keygen(fx, "rsa", "-t rsa -b 2048 -N ''");
+        keygen(fx, "rsa-pem", "-t rsa -b 2048 -m PEM -N ''");
+        keygen(fx, "rsa-pkcs8", "-t rsa -b 2048 -m PKCS8 -N ''");
+        keygen(fx, "dsa", "-t dsa -N ''");
+        keygen(fx, "secret", "-t ed25519 -N secret");
+        keygen(fx, "secret-pem", "-t ecdsa -m PEM -N secret");
+        *state = fx;
+        return 0;
+}
+
+static int group_teardown(void **state) {
+        Fixture *fx = *state;
+
+        run("rm -rf '%s'", fx->dir);
+        free(fx);
+        return 0;
+}
+
+/* Loads a key that must be accepted and compares it with ssh-keygen's view
+ * of the matching .pub file. */
+static void check_accepted(const Fixture *fx, const char *name, const char *type) {
+        char path[160], out[256], buf[1024], data[16384], fp[128], pub_type[64];
+        Identity *id = NULL;
+        char *err = NULL;
+        const char *d;
+        size_t len, n;
+
+        key_path(fx, name, path, sizeof path);
+        assert_int_equal(identity_load(path, &id, &err), 0);
+        assert_non_null(id);
+        assert_null(err);
+
+        assert_string_equal(identity_type(id), type);
+        assert_string_equal(identity_path(id), path);
+
+        snprintf(out, sizeof out, "%s.pub", path);
+        read_file(out, buf, sizeof buf);
+        assert_int_equal(sscanf(buf, "%63s", pub_type), 1);
+        assert_string_equal(identity_type(id), pub_type);
+
+        snprintf(out, sizeof out, "%s/fp.out", fx->dir);
+        run("ssh-keygen -lf %s.pub > %s", path, out);
+        read_file(out, buf, sizeof buf);
+        assert_int_equal(sscanf(buf, "%*u %127s", fp), 1);
+        assert_string_equal(identity_fingerprint(id), fp);
+
+        n = read_file(path, data, sizeof data);
+        d = identity_data(id, &len);
+        assert_int_equal(len, n);
+        assert_memory_equal(d, data, n);
+
+        identity_free(id);
+}
+
+/* Loads a key that must be refused; returns the reason (caller frees). */
+static char *check_refused(const Fixture *fx, const char *name, int expected) {
+        char path[160];
+        Identity *id = NULL;
+        char *err = NULL;
+
+        key_path(fx, name, path, sizeof path);
+        assert_int_equal(identity_load(path, &id, &err), expected);
+        assert_null(id);
+        assert_non_null(err);
+        assert_null(strchr(err, '\n'));
+        assert_null(strstr(err, fx->dir)); /* no file name: the caller adds it */
+        return err;
+}
+
+static void test_ed25519(void **state) {
+        check_accepted(*state, "ed25519", "ssh-ed25519");
+}
+
+static void test_ecdsa(void **state) {
+        check_accepted(*state, "ecdsa256", "ecdsa-sha2-nistp256");
+        check_accepted(*state, "ecdsa384", "ecdsa-sha2-nistp384");
+        check_accepted(*state, "ecdsa521", "ecdsa-sha2-nistp521");
+}
+
+static void test_ecdsa_pem(void **state) {
+        Fixture *fx = *state;
+        char path[160], buf[4096];
+
+        read_file(key_path(fx, "ecdsa-pem", path, sizeof path), buf, sizeof buf);
+        assert_non_null(strstr(buf, "-----BEGIN EC PRIVATE KEY-----"));
+        check_accepted(fx, "ecdsa-pem", "ecdsa-sha2-nistp256");
+
+        read_file(key_path(fx, "ecdsa-pkcs8", path, sizeof path), buf, sizeof buf);
+        assert_non_null(strstr(buf, "-----BEGIN PRIVATE KEY-----"));
+        check_accepted(fx, "ecdsa-pkcs8", "ecdsa-sha2-nistp384");
+}
+
+static void test_rsa_refused(void **state) {
+        Fixture *fx = *state;
+        char *err;
+
+        err = check_refused(fx, "rsa", -EINVAL);
+        assert_string_equal(err, REASON_RSA);
+        free(err);
+        err = check_refused(fx, "rsa-pem", -EINVAL);
+        assert_string_equal(err, REASON_RSA);
+        free(err);
+        err = check_refused(fx, "rsa-pkcs8", -EINVAL);
+        assert_string_equal(err, REASON_RSA);
+        free(err);
+}
+
+static void test_dsa_refused(void **state) {
+        char *err = check_refused(*state, "dsa", -EINVAL);
+
+        assert_non_null(strstr(err, "DSA keys are not supported"));
+        free(err);
+}
+
+static void test_passphrase_refused(void **state) {
+        char *err;
+
+        err = check_refused(*state, "secret", -EINVAL);
+        assert_string_equal(err, "the key is passphrase-protected; sshtund runs unattended and "
+                                 "cannot prompt: remove the passphrase with ssh-keygen -p");
+        free(err);
+        err = check_refused(*state, "secret-pem", -EINVAL);
+        assert_non_null(strstr(err, "passphrase-protected"));
+        free(err);
+}
+
+static void test_garbage_refused(void **state) {
+        Fixture *fx = *state;
+        char path[160], buf[8192];
+        char *err;
+        size_t n;
+
+        write_file(key_path(fx, "garbage", path, sizeof path), "hello world\n", 12);
+        err = check_refused(fx, "garbage", -EINVAL);
+        assert_string_equal(err, "not an OpenSSH or PEM private key");
+        free(err);
+
+        /* A public key is not a private key. */
+        err = check_refused(fx, "ed25519.pub", -EINVAL);
+        assert_string_equal(err, "not an OpenSSH or PEM private key");
+        free(err);
+
+        /* A cut-off OpenSSH key: the armour is there, the body is not. */
+        n = read_file(key_path(fx, "ed25519", path, sizeof path), buf, sizeof buf);
+        memmove(buf + 100, buf + n - 40, 41);
+        write_file(key_path(fx, "truncated", path, sizeof path), buf, strlen(buf));
+        err = check_refused(fx, "truncated", -EINVAL);
+        assert_string_equal(err, "the private key is corrupt");
+        free(err);
+}
+
+static void test_not_a_file(void **state) {
+        Fixture *fx = *state;
+        char path[160], *err = NULL, *big;
+        Identity *id = NULL;
+
+        assert_int_equal(identity_load(key_path(fx, "missing", path, sizeof path), &id, &err), -ENOENT);
+        assert_null(id);
+        free(err);
+        err = NULL;
+
+        assert_int_equal(identity_load(fx->dir, &id, NULL), -EISDIR);
+        assert_null(id);
+
+        /* Larger than any key: refused before it is parsed. */
+        big = malloc(70000);
+        assert_non_null(big);
+        memset(big, 'x', 70000);
+        write_file(key_path(fx, "big", path, sizeof path), big, 70000);
+        free(big);
+        assert_int_equal(identity_load(path, &id, &err), -EFBIG);
+        assert_null(id);
+        assert_non_null(err);
+        free(err);
+}
+
+static void test_mode(void **state) {
+        Fixture *fx = *state;
+        char path[160];
+        Identity *id = NULL;
+
+        key_path(fx, "ed25519", path, sizeof path);
+        assert_int_equal(chmod(path, 0600), 0);
+        assert_int_equal(identity_load(path, &id, NULL), 0);
+        assert_false(identity_is_group_or_world_readable(id));
+        id = identity_free(id);
+        assert_null(id);
+
+        assert_int_equal(chmod(path, 0644), 0);
+        assert_int_equal(identity_load(path, &id, NULL), 0);
+        assert_true(identity_is_group_or_world_readable(id));
+        id = identity_free(id);
+
+        assert_int_equal(chmod(path, 0640), 0);
+        assert_int_equal(identity_load(path, &id, NULL), 0);
+        assert_true(identity_is_group_or_world_readable(id));
+        id = identity_free(id);
+        assert_int_equal(chmod(path, 0600), 0);
+
+        assert_null(identity_free(NULL));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_ed25519),
+                cmocka_unit_test(test_ecdsa),
+                cmocka_unit_test(test_ecdsa_pem),
+                cmocka_unit_test(test_rsa_refused),
+                cmocka_unit_test(test_dsa_refused),
+                cmocka_unit_test(test_passphrase_refused),
+                cmocka_unit_test(test_garbage_refused),
+                cmocka_unit_test(test_not_a_file),
+                cmocka_unit_test(test_mode),
+        };
+
+        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
