@@ -1,1 +1,352 @@
-/* daemon: not written yet */
+/* The daemon object: owner of the loop, the configuration, the nodes, the
+ * router, the front door and the admin socket; start, signals, shutdown. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "admin.h"
+#include "daemon.h"
+#include "log.h"
+#include "node.h"
+#include "proxy.h"
+#include "router.h"
+
+typedef struct HandshakeWaiter {
+        HandshakeResume resume;
+        void *userdata;
+} HandshakeWaiter;
+
+struct Daemon {
+        sd_event *event;
+        Config *config;
+        Identity *identity;
+        KnownHosts *known_hosts;
+        Router *router;
+
+        Node **nodes;
+        size_t n_nodes;
+
+        Proxy *proxy;
+        Admin *admin;
+
+        unsigned handshakes;
+        HandshakeWaiter *waiters; /* FIFO: [waiters_head, n_waiters) */
+        size_t n_waiters, waiters_head, waiters_alloc;
+
+        uint64_t rng[2];
+        sd_event_source *sig_term, *sig_int, *sig_hup;
+        sd_event_source *status_timer;
+};
+
+/* xorshift128+: jitter and fallback picks, not secrets */
+static uint64_t rng_next(Daemon *d) {
+        uint64_t s1 = d->rng[0];
+        const uint64_t s0 = d->rng[1];
+        d->rng[0] = s0;
+        s1 ^= s1 << 23;
+        d->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+        return d->rng[1] + s0;
+}
+
+uint64_t daemon_random(Daemon *d, uint64_t n) {
+        if (n <= 1)
+                return 0;
+        /* rejection sampling keeps it uniform */
+        uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+        uint64_t v;
+        do
+                v = rng_next(d);
+        while (v >= limit);
+        return v % n;
+}
+
+int daemon_new(Config *config, Identity *identity, Daemon **ret) {
+        Daemon *d;
+        int r;
+
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return -ENOMEM;
+        d->config = config;
+        d->identity = identity;
+        if (getrandom(d->rng, sizeof(d->rng), 0) != sizeof(d->rng)) {
+                d->rng[0] = (uint64_t) now_usec(CLOCK_REALTIME);
+                d->rng[1] = (uint64_t) getpid() * 0x9E3779B97F4A7C15ULL;
+        }
+        if (!d->rng[0] && !d->rng[1])
+                d->rng[1] = 1;
+
+        r = sd_event_new(&d->event);
+        if (r < 0)
+                goto fail;
+        r = router_new(config->proxy.allow, config->proxy.n_allow, &d->router);
+        if (r < 0)
+                goto fail;
+        r = known_hosts_load(config->ssh.known_hosts, &d->known_hosts);
+        if (r < 0) {
+                log_error_errno(r, "Cannot read %s: %m", config->ssh.known_hosts);
+                goto fail;
+        }
+        if (known_hosts_bad_lines(d->known_hosts) > 0)
+                log_warning("%s: %zu lines could not be parsed and are ignored", config->ssh.known_hosts,
+                            known_hosts_bad_lines(d->known_hosts));
+
+        d->nodes = calloc(MAX(config->n_nodes, (size_t) 1), sizeof(Node *));
+        if (!d->nodes) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        for (size_t i = 0; i < config->n_nodes; i++) {
+                const ConfigNode *cn = &config->nodes[i];
+                r = node_new(d, cn, &d->nodes[i]);
+                if (r < 0)
+                        goto fail;
+                d->n_nodes++;
+                r = router_add_node(d->router, cn->name, cn->address, cn->hostnames,
+                                    cn->has_pod_cidr ? &cn->pod_cidr : NULL, d->nodes[i]);
+                if (r < 0)
+                        goto fail;
+        }
+        *ret = d;
+        return 0;
+fail:
+        /* the caller keeps config and identity on failure */
+        d->config = NULL;
+        d->identity = NULL;
+        daemon_free(d);
+        return r;
+}
+
+Daemon *daemon_free(Daemon *d) {
+        if (!d)
+                return NULL;
+        d->proxy = proxy_free(d->proxy);
+        d->admin = admin_free(d->admin);
+        for (size_t i = 0; i < d->n_nodes; i++)
+                node_free(d->nodes[i]);
+        free(d->nodes);
+        free(d->waiters);
+        router_free(d->router);
+        known_hosts_free(d->known_hosts);
+        d->sig_term = sd_event_source_disable_unref(d->sig_term);
+        d->sig_int = sd_event_source_disable_unref(d->sig_int);
+        d->sig_hup = sd_event_source_disable_unref(d->sig_hup);
+        d->status_timer = sd_event_source_disable_unref(d->status_timer);
+        sd_event_unref(d->event);
+        config_free(d->config);
+        identity_free(d->identity);
+        free(d);
+        return NULL;
+}
+
+static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Daemon *d = userdata;
+        log_info("Received %s, stopping", strsignal((int) si->ssi_signo));
+        (void) sd_notify(0, "STOPPING=1");
+        sd_event_exit(d->event, 0);
+        return 0;
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        log_notice("SIGHUP: configuration reload is not supported by this version; restart sshtund to "
+                   "apply changes");
+        return 0;
+}
+
+static void daemon_notify_status(Daemon *d) {
+        size_t up = 0;
+        for (size_t i = 0; i < d->n_nodes; i++)
+                if (node_state(d->nodes[i]) == NODE_UP || node_state(d->nodes[i]) == NODE_DEGRADED)
+                        up++;
+        (void) sd_notifyf(0, "STATUS=%zu/%zu nodes up, %u streams", up, d->n_nodes, daemon_streams(d));
+}
+
+static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Daemon *d = userdata;
+        daemon_notify_status(d);
+        (void) sd_event_source_set_time(s, usec + 5 * USEC_PER_SEC);
+        return 0;
+}
+
+int daemon_start(Daemon *d) {
+        sigset_t mask;
+        int r;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        r = sd_event_add_signal(d->event, &d->sig_term, SIGTERM, on_sigterm, d);
+        if (r >= 0)
+                r = sd_event_add_signal(d->event, &d->sig_int, SIGINT, on_sigterm, d);
+        if (r >= 0)
+                r = sd_event_add_signal(d->event, &d->sig_hup, SIGHUP, on_sighup, d);
+        if (r < 0)
+                return log_error_errno(r, "Cannot watch signals: %m");
+
+        r = admin_new(d, d->config->admin.socket, &d->admin);
+        if (r < 0)
+                return log_error_errno(r, "Cannot listen on admin socket %s: %m", d->config->admin.socket);
+        r = proxy_new(d, &d->proxy);
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < d->n_nodes; i++)
+                node_start(d->nodes[i]);
+
+        r = sd_event_add_time_relative(d->event, &d->status_timer, CLOCK_MONOTONIC, 5 * USEC_PER_SEC,
+                                       USEC_PER_SEC, on_status_timer, d);
+        if (r >= 0) {
+                (void) sd_event_source_set_enabled(d->status_timer, SD_EVENT_ON);
+                (void) sd_event_source_set_description(d->status_timer, "status");
+        }
+
+        log_info("sshtund %s started: %zu nodes", PACKAGE_VERSION, d->n_nodes);
+        (void) sd_notify(0, "READY=1");
+        daemon_notify_status(d);
+        return 0;
+}
+
+int daemon_run(Daemon *d) {
+        int r = sd_event_loop(d->event);
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m");
+        /* stop taking new requests before the nodes go */
+        d->proxy = proxy_free(d->proxy);
+        for (size_t i = 0; i < d->n_nodes; i++)
+                node_disconnect(d->nodes[i], "sshtund shutting down");
+        return r;
+}
+
+sd_event *daemon_event(const Daemon *d) {
+        return d->event;
+}
+
+const Config *daemon_config(const Daemon *d) {
+        return d->config;
+}
+
+const Identity *daemon_identity(const Daemon *d) {
+        return d->identity;
+}
+
+Router *daemon_router(const Daemon *d) {
+        return d->router;
+}
+
+size_t daemon_n_nodes(const Daemon *d) {
+        return d->n_nodes;
+}
+
+Node *daemon_node(const Daemon *d, size_t i) {
+        return i < d->n_nodes ? d->nodes[i] : NULL;
+}
+
+Node *daemon_find_node(const Daemon *d, const char *name) {
+        for (size_t i = 0; i < d->n_nodes; i++)
+                if (streq(node_name(d->nodes[i]), name))
+                        return d->nodes[i];
+        return NULL;
+}
+
+Node *daemon_pick_any_node(Daemon *d) {
+        size_t ready = 0, pick;
+
+        for (size_t i = 0; i < d->n_nodes; i++)
+                if (node_is_ready(d->nodes[i]))
+                        ready++;
+        if (ready == 0)
+                return NULL;
+        pick = daemon_random(d, ready);
+        for (size_t i = 0; i < d->n_nodes; i++)
+                if (node_is_ready(d->nodes[i]) && pick-- == 0)
+                        return d->nodes[i];
+        return NULL;
+}
+
+unsigned daemon_streams(const Daemon *d) {
+        unsigned n = 0;
+        for (size_t i = 0; i < d->n_nodes; i++)
+                n += node_streams(d->nodes[i]);
+        return n;
+}
+
+const KnownHosts *daemon_known_hosts(Daemon *d) {
+        if (known_hosts_is_stale(d->known_hosts)) {
+                KnownHosts *kh;
+                int r = known_hosts_load(d->config->ssh.known_hosts, &kh);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot re-read %s, keeping the previous contents: %m",
+                                          d->config->ssh.known_hosts);
+                else {
+                        known_hosts_free(d->known_hosts);
+                        d->known_hosts = kh;
+                        log_info("Re-read %s: %zu entries", d->config->ssh.known_hosts,
+                                 known_hosts_entries(kh));
+                }
+        }
+        return d->known_hosts;
+}
+
+bool daemon_handshake_acquire(Daemon *d, HandshakeResume resume, void *userdata) {
+        if (d->handshakes < d->config->ssh.max_handshakes && d->n_waiters == 0) {
+                d->handshakes++;
+                return true;
+        }
+        if (d->waiters_head + d->n_waiters == d->waiters_alloc) {
+                if (d->waiters_head > 0) {
+                        memmove(d->waiters, d->waiters + d->waiters_head, d->n_waiters * sizeof(*d->waiters));
+                        d->waiters_head = 0;
+                } else {
+                        size_t n = MAX(d->waiters_alloc * 2, (size_t) 16);
+                        HandshakeWaiter *w = realloc(d->waiters, n * sizeof(*w));
+                        if (!w) {
+                                /* cannot queue: let it through rather than stall forever */
+                                d->handshakes++;
+                                return true;
+                        }
+                        d->waiters = w;
+                        d->waiters_alloc = n;
+                }
+        }
+        d->waiters[d->waiters_head + d->n_waiters++] = (HandshakeWaiter) { resume, userdata };
+        return false;
+}
+
+void daemon_handshake_cancel(Daemon *d, void *userdata) {
+        for (size_t i = 0; i < d->n_waiters; i++) {
+                HandshakeWaiter *w = &d->waiters[d->waiters_head + i];
+                if (w->userdata == userdata) {
+                        memmove(w, w + 1, (d->n_waiters - i - 1) * sizeof(*w));
+                        d->n_waiters--;
+                        return;
+                }
+        }
+}
+
+void daemon_handshake_release(Daemon *d) {
+        if (d->handshakes > 0)
+                d->handshakes--;
+        while (d->n_waiters > 0 && d->handshakes < d->config->ssh.max_handshakes) {
+                HandshakeWaiter w = d->waiters[d->waiters_head];
+                d->waiters_head++;
+                d->n_waiters--;
+                if (d->n_waiters == 0)
+                        d->waiters_head = 0;
+                d->handshakes++;
+                w.resume(w.userdata);
+        }
+}
+
+unsigned daemon_handshakes_in_flight(const Daemon *d) {
+        return d->handshakes;
+}

@@ -15,7 +15,6 @@
 typedef struct Daemon Daemon;
 typedef struct Node Node;
 typedef struct Router Router;
-typedef struct Relay Relay;
 
 /* Takes ownership of 'config' and 'identity'. Binds nothing yet. */
 int daemon_new(Config *config, Identity *identity, Daemon **ret);
@@ -54,7 +53,3 @@ unsigned daemon_handshakes_in_flight(const Daemon *d);
 
 /* Uniform random number in [0, n) from the daemon's generator. */
 uint64_t daemon_random(Daemon *d, uint64_t n);
-
-/* Relays register themselves so that shutdown can find them. */
-void daemon_relay_add(Daemon *d, Relay *r);
-void daemon_relay_remove(Daemon *d, Relay *r);

@@ -1,1 +1,418 @@
-/* node: not written yet */
+/* One node: a pool of SSH sessions, each reconnecting with full-jitter
+ * backoff, and the single state an operator sees for the node. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "node.h"
+
+#define BACKOFF_BASE_USEC (1 * USEC_PER_SEC)
+#define BACKOFF_CAP_USEC (60 * USEC_PER_SEC)
+/* A session that stayed up this long earns a fresh backoff. */
+#define BACKOFF_RESET_AFTER_USEC (30 * USEC_PER_SEC)
+/* Refusals (host key, auth) cannot heal by retrying soon. */
+#define REFUSAL_RETRY_MIN_USEC (30 * USEC_PER_SEC)
+#define REFUSAL_RETRY_MAX_USEC (60 * USEC_PER_SEC)
+
+typedef struct PoolSlot {
+        Node *node;
+        Session *session;
+        sd_event_source *retry;
+        unsigned attempts;
+        usec_t retry_at;
+} PoolSlot;
+
+struct Node {
+        Daemon *daemon;
+        ConfigNode cfg;
+
+        PoolSlot *slots;
+        unsigned n_slots;
+
+        NodeState state;
+        usec_t state_since; /* CLOCK_REALTIME */
+        NodeState refusal;  /* sticky until a session is up again, else _INVALID */
+        char *last_error;
+        char *host_key;
+        uint64_t reconnects;
+        uint64_t streams_total;
+};
+
+static const char *const node_state_names[_NODE_STATE_MAX] = {
+        [NODE_CONNECTING] = "connecting",
+        [NODE_HANDSHAKING] = "handshaking",
+        [NODE_AUTHENTICATING] = "authenticating",
+        [NODE_UP] = "up",
+        [NODE_DEGRADED] = "degraded",
+        [NODE_BACKOFF] = "backoff",
+        [NODE_HOSTKEY_UNKNOWN] = "hostkey-unknown",
+        [NODE_HOSTKEY_MISMATCH] = "hostkey-mismatch",
+        [NODE_AUTH_FAILED] = "auth-failed",
+        [NODE_DRAINING] = "draining",
+        [NODE_DISABLED] = "disabled",
+};
+
+const char *node_state_to_string(NodeState s) {
+        return s >= 0 && s < _NODE_STATE_MAX ? node_state_names[s] : NULL;
+}
+
+NodeState node_state_from_string(const char *s) {
+        for (int i = 0; i < _NODE_STATE_MAX; i++)
+                if (streq_ptr(s, node_state_names[i]))
+                        return i;
+        return _NODE_STATE_INVALID;
+}
+
+static void config_node_done(ConfigNode *c) {
+        free(c->name);
+        free(c->address);
+        strv_free(c->hostnames);
+        *c = (ConfigNode) {};
+}
+
+static int config_node_copy(const ConfigNode *src, ConfigNode *dst) {
+        size_t n = strv_length(src->hostnames);
+
+        *dst = *src;
+        dst->name = strdup(src->name);
+        dst->address = strdup(src->address);
+        dst->hostnames = calloc(n + 1, sizeof(char *));
+        if (!dst->name || !dst->address || !dst->hostnames)
+                goto fail;
+        for (size_t i = 0; i < n; i++)
+                if (!(dst->hostnames[i] = strdup(src->hostnames[i])))
+                        goto fail;
+        dst->file = NULL; /* points into a Config that may go away */
+        return 0;
+fail:
+        config_node_done(dst);
+        return -ENOMEM;
+}
+
+static NodeState node_compute_state(const Node *n) {
+        bool connecting = false, handshaking = false, authenticating = false;
+
+        for (unsigned i = 0; i < n->n_slots; i++) {
+                switch (session_state(n->slots[i].session)) {
+                case SESSION_READY:
+                        return NODE_UP;
+                case SESSION_WAITING:
+                case SESSION_RESOLVING:
+                case SESSION_CONNECTING:
+                        connecting = true;
+                        break;
+                case SESSION_HANDSHAKING:
+                        handshaking = true;
+                        break;
+                case SESSION_AUTHENTICATING:
+                        authenticating = true;
+                        break;
+                default:
+                        break;
+                }
+        }
+        if (n->refusal != _NODE_STATE_INVALID)
+                return n->refusal;
+        if (authenticating)
+                return NODE_AUTHENTICATING;
+        if (handshaking)
+                return NODE_HANDSHAKING;
+        if (connecting)
+                return NODE_CONNECTING;
+        return NODE_BACKOFF;
+}
+
+static void node_set_last_error(Node *n, const char *e) {
+        if (streq_ptr(n->last_error, e))
+                return;
+        free(n->last_error);
+        n->last_error = e ? strdup(e) : NULL;
+}
+
+static void node_update_state(Node *n) {
+        NodeState st = node_compute_state(n);
+
+        if (st == n->state)
+                return;
+
+        NodeState old = n->state;
+        n->state = st;
+        n->state_since = now_usec(CLOCK_REALTIME);
+
+        switch (st) {
+        case NODE_UP:
+                log_node(LOG_INFO, n->cfg.name, "up (host key %s)", strna(n->host_key));
+                break;
+        case NODE_HOSTKEY_UNKNOWN:
+        case NODE_HOSTKEY_MISMATCH:
+        case NODE_AUTH_FAILED:
+                log_node(LOG_ERR, n->cfg.name, "%s: %s", node_state_to_string(st), strna(n->last_error));
+                break;
+        default:
+                if (old == NODE_UP)
+                        log_node(LOG_WARNING, n->cfg.name, "down: %s", strna(n->last_error));
+                else
+                        log_node(LOG_DEBUG, n->cfg.name, "%s", node_state_to_string(st));
+                break;
+        }
+}
+
+static int on_retry(sd_event_source *es, uint64_t usec, void *userdata) {
+        PoolSlot *slot = userdata;
+        session_connect(slot->session);
+        return 0;
+}
+
+static void slot_schedule_retry(PoolSlot *slot, usec_t delay) {
+        Node *n = slot->node;
+        usec_t when = now_usec(CLOCK_MONOTONIC) + delay;
+        int r;
+
+        slot->retry_at = when;
+        if (slot->retry) {
+                r = sd_event_source_set_time(slot->retry, when);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(slot->retry, SD_EVENT_ONESHOT);
+        } else {
+                r = sd_event_add_time(daemon_event(n->daemon), &slot->retry, CLOCK_MONOTONIC, when,
+                                      50 * USEC_PER_MSEC, on_retry, slot);
+                if (r >= 0)
+                        (void) sd_event_source_set_description(slot->retry, "node-retry");
+        }
+        if (r < 0)
+                log_node(LOG_ERR, n->cfg.name, "cannot schedule reconnect: %s", strerror(-r));
+}
+
+/* Full jitter: uniform in [0, min(cap, base * 2^attempts)]. */
+static usec_t backoff_delay(Node *n, unsigned attempts) {
+        usec_t ceiling = BACKOFF_BASE_USEC;
+        for (unsigned i = 0; i < attempts && ceiling < BACKOFF_CAP_USEC; i++)
+                ceiling *= 2;
+        ceiling = MIN(ceiling, BACKOFF_CAP_USEC);
+        return daemon_random(n->daemon, ceiling + 1);
+}
+
+void node_session_changed(Node *n, Session *s) {
+        PoolSlot *slot = NULL;
+
+        for (unsigned i = 0; i < n->n_slots; i++)
+                if (n->slots[i].session == s)
+                        slot = &n->slots[i];
+        if (!slot)
+                return; /* still being built */
+
+        if (session_host_key(s) && !streq_ptr(n->host_key, session_host_key(s))) {
+                free(n->host_key);
+                n->host_key = strdup(session_host_key(s));
+        }
+
+        switch (session_state(s)) {
+        case SESSION_READY:
+                n->refusal = _NODE_STATE_INVALID;
+                node_set_last_error(n, NULL);
+                break;
+
+        case SESSION_FAILED: {
+                SessionFailure f = session_failure(s);
+                usec_t up = session_up_duration(s);
+                usec_t delay;
+
+                if (up > 0)
+                        n->reconnects++;
+                if (up >= BACKOFF_RESET_AFTER_USEC)
+                        slot->attempts = 0;
+                node_set_last_error(n, session_last_error(s));
+                switch (f) {
+                case SESSION_FAILURE_HOSTKEY_UNKNOWN:
+                        n->refusal = NODE_HOSTKEY_UNKNOWN;
+                        break;
+                case SESSION_FAILURE_HOSTKEY_MISMATCH:
+                        n->refusal = NODE_HOSTKEY_MISMATCH;
+                        break;
+                case SESSION_FAILURE_AUTH:
+                        n->refusal = NODE_AUTH_FAILED;
+                        break;
+                case SESSION_FAILURE_CLOSED:
+                        /* we closed it: the owner decides what comes next */
+                        node_update_state(n);
+                        return;
+                default:
+                        n->refusal = _NODE_STATE_INVALID;
+                        break;
+                }
+                if (f == SESSION_FAILURE_HOSTKEY_UNKNOWN || f == SESSION_FAILURE_HOSTKEY_MISMATCH ||
+                    f == SESSION_FAILURE_AUTH)
+                        delay = REFUSAL_RETRY_MIN_USEC +
+                                daemon_random(n->daemon, REFUSAL_RETRY_MAX_USEC - REFUSAL_RETRY_MIN_USEC + 1);
+                else
+                        delay = backoff_delay(n, slot->attempts);
+                slot->attempts++;
+                log_node(LOG_DEBUG, n->cfg.name, "session %u: %s; retry in %.1f s", (unsigned) (slot - n->slots),
+                         strna(session_last_error(s)), (double) delay / USEC_PER_SEC);
+                slot_schedule_retry(slot, delay);
+                break;
+        }
+        default:
+                break;
+        }
+        node_update_state(n);
+}
+
+int node_new(Daemon *d, const ConfigNode *cn, Node **ret) {
+        const Config *cfg = daemon_config(d);
+        Node *n;
+        int r;
+
+        n = calloc(1, sizeof(*n));
+        if (!n)
+                return -ENOMEM;
+        n->daemon = d;
+        n->state = NODE_CONNECTING;
+        n->state_since = now_usec(CLOCK_REALTIME);
+        n->refusal = _NODE_STATE_INVALID;
+        r = config_node_copy(cn, &n->cfg);
+        if (r < 0) {
+                free(n);
+                return r;
+        }
+
+        n->n_slots = MAX(cfg->ssh.pool_size, 1u);
+        n->slots = calloc(n->n_slots, sizeof(PoolSlot));
+        if (!n->slots) {
+                node_free(n);
+                return -ENOMEM;
+        }
+        for (unsigned i = 0; i < n->n_slots; i++) {
+                SessionParams p = {
+                        .node_name = n->cfg.name,
+                        .address = n->cfg.address,
+                        .port = n->cfg.port,
+                        .index = i,
+                };
+                n->slots[i].node = n;
+                r = session_new(d, n, &p, &n->slots[i].session);
+                if (r < 0) {
+                        node_free(n);
+                        return r;
+                }
+        }
+        *ret = n;
+        return 0;
+}
+
+Node *node_free(Node *n) {
+        if (!n)
+                return NULL;
+        for (unsigned i = 0; n->slots && i < n->n_slots; i++) {
+                n->slots[i].retry = sd_event_source_disable_unref(n->slots[i].retry);
+                /* detach first: the teardown must not call back into a dying node */
+                Session *s = TAKE_PTR(n->slots[i].session);
+                session_free(s);
+        }
+        free(n->slots);
+        config_node_done(&n->cfg);
+        free(n->last_error);
+        free(n->host_key);
+        free(n);
+        return NULL;
+}
+
+void node_start(Node *n) {
+        for (unsigned i = 0; i < n->n_slots; i++)
+                session_connect(n->slots[i].session);
+        node_update_state(n);
+}
+
+void node_disconnect(Node *n, const char *why) {
+        for (unsigned i = 0; i < n->n_slots; i++) {
+                n->slots[i].retry = sd_event_source_disable_unref(n->slots[i].retry);
+                session_disconnect(n->slots[i].session, why);
+        }
+}
+
+const char *node_name(const Node *n) {
+        return n->cfg.name;
+}
+
+const ConfigNode *node_config(const Node *n) {
+        return &n->cfg;
+}
+
+NodeState node_state(const Node *n) {
+        return n->state;
+}
+
+unsigned node_streams(const Node *n) {
+        unsigned c = 0;
+        for (unsigned i = 0; i < n->n_slots; i++)
+                c += session_channels(n->slots[i].session);
+        return c;
+}
+
+void node_get_info(const Node *n, NodeInfo *ret) {
+        unsigned up = 0;
+
+        for (unsigned i = 0; i < n->n_slots; i++)
+                if (session_state(n->slots[i].session) == SESSION_READY)
+                        up++;
+        *ret = (NodeInfo) {
+                .name = n->cfg.name,
+                .address = n->cfg.address,
+                .port = n->cfg.port,
+                .state = n->state,
+                .route = "ssh",
+                .sessions_up = up,
+                .sessions_total = n->n_slots,
+                .streams = node_streams(n),
+                .streams_total = n->streams_total,
+                .reconnects = n->reconnects,
+                .last_error = n->last_error,
+                .host_key = n->host_key,
+                .state_since = n->state_since,
+        };
+}
+
+/* The ready session with the fewest channels, if it has room. */
+static Session *node_pick_session(const Node *n, bool *ret_full) {
+        unsigned max = daemon_config(n->daemon)->ssh.max_streams_per_session;
+        Session *best = NULL;
+        bool any_ready = false;
+
+        for (unsigned i = 0; i < n->n_slots; i++) {
+                Session *s = n->slots[i].session;
+                if (session_state(s) != SESSION_READY)
+                        continue;
+                any_ready = true;
+                if (session_channels(s) >= max)
+                        continue;
+                if (!best || session_channels(s) < session_channels(best))
+                        best = s;
+        }
+        *ret_full = any_ready && !best;
+        return best;
+}
+
+bool node_is_ready(const Node *n) {
+        bool full;
+        return (n->state == NODE_UP || n->state == NODE_DEGRADED) && node_pick_session(n, &full);
+}
+
+int node_open_channel(Node *n, const char *host, uint16_t port, const char *orig_host,
+                      uint16_t orig_port, const ChannelCallbacks *cb, void *userdata,
+                      SessionChannel **ret) {
+        bool full;
+        Session *s;
+        int r;
+
+        if (n->state != NODE_UP && n->state != NODE_DEGRADED)
+                return -EHOSTDOWN;
+        s = node_pick_session(n, &full);
+        if (!s)
+                return full ? -EBUSY : -EHOSTDOWN;
+        r = session_open_channel(s, host, port, orig_host, orig_port, cb, userdata, ret);
+        if (r >= 0)
+                n->streams_total++;
+        return r;
+}

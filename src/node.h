@@ -55,6 +55,8 @@ int node_new(Daemon *d, const ConfigNode *cn, Node **ret);
 /* Closes every session (their streams end) and frees; accepts NULL. */
 Node *node_free(Node *n);
 void node_start(Node *n);
+/* Close every session politely (SSH disconnect) and stop reconnecting. */
+void node_disconnect(Node *n, const char *why);
 
 const char *node_name(const Node *n);
 const ConfigNode *node_config(const Node *n);

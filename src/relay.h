@@ -1,2 +1,28 @@
-/* placeholder */
+/* One forwarded stream: a client socket on one side, an open SSH channel on
+ * the other, bytes both ways with back-pressure and half-close, until both
+ * directions end or either side fails. */
 #pragma once
+
+#include <stddef.h>
+
+#include "session.h"
+
+typedef struct Daemon Daemon;
+typedef struct Node Node;
+typedef struct Relay Relay;
+
+typedef struct RelayParams {
+        const char *node;   /* node name, for logs */
+        const char *target; /* "host:port" as the client asked, for logs */
+        const char *client; /* peer description, for logs */
+        const void *head;   /* sent to the client before any node byte (the 200 reply) */
+        size_t head_len;
+        const void *early;  /* client bytes that came with the request head */
+        size_t early_len;
+} RelayParams;
+
+/* Take over 'fd' and the open channel 'ch' and start relaying. On failure
+ * the caller still owns both. */
+int relay_new(Daemon *d, int fd, SessionChannel *ch, const RelayParams *p, Relay **ret);
+/* Abort the stream: close the client socket, drop the channel. Accepts NULL. */
+Relay *relay_free(Relay *r);

@@ -1,1 +1,1438 @@
-/* session: not written yet */
+/* One SSH connection: connect, key exchange, host key, auth, liveness and the
+ * channels over it, driven by a non-blocking libssh2 session on the loop.
+ *
+ * Two rules from libssh2 1.10 shape this file (see LIBSSH2.md):
+ *  - libssh2 never sees a short or failed send: the send callback appends to
+ *    our own output queue, which the loop flushes when the socket is
+ *    writable. Channel writes stop while that queue is above its high-water
+ *    mark, so it stays bounded.
+ *  - any libssh2 call may read packets for every channel, so after any call
+ *    every channel with room is pumped again, until nothing moves.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <libssh2.h>
+#include <systemd/sd-event.h>
+
+#include "address.h"
+#include "daemon.h"
+#include "hostkey.h"
+#include "identity.h"
+#include "list.h"
+#include "log.h"
+#include "node.h"
+#include "resolve.h"
+#include "session.h"
+
+/* Per-channel buffers: bounded, so a slow reader costs at most this plus
+ * one SSH window (CHANNEL_WINDOW) of memory. */
+#define CHANNEL_RX_MAX (256 * 1024)
+#define CHANNEL_TX_MAX (256 * 1024)
+/* Receive window we grant the node per channel, and the largest packet we
+ * accept (never above 32768: libssh2 kills the session on larger ones). */
+#define CHANNEL_WINDOW (2 * 1024 * 1024)
+#define CHANNEL_PACKET 32768
+/* Largest single libssh2_channel_write(): one SSH packet's worth. */
+#define CHANNEL_WRITE_CHUNK 32700
+/* Above this, no channel writes until the socket drains. */
+#define OUTQ_HIGH (512 * 1024)
+/* Extra headroom for non-channel packets (window adjusts, EOF, keepalive). */
+#define OUTQ_HARD_LIMIT (64 * 1024 * 1024)
+
+/* Host-key algorithms libssh2 1.10 can verify (no -cert: its init is NULL). */
+#define HOSTKEY_METHODS "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521"
+
+/* An open of this unknown channel type is refused by sshd and dropbear at
+ * debug level only: a round trip that costs nothing on the node. Used for
+ * liveness when the node allows no session channel. */
+#define LIVENESS_CHANNEL_TYPE "liveness@sshtund"
+/* The env request used as liveness round trip on the control channel; sshd
+ * ignores names outside AcceptEnv and answers "failure". */
+#define LIVENESS_ENV_NAME "SSHTUND_LIVENESS"
+
+typedef enum ChannelKind {
+        CHANNEL_USER,     /* direct-tcpip for a client */
+        CHANNEL_CONTROL,  /* our "session" channel, carrier of liveness requests */
+        CHANNEL_LIVENESS, /* unknown-type open: a round trip, never really opens */
+} ChannelKind;
+
+typedef enum ChannelState {
+        CHANNEL_QUEUED,  /* waiting in the open FIFO */
+        CHANNEL_OPEN,
+        CHANNEL_CLOSING, /* libssh2_channel_free() until it returns 0 */
+} ChannelState;
+
+struct SessionChannel {
+        Session *session;
+        LIST_FIELDS(SessionChannel, link);
+        ChannelKind kind;
+        ChannelState state;
+        bool abandoned; /* the user closed it; no callbacks */
+
+        LIBSSH2_CHANNEL *ch;
+        uint8_t *open_msg; /* direct-tcpip request data */
+        size_t open_msg_len;
+
+        const ChannelCallbacks *cb;
+        void *userdata;
+
+        Buffer rx, tx;
+        bool rx_eof;
+        bool tx_shutdown;
+        bool eof_sent;
+        bool tx_blocked; /* tx filled up: signal writable when it drains */
+        uint64_t bytes_rx, bytes_tx;
+};
+
+struct Session {
+        Daemon *daemon;
+        Node *node;
+        char *node_name;
+        char *address;
+        uint16_t port;
+        unsigned index;
+
+        SessionState state;
+        SessionFailure failure;
+        char *last_error;
+        char host_key[HOSTKEY_FINGERPRINT_MAX];
+        bool have_slot;
+
+        ResolveQuery *resolve;
+        struct sockaddr_storage addrs[8];
+        socklen_t addr_lens[8];
+        unsigned n_addrs, addr_next;
+
+        int fd;
+        uint16_t local_port;
+        sd_event_source *io;
+        sd_event_source *timer; /* connect timeout, then liveness ticks */
+        sd_event_source *defer; /* coalesced "run the pump" requests */
+        LIBSSH2_SESSION *ssh;
+
+        Buffer outq;
+        bool rx_drained; /* last recv() said EAGAIN and epoll has not woken us */
+        bool dead;       /* the socket is gone: callbacks fail fast */
+        uint64_t rx_total;
+
+        SessionChannel *opens;    /* FIFO, head in flight */
+        SessionChannel *channels; /* open */
+        SessionChannel *closing;
+        SessionChannel *control;
+        unsigned n_user; /* user channels queued or open */
+
+        /* liveness */
+        bool liveness_pending;
+        unsigned liveness_missed;
+        uint64_t rx_at_tick;
+        usec_t ready_since;
+        usec_t up_duration;
+
+        bool processing, reprocess;
+};
+
+static const char *const state_names[_SESSION_STATE_MAX] = {
+        [SESSION_IDLE] = "idle",
+        [SESSION_WAITING] = "waiting",
+        [SESSION_RESOLVING] = "resolving",
+        [SESSION_CONNECTING] = "connecting",
+        [SESSION_HANDSHAKING] = "handshaking",
+        [SESSION_AUTHENTICATING] = "authenticating",
+        [SESSION_READY] = "ready",
+        [SESSION_FAILED] = "failed",
+};
+
+const char *session_state_to_string(SessionState s) {
+        return s < _SESSION_STATE_MAX ? state_names[s] : "?";
+}
+
+static const ConfigSsh *session_cfg(const Session *s) {
+        return &daemon_config(s->daemon)->ssh;
+}
+
+static void session_process(Session *s);
+static void session_fail(Session *s, SessionFailure f, const char *fmt, ...) _printf_(3, 4);
+static void session_update_io(Session *s);
+static void session_kick(Session *s);
+
+/* --- libssh2 I/O callbacks -------------------------------------------- */
+
+static LIBSSH2_SEND_FUNC(session_send_cb) {
+        Session *s = *abstract;
+
+        if (s->dead)
+                return -EPIPE;
+        if (buffer_len(&s->outq) + length > OUTQ_HARD_LIMIT)
+                return -ENOBUFS;
+        if (buffer_append_force(&s->outq, buffer, length) < 0)
+                return -ENOMEM;
+        return (ssize_t) length;
+}
+
+static LIBSSH2_RECV_FUNC(session_recv_cb) {
+        Session *s = *abstract;
+        ssize_t n;
+
+        if (s->dead)
+                return -ECONNRESET;
+        /* libssh2 polls the socket from every channel call; one EAGAIN per
+         * wakeup is enough, the rest would be wasted syscalls */
+        if (s->rx_drained)
+                return -EAGAIN;
+        n = recv(s->fd, buffer, length, MSG_DONTWAIT);
+        if (n < 0) {
+                if (errno == EAGAIN || errno == EINTR) {
+                        s->rx_drained = true;
+                        return -EAGAIN;
+                }
+                return -errno;
+        }
+        if (n == 0)
+                return -ECONNRESET; /* libssh2 treats 0 as an error anyway */
+        s->rx_total += (uint64_t) n;
+        return n;
+}
+
+/* --- output --------------------------------------------------------------- */
+
+static int session_flush(Session *s) {
+        while (!buffer_empty(&s->outq)) {
+                ssize_t n = buffer_write_fd(&s->outq, s->fd);
+                if (n == -EAGAIN || n == -EINTR)
+                        return 0;
+                if (n < 0)
+                        return (int) n;
+        }
+        return 0;
+}
+
+static void session_update_io(Session *s) {
+        uint32_t events;
+
+        if (!s->io)
+                return;
+        if (s->state == SESSION_CONNECTING)
+                events = EPOLLOUT;
+        else {
+                /* without a control channel, bytes nobody asked for stay in
+                 * the kernel: stop polling for them (level-triggered epoll
+                 * would spin) until a channel or an open wants to read */
+                bool stalled = s->state == SESSION_READY && !s->rx_drained && !s->control && !s->opens;
+                events = (stalled ? 0 : EPOLLIN) | (buffer_empty(&s->outq) ? 0 : EPOLLOUT);
+        }
+        (void) sd_event_source_set_io_events(s->io, events);
+}
+
+/* --- channels ------------------------------------------------------------- */
+
+static SessionChannel *channel_new(Session *s, ChannelKind kind) {
+        SessionChannel *ch = calloc(1, sizeof(*ch));
+        if (!ch)
+                return NULL;
+        ch->session = s;
+        ch->kind = kind;
+        buffer_init(&ch->rx, CHANNEL_RX_MAX);
+        buffer_init(&ch->tx, CHANNEL_TX_MAX);
+        return ch;
+}
+
+static void channel_free(SessionChannel *ch) {
+        buffer_done(&ch->rx);
+        buffer_done(&ch->tx);
+        free(ch->open_msg);
+        free(ch);
+}
+
+static void channel_unlink(SessionChannel *ch) {
+        Session *s = ch->session;
+
+        switch (ch->state) {
+        case CHANNEL_QUEUED:
+                LIST_REMOVE(link, s->opens, ch);
+                break;
+        case CHANNEL_OPEN:
+                LIST_REMOVE(link, s->channels, ch);
+                break;
+        case CHANNEL_CLOSING:
+                LIST_REMOVE(link, s->closing, ch);
+                break;
+        }
+        if (ch->kind == CHANNEL_USER && ch->state != CHANNEL_CLOSING)
+                s->n_user--;
+        if (s->control == ch)
+                s->control = NULL;
+}
+
+/* Hand an open libssh2 channel to the closing list, or drop a queued one. */
+static void channel_retire(SessionChannel *ch) {
+        Session *s = ch->session;
+
+        channel_unlink(ch);
+        if (!ch->ch) {
+                channel_free(ch);
+                return;
+        }
+        ch->abandoned = true;
+        ch->state = CHANNEL_CLOSING;
+        buffer_done(&ch->rx);
+        buffer_done(&ch->tx);
+        LIST_PREPEND(link, s->closing, ch);
+}
+
+/* Tell the user its channel failed and forget it. */
+static void channel_fail(SessionChannel *ch, int error, const char *reason) {
+        bool was_open = ch->state == CHANNEL_OPEN;
+        bool notify = !ch->abandoned && ch->kind == CHANNEL_USER;
+
+        /* abandoned first: a session_channel_close() from the callback is a no-op */
+        ch->abandoned = true;
+        if (notify) {
+                if (was_open)
+                        ch->cb->failed(ch, error, reason, ch->userdata);
+                else
+                        ch->cb->opened(ch, error, reason, ch->userdata);
+        }
+        channel_retire(ch);
+}
+
+static bool channel_tx_finished(const SessionChannel *ch) {
+        return buffer_empty(&ch->tx) && (!ch->tx_shutdown || ch->eof_sent);
+}
+
+static bool is_channel_error(int rc) {
+        switch (rc) {
+        case LIBSSH2_ERROR_CHANNEL_OUTOFORDER:
+        case LIBSSH2_ERROR_CHANNEL_FAILURE:
+        case LIBSSH2_ERROR_CHANNEL_REQUEST_DENIED:
+        case LIBSSH2_ERROR_CHANNEL_UNKNOWN:
+        case LIBSSH2_ERROR_CHANNEL_WINDOW_EXCEEDED:
+        case LIBSSH2_ERROR_CHANNEL_PACKET_EXCEEDED:
+        case LIBSSH2_ERROR_CHANNEL_CLOSED:
+        case LIBSSH2_ERROR_CHANNEL_EOF_SENT:
+                return true;
+        default:
+                return false;
+        }
+}
+
+static const char *ssh_error_text(Session *s) {
+        char *msg = NULL;
+        libssh2_session_last_error(s->ssh, &msg, NULL, 0);
+        return msg && *msg ? msg : "unknown error";
+}
+
+/* Build the RFC 4254 direct-tcpip open data. */
+static int channel_set_target(SessionChannel *ch, const char *host, uint16_t port, const char *orig_host,
+                              uint16_t orig_port) {
+        size_t hl = strlen(host), ol = strlen(orig_host);
+        uint8_t *p;
+
+        if (hl > 1024 || ol > 1024)
+                return -EINVAL;
+        ch->open_msg_len = 4 + hl + 4 + 4 + ol + 4;
+        ch->open_msg = p = malloc(ch->open_msg_len);
+        if (!p)
+                return -ENOMEM;
+#define PUT32(v)                                    \
+        do {                                        \
+                uint32_t _v = htonl((uint32_t) (v)); \
+                memcpy(p, &_v, 4);                  \
+                p += 4;                             \
+        } while (0)
+        PUT32(hl);
+        memcpy(p, host, hl);
+        p += hl;
+        PUT32(port);
+        PUT32(ol);
+        memcpy(p, orig_host, ol);
+        p += ol;
+        PUT32(orig_port);
+#undef PUT32
+        return 0;
+}
+
+static void liveness_answered(Session *s) {
+        s->liveness_pending = false;
+        s->liveness_missed = 0;
+}
+
+/* Drive the head of the open FIFO. libssh2 keeps one open in flight per
+ * session and must be called again with the same arguments until it ends. */
+static int session_drive_opens(Session *s, bool *progress) {
+        SessionChannel *ch;
+
+        while ((ch = s->opens)) {
+                LIBSSH2_CHANNEL *c;
+
+                switch (ch->kind) {
+                case CHANNEL_USER:
+                        c = libssh2_channel_open_ex(s->ssh, "direct-tcpip", strlen("direct-tcpip"),
+                                                    CHANNEL_WINDOW, CHANNEL_PACKET, (const char *) ch->open_msg,
+                                                    (unsigned) ch->open_msg_len);
+                        break;
+                case CHANNEL_CONTROL:
+                        c = libssh2_channel_open_ex(s->ssh, "session", strlen("session"), 64 * 1024,
+                                                    CHANNEL_PACKET, NULL, 0);
+                        break;
+                default:
+                        c = libssh2_channel_open_ex(s->ssh, LIVENESS_CHANNEL_TYPE,
+                                                    strlen(LIVENESS_CHANNEL_TYPE), 64 * 1024, CHANNEL_PACKET,
+                                                    NULL, 0);
+                        break;
+                }
+
+                if (!c) {
+                        int e = libssh2_session_last_errno(s->ssh);
+                        if (e == LIBSSH2_ERROR_EAGAIN)
+                                return 0;
+                        if (!is_channel_error(e))
+                                return e;
+                        /* the node answered: refused */
+                        *progress = true;
+                        if (ch->kind == CHANNEL_LIVENESS) {
+                                liveness_answered(s);
+                                channel_unlink(ch);
+                                channel_free(ch);
+                        } else if (ch->kind == CHANNEL_CONTROL) {
+                                log_node(LOG_DEBUG, s->node_name,
+                                         "session channel refused (%s): liveness by channel-open round trips",
+                                         ssh_error_text(s));
+                                liveness_answered(s);
+                                channel_unlink(ch);
+                                channel_free(ch);
+                        } else {
+                                const char *why = ssh_error_text(s);
+                                const char *paren = strchr(why, '(');
+                                char reason[128];
+                                /* "Channel open failure (connect failed)" → "connect failed" */
+                                if (paren) {
+                                        snprintf(reason, sizeof(reason), "%s", paren + 1);
+                                        char *close = strchr(reason, ')');
+                                        if (close)
+                                                *close = 0;
+                                } else
+                                        snprintf(reason, sizeof(reason), "%s", why);
+                                channel_fail(ch, -ECONNREFUSED, reason);
+                        }
+                        continue;
+                }
+
+                *progress = true;
+                libssh2_channel_set_blocking(c, 0);
+                channel_unlink(ch);
+                if (ch->kind == CHANNEL_USER)
+                        s->n_user++; /* unlink counted it out; it stays a user channel */
+                ch->ch = c;
+                ch->state = CHANNEL_OPEN;
+                LIST_PREPEND(link, s->channels, ch);
+
+                if (ch->kind == CHANNEL_LIVENESS) {
+                        /* a server that opens anything: answered all the same */
+                        liveness_answered(s);
+                        channel_retire(ch);
+                } else if (ch->kind == CHANNEL_CONTROL) {
+                        s->control = ch;
+                        liveness_answered(s);
+                } else if (ch->abandoned)
+                        channel_retire(ch);
+                else
+                        ch->cb->opened(ch, 0, NULL, ch->userdata);
+        }
+        return 0;
+}
+
+/* Write tx into the channel while the window and the output queue allow.
+ * Returns a libssh2 error that ends the session, 1 if the channel failed
+ * (and is gone), else 0. */
+static int channel_flush_tx(SessionChannel *ch, bool *progress) {
+        Session *s = ch->session;
+
+        while (!buffer_empty(&ch->tx) && buffer_len(&s->outq) < OUTQ_HIGH) {
+                ssize_t n = libssh2_channel_write(ch->ch, (const char *) buffer_head(&ch->tx),
+                                                  MIN(buffer_len(&ch->tx), (size_t) CHANNEL_WRITE_CHUNK));
+                if (n > 0) {
+                        buffer_consume(&ch->tx, (size_t) n);
+                        ch->bytes_tx += (uint64_t) n;
+                        *progress = true;
+                        continue;
+                }
+                if (n == 0 || n == LIBSSH2_ERROR_EAGAIN)
+                        break; /* the node's window is shut */
+                if (!is_channel_error((int) n))
+                        return (int) n;
+                *progress = true;
+                channel_fail(ch, -EPIPE, ssh_error_text(s));
+                return 1;
+        }
+        if (ch->tx_shutdown && !ch->eof_sent && buffer_empty(&ch->tx)) {
+                int rc = libssh2_channel_send_eof(ch->ch);
+                if (rc == LIBSSH2_ERROR_EAGAIN)
+                        return 0;
+                if (rc < 0 && !is_channel_error(rc))
+                        return rc;
+                /* sent, or the node closed first and needs no EOF */
+                ch->eof_sent = true;
+                *progress = true;
+        }
+        return 0;
+}
+
+/* Liveness round trips ride on the control channel as env requests. */
+static int control_pump(SessionChannel *ch, bool *progress) {
+        Session *s = ch->session;
+
+        if (s->liveness_pending) {
+                int rc = libssh2_channel_setenv_ex(ch->ch, LIVENESS_ENV_NAME, strlen(LIVENESS_ENV_NAME), "1", 1);
+                if (rc == LIBSSH2_ERROR_EAGAIN)
+                        return 0;
+                if (rc != 0 && !is_channel_error(rc))
+                        return rc;
+                liveness_answered(s);
+                *progress = true;
+                if (rc == LIBSSH2_ERROR_CHANNEL_CLOSED || rc == LIBSSH2_ERROR_CHANNEL_UNKNOWN)
+                        channel_retire(ch);
+                return 0;
+        }
+        if (libssh2_channel_eof(ch->ch))
+                channel_retire(ch);
+        return 0;
+}
+
+/* Read what the node sent into rx while there is room. Returns a libssh2
+ * error that ends the session, 1 if the channel failed, else 0; *got tells
+ * whether rx or the EOF flag changed. */
+static int channel_fill_rx(SessionChannel *ch, bool *got) {
+        Session *s = ch->session;
+
+        while (!ch->rx_eof && buffer_room(&ch->rx) > 0) {
+                unsigned long avail = 0;
+                ssize_t n;
+
+                libssh2_channel_window_read_ex(ch->ch, &avail, NULL);
+                if (avail > 0) {
+                        size_t size;
+                        uint8_t *p = buffer_reserve(&ch->rx, MIN((size_t) avail, buffer_room(&ch->rx)), &size);
+                        if (!p)
+                                return LIBSSH2_ERROR_ALLOC;
+                        n = libssh2_channel_read(ch->ch, (char *) p, size);
+                        if (n > 0)
+                                buffer_commit(&ch->rx, (size_t) n);
+                        else if (buffer_empty(&ch->rx))
+                                buffer_consume(&ch->rx, 0);
+                } else {
+                        /* nothing queued: a small read runs the transport and
+                         * tells EOF apart, without allocating the buffer */
+                        char scratch[512];
+                        n = libssh2_channel_read(ch->ch, scratch, MIN(sizeof(scratch), buffer_room(&ch->rx)));
+                        if (n > 0 && buffer_append(&ch->rx, scratch, (size_t) n) != n)
+                                return LIBSSH2_ERROR_ALLOC;
+                }
+                if (n > 0) {
+                        ch->bytes_rx += (uint64_t) n;
+                        *got = true;
+                        continue;
+                }
+                if (n == 0) {
+                        if (libssh2_channel_eof(ch->ch)) {
+                                ch->rx_eof = true;
+                                *got = true;
+                        }
+                        break;
+                }
+                if (n == LIBSSH2_ERROR_EAGAIN)
+                        break;
+                if (!is_channel_error((int) n))
+                        return (int) n;
+                channel_fail(ch, -ECONNRESET, ssh_error_text(s));
+                return 1;
+        }
+        return 0;
+}
+
+/* Move what can move for one open channel. Returns a libssh2 error that
+ * ends the session, else 0. */
+static int channel_pump(SessionChannel *ch, bool *progress) {
+        bool got = false;
+        int r;
+
+        if (ch->kind == CHANNEL_CONTROL)
+                return control_pump(ch, progress);
+
+        if (ch->abandoned) {
+                /* closed by its user with bytes still to send: finish them */
+                r = channel_flush_tx(ch, progress);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+                if (channel_tx_finished(ch)) {
+                        channel_retire(ch);
+                        *progress = true;
+                }
+                return 0;
+        }
+
+        /* node → client */
+        r = channel_fill_rx(ch, &got);
+        if (r != 0) {
+                *progress = true;
+                return r < 0 ? r : 0;
+        }
+        if (got) {
+                *progress = true;
+                ch->cb->readable(ch, ch->userdata);
+                if (ch->state != CHANNEL_OPEN || ch->abandoned)
+                        return 0; /* the user closed it from the callback */
+        }
+
+        /* client → node */
+        r = channel_flush_tx(ch, progress);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        if (ch->tx_blocked && buffer_room(&ch->tx) >= CHANNEL_TX_MAX / 2) {
+                ch->tx_blocked = false;
+                ch->cb->writable(ch, ch->userdata);
+        }
+        return 0;
+}
+
+static int session_drive_closing(Session *s, bool *progress) {
+        SessionChannel *ch, *next;
+
+        LIST_FOREACH_SAFE(link, ch, next, s->closing) {
+                int rc = libssh2_channel_free(ch->ch);
+                if (rc == LIBSSH2_ERROR_EAGAIN)
+                        continue;
+                /* freed, or failed for good: either way libssh2 let go of it */
+                ch->ch = NULL;
+                LIST_REMOVE(link, s->closing, ch);
+                channel_free(ch);
+                *progress = true;
+                if (rc < 0 && !is_channel_error(rc))
+                        return rc;
+        }
+        return 0;
+}
+
+static int session_pump(Session *s) {
+        bool progress;
+        int r;
+
+        do {
+                SessionChannel *ch, *next;
+
+                progress = false;
+                r = session_drive_opens(s, &progress);
+                if (r < 0)
+                        return r;
+                LIST_FOREACH_SAFE(link, ch, next, s->channels) {
+                        r = channel_pump(ch, &progress);
+                        if (r < 0)
+                                return r;
+                        if (s->state != SESSION_READY)
+                                return 0;
+                        /* a callback may have retired the next one too */
+                        if (next && next->state != CHANNEL_OPEN)
+                                break;
+                }
+                r = session_drive_closing(s, &progress);
+                if (r < 0)
+                        return r;
+                if (buffer_len(&s->outq) >= OUTQ_HIGH) {
+                        r = session_flush(s);
+                        if (r < 0)
+                                return LIBSSH2_ERROR_SOCKET_SEND;
+                }
+                if (!progress && !s->rx_drained && s->control) {
+                        /* bytes wait in the kernel that no channel asked for
+                         * (all full, or none): reading the control channel
+                         * runs the transport until EAGAIN and moves them into
+                         * libssh2's queues, where the windows bound them */
+                        char scratch[256];
+                        ssize_t n = libssh2_channel_read(s->control->ch, scratch, sizeof(scratch));
+                        if (n < 0 && n != LIBSSH2_ERROR_EAGAIN && !is_channel_error((int) n))
+                                return (int) n;
+                        /* drained now: other channels may have data queued */
+                        progress = n > 0 || s->rx_drained;
+                }
+        } while (progress && s->state == SESSION_READY);
+        return 0;
+}
+
+/* --- connection setup ----------------------------------------------------- */
+
+static void session_release_slot(Session *s) {
+        if (s->have_slot) {
+                s->have_slot = false;
+                daemon_handshake_release(s->daemon);
+        }
+}
+
+static void session_set_state(Session *s, SessionState st) {
+        if (s->state == st)
+                return;
+        s->state = st;
+        node_session_changed(s->node, s);
+}
+
+/* Everything that holds the connection goes; channels fail. */
+static void session_teardown(Session *s, int channel_error, const char *why) {
+        SessionChannel *ch;
+
+        /* from here on libssh2's I/O callbacks fail and no new channel opens */
+        s->dead = true;
+        s->resolve = resolve_cancel(s->resolve);
+        daemon_handshake_cancel(s->daemon, s);
+        session_release_slot(s);
+        s->timer = sd_event_source_disable_unref(s->timer);
+        s->io = sd_event_source_disable_unref(s->io);
+        if (s->defer)
+                (void) sd_event_source_set_enabled(s->defer, SD_EVENT_OFF);
+
+        /* user channels learn first, while their objects still exist */
+        while ((ch = s->opens) || (ch = s->channels)) {
+                if (ch->kind == CHANNEL_USER && !ch->abandoned) {
+                        ch->ch = NULL; /* libssh2 frees it with the session */
+                        channel_fail(ch, channel_error, why);
+                } else {
+                        channel_unlink(ch);
+                        ch->ch = NULL;
+                        channel_free(ch);
+                }
+        }
+        while ((ch = s->closing)) {
+                LIST_REMOVE(link, s->closing, ch);
+                channel_free(ch);
+        }
+
+        s->dead = true;
+        if (s->fd >= 0)
+                (void) shutdown(s->fd, SHUT_RDWR);
+        if (s->ssh) {
+                /* with the socket shut, libssh2 frees without waiting */
+                libssh2_session_free(s->ssh);
+                s->ssh = NULL;
+        }
+        s->fd = safe_close(s->fd);
+        buffer_done(&s->outq);
+        s->rx_drained = false;
+        s->local_port = 0;
+        s->liveness_pending = false;
+        s->liveness_missed = 0;
+        if (s->ready_since)
+                s->up_duration = now_usec(CLOCK_MONOTONIC) - s->ready_since;
+        s->ready_since = 0;
+        s->n_user = 0;
+}
+
+static void session_fail(Session *s, SessionFailure f, const char *fmt, ...) {
+        char buf[512];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+
+        free(s->last_error);
+        s->last_error = strdup(buf);
+        s->failure = f;
+        session_teardown(s, -ECONNABORTED, buf);
+        session_set_state(s, SESSION_FAILED);
+}
+
+static int on_session_timer(sd_event_source *es, uint64_t usec, void *userdata);
+
+static int session_arm_timer(Session *s, usec_t after) {
+        usec_t when = now_usec(CLOCK_MONOTONIC) + after;
+        int r;
+
+        if (s->timer) {
+                r = sd_event_source_set_time(s->timer, when);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);
+                return r;
+        }
+        r = sd_event_add_time(daemon_event(s->daemon), &s->timer, CLOCK_MONOTONIC, when, 10 * USEC_PER_MSEC,
+                              on_session_timer, s);
+        if (r >= 0)
+                (void) sd_event_source_set_description(s->timer, "session-timer");
+        return r;
+}
+
+static const char *format_sockaddr(const struct sockaddr_storage *sa, char *buf, size_t size) {
+        char host[INET6_ADDRSTRLEN] = "?";
+        uint16_t port = 0;
+
+        if (sa->ss_family == AF_INET) {
+                const struct sockaddr_in *in = (const struct sockaddr_in *) sa;
+                inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+                port = ntohs(in->sin_port);
+                snprintf(buf, size, "%s:%u", host, port);
+        } else {
+                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) sa;
+                inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+                port = ntohs(in6->sin6_port);
+                snprintf(buf, size, "[%s]:%u", host, port);
+        }
+        return buf;
+}
+
+static int on_session_io(sd_event_source *es, int fd, uint32_t revents, void *userdata);
+
+static void session_connect_next(Session *s);
+
+static void session_start_handshake(Session *s) {
+        const Identity *id = daemon_identity(s->daemon);
+        _cleanup_free_ char *known = NULL, *prefs = NULL;
+        struct sockaddr_storage local;
+        socklen_t len = sizeof(local);
+        int one = 1;
+
+        (void) id;
+        (void) setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (getsockname(s->fd, (struct sockaddr *) &local, &len) == 0)
+                s->local_port = ntohs(local.ss_family == AF_INET ? ((struct sockaddr_in *) &local)->sin_port
+                                                                  : ((struct sockaddr_in6 *) &local)->sin6_port);
+
+        s->ssh = libssh2_session_init_ex(NULL, NULL, NULL, s);
+        if (!s->ssh) {
+                session_fail(s, SESSION_FAILURE_PROTOCOL, "cannot allocate an SSH session");
+                return;
+        }
+        libssh2_session_set_blocking(s->ssh, 0);
+        libssh2_session_callback_set(s->ssh, LIBSSH2_CALLBACK_SEND, (void *) session_send_cb);
+        libssh2_session_callback_set(s->ssh, LIBSSH2_CALLBACK_RECV, (void *) session_recv_cb);
+        /* want_reply = 0: replies would pile up inside libssh2 forever */
+        libssh2_keepalive_config(s->ssh, 0, (unsigned) MAX(1.0, session_cfg(s)->keepalive_interval));
+
+        /* offer the key types known_hosts can verify first */
+        known = known_hosts_types(daemon_known_hosts(s->daemon), s->address, s->port);
+        if (known && *known) {
+                if (asprintf(&prefs, "%s,%s", known, HOSTKEY_METHODS) < 0)
+                        prefs = NULL;
+        }
+        if (libssh2_session_method_pref(s->ssh, LIBSSH2_METHOD_HOSTKEY, prefs ? prefs : HOSTKEY_METHODS) < 0)
+                (void) libssh2_session_method_pref(s->ssh, LIBSSH2_METHOD_HOSTKEY, HOSTKEY_METHODS);
+
+        session_set_state(s, SESSION_HANDSHAKING);
+        session_update_io(s);
+        session_process(s);
+}
+
+static void session_connect_next(Session *s) {
+        const struct sockaddr_storage *sa;
+        int fd, r;
+
+        if (s->addr_next >= s->n_addrs) {
+                /* session_fail already happened for the last address */
+                return;
+        }
+        sa = &s->addrs[s->addr_next];
+        socklen_t salen = s->addr_lens[s->addr_next];
+        s->addr_next++;
+
+        fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+                char a[64];
+                session_fail(s, SESSION_FAILURE_NETWORK, "socket for %s: %s",
+                             format_sockaddr(sa, a, sizeof(a)), strerror(errno));
+                return;
+        }
+        s->fd = fd;
+        s->dead = false;
+
+        /* catch a dead path: keepalives make TCP notice unacked data */
+        int one = 1;
+        unsigned timeout_ms =
+                (unsigned) (session_cfg(s)->keepalive_interval * 1000.0 * (session_cfg(s)->keepalive_count + 1));
+        int idle = (int) MAX(1.0, session_cfg(s)->keepalive_interval);
+        (void) setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+        (void) setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+        (void) setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &idle, sizeof(idle));
+        (void) setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms, sizeof(timeout_ms));
+
+        r = sd_event_add_io(daemon_event(s->daemon), &s->io, fd, EPOLLOUT, on_session_io, s);
+        if (r < 0) {
+                session_fail(s, SESSION_FAILURE_NETWORK, "cannot watch socket: %s", strerror(-r));
+                return;
+        }
+        (void) sd_event_source_set_description(s->io, "session-io");
+
+        session_set_state(s, SESSION_CONNECTING);
+        if (connect(fd, (const struct sockaddr *) sa, salen) < 0 && errno != EINPROGRESS) {
+                char a[64];
+                int e = errno;
+                if (s->addr_next < s->n_addrs) {
+                        s->io = sd_event_source_disable_unref(s->io);
+                        s->fd = safe_close(s->fd);
+                        session_connect_next(s);
+                        return;
+                }
+                session_fail(s, SESSION_FAILURE_NETWORK, "connect to %s: %s", format_sockaddr(sa, a, sizeof(a)),
+                             strerror(e));
+                return;
+        }
+        session_update_io(s);
+}
+
+static void session_connected(Session *s) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+
+        if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+                err = errno;
+        if (err) {
+                char a[64];
+                const struct sockaddr_storage *sa = &s->addrs[s->addr_next - 1];
+                if (s->addr_next < s->n_addrs) {
+                        s->io = sd_event_source_disable_unref(s->io);
+                        s->fd = safe_close(s->fd);
+                        session_connect_next(s);
+                        return;
+                }
+                session_fail(s, SESSION_FAILURE_NETWORK, "connect to %s: %s", format_sockaddr(sa, a, sizeof(a)),
+                             strerror(err));
+                return;
+        }
+        session_start_handshake(s);
+}
+
+static void on_resolved(ResolveQuery *q, int error, const char *message, const struct addrinfo *ai,
+                        void *userdata) {
+        Session *s = userdata;
+
+        s->resolve = NULL;
+        if (error < 0) {
+                session_fail(s, SESSION_FAILURE_NETWORK, "cannot resolve %s: %s", s->address,
+                             message ? message : strerror(-error));
+                return;
+        }
+        s->n_addrs = s->addr_next = 0;
+        for (; ai && s->n_addrs < ELEMENTSOF(s->addrs); ai = ai->ai_next) {
+                if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+                        continue;
+                memcpy(&s->addrs[s->n_addrs], ai->ai_addr, ai->ai_addrlen);
+                s->addr_lens[s->n_addrs] = ai->ai_addrlen;
+                s->n_addrs++;
+        }
+        if (s->n_addrs == 0) {
+                session_fail(s, SESSION_FAILURE_NETWORK, "%s has no IPv4 or IPv6 address", s->address);
+                return;
+        }
+        session_connect_next(s);
+}
+
+/* We hold a handshake slot: resolve (if needed) and connect. */
+static void session_begin(void *userdata) {
+        Session *s = userdata;
+        IpAddr ip;
+        int r;
+
+        s->have_slot = true;
+        r = session_arm_timer(s, sec_to_usec(session_cfg(s)->connect_timeout));
+        if (r < 0) {
+                session_fail(s, SESSION_FAILURE_NETWORK, "cannot arm timer: %s", strerror(-r));
+                return;
+        }
+
+        if (ipaddr_parse(s->address, &ip) == 0) {
+                struct sockaddr_storage *sa = &s->addrs[0];
+                memset(sa, 0, sizeof(*sa));
+                if (ip.family == AF_INET) {
+                        struct sockaddr_in *in = (struct sockaddr_in *) sa;
+                        in->sin_family = AF_INET;
+                        in->sin_port = htons(s->port);
+                        memcpy(&in->sin_addr, ip.bytes, 4);
+                        s->addr_lens[0] = sizeof(*in);
+                } else {
+                        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) sa;
+                        in6->sin6_family = AF_INET6;
+                        in6->sin6_port = htons(s->port);
+                        memcpy(&in6->sin6_addr, ip.bytes, 16);
+                        s->addr_lens[0] = sizeof(*in6);
+                }
+                s->n_addrs = 1;
+                s->addr_next = 0;
+                session_connect_next(s);
+                return;
+        }
+
+        session_set_state(s, SESSION_RESOLVING);
+        r = resolve_start(daemon_event(s->daemon), s->address, s->port, on_resolved, s, &s->resolve);
+        if (r < 0)
+                session_fail(s, SESSION_FAILURE_NETWORK, "cannot resolve %s: %s", s->address, strerror(-r));
+}
+
+void session_connect(Session *s) {
+        if (s->state != SESSION_IDLE && s->state != SESSION_FAILED)
+                return;
+        session_teardown(s, -ECONNABORTED, "reconnecting");
+        s->failure = SESSION_FAILURE_NONE;
+        s->up_duration = 0;
+        if (daemon_handshake_acquire(s->daemon, session_begin, s))
+                session_begin(s);
+        else
+                session_set_state(s, SESSION_WAITING);
+}
+
+/* --- handshake, host key, auth ------------------------------------------- */
+
+static int session_check_host_key(Session *s) {
+        const KnownHosts *kh = daemon_known_hosts(s->daemon);
+        const ConfigSsh *cfg = session_cfg(s);
+        const char *blob;
+        size_t len = 0;
+        int type = 0;
+        char keytype[64] = "unknown";
+
+        blob = libssh2_session_hostkey(s->ssh, &len, &type);
+        if (!blob || len == 0) {
+                session_fail(s, SESSION_FAILURE_PROTOCOL, "the node sent no host key");
+                return -EPROTO;
+        }
+        hostkey_fingerprint(blob, len, s->host_key, sizeof(s->host_key));
+        (void) hostkey_type(blob, len, keytype, sizeof(keytype));
+
+        switch (known_hosts_check(kh, s->address, s->port, blob, len)) {
+        case HOSTKEY_OK:
+                return 0;
+        case HOSTKEY_REVOKED:
+                session_fail(s, SESSION_FAILURE_HOSTKEY_MISMATCH, "host key %s %s is revoked in %s", keytype,
+                             s->host_key, cfg->known_hosts);
+                return -EPERM;
+        case HOSTKEY_MISMATCH:
+                session_fail(s, SESSION_FAILURE_HOSTKEY_MISMATCH,
+                             "HOST KEY MISMATCH: the node presented %s %s, which is not the key %s holds for it",
+                             keytype, s->host_key, cfg->known_hosts);
+                return -EPERM;
+        case HOSTKEY_UNKNOWN:
+        default:
+                if (cfg->host_key_policy == HOST_KEY_POLICY_ACCEPT_NEW) {
+                        int r = known_hosts_append(cfg->known_hosts, s->address, s->port, blob, len);
+                        if (r < 0) {
+                                session_fail(s, SESSION_FAILURE_HOSTKEY_UNKNOWN,
+                                             "cannot record host key %s %s in %s: %s", keytype, s->host_key,
+                                             cfg->known_hosts, strerror(-r));
+                                return r;
+                        }
+                        log_node(LOG_NOTICE, s->node_name, "recorded new host key %s %s in %s (accept-new)",
+                                 keytype, s->host_key, cfg->known_hosts);
+                        return 0;
+                }
+                session_fail(s, SESSION_FAILURE_HOSTKEY_UNKNOWN,
+                             "host key %s %s is not in %s (add it after checking it: sshtunctl hostkeys scan)",
+                             keytype, s->host_key, cfg->known_hosts);
+                return -EPERM;
+        }
+}
+
+static int session_step_handshake(Session *s) {
+        int rc = libssh2_session_handshake(s->ssh, s->fd);
+
+        if (rc == LIBSSH2_ERROR_EAGAIN)
+                return 0;
+        if (rc != 0) {
+                const char *why = ssh_error_text(s);
+                if (rc == LIBSSH2_ERROR_SOCKET_RECV || rc == LIBSSH2_ERROR_SOCKET_DISCONNECT)
+                        session_fail(s, SESSION_FAILURE_NETWORK, "connection closed during key exchange (%s)",
+                                     why);
+                else
+                        session_fail(s, SESSION_FAILURE_PROTOCOL, "key exchange failed: %s", why);
+                return -EPROTO;
+        }
+        if (session_check_host_key(s) < 0)
+                return -EPERM;
+        session_set_state(s, SESSION_AUTHENTICATING);
+        return 1;
+}
+
+static int session_step_auth(Session *s) {
+        const ConfigSsh *cfg = session_cfg(s);
+        const Identity *id = daemon_identity(s->daemon);
+        size_t len;
+        const char *data = identity_data(id, &len);
+        int rc;
+
+        rc = libssh2_userauth_publickey_frommemory(s->ssh, cfg->user, strlen(cfg->user), NULL, 0, data, len,
+                                                   NULL);
+        if (rc == LIBSSH2_ERROR_EAGAIN)
+                return 0;
+        if (rc != 0) {
+                if (rc == LIBSSH2_ERROR_AUTHENTICATION_FAILED || rc == LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED)
+                        session_fail(s, SESSION_FAILURE_AUTH,
+                                     "public key authentication as \"%s\" refused (key %s %s)", cfg->user,
+                                     identity_type(id), identity_fingerprint(id));
+                else if (rc == LIBSSH2_ERROR_SOCKET_RECV || rc == LIBSSH2_ERROR_SOCKET_DISCONNECT)
+                        session_fail(s, SESSION_FAILURE_NETWORK, "connection closed during authentication (%s)",
+                                     ssh_error_text(s));
+                else
+                        session_fail(s, SESSION_FAILURE_PROTOCOL, "authentication failed: %s", ssh_error_text(s));
+                return -EACCES;
+        }
+
+        session_release_slot(s);
+        s->ready_since = now_usec(CLOCK_MONOTONIC);
+        free(s->last_error);
+        s->last_error = NULL;
+        s->failure = SESSION_FAILURE_NONE;
+
+        /* the control channel goes first: liveness rides on it */
+        SessionChannel *ctl = channel_new(s, CHANNEL_CONTROL);
+        if (!ctl) {
+                session_fail(s, SESSION_FAILURE_PROTOCOL, "out of memory");
+                return -ENOMEM;
+        }
+        LIST_APPEND(link, s->opens, ctl);
+        s->liveness_pending = true;
+        s->rx_at_tick = s->rx_total;
+        (void) session_arm_timer(s, sec_to_usec(cfg->keepalive_interval));
+
+        session_set_state(s, SESSION_READY);
+        return 1;
+}
+
+static void session_process(Session *s) {
+        int r = 0;
+
+        if (s->processing) {
+                s->reprocess = true;
+                return;
+        }
+        s->processing = true;
+        do {
+                s->reprocess = false;
+                switch (s->state) {
+                case SESSION_HANDSHAKING:
+                        r = session_step_handshake(s);
+                        break;
+                case SESSION_AUTHENTICATING:
+                        r = session_step_auth(s);
+                        break;
+                case SESSION_READY:
+                        r = session_pump(s);
+                        if (r < 0) {
+                                int rc = r;
+                                if (rc == LIBSSH2_ERROR_SOCKET_RECV || rc == LIBSSH2_ERROR_SOCKET_DISCONNECT)
+                                        session_fail(s, SESSION_FAILURE_NETWORK, "connection closed by the node");
+                                else
+                                        session_fail(s, SESSION_FAILURE_PROTOCOL, "SSH error %d: %s", rc,
+                                                     s->ssh ? ssh_error_text(s) : "?");
+                                r = -EIO;
+                        }
+                        break;
+                default:
+                        r = 0;
+                }
+                if (r < 0)
+                        break;
+                if (r > 0)
+                        s->reprocess = true; /* state advanced: run the next step now */
+        } while (s->reprocess && s->state >= SESSION_HANDSHAKING && s->state <= SESSION_READY);
+
+        if (s->fd >= 0 && !s->dead) {
+                r = session_flush(s);
+                if (r < 0)
+                        session_fail(s, SESSION_FAILURE_NETWORK, "send to the node: %s", strerror(-r));
+                else
+                        session_update_io(s);
+        }
+        s->processing = false;
+}
+
+/* --- event handlers ------------------------------------------------------- */
+
+static int on_session_io(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+        Session *s = userdata;
+
+        if (s->state == SESSION_CONNECTING) {
+                session_connected(s);
+                return 0;
+        }
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                s->rx_drained = false;
+        if ((revents & (EPOLLHUP | EPOLLERR)) && !(revents & EPOLLIN) && s->state == SESSION_READY &&
+            !s->control && !s->opens) {
+                /* nobody would read the error out of the socket */
+                int err = 0;
+                socklen_t len = sizeof(err);
+                (void) getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+                session_fail(s, SESSION_FAILURE_NETWORK, "connection lost: %s",
+                             err ? strerror(err) : "closed by the node");
+                return 0;
+        }
+        session_process(s);
+        return 0;
+}
+
+static int on_session_defer(sd_event_source *es, void *userdata) {
+        Session *s = userdata;
+        session_process(s);
+        return 0;
+}
+
+static int on_session_timer(sd_event_source *es, uint64_t usec, void *userdata) {
+        Session *s = userdata;
+        const ConfigSsh *cfg = session_cfg(s);
+
+        if (s->state != SESSION_READY) {
+                session_fail(s, SESSION_FAILURE_TIMEOUT, "no SSH session within connect_timeout (%.1f s) while %s",
+                             cfg->connect_timeout, session_state_to_string(s->state));
+                return 0;
+        }
+
+        /* any byte from the node proves sshd alive; silence while a round
+         * trip is outstanding counts as a miss */
+        if (s->rx_total != s->rx_at_tick)
+                s->liveness_missed = 0;
+        else if (s->liveness_pending)
+                s->liveness_missed++;
+        s->rx_at_tick = s->rx_total;
+
+        if (s->liveness_missed >= cfg->keepalive_count) {
+                session_fail(s, SESSION_FAILURE_TIMEOUT, "no answer from the node to %u liveness checks in %.1f s",
+                             s->liveness_missed, cfg->keepalive_interval * s->liveness_missed);
+                return 0;
+        }
+
+        int next = 0;
+        (void) libssh2_keepalive_send(s->ssh, &next);
+        if (!s->liveness_pending) {
+                s->liveness_pending = true;
+                if (!s->control) {
+                        /* no session channel allowed: a refused open is the round trip */
+                        bool queued = false;
+                        for (SessionChannel *c = s->opens; c; c = c->link_next)
+                                if (c->kind != CHANNEL_USER)
+                                        queued = true;
+                        SessionChannel *lc = queued ? NULL : channel_new(s, CHANNEL_LIVENESS);
+                        if (lc)
+                                LIST_APPEND(link, s->opens, lc);
+                        /* a user open stuck at the head (a slow target) delays
+                         * this one: that is not the node's silence */
+                        if (s->opens && s->opens->kind == CHANNEL_USER)
+                                s->liveness_missed = 0;
+                }
+        }
+        (void) session_arm_timer(s, sec_to_usec(cfg->keepalive_interval));
+        session_process(s);
+        return 0;
+}
+
+/* --- public API ------------------------------------------------------------ */
+
+int session_global_init(void) {
+        return libssh2_init(0) == 0 ? 0 : -EIO;
+}
+
+void session_global_done(void) {
+        libssh2_exit();
+}
+
+int session_new(Daemon *d, Node *node, const SessionParams *p, Session **ret) {
+        Session *s;
+        int r;
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->daemon = d;
+        s->node = node;
+        s->fd = -1;
+        s->port = p->port;
+        s->index = p->index;
+        buffer_init(&s->outq, OUTQ_HARD_LIMIT);
+        s->node_name = strdup(p->node_name);
+        s->address = strdup(p->address);
+        if (!s->node_name || !s->address) {
+                session_free(s);
+                return -ENOMEM;
+        }
+        r = sd_event_add_defer(daemon_event(d), &s->defer, on_session_defer, s);
+        if (r < 0) {
+                session_free(s);
+                return r;
+        }
+        (void) sd_event_source_set_enabled(s->defer, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(s->defer, "session-pump");
+        *ret = s;
+        return 0;
+}
+
+Session *session_free(Session *s) {
+        if (!s)
+                return NULL;
+        session_teardown(s, -ECONNABORTED, "session closed");
+        s->defer = sd_event_source_disable_unref(s->defer);
+        free(s->last_error);
+        free(s->node_name);
+        free(s->address);
+        free(s);
+        return NULL;
+}
+
+void session_disconnect(Session *s, const char *why) {
+        if (s->ssh && s->state == SESSION_READY && !s->dead) {
+                (void) libssh2_session_disconnect_ex(s->ssh, SSH_DISCONNECT_BY_APPLICATION, why, "");
+                (void) session_flush(s);
+        }
+        free(s->last_error);
+        s->last_error = strdup(why);
+        s->failure = SESSION_FAILURE_CLOSED;
+        session_teardown(s, -ECONNABORTED, why);
+        session_set_state(s, SESSION_FAILED);
+}
+
+SessionState session_state(const Session *s) {
+        return s->state;
+}
+
+SessionFailure session_failure(const Session *s) {
+        return s->failure;
+}
+
+const char *session_last_error(const Session *s) {
+        return s->last_error;
+}
+
+const char *session_host_key(const Session *s) {
+        return s->host_key[0] ? s->host_key : NULL;
+}
+
+unsigned session_channels(const Session *s) {
+        return s->n_user;
+}
+
+usec_t session_ready_since(const Session *s) {
+        return s->ready_since;
+}
+
+usec_t session_up_duration(const Session *s) {
+        return s->up_duration;
+}
+
+uint16_t session_local_port(const Session *s) {
+        return s->local_port;
+}
+
+static void session_kick(Session *s) {
+        if (s->defer && s->state == SESSION_READY && !s->processing)
+                (void) sd_event_source_set_enabled(s->defer, SD_EVENT_ONESHOT);
+        else if (s->processing)
+                s->reprocess = true;
+}
+
+int session_open_channel(Session *s, const char *host, uint16_t port, const char *orig_host,
+                         uint16_t orig_port, const ChannelCallbacks *cb, void *userdata,
+                         SessionChannel **ret) {
+        SessionChannel *ch;
+        int r;
+
+        if (s->state != SESSION_READY || s->dead)
+                return -ENOTCONN;
+        ch = channel_new(s, CHANNEL_USER);
+        if (!ch)
+                return -ENOMEM;
+        r = channel_set_target(ch, host, port, orig_host, orig_port);
+        if (r < 0) {
+                channel_free(ch);
+                return r;
+        }
+        ch->cb = cb;
+        ch->userdata = userdata;
+        LIST_APPEND(link, s->opens, ch);
+        s->n_user++;
+        session_kick(s);
+        *ret = ch;
+        return 0;
+}
+
+Buffer *session_channel_rx(SessionChannel *ch) {
+        return &ch->rx;
+}
+
+bool session_channel_rx_eof(const SessionChannel *ch) {
+        return ch->rx_eof;
+}
+
+void session_channel_consumed(SessionChannel *ch) {
+        if (buffer_room(&ch->rx) > 0 && !ch->rx_eof)
+                session_kick(ch->session);
+}
+
+Buffer *session_channel_tx(SessionChannel *ch) {
+        return &ch->tx;
+}
+
+size_t session_channel_tx_room(const SessionChannel *ch) {
+        return buffer_room(&ch->tx);
+}
+
+void session_channel_kick(SessionChannel *ch) {
+        if (buffer_room(&ch->tx) == 0)
+                ch->tx_blocked = true;
+        session_kick(ch->session);
+}
+
+void session_channel_shutdown_tx(SessionChannel *ch) {
+        ch->tx_shutdown = true;
+        session_kick(ch->session);
+}
+
+bool session_channel_tx_done(const SessionChannel *ch) {
+        return ch->eof_sent;
+}
+
+void session_channel_set_callbacks(SessionChannel *ch, const ChannelCallbacks *cb, void *userdata) {
+        ch->cb = cb;
+        ch->userdata = userdata;
+}
+
+static void channel_close_internal(SessionChannel *ch, bool graceful) {
+        Session *s = ch->session;
+
+        if (ch->abandoned)
+                return;
+        if (ch->state == CHANNEL_QUEUED) {
+                if (s->opens == ch && s->state == SESSION_READY && !s->dead) {
+                        /* in flight inside libssh2: let the open finish, then close */
+                        ch->abandoned = true;
+                        return;
+                }
+                channel_unlink(ch);
+                channel_free(ch);
+                return;
+        }
+        if (ch->state != CHANNEL_OPEN)
+                return;
+        if (graceful && !channel_tx_finished(ch)) {
+                /* linger: the pump sends what is left, then the EOF, then retires it */
+                ch->abandoned = true;
+                buffer_done(&ch->rx);
+        } else
+                channel_retire(ch);
+        session_kick(s);
+}
+
+void session_channel_close(SessionChannel *ch) {
+        channel_close_internal(ch, true);
+}
+
+void session_channel_abort(SessionChannel *ch) {
+        channel_close_internal(ch, false);
+}
+
+uint64_t session_channel_bytes_rx(const SessionChannel *ch) {
+        return ch->bytes_rx;
+}
+
+uint64_t session_channel_bytes_tx(const SessionChannel *ch) {
+        return ch->bytes_tx;
+}

@@ -68,6 +68,11 @@ typedef struct SessionParams {
         unsigned index;        /* position in the node's pool, for logs */
 } SessionParams;
 
+/* Process-wide SSH library setup, once before anything else (and before any
+ * thread starts). Returns 0 or -EIO. */
+int session_global_init(void);
+void session_global_done(void);
+
 /* A session in SESSION_IDLE; session_connect() starts it. */
 int session_new(Daemon *d, Node *node, const SessionParams *p, Session **ret);
 /* Tears the session down at once (no SSH disconnect): channels fail with
@@ -91,6 +96,9 @@ const char *session_host_key(const Session *s);
 unsigned session_channels(const Session *s);
 /* Monotonic time the session became ready (0 if not ready). */
 usec_t session_ready_since(const Session *s);
+/* For a FAILED session: how long it had been ready before it failed (0 if
+ * it never was). */
+usec_t session_up_duration(const Session *s);
 /* The local port of the TCP connection (0 if none), to find sshd's child. */
 uint16_t session_local_port(const Session *s);
 
@@ -118,9 +126,15 @@ void session_channel_shutdown_tx(SessionChannel *ch);
 /* True once our EOF went out (after shutdown_tx and an empty tx). */
 bool session_channel_tx_done(const SessionChannel *ch);
 
-/* The user is done with the channel: no more callbacks; the session closes
- * and frees it (finishing a pending open first). */
+/* Hand the channel to a new user (the relay after the front door). */
+void session_channel_set_callbacks(SessionChannel *ch, const ChannelCallbacks *cb, void *userdata);
+
+/* The user is done with the channel: no more callbacks. Bytes still in tx
+ * go out first, then the EOF if shutdown_tx was asked for, then the channel
+ * closes; a pending open finishes first and is closed at once. */
 void session_channel_close(SessionChannel *ch);
+/* Like close, but drops what tx still holds: the stream failed. */
+void session_channel_abort(SessionChannel *ch);
 
 /* Byte counters for the stream (node→client, client→node). */
 uint64_t session_channel_bytes_rx(const SessionChannel *ch);

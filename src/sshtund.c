@@ -1,1 +1,161 @@
-int main(void) { return 1; }
+/* sshtund: options, configuration check, logging setup, then the daemon.
+ * It never forks: systemd or start-stop-daemon handle the background. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "identity.h"
+#include "log.h"
+#include "macro.h"
+#include "session.h"
+
+#define EXIT_USAGE 64
+#define EXIT_CONFIG 78
+
+static void usage(FILE *f) {
+        fprintf(f,
+                "Usage: sshtund [-c FILE] [-t] [-d] [--pidfile FILE] [--version]\n"
+                "\n"
+                "SSH-tunnel manager for Kubernetes control planes: keeps SSH sessions to\n"
+                "every node and serves HTTP CONNECT on a local socket.\n"
+                "\n"
+                "  -c, --config FILE   configuration file (default %s)\n"
+                "  -t, --test          check the configuration and exit (0 valid, 78 not)\n"
+                "  -d, --debug         debug logging to stderr\n"
+                "      --pidfile FILE  write the process id to FILE\n"
+                "  -h, --help          this text\n"
+                "      --version       print the version\n",
+                CONFIG_DEFAULT_PATH);
+}
+
+static int write_pidfile(const char *path) {
+        char buf[32];
+        int fd, n;
+
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return -errno;
+        n = snprintf(buf, sizeof(buf), "%d\n", (int) getpid());
+        if (write(fd, buf, (size_t) n) != n) {
+                int r = -errno;
+                close(fd);
+                return r ? r : -EIO;
+        }
+        close(fd);
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        enum { OPT_PIDFILE = 256, OPT_VERSION };
+        static const struct option options[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "test", no_argument, NULL, 't' },
+                { "debug", no_argument, NULL, 'd' },
+                { "pidfile", required_argument, NULL, OPT_PIDFILE },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, OPT_VERSION },
+                {},
+        };
+        const char *config_path = CONFIG_DEFAULT_PATH, *pidfile = NULL;
+        bool test = false, debug = false;
+        _cleanup_free_ char *error = NULL;
+        Config *config = NULL;
+        Identity *identity = NULL;
+        Daemon *d = NULL;
+        int c, r, ret;
+
+        while ((c = getopt_long(argc, argv, "c:tdh", options, NULL)) >= 0) {
+                switch (c) {
+                case 'c':
+                        config_path = optarg;
+                        break;
+                case 't':
+                        test = true;
+                        break;
+                case 'd':
+                        debug = true;
+                        break;
+                case OPT_PIDFILE:
+                        pidfile = optarg;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                case OPT_VERSION:
+                        printf("sshtund %s\n", PACKAGE_VERSION);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return EXIT_USAGE;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "sshtund: unexpected argument '%s'\n", argv[optind]);
+                usage(stderr);
+                return EXIT_USAGE;
+        }
+
+        /* before any thread (the resolver's) exists */
+        if (session_global_init() < 0) {
+                fprintf(stderr, "sshtund: cannot initialise libssh2\n");
+                return 1;
+        }
+
+        r = config_load(config_path, &config, &error);
+        if (r < 0) {
+                fprintf(stderr, "%s\n", error ? error : "sshtund: cannot load the configuration");
+                return EXIT_CONFIG;
+        }
+        if (test) {
+                printf("%s: configuration valid (%zu nodes)\n", config_path, config->n_nodes);
+                config_free(config);
+                return 0;
+        }
+
+        if (debug)
+                log_setup(LOG_TARGET_STDERR, LOG_DEBUG);
+        else
+                log_setup(config->log.target, config->log.level);
+
+        free(error);
+        error = NULL;
+        r = identity_load(config->ssh.identity, &identity, &error);
+        if (r < 0) {
+                log_error("%s: ssh.identity %s: %s", config_path, config->ssh.identity, strna(error));
+                config_free(config);
+                return EXIT_CONFIG;
+        }
+
+        r = daemon_new(config, identity, &d);
+        if (r < 0) {
+                log_error_errno(r, "Cannot set up: %m");
+                config_free(config);
+                identity_free(identity);
+                return 1;
+        }
+        r = daemon_start(d);
+        if (r < 0) {
+                daemon_free(d);
+                return 1;
+        }
+        if (pidfile) {
+                r = write_pidfile(pidfile);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot write %s: %m", pidfile);
+        }
+
+        r = daemon_run(d);
+        ret = r < 0 ? 1 : 0;
+        daemon_free(d);
+        if (pidfile)
+                (void) unlink(pidfile);
+        session_global_done();
+        log_info("Stopped");
+        return ret;
+}
