@@ -119,6 +119,7 @@ typedef struct ConfigKonnectivity {
 
 typedef struct Config {
         char *path;
+        char **files;     /* path, then each @include'd file nodes came from; NULL-terminated */
         ConfigSsh ssh;
         ConfigProxy proxy;
         ConfigProbe probe;
