@@ -1,1 +1,846 @@
-/* admin: not written yet */
+/* The admin API: the listening Unix socket, its connections (one request
+ * each, answered and closed) and the JSON views of the daemon's state. */
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "admin.h"
+#include "buffer.h"
+#include "http.h"
+#include "log.h"
+#include "macro.h"
+#include "node.h"
+
+#define ADMIN_BACKLOG 64
+#define ADMIN_CONNECTIONS_MAX 64
+/* A connection has this long for its whole exchange, request to close. */
+#define ADMIN_TIMEOUT_USEC (10 * USEC_PER_SEC)
+#define ADMIN_TIMER_ACCURACY_USEC (100 * USEC_PER_MSEC)
+/* After a 408 is queued: time left to deliver it. */
+#define ADMIN_GRACE_USEC (1 * USEC_PER_SEC)
+/* Request bodies and trailing junk we read and drop before closing. */
+#define ADMIN_DISCARD_MAX (64 * 1024)
+/* Largest reply body; sshtunctl refuses more than this. */
+#define ADMIN_BODY_MAX (16 * 1024 * 1024)
+#define ADMIN_HEAD_ROOM 1024
+#define ADMIN_ACCEPT_BATCH 16
+/* Out of file descriptors: stop accepting for a while instead of spinning. */
+#define ADMIN_ACCEPT_PAUSE_USEC (250 * USEC_PER_MSEC)
+#define ADMIN_LOG_INTERVAL_USEC (10 * USEC_PER_SEC)
+
+#define JSON_TYPE "application/json"
+
+typedef enum ConnState {
+        CONN_READING,   /* the request head */
+        CONN_WRITING,   /* the reply */
+        CONN_LINGERING, /* reply sent, write side shut: drop input until EOF */
+} ConnState;
+
+typedef struct AdminConn AdminConn;
+
+struct AdminConn {
+        Admin *admin;
+        AdminConn *prev, *next;
+        int fd;
+        ConnState state;
+        sd_event_source *io;
+        sd_event_source *timer;
+        Buffer in;
+        Buffer out;
+        size_t discarded;
+};
+
+struct Admin {
+        Daemon *daemon;
+        char *path;
+        int fd;
+        bool bound;   /* we created 'path' */
+        dev_t dev;    /* ... as this inode, so that we unlink only our own */
+        ino_t ino;
+        sd_event_source *io;
+        sd_event_source *resume;
+        AdminConn *conns;
+        unsigned n_conns;
+        RateLimit full_log;
+        RateLimit accept_log;
+};
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(Admin *, admin_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(HttpRequest *, http_request_free);
+
+/* ---- JSON views ----------------------------------------------------------- */
+
+/* Length of the well-formed UTF-8 sequence at s (as jansson checks it: no
+ * overlongs, no surrogates, nothing above U+10FFFF), or 0. */
+static size_t utf8_sequence_len(const unsigned char *s) {
+        unsigned c = s[0];
+        size_t n;
+        uint32_t cp;
+
+        if (c < 0x80)
+                return 1;
+        if (c >= 0xc2 && c <= 0xdf) {
+                n = 2;
+                cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+                n = 3;
+                cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+                n = 4;
+                cp = c & 0x07;
+        } else
+                return 0;
+        for (size_t i = 1; i < n; i++) {
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+                cp = (cp << 6) | (s[i] & 0x3f);
+        }
+        if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+                return 0;
+        return n;
+}
+
+/* A JSON string for text that may hold bytes from a peer (error messages):
+ * invalid UTF-8 becomes '?' rather than failing the whole reply. NULL gives
+ * JSON null. Returns NULL only when out of memory. */
+static json_t *json_text(const char *s) {
+        _cleanup_free_ char *copy = NULL;
+        json_t *v;
+
+        if (!s)
+                return json_null();
+        v = json_string(s);
+        if (v)
+                return v;
+        copy = strdup(s);
+        if (!copy)
+                return NULL;
+        for (unsigned char *p = (unsigned char *) copy; *p;) {
+                size_t n = utf8_sequence_len(p);
+                if (n == 0) {
+                        *p++ = '?';
+                        continue;
+                }
+                p += n;
+        }
+        return json_string(copy);
+}
+
+static json_t *json_uint(uint64_t v) {
+        return json_integer(v > (uint64_t) LLONG_MAX ? LLONG_MAX : (json_int_t) v);
+}
+
+/* RFC 3339 in UTC with milliseconds ("2026-11-29T15:45:10.123Z"); null
+ * for 0 (never) or a time RFC 3339 cannot write. */
+static json_t *json_timestamp(usec_t t) {
+        char buf[64];
+        struct tm tm;
+        time_t sec;
+        size_t n;
+
+        if (t == 0 || t == USEC_INFINITY || t / USEC_PER_SEC > (usec_t) INT64_MAX)
+                return json_null();
+        sec = (time_t) (t / USEC_PER_SEC);
+        if (!gmtime_r(&sec, &tm) || tm.tm_year + 1900 > 9999)
+                return json_null();
+        n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+        if (n == 0)
+                return json_null();
+        snprintf(buf + n, sizeof(buf) - n, ".%03uZ", (unsigned) (t % USEC_PER_SEC / USEC_PER_MSEC));
+        return json_string(buf);
+}
+
+/* Adds key → v, taking the reference (v may be NULL after a failed
+ * allocation: the failure is reported here). */
+static int json_add(json_t *o, const char *key, json_t *v) {
+        return json_object_set_new(o, key, v) < 0 ? -ENOMEM : 0;
+}
+
+static json_t *node_to_json(const Node *n) {
+        _cleanup_(json_decrefp) json_t *o = NULL;
+        NodeInfo info;
+
+        node_get_info(n, &info);
+        o = json_object();
+        if (!o)
+                return NULL;
+        if (json_add(o, "name", json_text(info.name)) < 0 ||
+            json_add(o, "address", json_text(info.address)) < 0 ||
+            json_add(o, "port", json_integer(info.port)) < 0 ||
+            json_add(o, "state", json_text(node_state_to_string(info.state))) < 0 ||
+            json_add(o, "route", json_text(info.route)) < 0 ||
+            json_add(o, "sessions_up", json_integer(info.sessions_up)) < 0 ||
+            json_add(o, "sessions_total", json_integer(info.sessions_total)) < 0 ||
+            json_add(o, "streams", json_integer(info.streams)) < 0 ||
+            json_add(o, "streams_total", json_uint(info.streams_total)) < 0 ||
+            json_add(o, "reconnects", json_uint(info.reconnects)) < 0 ||
+            json_add(o, "last_error", json_text(info.last_error)) < 0 ||
+            json_add(o, "host_key", json_text(info.host_key)) < 0 ||
+            json_add(o, "probe", json_null()) < 0 ||
+            json_add(o, "state_since", json_timestamp(info.state_since)) < 0)
+                return NULL;
+        return TAKE_PTR(o);
+}
+
+static json_t *status_to_json(Daemon *d) {
+        _cleanup_(json_decrefp) json_t *o = NULL, *states = NULL;
+        unsigned counts[_NODE_STATE_MAX] = {};
+        size_t n = daemon_n_nodes(d);
+
+        for (size_t i = 0; i < n; i++) {
+                NodeInfo info;
+                node_get_info(daemon_node(d, i), &info);
+                if (info.state >= 0 && info.state < _NODE_STATE_MAX)
+                        counts[info.state]++;
+        }
+
+        states = json_object();
+        if (!states)
+                return NULL;
+        /* "up" always, first; then every state some node is in. */
+        if (json_add(states, node_state_to_string(NODE_UP), json_integer(counts[NODE_UP])) < 0)
+                return NULL;
+        for (NodeState s = 0; s < _NODE_STATE_MAX; s++) {
+                const char *name = node_state_to_string(s);
+                if (s == NODE_UP || counts[s] == 0 || !name)
+                        continue;
+                if (json_add(states, name, json_integer(counts[s])) < 0)
+                        return NULL;
+        }
+
+        o = json_object();
+        if (!o)
+                return NULL;
+        if (json_add(o, "version", json_string(PACKAGE_VERSION)) < 0 ||
+            json_add(o, "nodes_total", json_uint(n)) < 0 ||
+            json_add(o, "nodes_up", json_integer(counts[NODE_UP])) < 0 ||
+            json_add(o, "streams", json_integer(daemon_streams(d))) < 0 ||
+            json_add(o, "states", TAKE_PTR(states)) < 0 ||
+            json_add(o, "handshakes_in_flight", json_integer(daemon_handshakes_in_flight(d))) < 0)
+                return NULL;
+        return TAKE_PTR(o);
+}
+
+static json_t *nodes_to_json(Daemon *d) {
+        _cleanup_(json_decrefp) json_t *o = NULL, *list = NULL;
+        size_t n = daemon_n_nodes(d);
+
+        list = json_array();
+        if (!list)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                if (json_array_append_new(list, node_to_json(daemon_node(d, i))) < 0)
+                        return NULL;
+        o = json_object();
+        if (!o)
+                return NULL;
+        if (json_add(o, "nodes", TAKE_PTR(list)) < 0)
+                return NULL;
+        return TAKE_PTR(o);
+}
+
+/* Serialise and drop 'v' (NULL means an allocation failed on the way). */
+static int json_to_body(json_t *v, char **ret) {
+        char *s;
+
+        if (!v)
+                return -ENOMEM;
+        s = json_dumps(v, JSON_PRESERVE_ORDER | JSON_COMPACT);
+        json_decref(v);
+        if (!s)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+static int error_body(const char *message, char **ret) {
+        json_t *o = json_object();
+
+        if (o && json_add(o, "error", json_text(message)) < 0) {
+                json_decref(o);
+                o = NULL;
+        }
+        return json_to_body(o, ret);
+}
+
+static int unhex(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* Percent-decode s[0..n). -EINVAL for a broken escape or an encoded NUL. */
+static int url_decode(const char *s, size_t n, char **ret) {
+        char *out = malloc(n + 1), *p = out;
+
+        if (!out)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                if (s[i] != '%') {
+                        *p++ = s[i];
+                        continue;
+                }
+                if (n - i < 3 || unhex(s[i + 1]) < 0 || unhex(s[i + 2]) < 0) {
+                        free(out);
+                        return -EINVAL;
+                }
+                char c = (char) (unhex(s[i + 1]) << 4 | unhex(s[i + 2]));
+                if (c == 0) {
+                        free(out);
+                        return -EINVAL;
+                }
+                *p++ = c;
+                i += 2;
+        }
+        *p = 0;
+        *ret = out;
+        return 0;
+}
+
+typedef struct AdminReply {
+        int status;
+        char *body;
+        const char *content_type;
+        const char *allow;
+} AdminReply;
+
+static int reply_json(AdminReply *r, int status, json_t *v) {
+        r->status = status;
+        r->content_type = JSON_TYPE;
+        return json_to_body(v, &r->body);
+}
+
+static int reply_error(AdminReply *r, int status, const char *message) {
+        r->status = status;
+        r->content_type = JSON_TYPE;
+        return error_body(message, &r->body);
+}
+
+static int reply_not_allowed(AdminReply *r, const char *allow) {
+        r->allow = allow;
+        return reply_error(r, 405, "method not allowed");
+}
+
+/* The path of a request target: origin-form ("/v1/status?x") or
+ * absolute-form ("http://host/v1/status"), without the query. */
+static void target_path(const char *target, const char **ret_path, size_t *ret_len) {
+        const char *p = target;
+
+        if (strncasecmp(p, "http://", 7) == 0) {
+                p = strchr(p + 7, '/');
+                if (!p)
+                        p = "/";
+        }
+        *ret_path = p;
+        *ret_len = strcspn(p, "?#");
+}
+
+static bool path_is(const char *path, size_t len, const char *want) {
+        return len == strlen(want) && memcmp(path, want, len) == 0;
+}
+
+static int admin_route(Daemon *d, const char *method, const char *target, AdminReply *reply) {
+        static const char nodes_prefix[] = "/v1/nodes/";
+        bool get = streq(method, "GET");
+        const char *path;
+        size_t len;
+
+        target_path(target, &path, &len);
+
+        if (path_is(path, len, "/healthz")) {
+                if (!get)
+                        return reply_not_allowed(reply, "GET");
+                reply->status = 200;
+                reply->content_type = "text/plain; charset=utf-8";
+                reply->body = strdup("ok\n");
+                return reply->body ? 0 : -ENOMEM;
+        }
+        if (path_is(path, len, "/v1/status")) {
+                if (!get)
+                        return reply_not_allowed(reply, "GET");
+                return reply_json(reply, 200, status_to_json(d));
+        }
+        if (path_is(path, len, "/v1/nodes")) {
+                if (!get)
+                        return reply_not_allowed(reply, "GET");
+                return reply_json(reply, 200, nodes_to_json(d));
+        }
+        if (len > strlen(nodes_prefix) && strncmp(path, nodes_prefix, strlen(nodes_prefix)) == 0 &&
+            !memchr(path + strlen(nodes_prefix), '/', len - strlen(nodes_prefix))) {
+                _cleanup_free_ char *name = NULL, *message = NULL;
+                const char *raw = path + strlen(nodes_prefix);
+                Node *n;
+                int r;
+
+                if (!get)
+                        return reply_not_allowed(reply, "GET");
+                r = url_decode(raw, len - strlen(nodes_prefix), &name);
+                if (r == -EINVAL)
+                        return reply_error(reply, 400, "malformed node name in path");
+                if (r < 0)
+                        return r;
+                n = daemon_find_node(d, name);
+                if (n)
+                        return reply_json(reply, 200, node_to_json(n));
+                if (asprintf(&message, "no such node: %s", name) < 0) {
+                        message = NULL;
+                        return -ENOMEM;
+                }
+                return reply_error(reply, 404, message);
+        }
+        return reply_error(reply, 404, "not found");
+}
+
+int admin_handle(Daemon *d, const char *method, const char *target, int *ret_status, char **ret_body,
+                 const char **ret_content_type, const char **ret_allow) {
+        AdminReply reply = {};
+        int r;
+
+        assert(d);
+        assert(method);
+        assert(target);
+
+        r = admin_route(d, method, target, &reply);
+        if (r < 0) {
+                free(reply.body);
+                return r;
+        }
+        *ret_status = reply.status;
+        *ret_body = reply.body;
+        *ret_content_type = reply.content_type;
+        if (ret_allow)
+                *ret_allow = reply.allow;
+        return 0;
+}
+
+/* ---- connections ---------------------------------------------------------- */
+
+static AdminConn *conn_free(AdminConn *c) {
+        if (!c)
+                return NULL;
+        c->io = sd_event_source_disable_unref(c->io);
+        c->timer = sd_event_source_disable_unref(c->timer);
+        c->fd = safe_close(c->fd);
+        buffer_done(&c->in);
+        buffer_done(&c->out);
+        if (c->admin) {
+                if (c->prev)
+                        c->prev->next = c->next;
+                else
+                        c->admin->conns = c->next;
+                if (c->next)
+                        c->next->prev = c->prev;
+                c->admin->n_conns--;
+        }
+        free(c);
+        return NULL;
+}
+
+/* Write what is queued. 0: more to write later (or lingering now), < 0: error. */
+static int conn_flush(AdminConn *c) {
+        while (!buffer_empty(&c->out)) {
+                ssize_t n = buffer_write_fd(&c->out, c->fd);
+                if (n == -EAGAIN)
+                        return sd_event_source_set_io_events(c->io, EPOLLOUT);
+                if (n == -EINTR)
+                        continue;
+                if (n < 0)
+                        return (int) n;
+        }
+        buffer_done(&c->out);
+
+        /* Closing while the client's bytes sit unread in our queue would end
+         * its read with ECONNRESET instead of EOF: shut our side, then drop
+         * what still comes until the client closes. */
+        if (shutdown(c->fd, SHUT_WR) < 0)
+                return -errno;
+        c->state = CONN_LINGERING;
+        return sd_event_source_set_io_events(c->io, EPOLLIN);
+}
+
+static int conn_reply(AdminConn *c, int status, const char *body, const char *content_type,
+                      const char *allow) {
+        _cleanup_free_ char *head = NULL;
+        char extra[128];
+        size_t len;
+        ssize_t n;
+
+        snprintf(extra, sizeof(extra), "Connection: close\r\nCache-Control: no-store\r\n%s%s%s",
+                 allow ? "Allow: " : "", allow ?: "", allow ? "\r\n" : "");
+        head = http_response_format(status, http_status_reason(status), extra, content_type, body,
+                                    body ? strlen(body) : 0, &len);
+        if (!head)
+                return -ENOMEM;
+
+        buffer_done(&c->in);
+        c->state = CONN_WRITING;
+        n = buffer_append(&c->out, head, len);
+        if (n < 0)
+                return (int) n;
+        if ((size_t) n < len)
+                return -EMSGSIZE;
+        return conn_flush(c);
+}
+
+static int conn_reply_error(AdminConn *c, int status, const char *message) {
+        _cleanup_free_ char *body = NULL;
+
+        if (error_body(message, &body) < 0)
+                return -ENOMEM;
+        return conn_reply(c, status, body, JSON_TYPE, NULL);
+}
+
+static int conn_handle(AdminConn *c, const HttpRequest *req) {
+        _cleanup_free_ char *body = NULL;
+        const char *content_type = NULL, *allow = NULL;
+        int status, r;
+
+        r = admin_handle(c->admin->daemon, http_request_method(req), http_request_target(req), &status,
+                         &body, &content_type, &allow);
+        if (r < 0)
+                return conn_reply_error(c, 500, "out of memory");
+        if (body && strlen(body) > ADMIN_BODY_MAX)
+                return conn_reply_error(c, 500, "reply too large");
+        return conn_reply(c, status, body, content_type, allow);
+}
+
+static int conn_read_head(AdminConn *c) {
+        _cleanup_(http_request_freep) HttpRequest *req = NULL;
+        ssize_t n;
+        int r;
+
+        n = buffer_read_fd(&c->in, c->fd);
+        if (n == -EAGAIN || n == -EINTR)
+                return 0;
+        if (n == -ENOBUFS)
+                return conn_reply_error(c, 431, "request head too large");
+        if (n < 0)
+                return (int) n;
+        if (n == 0)
+                return -ECONNRESET; /* gone before a whole request: nobody to answer */
+
+        r = http_request_parse((const char *) buffer_head(&c->in), buffer_len(&c->in), HTTP_HEAD_MAX,
+                               &req);
+        if (r == 0)
+                return 0;
+        if (r == -EMSGSIZE)
+                return conn_reply_error(c, 431, "request head too large");
+        if (r == -EBADMSG)
+                return conn_reply_error(c, 400, "malformed request");
+        if (r < 0)
+                return r;
+        return conn_handle(c, req);
+}
+
+/* 0: keep lingering; < 0: done, close. */
+static int conn_discard(AdminConn *c) {
+        char scratch[4096];
+        ssize_t n = read(c->fd, scratch, sizeof(scratch));
+
+        if (n < 0)
+                return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+        if (n == 0)
+                return -ECONNRESET;
+        c->discarded += (size_t) n;
+        return c->discarded > ADMIN_DISCARD_MAX ? -EMSGSIZE : 0;
+}
+
+static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        AdminConn *c = userdata;
+        int r = 0;
+
+        switch (c->state) {
+        case CONN_READING:
+                r = conn_read_head(c);
+                break;
+        case CONN_WRITING:
+                r = conn_flush(c);
+                break;
+        case CONN_LINGERING:
+                r = conn_discard(c);
+                break;
+        }
+        if (r < 0)
+                conn_free(c);
+        return 0;
+}
+
+static int on_conn_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        AdminConn *c = userdata;
+        int r;
+
+        if (c->state != CONN_READING) {
+                conn_free(c);
+                return 0;
+        }
+        r = conn_reply_error(c, 408, "request timeout");
+        if (r >= 0)
+                r = sd_event_source_set_time_relative(c->timer, ADMIN_GRACE_USEC);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+        if (r < 0)
+                conn_free(c);
+        return 0;
+}
+
+/* Takes 'fd' in every case. */
+static int conn_new(Admin *a, int fd) {
+        sd_event *e = daemon_event(a->daemon);
+        AdminConn *c;
+        int r;
+
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        c->fd = fd;
+        buffer_init(&c->in, HTTP_HEAD_MAX);
+        buffer_init(&c->out, ADMIN_BODY_MAX + ADMIN_HEAD_ROOM);
+
+        r = sd_event_add_io(e, &c->io, fd, EPOLLIN, on_conn_io, c);
+        if (r >= 0)
+                r = sd_event_source_set_description(c->io, "admin-connection");
+        if (r >= 0)
+                r = sd_event_add_time_relative(e, &c->timer, CLOCK_MONOTONIC, ADMIN_TIMEOUT_USEC,
+                                               ADMIN_TIMER_ACCURACY_USEC, on_conn_timer, c);
+        if (r >= 0)
+                r = sd_event_source_set_description(c->timer, "admin-connection-timeout");
+        if (r < 0) {
+                conn_free(c);
+                return r;
+        }
+
+        c->admin = a;
+        c->next = a->conns;
+        if (a->conns)
+                a->conns->prev = c;
+        a->conns = c;
+        a->n_conns++;
+        return 0;
+}
+
+static int on_accept_resume(sd_event_source *s, uint64_t usec, void *userdata) {
+        Admin *a = userdata;
+
+        (void) sd_event_source_set_enabled(a->io, SD_EVENT_ON);
+        return 0;
+}
+
+/* Stop accepting for a moment: the socket stays readable while we are out
+ * of descriptors, and a level-triggered source would spin. */
+static void admin_pause_accept(Admin *a) {
+        int r;
+
+        if (!a->resume) {
+                r = sd_event_add_time_relative(daemon_event(a->daemon), &a->resume, CLOCK_MONOTONIC,
+                                               ADMIN_ACCEPT_PAUSE_USEC, ADMIN_TIMER_ACCURACY_USEC,
+                                               on_accept_resume, a);
+                if (r >= 0)
+                        (void) sd_event_source_set_description(a->resume, "admin-accept-resume");
+        } else {
+                r = sd_event_source_set_time_relative(a->resume, ADMIN_ACCEPT_PAUSE_USEC);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(a->resume, SD_EVENT_ONESHOT);
+        }
+        /* Without a timer to turn it back on, keep accepting (and spinning)
+         * rather than go deaf for good. */
+        if (r >= 0)
+                (void) sd_event_source_set_enabled(a->io, SD_EVENT_OFF);
+}
+
+static const char *suppressed_note(unsigned n, char *buf, size_t size) {
+        if (n == 0)
+                return "";
+        snprintf(buf, size, " (%u more since the last message)", n);
+        return buf;
+}
+
+static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Admin *a = userdata;
+        unsigned suppressed;
+        char note[64];
+
+        for (unsigned i = 0; i < ADMIN_ACCEPT_BATCH; i++) {
+                int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                int r;
+
+                if (cfd < 0) {
+                        r = -errno;
+                        if (r == -EAGAIN || r == -EWOULDBLOCK)
+                                return 0;
+                        if (r == -EINTR || r == -ECONNABORTED)
+                                continue;
+                        if (ratelimit_below(&a->accept_log, &suppressed))
+                                log_warning_errno(r, "Failed to accept an admin connection: %m%s",
+                                                  suppressed_note(suppressed, note, sizeof(note)));
+                        if (r == -EMFILE || r == -ENFILE || r == -ENOBUFS || r == -ENOMEM)
+                                admin_pause_accept(a);
+                        return 0;
+                }
+
+                if (a->n_conns >= ADMIN_CONNECTIONS_MAX) {
+                        safe_close(cfd);
+                        if (ratelimit_below(&a->full_log, &suppressed))
+                                log_warning("Admin socket %s: %u connections open, refusing more%s", a->path,
+                                            a->n_conns, suppressed_note(suppressed, note, sizeof(note)));
+                        continue;
+                }
+
+                r = conn_new(a, cfd);
+                if (r < 0 && ratelimit_below(&a->accept_log, &suppressed))
+                        log_warning_errno(r, "Failed to set up an admin connection: %m%s",
+                                          suppressed_note(suppressed, note, sizeof(note)));
+        }
+        return 0;
+}
+
+/* ---- the listening socket ------------------------------------------------- */
+
+static int mkdir_parent(const char *path) {
+        _cleanup_free_ char *dir = NULL;
+        const char *slash = strrchr(path, '/');
+
+        if (!slash || slash == path)
+                return 0;
+        dir = strndup(path, (size_t) (slash - path));
+        if (!dir)
+                return -ENOMEM;
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+/* A socket file nobody listens on is left over from a daemon that died:
+ * remove it. A live one means another sshtund owns the path. */
+static int remove_stale_socket(const char *path, const struct sockaddr_un *sa, socklen_t salen) {
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+
+        if (lstat(path, &st) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (!S_ISSOCK(st.st_mode))
+                return -EEXIST;
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (const struct sockaddr *) sa, salen) == 0)
+                return -EADDRINUSE;
+        switch (errno) {
+        case EAGAIN:      /* listening, backlog full */
+        case EINPROGRESS:
+                return -EADDRINUSE;
+        case ENOENT:      /* gone meanwhile */
+                return 0;
+        case ECONNREFUSED:
+                if (unlink(path) < 0 && errno != ENOENT)
+                        return -errno;
+                return 0;
+        default:
+                return -errno;
+        }
+}
+
+int admin_new(Daemon *d, const char *path, Admin **ret) {
+        _cleanup_(admin_freep) Admin *a = NULL;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        socklen_t salen;
+        struct stat st;
+        mode_t old_umask;
+        size_t len;
+        int r;
+
+        assert(d);
+        assert(path);
+        assert(ret);
+
+        len = strlen(path);
+        if (len == 0)
+                return -EINVAL;
+        if (len >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        memcpy(sa.sun_path, path, len);
+        salen = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + len + 1);
+
+        a = calloc(1, sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        a->daemon = d;
+        a->fd = -1;
+        a->full_log = (RateLimit) { .interval = ADMIN_LOG_INTERVAL_USEC, .burst = 1 };
+        a->accept_log = (RateLimit) { .interval = ADMIN_LOG_INTERVAL_USEC, .burst = 1 };
+        a->path = strdup(path);
+        if (!a->path)
+                return -ENOMEM;
+
+        r = mkdir_parent(path);
+        if (r < 0)
+                return r;
+        r = remove_stale_socket(path, &sa, salen);
+        if (r < 0)
+                return r;
+
+        a->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (a->fd < 0)
+                return -errno;
+        /* Created 0600 from the start: no window in which others may connect. */
+        old_umask = umask(0177);
+        r = bind(a->fd, (const struct sockaddr *) &sa, salen) < 0 ? -errno : 0;
+        umask(old_umask);
+        if (r < 0)
+                return r;
+        if (lstat(path, &st) < 0)
+                return -errno;
+        a->bound = true;
+        a->dev = st.st_dev;
+        a->ino = st.st_ino;
+        if (chmod(path, 0600) < 0)
+                return -errno;
+        if (listen(a->fd, ADMIN_BACKLOG) < 0)
+                return -errno;
+
+        r = sd_event_add_io(daemon_event(d), &a->io, a->fd, EPOLLIN, on_accept, a);
+        if (r < 0)
+                return r;
+        r = sd_event_source_set_description(a->io, "admin-listen");
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(a);
+        return 0;
+}
+
+Admin *admin_free(Admin *a) {
+        struct stat st;
+
+        if (!a)
+                return NULL;
+        while (a->conns)
+                conn_free(a->conns);
+        a->io = sd_event_source_disable_unref(a->io);
+        a->resume = sd_event_source_disable_unref(a->resume);
+        a->fd = safe_close(a->fd);
+        /* Leave the path alone if another process has replaced it since. */
+        if (a->bound && lstat(a->path, &st) == 0 && st.st_dev == a->dev && st.st_ino == a->ino)
+                (void) unlink(a->path);
+        free(a->path);
+        free(a);
+        return NULL;
+}

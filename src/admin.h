@@ -13,6 +13,8 @@ int admin_new(Daemon *d, const char *path, Admin **ret);
 Admin *admin_free(Admin *a);
 
 /* Build the reply to one request (exposed for tests): status code, body
- * (malloc'd, JSON unless noted) and content type (static string). */
+ * (malloc'd, JSON unless noted), content type (static string) and, for 405,
+ * the Allow header's value (static string, else NULL; ret_allow may be NULL).
+ * Returns 0, or -ENOMEM. */
 int admin_handle(Daemon *d, const char *method, const char *target, int *ret_status, char **ret_body,
-                 const char **ret_content_type);
+                 const char **ret_content_type, const char **ret_allow);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backoff.h"
 #include "daemon.h"
 #include "log.h"
 #include "node.h"
@@ -20,7 +21,7 @@ typedef struct PoolSlot {
         Node *node;
         Session *session;
         sd_event_source *retry;
-        unsigned attempts;
+        Backoff backoff;
         usec_t retry_at;
 } PoolSlot;
 
@@ -185,13 +186,8 @@ static void slot_schedule_retry(PoolSlot *slot, usec_t delay) {
                 log_node(LOG_ERR, n->cfg.name, "cannot schedule reconnect: %s", strerror(-r));
 }
 
-/* Full jitter: uniform in [0, min(cap, base * 2^attempts)]. */
-static usec_t backoff_delay(Node *n, unsigned attempts) {
-        usec_t ceiling = BACKOFF_BASE_USEC;
-        for (unsigned i = 0; i < attempts && ceiling < BACKOFF_CAP_USEC; i++)
-                ceiling *= 2;
-        ceiling = MIN(ceiling, BACKOFF_CAP_USEC);
-        return daemon_random(n->daemon, ceiling + 1);
+static uint64_t node_random(void *userdata, uint64_t n) {
+        return daemon_random(userdata, n);
 }
 
 void node_session_changed(Node *n, Session *s) {
@@ -222,7 +218,7 @@ void node_session_changed(Node *n, Session *s) {
                 if (up > 0)
                         n->reconnects++;
                 if (up >= BACKOFF_RESET_AFTER_USEC)
-                        slot->attempts = 0;
+                        backoff_reset(&slot->backoff);
                 node_set_last_error(n, session_last_error(s));
                 switch (f) {
                 case SESSION_FAILURE_HOSTKEY_UNKNOWN:
@@ -247,8 +243,7 @@ void node_session_changed(Node *n, Session *s) {
                         delay = REFUSAL_RETRY_MIN_USEC +
                                 daemon_random(n->daemon, REFUSAL_RETRY_MAX_USEC - REFUSAL_RETRY_MIN_USEC + 1);
                 else
-                        delay = backoff_delay(n, slot->attempts);
-                slot->attempts++;
+                        delay = backoff_next(&slot->backoff, node_random, n->daemon);
                 log_node(LOG_DEBUG, n->cfg.name, "session %u: %s; retry in %.1f s", (unsigned) (slot - n->slots),
                          strna(session_last_error(s)), (double) delay / USEC_PER_SEC);
                 slot_schedule_retry(slot, delay);
@@ -292,6 +287,7 @@ int node_new(Daemon *d, const ConfigNode *cn, Node **ret) {
                         .index = i,
                 };
                 n->slots[i].node = n;
+                n->slots[i].backoff = (Backoff) { .base = BACKOFF_BASE_USEC, .cap = BACKOFF_CAP_USEC };
                 r = session_new(d, n, &p, &n->slots[i].session);
                 if (r < 0) {
                         node_free(n);

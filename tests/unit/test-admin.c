@@ -1,0 +1,793 @@
+/* Tests for the admin API (routes, JSON shapes, the socket server) and for
+ * sshtunctl's table renderer. The daemon and its nodes are stubs below. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "admin.h"
+#include "daemon.h"
+#include "macro.h"
+#include "node.h"
+#include "table.h"
+
+/* ---- stubs for what admin.o needs from the daemon and the nodes ------------ */
+
+struct Node {
+        NodeInfo info;
+};
+
+struct Daemon {
+        sd_event *event;
+        Node *nodes;
+        size_t n_nodes;
+        unsigned streams;
+        unsigned handshakes;
+};
+
+sd_event *daemon_event(const Daemon *d) {
+        return d->event;
+}
+
+size_t daemon_n_nodes(const Daemon *d) {
+        return d->n_nodes;
+}
+
+Node *daemon_node(const Daemon *d, size_t i) {
+        assert_true(i < d->n_nodes);
+        return &d->nodes[i];
+}
+
+Node *daemon_find_node(const Daemon *d, const char *name) {
+        for (size_t i = 0; i < d->n_nodes; i++)
+                if (streq(d->nodes[i].info.name, name))
+                        return &d->nodes[i];
+        return NULL;
+}
+
+unsigned daemon_streams(const Daemon *d) {
+        return d->streams;
+}
+
+unsigned daemon_handshakes_in_flight(const Daemon *d) {
+        return d->handshakes;
+}
+
+void node_get_info(const Node *n, NodeInfo *ret) {
+        *ret = n->info;
+}
+
+const char *node_state_to_string(NodeState s) {
+        static const char *const names[_NODE_STATE_MAX] = {
+                [NODE_CONNECTING] = "connecting",
+                [NODE_HANDSHAKING] = "handshaking",
+                [NODE_AUTHENTICATING] = "authenticating",
+                [NODE_UP] = "up",
+                [NODE_DEGRADED] = "degraded",
+                [NODE_BACKOFF] = "backoff",
+                [NODE_HOSTKEY_UNKNOWN] = "hostkey-unknown",
+                [NODE_HOSTKEY_MISMATCH] = "hostkey-mismatch",
+                [NODE_AUTH_FAILED] = "auth-failed",
+                [NODE_DRAINING] = "draining",
+                [NODE_DISABLED] = "disabled",
+        };
+        return s >= 0 && s < _NODE_STATE_MAX ? names[s] : NULL;
+}
+
+/* ---- fixtures --------------------------------------------------------------- */
+
+/* 2026-11-29T15:45:10.123456Z */
+#define SINCE ((usec_t) 1795967110 * USEC_PER_SEC + 123456)
+
+static Node test_nodes[] = {
+        { { .name = "node-1", .address = "10.0.0.11", .port = 22, .state = NODE_UP, .route = "ssh",
+            .sessions_up = 2, .sessions_total = 2, .streams = 7, .streams_total = 5000000000ULL,
+            .reconnects = 1, .host_key = "SHA256:abc", .state_since = SINCE } },
+        { { .name = "node-2", .address = "fd00::2", .port = 2222, .state = NODE_BACKOFF, .route = "ssh",
+            .sessions_total = 1, .last_error = "connection refused", .state_since = SINCE } },
+        { { .name = "my node", .address = "10.0.0.13", .port = 22, .state = NODE_UP, .route = "ssh",
+            .sessions_up = 1, .sessions_total = 1, .streams = 5, .state_since = SINCE } },
+        { { .name = "node-4", .address = "10.0.0.14", .port = 22, .state = NODE_DEGRADED, .route = "ssh",
+            .sessions_up = 1, .sessions_total = 1, .state_since = SINCE } },
+        { { .name = "node-5", .address = "10.0.0.15", .port = 22, .state = NODE_CONNECTING, .route = "ssh",
+            .state_since = 0 } },
+};
+
+static Daemon test_daemon = {
+        .nodes = test_nodes,
+        .n_nodes = ELEMENTSOF(test_nodes),
+        .streams = 12,
+        .handshakes = 3,
+};
+
+typedef struct Handled {
+        int status;
+        char *body;
+        const char *content_type;
+        const char *allow;
+} Handled;
+
+static void handled_done(Handled *h) {
+        free(h->body);
+}
+
+static Handled handle(Daemon *d, const char *method, const char *target) {
+        Handled h = {};
+
+        assert_int_equal(admin_handle(d, method, target, &h.status, &h.body, &h.content_type, &h.allow), 0);
+        assert_non_null(h.body);
+        assert_non_null(h.content_type);
+        return h;
+}
+
+/* admin_handle's body as JSON (it must parse). */
+static json_t *handle_json(Daemon *d, const char *target, int want_status) {
+        _cleanup_(handled_done) Handled h = handle(d, "GET", target);
+        json_error_t error;
+        json_t *v;
+
+        assert_int_equal(h.status, want_status);
+        assert_string_equal(h.content_type, "application/json");
+        v = json_loads(h.body, 0, &error);
+        if (!v)
+                fail_msg("%s: %s", error.text, h.body);
+        return v;
+}
+
+static void assert_keys(const json_t *o, const char *const *keys, size_t n) {
+        size_t i = 0;
+        const char *key;
+        json_t *value;
+
+        assert_true(json_is_object(o));
+        assert_int_equal(json_object_size(o), n);
+        json_object_foreach((json_t *) o, key, value)
+                assert_string_equal(key, keys[i++]);
+}
+
+/* ---- admin_handle ----------------------------------------------------------- */
+
+static void test_status_counts(void **state) {
+        _cleanup_(json_decrefp) json_t *v = handle_json(&test_daemon, "/v1/status", 200);
+        static const char *const keys[] = { "version", "nodes_total", "nodes_up", "streams", "states",
+                                            "handshakes_in_flight" };
+        static const char *const state_keys[] = { "up", "connecting", "degraded", "backoff" };
+        json_t *states = json_object_get(v, "states");
+
+        assert_keys(v, keys, ELEMENTSOF(keys));
+        assert_string_equal(json_string_value(json_object_get(v, "version")), PACKAGE_VERSION);
+        assert_int_equal(json_integer_value(json_object_get(v, "nodes_total")), 5);
+        assert_int_equal(json_integer_value(json_object_get(v, "nodes_up")), 2);
+        assert_int_equal(json_integer_value(json_object_get(v, "streams")), 12);
+        assert_int_equal(json_integer_value(json_object_get(v, "handshakes_in_flight")), 3);
+        /* "up" first, then the states in use, degraded counted apart from up */
+        assert_keys(states, state_keys, ELEMENTSOF(state_keys));
+        assert_int_equal(json_integer_value(json_object_get(states, "up")), 2);
+        assert_int_equal(json_integer_value(json_object_get(states, "connecting")), 1);
+        assert_int_equal(json_integer_value(json_object_get(states, "degraded")), 1);
+        assert_int_equal(json_integer_value(json_object_get(states, "backoff")), 1);
+}
+
+static void test_status_no_nodes(void **state) {
+        Daemon empty = {};
+        _cleanup_(json_decrefp) json_t *v = handle_json(&empty, "/v1/status", 200);
+        static const char *const state_keys[] = { "up" };
+
+        assert_int_equal(json_integer_value(json_object_get(v, "nodes_total")), 0);
+        assert_keys(json_object_get(v, "states"), state_keys, 1);
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(v, "states"), "up")), 0);
+}
+
+static void test_status_compact(void **state) {
+        _cleanup_(handled_done) Handled h = handle(&test_daemon, "GET", "/v1/status");
+
+        assert_int_equal(h.status, 200);
+        assert_null(strchr(h.body, '\n'));
+        assert_null(strstr(h.body, ": "));
+        assert_true(strncmp(h.body, "{\"version\":\"" PACKAGE_VERSION "\",\"nodes_total\":5,", 30) == 0);
+}
+
+static const char *const node_keys[] = { "name",       "address",  "port",     "state",   "route",
+                                         "sessions_up", "sessions_total", "streams", "streams_total",
+                                         "reconnects", "last_error", "host_key", "probe", "state_since" };
+
+static void test_nodes_list(void **state) {
+        _cleanup_(json_decrefp) json_t *v = handle_json(&test_daemon, "/v1/nodes", 200);
+        static const char *const keys[] = { "nodes" };
+        json_t *list = json_object_get(v, "nodes"), *n;
+
+        assert_keys(v, keys, 1);
+        assert_int_equal(json_array_size(list), ELEMENTSOF(test_nodes));
+        for (size_t i = 0; i < ELEMENTSOF(test_nodes); i++) {
+                n = json_array_get(list, i);
+                assert_keys(n, node_keys, ELEMENTSOF(node_keys));
+                assert_string_equal(json_string_value(json_object_get(n, "name")), test_nodes[i].info.name);
+        }
+
+        n = json_array_get(list, 0);
+        assert_string_equal(json_string_value(json_object_get(n, "address")), "10.0.0.11");
+        assert_int_equal(json_integer_value(json_object_get(n, "port")), 22);
+        assert_string_equal(json_string_value(json_object_get(n, "state")), "up");
+        assert_string_equal(json_string_value(json_object_get(n, "route")), "ssh");
+        assert_int_equal(json_integer_value(json_object_get(n, "sessions_up")), 2);
+        assert_int_equal(json_integer_value(json_object_get(n, "sessions_total")), 2);
+        assert_int_equal(json_integer_value(json_object_get(n, "streams")), 7);
+        assert_int_equal(json_integer_value(json_object_get(n, "streams_total")), 5000000000LL);
+        assert_int_equal(json_integer_value(json_object_get(n, "reconnects")), 1);
+        assert_true(json_is_null(json_object_get(n, "last_error")));
+        assert_string_equal(json_string_value(json_object_get(n, "host_key")), "SHA256:abc");
+        assert_true(json_is_null(json_object_get(n, "probe")));
+        assert_string_equal(json_string_value(json_object_get(n, "state_since")), "2026-11-29T15:45:10.123Z");
+
+        n = json_array_get(list, 1);
+        assert_string_equal(json_string_value(json_object_get(n, "state")), "backoff");
+        assert_int_equal(json_integer_value(json_object_get(n, "port")), 2222);
+        assert_string_equal(json_string_value(json_object_get(n, "last_error")), "connection refused");
+        assert_true(json_is_null(json_object_get(n, "host_key")));
+
+        /* never set: null rather than 1970 */
+        assert_true(json_is_null(json_object_get(json_array_get(list, 4), "state_since")));
+}
+
+static void test_node_by_name(void **state) {
+        _cleanup_(json_decrefp) json_t *v = handle_json(&test_daemon, "/v1/nodes/node-2", 200);
+
+        assert_keys(v, node_keys, ELEMENTSOF(node_keys));
+        assert_string_equal(json_string_value(json_object_get(v, "name")), "node-2");
+        assert_string_equal(json_string_value(json_object_get(v, "address")), "fd00::2");
+}
+
+static void test_node_url_decoded(void **state) {
+        _cleanup_(json_decrefp) json_t *v = handle_json(&test_daemon, "/v1/nodes/my%20node", 200);
+        _cleanup_(json_decrefp) json_t *w = handle_json(&test_daemon, "/v1/nodes/node%2d1?x=%zz", 200);
+
+        assert_string_equal(json_string_value(json_object_get(v, "name")), "my node");
+        assert_string_equal(json_string_value(json_object_get(w, "name")), "node-1");
+}
+
+static void test_node_bad_escapes(void **state) {
+        static const char *const targets[] = { "/v1/nodes/node%00", "/v1/nodes/node%2", "/v1/nodes/%G1",
+                                                "/v1/nodes/%" };
+
+        for (size_t i = 0; i < ELEMENTSOF(targets); i++) {
+                _cleanup_(json_decrefp) json_t *v = handle_json(&test_daemon, targets[i], 400);
+                assert_non_null(json_string_value(json_object_get(v, "error")));
+        }
+}
+
+static void test_node_not_found(void **state) {
+        _cleanup_(json_decrefp) json_t *v = handle_json(&test_daemon, "/v1/nodes/no%20such", 404);
+        _cleanup_(json_decrefp) json_t *w = handle_json(&test_daemon, "/v1/nodes/%C3%28", 404);
+        static const char *const keys[] = { "error" };
+
+        assert_keys(v, keys, 1);
+        assert_string_equal(json_string_value(json_object_get(v, "error")), "no such node: no such");
+        /* a name that is not UTF-8 still gives valid JSON */
+        assert_string_equal(json_string_value(json_object_get(w, "error")), "no such node: ?(");
+}
+
+static void test_unknown_paths(void **state) {
+        static const char *const targets[] = { "/", "/v1", "/v1/statusx", "/v1/nodes/", "/v1/nodes/node-1/x",
+                                               "/v2/status", "*", "/healthz/" };
+
+        for (size_t i = 0; i < ELEMENTSOF(targets); i++) {
+                _cleanup_(json_decrefp) json_t *v = handle_json(&test_daemon, targets[i], 404);
+                assert_non_null(json_string_value(json_object_get(v, "error")));
+        }
+}
+
+static void test_query_ignored(void **state) {
+        _cleanup_(json_decrefp) json_t *v = handle_json(&test_daemon, "/v1/status?verbose=1", 200);
+        _cleanup_(json_decrefp) json_t *w = handle_json(&test_daemon, "http://localhost/v1/nodes?x", 200);
+
+        assert_int_equal(json_integer_value(json_object_get(v, "nodes_total")), 5);
+        assert_int_equal(json_array_size(json_object_get(w, "nodes")), 5);
+}
+
+static void test_method_not_allowed(void **state) {
+        static const char *const targets[] = { "/v1/status", "/v1/nodes", "/v1/nodes/node-1", "/healthz" };
+        static const char *const methods[] = { "POST", "PUT", "DELETE", "HEAD", "get" };
+
+        for (size_t i = 0; i < ELEMENTSOF(targets); i++)
+                for (size_t j = 0; j < ELEMENTSOF(methods); j++) {
+                        _cleanup_(handled_done) Handled h = handle(&test_daemon, methods[j], targets[i]);
+                        assert_int_equal(h.status, 405);
+                        assert_non_null(h.allow);
+                        assert_string_equal(h.allow, "GET");
+                        assert_non_null(strstr(h.body, "\"error\""));
+                }
+
+        /* a 404 has no Allow */
+        _cleanup_(handled_done) Handled h = handle(&test_daemon, "POST", "/nope");
+        assert_int_equal(h.status, 404);
+        assert_null(h.allow);
+}
+
+static void test_healthz(void **state) {
+        _cleanup_(handled_done) Handled h = handle(&test_daemon, "GET", "/healthz");
+
+        assert_int_equal(h.status, 200);
+        assert_string_equal(h.body, "ok\n");
+        assert_true(strncmp(h.content_type, "text/plain", 10) == 0);
+        assert_null(h.allow);
+}
+
+static void test_state_since_format(void **state) {
+        static const struct {
+                usec_t t;
+                const char *want;
+        } cases[] = {
+                { 1, "1970-01-01T00:00:00.000Z" },
+                { SINCE, "2026-11-29T15:45:10.123Z" },
+                { (usec_t) 951782400 * USEC_PER_SEC + 999999, "2000-02-29T00:00:00.999Z" },
+                { (usec_t) 253402300799 * USEC_PER_SEC, "9999-12-31T23:59:59.000Z" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                Node n = { { .name = "n", .address = "a", .state = NODE_UP, .state_since = cases[i].t } };
+                Daemon d = { .nodes = &n, .n_nodes = 1 };
+                _cleanup_(json_decrefp) json_t *v = handle_json(&d, "/v1/nodes/n", 200);
+                usec_t back;
+
+                assert_string_equal(json_string_value(json_object_get(v, "state_since")), cases[i].want);
+                /* sshtunctl reads back what admin writes, to the millisecond */
+                assert_int_equal(table_parse_timestamp(cases[i].want, &back), 0);
+                assert_int_equal(back, cases[i].t / USEC_PER_MSEC * USEC_PER_MSEC);
+        }
+
+        /* beyond what RFC 3339 can write: null, not a five-digit year */
+        Node n = { { .name = "n", .state_since = (usec_t) 253402300800 * USEC_PER_SEC } };
+        Daemon d = { .nodes = &n, .n_nodes = 1 };
+        _cleanup_(json_decrefp) json_t *v = handle_json(&d, "/v1/nodes/n", 200);
+        assert_true(json_is_null(json_object_get(v, "state_since")));
+}
+
+static void test_invalid_utf8_text(void **state) {
+        Node n = { { .name = "n", .address = "a", .state = NODE_BACKOFF,
+                     .last_error = "bad \xff banner \xc3\xa9 \xed\xa0\x80!" } };
+        Daemon d = { .nodes = &n, .n_nodes = 1 };
+        _cleanup_(json_decrefp) json_t *v = handle_json(&d, "/v1/nodes/n", 200);
+
+        /* bytes that are not UTF-8 become '?', valid sequences stay */
+        assert_string_equal(json_string_value(json_object_get(v, "last_error")), "bad ? banner \xc3\xa9 ?" "?" "?!");
+}
+
+/* ---- the socket server ------------------------------------------------------ */
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(Admin *, admin_free);
+
+typedef struct ServerFixture {
+        char dir[64];
+        char path[100];
+        Daemon daemon;
+} ServerFixture;
+
+static int server_setup(void **state) {
+        ServerFixture *f = calloc(1, sizeof(*f));
+
+        assert_non_null(f);
+        snprintf(f->dir, sizeof(f->dir), "/tmp/test-admin-XXXXXX");
+        assert_non_null(mkdtemp(f->dir));
+        snprintf(f->path, sizeof(f->path), "%s/run/admin.sock", f->dir);
+        f->daemon = test_daemon;
+        assert_int_equal(sd_event_new(&f->daemon.event), 0);
+        *state = f;
+        return 0;
+}
+
+static int server_teardown(void **state) {
+        ServerFixture *f = *state;
+        char sub[160];
+
+        (void) unlink(f->path);
+        snprintf(sub, sizeof(sub), "%s/run", f->dir);
+        (void) rmdir(sub);
+        assert_int_equal(rmdir(f->dir), 0);
+        sd_event_unref(f->daemon.event);
+        free(f);
+        return 0;
+}
+
+static int client_connect(const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+        assert_true(fd >= 0);
+        assert_true(strlen(path) < sizeof(sa.sun_path));
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+        assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        return fd;
+}
+
+/* Run the loop until the server closes the client's connection; returns the
+ * bytes received (malloc'd). */
+static char *client_collect(sd_event *e, int fd) {
+        size_t len = 0, alloc = 65536;
+        char *buf = malloc(alloc + 1);
+
+        assert_non_null(buf);
+        for (int i = 0; i < 1000; i++) {
+                ssize_t n;
+
+                assert_true(sd_event_run(e, 10 * USEC_PER_MSEC) >= 0);
+                for (;;) {
+                        n = read(fd, buf + len, alloc - len);
+                        if (n <= 0)
+                                break;
+                        len += (size_t) n;
+                        assert_true(len < alloc);
+                }
+                if (n == 0) {
+                        buf[len] = 0;
+                        return buf;
+                }
+                assert_int_equal(errno, EAGAIN);
+        }
+        fail_msg("the server did not close the connection");
+        return NULL;
+}
+
+static char *exchange(ServerFixture *f, const char *request, size_t len) {
+        _cleanup_close_ int fd = client_connect(f->path);
+
+        assert_int_equal(send(fd, request, len, MSG_NOSIGNAL), (ssize_t) len);
+        return client_collect(f->daemon.event, fd);
+}
+
+static void test_server_roundtrip(void **state) {
+        ServerFixture *f = *state;
+        _cleanup_(admin_freep) Admin *a = NULL;
+        _cleanup_free_ char *reply = NULL;
+        static const char request[] = "GET /v1/status HTTP/1.1\r\nHost: localhost\r\n\r\n";
+        struct stat st;
+        const char *body;
+
+        /* the missing parent directory is created */
+        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        assert_int_equal(lstat(f->path, &st), 0);
+        assert_true(S_ISSOCK(st.st_mode));
+        assert_int_equal(st.st_mode & 07777, 0600);
+
+        reply = exchange(f, request, strlen(request));
+        assert_true(strncmp(reply, "HTTP/1.1 200 OK\r\n", 17) == 0);
+        assert_non_null(strstr(reply, "\r\nConnection: close\r\n"));
+        assert_non_null(strstr(reply, "\r\nContent-Type: application/json\r\n"));
+        body = strstr(reply, "\r\n\r\n");
+        assert_non_null(body);
+        body += 4;
+        assert_non_null(strstr(reply, "\r\nContent-Length: "));
+        assert_int_equal(strtoul(strstr(reply, "Content-Length: ") + 16, NULL, 10), strlen(body));
+        assert_true(strncmp(body, "{\"version\":", 11) == 0);
+}
+
+static void test_server_405_allow(void **state) {
+        ServerFixture *f = *state;
+        _cleanup_(admin_freep) Admin *a = NULL;
+        _cleanup_free_ char *reply = NULL;
+        /* a body the server never reads: the reply still arrives whole */
+        static const char request[] = "POST /v1/status HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
+
+        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        reply = exchange(f, request, strlen(request));
+        assert_true(strncmp(reply, "HTTP/1.1 405 ", 13) == 0);
+        assert_non_null(strstr(reply, "\r\nAllow: GET\r\n"));
+}
+
+static void test_server_malformed(void **state) {
+        ServerFixture *f = *state;
+        _cleanup_(admin_freep) Admin *a = NULL;
+        _cleanup_free_ char *reply = NULL;
+        static const char request[] = "GET /v1/status HTTP/1.1\nHost: x\n\n";
+
+        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        reply = exchange(f, request, strlen(request));
+        assert_true(strncmp(reply, "HTTP/1.1 400 ", 13) == 0);
+        assert_non_null(strstr(reply, "{\"error\":"));
+}
+
+static void test_server_head_too_large(void **state) {
+        ServerFixture *f = *state;
+        _cleanup_(admin_freep) Admin *a = NULL;
+        _cleanup_free_ char *reply = NULL, *request = NULL;
+        size_t len = 20000;
+
+        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        request = malloc(len);
+        assert_non_null(request);
+        memcpy(request, "GET /v1/status HTTP/1.1\r\nX: ", 28);
+        memset(request + 28, 'a', len - 28);
+        reply = exchange(f, request, len);
+        assert_true(strncmp(reply, "HTTP/1.1 431 ", 13) == 0);
+}
+
+static void test_server_stale_socket(void **state) {
+        ServerFixture *f = *state;
+        _cleanup_(admin_freep) Admin *a = NULL;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        char sub[160];
+        int fd;
+
+        /* a socket file left behind by a dead daemon */
+        snprintf(sub, sizeof(sub), "%s/run", f->dir);
+        assert_int_equal(mkdir(sub, 0755), 0);
+        fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        memcpy(sa.sun_path, f->path, strlen(f->path) + 1);
+        assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        close(fd);
+
+        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        _cleanup_free_ char *reply = exchange(f, "GET /healthz HTTP/1.0\r\n\r\n", 25);
+        assert_non_null(strstr(reply, "\r\n\r\nok\n"));
+}
+
+static void test_server_in_use(void **state) {
+        ServerFixture *f = *state;
+        _cleanup_(admin_freep) Admin *a = NULL;
+        Admin *b = NULL;
+        struct stat st1, st2;
+
+        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        assert_int_equal(lstat(f->path, &st1), 0);
+        assert_int_equal(admin_new(&f->daemon, f->path, &b), -EADDRINUSE);
+        assert_null(b);
+        /* the live socket was left alone */
+        assert_int_equal(lstat(f->path, &st2), 0);
+        assert_int_equal(st1.st_ino, st2.st_ino);
+}
+
+static void test_server_not_a_socket(void **state) {
+        ServerFixture *f = *state;
+        Admin *a = NULL;
+        char sub[160];
+        int fd;
+
+        snprintf(sub, sizeof(sub), "%s/run", f->dir);
+        assert_int_equal(mkdir(sub, 0755), 0);
+        fd = open(f->path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        close(fd);
+        assert_int_equal(admin_new(&f->daemon, f->path, &a), -EEXIST);
+        assert_null(a);
+}
+
+static void test_server_free_unlinks(void **state) {
+        ServerFixture *f = *state;
+        Admin *a = NULL;
+        struct stat st;
+        int fd;
+
+        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        /* an open connection is closed along with the server */
+        fd = client_connect(f->path);
+        assert_true(sd_event_run(f->daemon.event, 10 * USEC_PER_MSEC) >= 0);
+        a = admin_free(a);
+        assert_null(a);
+        assert_int_equal(lstat(f->path, &st), -1);
+        assert_int_equal(errno, ENOENT);
+        _cleanup_free_ char *rest = client_collect(f->daemon.event, fd);
+        assert_string_equal(rest, "");
+        close(fd);
+}
+
+static void test_server_connection_limit(void **state) {
+        ServerFixture *f = *state;
+        _cleanup_(admin_freep) Admin *a = NULL;
+        int fds[64], extra;
+        char c;
+
+        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        for (size_t i = 0; i < ELEMENTSOF(fds); i++)
+                fds[i] = client_connect(f->path);
+        for (int i = 0; i < 20; i++)
+                assert_true(sd_event_run(f->daemon.event, 1 * USEC_PER_MSEC) >= 0);
+
+        /* the 65th is accepted and closed at once */
+        extra = client_connect(f->path);
+        _cleanup_free_ char *rest = client_collect(f->daemon.event, extra);
+        assert_string_equal(rest, "");
+        close(extra);
+
+        /* the first 64 are still open (idle, not yet timed out) */
+        for (size_t i = 0; i < ELEMENTSOF(fds); i++) {
+                assert_int_equal(read(fds[i], &c, 1), -1);
+                assert_int_equal(errno, EAGAIN);
+        }
+        /* and once one goes, a new one is served */
+        close(fds[0]);
+        for (int i = 0; i < 20; i++)
+                assert_true(sd_event_run(f->daemon.event, 1 * USEC_PER_MSEC) >= 0);
+        _cleanup_free_ char *reply = exchange(f, "GET /healthz HTTP/1.1\r\n\r\n", 25);
+        assert_true(strncmp(reply, "HTTP/1.1 200 ", 13) == 0);
+        for (size_t i = 1; i < ELEMENTSOF(fds); i++)
+                close(fds[i]);
+}
+
+/* ---- the table renderer ----------------------------------------------------- */
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(Table *, table_free);
+
+static void test_table_layout(void **state) {
+        static const char *const headers[] = { "NODE", "STATE", "LAST ERROR" };
+        _cleanup_(table_freep) Table *t = NULL;
+        _cleanup_free_ char *text = NULL;
+
+        assert_int_equal(table_new(headers, 3, &t), 0);
+        assert_int_equal(table_add_cell(t, "node-1", TABLE_COLOR_NONE), 0);
+        assert_int_equal(table_add_cell(t, "up", TABLE_COLOR_GREEN), 0);
+        assert_int_equal(table_add_cell(t, NULL, TABLE_COLOR_NONE), 0);
+        assert_int_equal(table_add_cell(t, "a-much-longer-name", TABLE_COLOR_NONE), 0);
+        assert_int_equal(table_add_cell(t, "hostkey-mismatch", TABLE_COLOR_RED), 0);
+        assert_int_equal(table_add_cell(t, "host key changed", TABLE_COLOR_NONE), 0);
+        assert_int_equal(table_n_rows(t), 2);
+
+        assert_int_equal(table_format(t, false, &text), 0);
+        assert_string_equal(text, "NODE                 STATE              LAST ERROR\n"
+                                  "node-1               up                 -\n"
+                                  "a-much-longer-name   hostkey-mismatch   host key changed\n");
+}
+
+static void test_table_color(void **state) {
+        static const char *const headers[] = { "STATE", "X" };
+        _cleanup_(table_freep) Table *t = NULL;
+        _cleanup_free_ char *text = NULL;
+
+        assert_int_equal(table_new(headers, 2, &t), 0);
+        assert_int_equal(table_add_cell(t, "up", TABLE_COLOR_GREEN), 0);
+        assert_int_equal(table_add_cell(t, "1", TABLE_COLOR_NONE), 0);
+        assert_int_equal(table_add_cell(t, "backoff", TABLE_COLOR_YELLOW), 0);
+        assert_int_equal(table_add_cell(t, "2", TABLE_COLOR_NONE), 0);
+        assert_int_equal(table_format(t, true, &text), 0);
+        /* escapes do not count as width */
+        assert_string_equal(text, "STATE     X\n"
+                                  "\033[32mup\033[0m        1\n"
+                                  "\033[33mbackoff\033[0m   2\n");
+}
+
+static void test_table_sanitises(void **state) {
+        static const char *const headers[] = { "A", "B" };
+        _cleanup_(table_freep) Table *t = NULL;
+        _cleanup_free_ char *text = NULL, *escaped = NULL;
+
+        assert_int_equal(table_new(headers, 2, &t), 0);
+        /* a terminal escape, a C1 CSI, a newline; "é" and "ü" are one column each */
+        assert_int_equal(table_add_cell(t, "x\033[2Jy\xc2\x9bz\n", TABLE_COLOR_NONE), 0);
+        assert_int_equal(table_add_cell(t, "1", TABLE_COLOR_NONE), 0);
+        assert_int_equal(table_add_cell(t, "\xc3\xa9\xc3\xbc", TABLE_COLOR_NONE), 0);
+        /* a partial row is completed */
+        assert_int_equal(table_format(t, false, &text), 0);
+        assert_string_equal(text, "A            B\n"
+                                  "x?[2Jy??z?   1\n"
+                                  "\xc3\xa9\xc3\xbc           -\n");
+        escaped = table_escape("a\tb");
+        assert_string_equal(escaped, "a?b");
+}
+
+static void test_table_age(void **state) {
+        static const struct {
+                int64_t s;
+                const char *want;
+        } cases[] = {
+                { -5, "<invalid>" },
+                { -1, "0s" },
+                { 0, "0s" },
+                { 45, "45s" },
+                { 119, "119s" },
+                { 150, "2m30s" },
+                { 180, "3m" },
+                { 12 * 60 + 5, "12m" },
+                { 3 * 3600, "3h" },
+                { 3 * 3600 + 20 * 60, "3h20m" },
+                { 20 * 3600, "20h" },
+                { 2 * 86400, "2d" },
+                { 2 * 86400 + 5 * 3600, "2d5h" },
+                { 30 * 86400, "30d" },
+                { 800 * 86400, "2y70d" },
+                { 3650 * 86400, "10y" },
+        };
+        char buf[TABLE_AGE_MAX];
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                assert_string_equal(table_format_age(cases[i].s, buf, sizeof(buf)), cases[i].want);
+}
+
+static void test_table_address(void **state) {
+        static const struct {
+                const char *address;
+                unsigned port;
+                const char *want;
+        } cases[] = {
+                { "10.0.0.1", 22, "10.0.0.1" },
+                { "10.0.0.1", 2222, "10.0.0.1:2222" },
+                { "node.example", 2200, "node.example:2200" },
+                { "fd00::1", 22, "fd00::1" },
+                { "fd00::1", 2222, "[fd00::1]:2222" },
+                { NULL, 2222, "-" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *s = table_format_address(cases[i].address, cases[i].port);
+                assert_string_equal(s, cases[i].want);
+        }
+}
+
+static void test_table_timestamp(void **state) {
+        usec_t t;
+
+        assert_int_equal(table_parse_timestamp("2026-11-29T15:45:10.123Z", &t), 0);
+        assert_int_equal(t, SINCE / USEC_PER_MSEC * USEC_PER_MSEC);
+        assert_int_equal(table_parse_timestamp("2026-11-29T15:45:10Z", &t), 0);
+        assert_int_equal(t, (usec_t) 1795967110 * USEC_PER_SEC);
+        assert_int_equal(table_parse_timestamp("2026-11-29T17:45:10.1234567+02:00", &t), 0);
+        assert_int_equal(t, (usec_t) 1795967110 * USEC_PER_SEC + 123456);
+        assert_int_equal(table_parse_timestamp("2024-02-29T00:00:00Z", &t), 0);
+
+        static const char *const bad[] = {
+                "", "2026-11-29", "2026-11-29T15:45:10", "2026-13-01T00:00:00Z", "2025-02-29T00:00:00Z",
+                "2026-11-29T24:00:00Z", "2026-11-29T15:45:10.Z", "2026-11-29T15:45:10Zjunk",
+                "1969-12-31T23:59:59Z", "2026-11-29T15:45:10+0200", "26-11-29T15:45:10Z",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_int_equal(table_parse_timestamp(bad[i], &t), -EINVAL);
+        assert_int_equal(table_parse_timestamp(NULL, &t), -EINVAL);
+}
+
+static void test_table_state_color(void **state) {
+        assert_int_equal(table_state_color("up"), TABLE_COLOR_GREEN);
+        static const char *const yellow[] = { "degraded", "draining", "connecting", "handshaking",
+                                              "authenticating", "backoff" };
+        for (size_t i = 0; i < ELEMENTSOF(yellow); i++)
+                assert_int_equal(table_state_color(yellow[i]), TABLE_COLOR_YELLOW);
+        assert_int_equal(table_state_color("hostkey-unknown"), TABLE_COLOR_RED);
+        assert_int_equal(table_state_color("hostkey-mismatch"), TABLE_COLOR_RED);
+        assert_int_equal(table_state_color("auth-failed"), TABLE_COLOR_RED);
+        assert_int_equal(table_state_color("disabled"), TABLE_COLOR_NONE);
+        assert_int_equal(table_state_color(NULL), TABLE_COLOR_NONE);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_status_counts),
+                cmocka_unit_test(test_status_no_nodes),
+                cmocka_unit_test(test_status_compact),
+                cmocka_unit_test(test_nodes_list),
+                cmocka_unit_test(test_node_by_name),
+                cmocka_unit_test(test_node_url_decoded),
+                cmocka_unit_test(test_node_bad_escapes),
+                cmocka_unit_test(test_node_not_found),
+                cmocka_unit_test(test_unknown_paths),
+                cmocka_unit_test(test_query_ignored),
+                cmocka_unit_test(test_method_not_allowed),
+                cmocka_unit_test(test_healthz),
+                cmocka_unit_test(test_state_since_format),
+                cmocka_unit_test(test_invalid_utf8_text),
+                cmocka_unit_test_setup_teardown(test_server_roundtrip, server_setup, server_teardown),
+                cmocka_unit_test_setup_teardown(test_server_405_allow, server_setup, server_teardown),
+                cmocka_unit_test_setup_teardown(test_server_malformed, server_setup, server_teardown),
+                cmocka_unit_test_setup_teardown(test_server_head_too_large, server_setup, server_teardown),
+                cmocka_unit_test_setup_teardown(test_server_stale_socket, server_setup, server_teardown),
+                cmocka_unit_test_setup_teardown(test_server_in_use, server_setup, server_teardown),
+                cmocka_unit_test_setup_teardown(test_server_not_a_socket, server_setup, server_teardown),
+                cmocka_unit_test_setup_teardown(test_server_free_unlinks, server_setup, server_teardown),
+                cmocka_unit_test_setup_teardown(test_server_connection_limit, server_setup, server_teardown),
+                cmocka_unit_test(test_table_layout),
+                cmocka_unit_test(test_table_color),
+                cmocka_unit_test(test_table_sanitises),
+                cmocka_unit_test(test_table_age),
+                cmocka_unit_test(test_table_address),
+                cmocka_unit_test(test_table_timestamp),
+                cmocka_unit_test(test_table_state_color),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
