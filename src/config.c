@@ -1160,6 +1160,9 @@ static bool metrics_listen_is_set(const Config *c) {
 static bool pool_size_is_set(const Config *c) {
         return c->ssh.pool_size > 1;
 }
+static bool ready_min_fraction_is_set(const Config *c) {
+        return c->admin.ready_min_fraction != 0.5;
+}
 
 static const struct {
         const char *key; /* named in the message; its section's line if it was defaulted */
@@ -1172,6 +1175,7 @@ static const struct {
         { "user", user_is_set },
         { "admin.metrics_listen", metrics_listen_is_set },
         { "ssh.pool_size", pool_size_is_set },
+        { "admin.ready_min_fraction", ready_min_fraction_is_set },
 };
 
 static int config_refuse_unsupported(Parser *p) {

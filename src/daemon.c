@@ -243,6 +243,10 @@ Router *daemon_router(const Daemon *d) {
         return d->router;
 }
 
+Proxy *daemon_proxy(const Daemon *d) {
+        return d->proxy;
+}
+
 size_t daemon_n_nodes(const Daemon *d) {
         return d->n_nodes;
 }

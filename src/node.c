@@ -39,6 +39,7 @@ struct Node {
         char *host_key;
         uint64_t reconnects;
         uint64_t streams_total;
+        bool stopping; /* node_disconnect() was called: quiet, no retries */
 };
 
 static const char *const node_state_names[_NODE_STATE_MAX] = {
@@ -152,7 +153,9 @@ static void node_update_state(Node *n) {
                 log_node(LOG_ERR, n->cfg.name, "%s: %s", node_state_to_string(st), strna(n->last_error));
                 break;
         default:
-                if (old == NODE_UP)
+                if (n->stopping)
+                        log_node(LOG_DEBUG, n->cfg.name, "disconnected");
+                else if (old == NODE_UP)
                         log_node(LOG_WARNING, n->cfg.name, "down: %s", strna(n->last_error));
                 else
                         log_node(LOG_DEBUG, n->cfg.name, "%s", node_state_to_string(st));
@@ -215,7 +218,7 @@ void node_session_changed(Node *n, Session *s) {
                 usec_t up = session_up_duration(s);
                 usec_t delay;
 
-                if (up > 0)
+                if (up > 0 && f != SESSION_FAILURE_CLOSED)
                         n->reconnects++;
                 if (up >= BACKOFF_RESET_AFTER_USEC)
                         backoff_reset(&slot->backoff);
@@ -322,6 +325,7 @@ void node_start(Node *n) {
 }
 
 void node_disconnect(Node *n, const char *why) {
+        n->stopping = true;
         for (unsigned i = 0; i < n->n_slots; i++) {
                 n->slots[i].retry = sd_event_source_disable_unref(n->slots[i].retry);
                 session_disconnect(n->slots[i].session, why);

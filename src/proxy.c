@@ -77,17 +77,58 @@ struct Proxy {
         ProxyListener *listeners;
         size_t n_listeners;
         ProxyClient *clients;
-        unsigned n_clients;
+        unsigned n_clients;    /* requests not yet answered */
+        unsigned n_streams;    /* relays started here and still running */
+        bool full;             /* at proxy.max_clients: listeners paused */
         sd_event_source *accept_retry;
         RateLimit reject_log;
         RateLimit accept_log;
 };
+
+static void proxy_set_listening(Proxy *p, bool on) {
+        for (size_t i = 0; i < p->n_listeners; i++)
+                (void) sd_event_source_set_enabled(p->listeners[i].io, on ? SD_EVENT_ON : SD_EVENT_OFF);
+}
+
+/* proxy.max_clients bounds the front door's connections, waiting or
+ * relaying: at the limit the listeners pause and the kernel backlog holds
+ * new dials until one ends. */
+static void proxy_check_capacity(Proxy *p) {
+        unsigned max = daemon_config(p->daemon)->proxy.max_clients;
+        unsigned used = p->n_clients + p->n_streams;
+
+        if (!p->full && used >= max) {
+                unsigned suppressed;
+                p->full = true;
+                proxy_set_listening(p, false);
+                if (ratelimit_below(&p->accept_log, &suppressed))
+                        log_warning("proxy.max_clients (%u) reached: new front-door connections wait in the "
+                                    "listen backlog until one ends",
+                                    max);
+        } else if (p->full && used < max) {
+                p->full = false;
+                if (!p->accept_retry || sd_event_source_get_enabled(p->accept_retry, NULL) == 0)
+                        proxy_set_listening(p, true);
+        }
+}
+
+static void proxy_relay_done(void *userdata) {
+        Proxy *p = daemon_proxy(userdata);
+
+        /* the front door may have been closed (shutdown) while streams ran */
+        if (!p)
+                return;
+        if (p->n_streams > 0)
+                p->n_streams--;
+        proxy_check_capacity(p);
+}
 
 static void client_free(ProxyClient *c) {
         Proxy *p = c->proxy;
 
         LIST_REMOVE(clients, p->clients, c);
         p->n_clients--;
+        proxy_check_capacity(p);
         c->io = sd_event_source_disable_unref(c->io);
         c->timer = sd_event_source_disable_unref(c->timer);
         c->fd = safe_close(c->fd);
@@ -195,6 +236,8 @@ static void on_open_done(SessionChannel *ch, int error, const char *reason, void
                 .head_len = sizeof(reply_200) - 1,
                 .early = buffer_head(&c->in) + c->head_len,
                 .early_len = buffer_len(&c->in) - c->head_len,
+                .on_done = proxy_relay_done,
+                .userdata = p->daemon,
         };
         c->io = sd_event_source_disable_unref(c->io);
         r = relay_new(p->daemon, c->fd, ch, &rp, &relay);
@@ -210,6 +253,8 @@ static void on_open_done(SessionChannel *ch, int error, const char *reason, void
         /* the relay owns the socket and the channel now */
         c->fd = -1;
         c->ch = NULL;
+        if (relay)
+                p->n_streams++;
         client_free(c);
 }
 
@@ -420,8 +465,7 @@ static int on_accept_retry(sd_event_source *es, uint64_t usec, void *userdata) {
 }
 
 static void proxy_pause_accepting(Proxy *p, bool pause) {
-        for (size_t i = 0; i < p->n_listeners; i++)
-                (void) sd_event_source_set_enabled(p->listeners[i].io, pause ? SD_EVENT_OFF : SD_EVENT_ON);
+        proxy_set_listening(p, !pause && !p->full);
         if (!pause)
                 return;
         /* out of descriptors: try again later instead of spinning on a
@@ -441,7 +485,7 @@ static int on_listener(sd_event_source *es, int fd, uint32_t revents, void *user
         const Config *cfg = daemon_config(p->daemon);
 
         /* a bounded batch per wakeup keeps other sources served */
-        for (int i = 0; i < 64; i++) {
+        for (int i = 0; i < 64 && !p->full; i++) {
                 struct sockaddr_storage sa;
                 socklen_t len = sizeof(sa);
                 ProxyClient *c;
@@ -477,6 +521,7 @@ static int on_listener(sd_event_source *es, int fd, uint32_t revents, void *user
                 LIST_PREPEND(clients, p->clients, c);
                 p->n_clients++;
                 describe_peer(c, &sa, l);
+                proxy_check_capacity(p);
 
                 if (l->address.kind == LISTEN_TCP) {
                         int one = 1;

@@ -21,6 +21,8 @@ struct Relay {
 
         char *node, *target, *client;
         usec_t started;
+        void (*on_done)(void *userdata);
+        void *userdata;
 
         bool client_eof; /* the client sent FIN */
         bool down_done;  /* we delivered the node's EOF (shutdown(SHUT_WR)) */
@@ -193,6 +195,8 @@ int relay_new(Daemon *d, int fd, SessionChannel *ch, const RelayParams *p, Relay
         r->fd = fd;
         r->ch = ch;
         r->started = now_usec(CLOCK_MONOTONIC);
+        r->on_done = p->on_done;
+        r->userdata = p->userdata;
         buffer_init(&r->head, 16 * 1024);
         r->node = strdup(strna(p->node));
         r->target = strdup(strna(p->target));
@@ -209,6 +213,7 @@ int relay_new(Daemon *d, int fd, SessionChannel *ch, const RelayParams *p, Relay
         if (e < 0) {
                 r->fd = -1;
                 r->ch = NULL;
+                r->on_done = NULL;
                 relay_free(r);
                 return e;
         }
@@ -230,6 +235,7 @@ int relay_new(Daemon *d, int fd, SessionChannel *ch, const RelayParams *p, Relay
 oom:
         r->fd = -1;
         r->ch = NULL;
+        r->on_done = NULL;
         relay_free(r);
         return -ENOMEM;
 }
@@ -244,6 +250,8 @@ static void relay_destroy(Relay *r, bool graceful) {
                 else
                         session_channel_abort(ch);
         }
+        if (r->on_done)
+                r->on_done(r->userdata);
         buffer_done(&r->head);
         free(r->node);
         free(r->target);

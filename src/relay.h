@@ -19,6 +19,8 @@ typedef struct RelayParams {
         size_t head_len;
         const void *early;  /* client bytes that came with the request head */
         size_t early_len;
+        void (*on_done)(void *userdata); /* called once when the stream ends (may be NULL) */
+        void *userdata;
 } RelayParams;
 
 /* Take over 'fd' and the open channel 'ch' and start relaying. On failure

@@ -1028,7 +1028,7 @@ static int session_check_host_key(Session *s) {
                         return 0;
                 }
                 session_fail(s, SESSION_FAILURE_HOSTKEY_UNKNOWN,
-                             "host key %s %s is not in %s (add it after checking it: sshtunctl hostkeys scan)",
+                             "host key %s %s is not in %s (check the fingerprint on the node, then add the key)",
                              keytype, s->host_key, cfg->known_hosts);
                 return -EPERM;
         }

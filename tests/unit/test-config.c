@@ -139,7 +139,7 @@ static const char full[] =
         "};\n"
         "probe = { type = \"none\"; target = \"[::1]:10250\"; path = \"/livez\"; interval = 30;\n"
         "          timeout = 2.0; ca_file = \"%1$s/ca.pem\"; };\n"
-        "admin = { socket = \"%1$s/admin.sock\"; metrics_listen = \"\"; ready_min_fraction = 0.75; };\n"
+        "admin = { socket = \"%1$s/admin.sock\"; metrics_listen = \"\"; ready_min_fraction = 0.5; };\n"
         "log = { level = \"debug\"; target = \"stderr\"; };\n"
         "user = \"\";\n"
         "nodes_file = \"\";\n"
@@ -197,7 +197,7 @@ static void test_full(void **state) {
 
         assert_non_null(strstr(c->admin.socket, "/admin.sock"));
         assert_false(c->admin.has_metrics_listen);
-        assert_true(c->admin.ready_min_fraction == 0.75);
+        assert_true(c->admin.ready_min_fraction == 0.5);
         assert_int_equal(c->log.level, LOG_DEBUG);
         assert_int_equal(c->log.target, LOG_TARGET_STDERR);
         assert_null(c->user);
@@ -674,6 +674,8 @@ static void test_unsupported(void **state) {
                   ":2: admin.metrics_listen: not supported by this version of sshtund" },
                 { "ssh = { identity = \"%1$s/id\";\n  pool_size = 2; };\n",
                   ":2: ssh.pool_size: not supported by this version of sshtund" },
+                { "ssh = { identity = \"%1$s/id\"; };\nadmin = {\n  ready_min_fraction = 0.9; };\n",
+                  ":3: admin.ready_min_fraction: not supported by this version of sshtund" },
         };
         const Fixture *fx = *state;
         Config *c;
@@ -688,7 +690,7 @@ static void test_unsupported(void **state) {
                     "forwards = ();\n"
                     "nodes_file = \"\";\n"
                     "user = \"\";\n"
-                    "admin = { metrics_listen = \"\"; };\n");
+                    "admin = { metrics_listen = \"\"; ready_min_fraction = 0.5; };\n");
         config_free(c);
 }
 
