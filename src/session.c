@@ -1,5 +1,5 @@
-/* One SSH connection: connect, key exchange, host key, auth, liveness and the
- * channels over it, driven by a non-blocking libssh2 session on the loop.
+/* One SSH connection: connect, key exchange, host key, auth, liveness;
+ * its channels live in channel.c. A non-blocking libssh2 session on the loop.
  *
  * Two rules from libssh2 1.10 shape this file (see LIBSSH2.md):
  *  - libssh2 never sees a short or failed send: the send callback appends to
@@ -28,118 +28,12 @@
 #include "daemon.h"
 #include "hostkey.h"
 #include "identity.h"
-#include "list.h"
 #include "log.h"
 #include "node.h"
-#include "resolve.h"
-#include "session.h"
-
-/* Per-channel buffers: bounded, so a slow reader costs at most this plus
- * one SSH window (CHANNEL_WINDOW) of memory. */
-#define CHANNEL_RX_MAX (256 * 1024)
-#define CHANNEL_TX_MAX (256 * 1024)
-/* Receive window we grant the node per channel, and the largest packet we
- * accept (never above 32768: libssh2 kills the session on larger ones). */
-#define CHANNEL_WINDOW (2 * 1024 * 1024)
-#define CHANNEL_PACKET 32768
-/* Largest single libssh2_channel_write(): one SSH packet's worth. */
-#define CHANNEL_WRITE_CHUNK 32700
-/* Above this, no channel writes until the socket drains. */
-#define OUTQ_HIGH (512 * 1024)
-/* Extra headroom for non-channel packets (window adjusts, EOF, keepalive). */
-#define OUTQ_HARD_LIMIT (64 * 1024 * 1024)
+#include "session-internal.h"
 
 /* Host-key algorithms libssh2 1.10 can verify (no -cert: its init is NULL). */
 #define HOSTKEY_METHODS "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521"
-
-/* An open of this unknown channel type is refused by sshd and dropbear at
- * debug level only: a round trip that costs nothing on the node. Used for
- * liveness when the node allows no session channel. */
-#define LIVENESS_CHANNEL_TYPE "liveness@sshtund"
-/* The env request used as liveness round trip on the control channel; sshd
- * ignores names outside AcceptEnv and answers "failure". */
-#define LIVENESS_ENV_NAME "SSHTUND_LIVENESS"
-
-typedef enum ChannelKind {
-        CHANNEL_USER,     /* direct-tcpip for a client */
-        CHANNEL_CONTROL,  /* our "session" channel, carrier of liveness requests */
-        CHANNEL_LIVENESS, /* unknown-type open: a round trip, never really opens */
-} ChannelKind;
-
-typedef enum ChannelState {
-        CHANNEL_QUEUED,  /* waiting in the open FIFO */
-        CHANNEL_OPEN,
-        CHANNEL_CLOSING, /* libssh2_channel_free() until it returns 0 */
-} ChannelState;
-
-struct SessionChannel {
-        Session *session;
-        LIST_FIELDS(SessionChannel, link);
-        ChannelKind kind;
-        ChannelState state;
-        bool abandoned; /* the user closed it; no callbacks */
-
-        LIBSSH2_CHANNEL *ch;
-        uint8_t *open_msg; /* direct-tcpip request data */
-        size_t open_msg_len;
-
-        const ChannelCallbacks *cb;
-        void *userdata;
-
-        Buffer rx, tx;
-        bool rx_eof;
-        bool tx_shutdown;
-        bool eof_sent;
-        bool tx_blocked; /* tx filled up: signal writable when it drains */
-        uint64_t bytes_rx, bytes_tx;
-};
-
-struct Session {
-        Daemon *daemon;
-        Node *node;
-        char *node_name;
-        char *address;
-        uint16_t port;
-        unsigned index;
-
-        SessionState state;
-        SessionFailure failure;
-        char *last_error;
-        char host_key[HOSTKEY_FINGERPRINT_MAX];
-        bool have_slot;
-
-        ResolveQuery *resolve;
-        struct sockaddr_storage addrs[8];
-        socklen_t addr_lens[8];
-        unsigned n_addrs, addr_next;
-
-        int fd;
-        uint16_t local_port;
-        sd_event_source *io;
-        sd_event_source *timer; /* connect timeout, then liveness ticks */
-        sd_event_source *defer; /* coalesced "run the pump" requests */
-        LIBSSH2_SESSION *ssh;
-
-        Buffer outq;
-        bool rx_drained; /* last recv() said EAGAIN and epoll has not woken us */
-        bool dead;       /* the socket is gone: callbacks fail fast */
-        uint64_t rx_total;
-
-        SessionChannel *opens;    /* FIFO, head in flight */
-        SessionChannel *channels; /* open */
-        SessionChannel *closing;
-        SessionChannel *control;
-        unsigned n_user; /* user channels queued or open */
-
-        /* liveness */
-        bool liveness_pending;
-        unsigned liveness_missed;
-        uint64_t rx_at_tick;
-        usec_t ready_since;
-        usec_t up_duration;
-
-        bool processing, reprocess;
-};
 
 static const char *const state_names[_SESSION_STATE_MAX] = {
         [SESSION_IDLE] = "idle",
@@ -163,7 +57,6 @@ static const ConfigSsh *session_cfg(const Session *s) {
 static void session_process(Session *s);
 static void session_fail(Session *s, SessionFailure f, const char *fmt, ...) _printf_(3, 4);
 static void session_update_io(Session *s);
-static void session_kick(Session *s);
 
 /* --- libssh2 I/O callbacks -------------------------------------------- */
 
@@ -205,7 +98,7 @@ static LIBSSH2_RECV_FUNC(session_recv_cb) {
 
 /* --- output --------------------------------------------------------------- */
 
-static int session_flush(Session *s) {
+int session_flush(Session *s) {
         while (!buffer_empty(&s->outq)) {
                 ssize_t n = buffer_write_fd(&s->outq, s->fd);
                 if (n == -EAGAIN || n == -EINTR)
@@ -231,440 +124,6 @@ static void session_update_io(Session *s) {
                 events = (stalled ? 0 : EPOLLIN) | (buffer_empty(&s->outq) ? 0 : EPOLLOUT);
         }
         (void) sd_event_source_set_io_events(s->io, events);
-}
-
-/* --- channels ------------------------------------------------------------- */
-
-static SessionChannel *channel_new(Session *s, ChannelKind kind) {
-        SessionChannel *ch = calloc(1, sizeof(*ch));
-        if (!ch)
-                return NULL;
-        ch->session = s;
-        ch->kind = kind;
-        buffer_init(&ch->rx, CHANNEL_RX_MAX);
-        buffer_init(&ch->tx, CHANNEL_TX_MAX);
-        return ch;
-}
-
-static void channel_free(SessionChannel *ch) {
-        buffer_done(&ch->rx);
-        buffer_done(&ch->tx);
-        free(ch->open_msg);
-        free(ch);
-}
-
-static void channel_unlink(SessionChannel *ch) {
-        Session *s = ch->session;
-
-        switch (ch->state) {
-        case CHANNEL_QUEUED:
-                LIST_REMOVE(link, s->opens, ch);
-                break;
-        case CHANNEL_OPEN:
-                LIST_REMOVE(link, s->channels, ch);
-                break;
-        case CHANNEL_CLOSING:
-                LIST_REMOVE(link, s->closing, ch);
-                break;
-        }
-        if (ch->kind == CHANNEL_USER && ch->state != CHANNEL_CLOSING)
-                s->n_user--;
-        if (s->control == ch)
-                s->control = NULL;
-}
-
-/* Hand an open libssh2 channel to the closing list, or drop a queued one. */
-static void channel_retire(SessionChannel *ch) {
-        Session *s = ch->session;
-
-        channel_unlink(ch);
-        if (!ch->ch) {
-                channel_free(ch);
-                return;
-        }
-        ch->abandoned = true;
-        ch->state = CHANNEL_CLOSING;
-        buffer_done(&ch->rx);
-        buffer_done(&ch->tx);
-        LIST_PREPEND(link, s->closing, ch);
-}
-
-/* Tell the user its channel failed and forget it. */
-static void channel_fail(SessionChannel *ch, int error, const char *reason) {
-        bool was_open = ch->state == CHANNEL_OPEN;
-        bool notify = !ch->abandoned && ch->kind == CHANNEL_USER;
-
-        /* abandoned first: a session_channel_close() from the callback is a no-op */
-        ch->abandoned = true;
-        if (notify) {
-                if (was_open)
-                        ch->cb->failed(ch, error, reason, ch->userdata);
-                else
-                        ch->cb->opened(ch, error, reason, ch->userdata);
-        }
-        channel_retire(ch);
-}
-
-static bool channel_tx_finished(const SessionChannel *ch) {
-        return buffer_empty(&ch->tx) && (!ch->tx_shutdown || ch->eof_sent);
-}
-
-static bool is_channel_error(int rc) {
-        switch (rc) {
-        case LIBSSH2_ERROR_CHANNEL_OUTOFORDER:
-        case LIBSSH2_ERROR_CHANNEL_FAILURE:
-        case LIBSSH2_ERROR_CHANNEL_REQUEST_DENIED:
-        case LIBSSH2_ERROR_CHANNEL_UNKNOWN:
-        case LIBSSH2_ERROR_CHANNEL_WINDOW_EXCEEDED:
-        case LIBSSH2_ERROR_CHANNEL_PACKET_EXCEEDED:
-        case LIBSSH2_ERROR_CHANNEL_CLOSED:
-        case LIBSSH2_ERROR_CHANNEL_EOF_SENT:
-                return true;
-        default:
-                return false;
-        }
-}
-
-static const char *ssh_error_text(Session *s) {
-        char *msg = NULL;
-        libssh2_session_last_error(s->ssh, &msg, NULL, 0);
-        return msg && *msg ? msg : "unknown error";
-}
-
-/* Build the RFC 4254 direct-tcpip open data. */
-static int channel_set_target(SessionChannel *ch, const char *host, uint16_t port, const char *orig_host,
-                              uint16_t orig_port) {
-        size_t hl = strlen(host), ol = strlen(orig_host);
-        uint8_t *p;
-
-        if (hl > 1024 || ol > 1024)
-                return -EINVAL;
-        ch->open_msg_len = 4 + hl + 4 + 4 + ol + 4;
-        ch->open_msg = p = malloc(ch->open_msg_len);
-        if (!p)
-                return -ENOMEM;
-#define PUT32(v)                                    \
-        do {                                        \
-                uint32_t _v = htonl((uint32_t) (v)); \
-                memcpy(p, &_v, 4);                  \
-                p += 4;                             \
-        } while (0)
-        PUT32(hl);
-        memcpy(p, host, hl);
-        p += hl;
-        PUT32(port);
-        PUT32(ol);
-        memcpy(p, orig_host, ol);
-        p += ol;
-        PUT32(orig_port);
-#undef PUT32
-        return 0;
-}
-
-static void liveness_answered(Session *s) {
-        s->liveness_pending = false;
-        s->liveness_missed = 0;
-}
-
-/* Drive the head of the open FIFO. libssh2 keeps one open in flight per
- * session and must be called again with the same arguments until it ends. */
-static int session_drive_opens(Session *s, bool *progress) {
-        SessionChannel *ch;
-
-        while ((ch = s->opens)) {
-                LIBSSH2_CHANNEL *c;
-
-                switch (ch->kind) {
-                case CHANNEL_USER:
-                        c = libssh2_channel_open_ex(s->ssh, "direct-tcpip", strlen("direct-tcpip"),
-                                                    CHANNEL_WINDOW, CHANNEL_PACKET, (const char *) ch->open_msg,
-                                                    (unsigned) ch->open_msg_len);
-                        break;
-                case CHANNEL_CONTROL:
-                        c = libssh2_channel_open_ex(s->ssh, "session", strlen("session"), 64 * 1024,
-                                                    CHANNEL_PACKET, NULL, 0);
-                        break;
-                default:
-                        c = libssh2_channel_open_ex(s->ssh, LIVENESS_CHANNEL_TYPE,
-                                                    strlen(LIVENESS_CHANNEL_TYPE), 64 * 1024, CHANNEL_PACKET,
-                                                    NULL, 0);
-                        break;
-                }
-
-                if (!c) {
-                        int e = libssh2_session_last_errno(s->ssh);
-                        if (e == LIBSSH2_ERROR_EAGAIN)
-                                return 0;
-                        if (!is_channel_error(e))
-                                return e;
-                        /* the node answered: refused */
-                        *progress = true;
-                        if (ch->kind == CHANNEL_LIVENESS) {
-                                liveness_answered(s);
-                                channel_unlink(ch);
-                                channel_free(ch);
-                        } else if (ch->kind == CHANNEL_CONTROL) {
-                                log_node(LOG_DEBUG, s->node_name,
-                                         "session channel refused (%s): liveness by channel-open round trips",
-                                         ssh_error_text(s));
-                                liveness_answered(s);
-                                channel_unlink(ch);
-                                channel_free(ch);
-                        } else {
-                                const char *why = ssh_error_text(s);
-                                const char *paren = strchr(why, '(');
-                                char reason[128];
-                                /* "Channel open failure (connect failed)" → "connect failed" */
-                                if (paren) {
-                                        snprintf(reason, sizeof(reason), "%s", paren + 1);
-                                        char *close = strchr(reason, ')');
-                                        if (close)
-                                                *close = 0;
-                                } else
-                                        snprintf(reason, sizeof(reason), "%s", why);
-                                channel_fail(ch, -ECONNREFUSED, reason);
-                        }
-                        continue;
-                }
-
-                *progress = true;
-                libssh2_channel_set_blocking(c, 0);
-                channel_unlink(ch);
-                if (ch->kind == CHANNEL_USER)
-                        s->n_user++; /* unlink counted it out; it stays a user channel */
-                ch->ch = c;
-                ch->state = CHANNEL_OPEN;
-                LIST_PREPEND(link, s->channels, ch);
-
-                if (ch->kind == CHANNEL_LIVENESS) {
-                        /* a server that opens anything: answered all the same */
-                        liveness_answered(s);
-                        channel_retire(ch);
-                } else if (ch->kind == CHANNEL_CONTROL) {
-                        s->control = ch;
-                        liveness_answered(s);
-                } else if (ch->abandoned)
-                        channel_retire(ch);
-                else
-                        ch->cb->opened(ch, 0, NULL, ch->userdata);
-        }
-        return 0;
-}
-
-/* Write tx into the channel while the window and the output queue allow.
- * Returns a libssh2 error that ends the session, 1 if the channel failed
- * (and is gone), else 0. */
-static int channel_flush_tx(SessionChannel *ch, bool *progress) {
-        Session *s = ch->session;
-
-        while (!buffer_empty(&ch->tx) && buffer_len(&s->outq) < OUTQ_HIGH) {
-                ssize_t n = libssh2_channel_write(ch->ch, (const char *) buffer_head(&ch->tx),
-                                                  MIN(buffer_len(&ch->tx), (size_t) CHANNEL_WRITE_CHUNK));
-                if (n > 0) {
-                        buffer_consume(&ch->tx, (size_t) n);
-                        ch->bytes_tx += (uint64_t) n;
-                        *progress = true;
-                        continue;
-                }
-                if (n == 0 || n == LIBSSH2_ERROR_EAGAIN)
-                        break; /* the node's window is shut */
-                if (!is_channel_error((int) n))
-                        return (int) n;
-                *progress = true;
-                channel_fail(ch, -EPIPE, ssh_error_text(s));
-                return 1;
-        }
-        if (ch->tx_shutdown && !ch->eof_sent && buffer_empty(&ch->tx)) {
-                int rc = libssh2_channel_send_eof(ch->ch);
-                if (rc == LIBSSH2_ERROR_EAGAIN)
-                        return 0;
-                if (rc < 0 && !is_channel_error(rc))
-                        return rc;
-                /* sent, or the node closed first and needs no EOF */
-                ch->eof_sent = true;
-                *progress = true;
-        }
-        return 0;
-}
-
-/* Liveness round trips ride on the control channel as env requests. */
-static int control_pump(SessionChannel *ch, bool *progress) {
-        Session *s = ch->session;
-
-        if (s->liveness_pending) {
-                int rc = libssh2_channel_setenv_ex(ch->ch, LIVENESS_ENV_NAME, strlen(LIVENESS_ENV_NAME), "1", 1);
-                if (rc == LIBSSH2_ERROR_EAGAIN)
-                        return 0;
-                if (rc != 0 && !is_channel_error(rc))
-                        return rc;
-                liveness_answered(s);
-                *progress = true;
-                if (rc == LIBSSH2_ERROR_CHANNEL_CLOSED || rc == LIBSSH2_ERROR_CHANNEL_UNKNOWN)
-                        channel_retire(ch);
-                return 0;
-        }
-        if (libssh2_channel_eof(ch->ch))
-                channel_retire(ch);
-        return 0;
-}
-
-/* Read what the node sent into rx while there is room. Returns a libssh2
- * error that ends the session, 1 if the channel failed, else 0; *got tells
- * whether rx or the EOF flag changed. */
-static int channel_fill_rx(SessionChannel *ch, bool *got) {
-        Session *s = ch->session;
-
-        while (!ch->rx_eof && buffer_room(&ch->rx) > 0) {
-                unsigned long avail = 0;
-                ssize_t n;
-
-                libssh2_channel_window_read_ex(ch->ch, &avail, NULL);
-                if (avail > 0) {
-                        size_t size;
-                        uint8_t *p = buffer_reserve(&ch->rx, MIN((size_t) avail, buffer_room(&ch->rx)), &size);
-                        if (!p)
-                                return LIBSSH2_ERROR_ALLOC;
-                        n = libssh2_channel_read(ch->ch, (char *) p, size);
-                        if (n > 0)
-                                buffer_commit(&ch->rx, (size_t) n);
-                        else if (buffer_empty(&ch->rx))
-                                buffer_consume(&ch->rx, 0);
-                } else {
-                        /* nothing queued: a small read runs the transport and
-                         * tells EOF apart, without allocating the buffer */
-                        char scratch[512];
-                        n = libssh2_channel_read(ch->ch, scratch, MIN(sizeof(scratch), buffer_room(&ch->rx)));
-                        if (n > 0 && buffer_append(&ch->rx, scratch, (size_t) n) != n)
-                                return LIBSSH2_ERROR_ALLOC;
-                }
-                if (n > 0) {
-                        ch->bytes_rx += (uint64_t) n;
-                        *got = true;
-                        continue;
-                }
-                if (n == 0) {
-                        if (libssh2_channel_eof(ch->ch)) {
-                                ch->rx_eof = true;
-                                *got = true;
-                        }
-                        break;
-                }
-                if (n == LIBSSH2_ERROR_EAGAIN)
-                        break;
-                if (!is_channel_error((int) n))
-                        return (int) n;
-                channel_fail(ch, -ECONNRESET, ssh_error_text(s));
-                return 1;
-        }
-        return 0;
-}
-
-/* Move what can move for one open channel. Returns a libssh2 error that
- * ends the session, else 0. */
-static int channel_pump(SessionChannel *ch, bool *progress) {
-        bool got = false;
-        int r;
-
-        if (ch->kind == CHANNEL_CONTROL)
-                return control_pump(ch, progress);
-
-        if (ch->abandoned) {
-                /* closed by its user with bytes still to send: finish them */
-                r = channel_flush_tx(ch, progress);
-                if (r != 0)
-                        return r < 0 ? r : 0;
-                if (channel_tx_finished(ch)) {
-                        channel_retire(ch);
-                        *progress = true;
-                }
-                return 0;
-        }
-
-        /* node → client */
-        r = channel_fill_rx(ch, &got);
-        if (r != 0) {
-                *progress = true;
-                return r < 0 ? r : 0;
-        }
-        if (got) {
-                *progress = true;
-                ch->cb->readable(ch, ch->userdata);
-                if (ch->state != CHANNEL_OPEN || ch->abandoned)
-                        return 0; /* the user closed it from the callback */
-        }
-
-        /* client → node */
-        r = channel_flush_tx(ch, progress);
-        if (r != 0)
-                return r < 0 ? r : 0;
-        if (ch->tx_blocked && buffer_room(&ch->tx) >= CHANNEL_TX_MAX / 2) {
-                ch->tx_blocked = false;
-                ch->cb->writable(ch, ch->userdata);
-        }
-        return 0;
-}
-
-static int session_drive_closing(Session *s, bool *progress) {
-        SessionChannel *ch, *next;
-
-        LIST_FOREACH_SAFE(link, ch, next, s->closing) {
-                int rc = libssh2_channel_free(ch->ch);
-                if (rc == LIBSSH2_ERROR_EAGAIN)
-                        continue;
-                /* freed, or failed for good: either way libssh2 let go of it */
-                ch->ch = NULL;
-                LIST_REMOVE(link, s->closing, ch);
-                channel_free(ch);
-                *progress = true;
-                if (rc < 0 && !is_channel_error(rc))
-                        return rc;
-        }
-        return 0;
-}
-
-static int session_pump(Session *s) {
-        bool progress;
-        int r;
-
-        do {
-                SessionChannel *ch, *next;
-
-                progress = false;
-                r = session_drive_opens(s, &progress);
-                if (r < 0)
-                        return r;
-                LIST_FOREACH_SAFE(link, ch, next, s->channels) {
-                        r = channel_pump(ch, &progress);
-                        if (r < 0)
-                                return r;
-                        if (s->state != SESSION_READY)
-                                return 0;
-                        /* a callback may have retired the next one too */
-                        if (next && next->state != CHANNEL_OPEN)
-                                break;
-                }
-                r = session_drive_closing(s, &progress);
-                if (r < 0)
-                        return r;
-                if (buffer_len(&s->outq) >= OUTQ_HIGH) {
-                        r = session_flush(s);
-                        if (r < 0)
-                                return LIBSSH2_ERROR_SOCKET_SEND;
-                }
-                if (!progress && !s->rx_drained && s->control) {
-                        /* bytes wait in the kernel that no channel asked for
-                         * (all full, or none): reading the control channel
-                         * runs the transport until EAGAIN and moves them into
-                         * libssh2's queues, where the windows bound them */
-                        char scratch[256];
-                        ssize_t n = libssh2_channel_read(s->control->ch, scratch, sizeof(scratch));
-                        if (n < 0 && n != LIBSSH2_ERROR_EAGAIN && !is_channel_error((int) n))
-                                return (int) n;
-                        /* drained now: other channels may have data queued */
-                        progress = n > 0 || s->rx_drained;
-                }
-        } while (progress && s->state == SESSION_READY);
-        return 0;
 }
 
 /* --- connection setup ----------------------------------------------------- */
@@ -1040,7 +499,7 @@ static int session_step_handshake(Session *s) {
         if (rc == LIBSSH2_ERROR_EAGAIN)
                 return 0;
         if (rc != 0) {
-                const char *why = ssh_error_text(s);
+                const char *why = session_ssh_error(s);
                 if (rc == LIBSSH2_ERROR_SOCKET_RECV || rc == LIBSSH2_ERROR_SOCKET_DISCONNECT)
                         session_fail(s, SESSION_FAILURE_NETWORK, "connection closed during key exchange (%s)",
                                      why);
@@ -1072,9 +531,9 @@ static int session_step_auth(Session *s) {
                                      identity_type(id), identity_fingerprint(id));
                 else if (rc == LIBSSH2_ERROR_SOCKET_RECV || rc == LIBSSH2_ERROR_SOCKET_DISCONNECT)
                         session_fail(s, SESSION_FAILURE_NETWORK, "connection closed during authentication (%s)",
-                                     ssh_error_text(s));
+                                     session_ssh_error(s));
                 else
-                        session_fail(s, SESSION_FAILURE_PROTOCOL, "authentication failed: %s", ssh_error_text(s));
+                        session_fail(s, SESSION_FAILURE_PROTOCOL, "authentication failed: %s", session_ssh_error(s));
                 return -EACCES;
         }
 
@@ -1124,7 +583,7 @@ static void session_process(Session *s) {
                                         session_fail(s, SESSION_FAILURE_NETWORK, "connection closed by the node");
                                 else
                                         session_fail(s, SESSION_FAILURE_PROTOCOL, "SSH error %d: %s", rc,
-                                                     s->ssh ? ssh_error_text(s) : "?");
+                                                     s->ssh ? session_ssh_error(s) : "?");
                                 r = -EIO;
                         }
                         break;
@@ -1322,117 +781,10 @@ uint16_t session_local_port(const Session *s) {
         return s->local_port;
 }
 
-static void session_kick(Session *s) {
+void session_kick(Session *s) {
         if (s->defer && s->state == SESSION_READY && !s->processing)
                 (void) sd_event_source_set_enabled(s->defer, SD_EVENT_ONESHOT);
         else if (s->processing)
                 s->reprocess = true;
 }
 
-int session_open_channel(Session *s, const char *host, uint16_t port, const char *orig_host,
-                         uint16_t orig_port, const ChannelCallbacks *cb, void *userdata,
-                         SessionChannel **ret) {
-        SessionChannel *ch;
-        int r;
-
-        if (s->state != SESSION_READY || s->dead)
-                return -ENOTCONN;
-        ch = channel_new(s, CHANNEL_USER);
-        if (!ch)
-                return -ENOMEM;
-        r = channel_set_target(ch, host, port, orig_host, orig_port);
-        if (r < 0) {
-                channel_free(ch);
-                return r;
-        }
-        ch->cb = cb;
-        ch->userdata = userdata;
-        LIST_APPEND(link, s->opens, ch);
-        s->n_user++;
-        session_kick(s);
-        *ret = ch;
-        return 0;
-}
-
-Buffer *session_channel_rx(SessionChannel *ch) {
-        return &ch->rx;
-}
-
-bool session_channel_rx_eof(const SessionChannel *ch) {
-        return ch->rx_eof;
-}
-
-void session_channel_consumed(SessionChannel *ch) {
-        if (buffer_room(&ch->rx) > 0 && !ch->rx_eof)
-                session_kick(ch->session);
-}
-
-Buffer *session_channel_tx(SessionChannel *ch) {
-        return &ch->tx;
-}
-
-size_t session_channel_tx_room(const SessionChannel *ch) {
-        return buffer_room(&ch->tx);
-}
-
-void session_channel_kick(SessionChannel *ch) {
-        if (buffer_room(&ch->tx) == 0)
-                ch->tx_blocked = true;
-        session_kick(ch->session);
-}
-
-void session_channel_shutdown_tx(SessionChannel *ch) {
-        ch->tx_shutdown = true;
-        session_kick(ch->session);
-}
-
-bool session_channel_tx_done(const SessionChannel *ch) {
-        return ch->eof_sent;
-}
-
-void session_channel_set_callbacks(SessionChannel *ch, const ChannelCallbacks *cb, void *userdata) {
-        ch->cb = cb;
-        ch->userdata = userdata;
-}
-
-static void channel_close_internal(SessionChannel *ch, bool graceful) {
-        Session *s = ch->session;
-
-        if (ch->abandoned)
-                return;
-        if (ch->state == CHANNEL_QUEUED) {
-                if (s->opens == ch && s->state == SESSION_READY && !s->dead) {
-                        /* in flight inside libssh2: let the open finish, then close */
-                        ch->abandoned = true;
-                        return;
-                }
-                channel_unlink(ch);
-                channel_free(ch);
-                return;
-        }
-        if (ch->state != CHANNEL_OPEN)
-                return;
-        if (graceful && !channel_tx_finished(ch)) {
-                /* linger: the pump sends what is left, then the EOF, then retires it */
-                ch->abandoned = true;
-                buffer_done(&ch->rx);
-        } else
-                channel_retire(ch);
-        session_kick(s);
-}
-
-void session_channel_close(SessionChannel *ch) {
-        channel_close_internal(ch, true);
-}
-
-void session_channel_abort(SessionChannel *ch) {
-        channel_close_internal(ch, false);
-}
-
-uint64_t session_channel_bytes_rx(const SessionChannel *ch) {
-        return ch->bytes_rx;
-}
-
-uint64_t session_channel_bytes_tx(const SessionChannel *ch) {
-        return ch->bytes_tx;
-}

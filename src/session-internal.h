@@ -1,0 +1,149 @@
+/* What session.c and channel.c share: the session and channel objects and
+ * the calls between them. Not for other modules: they use session.h. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <libssh2.h>
+#include <systemd/sd-event.h>
+
+#include "buffer.h"
+#include "hostkey.h"
+#include "list.h"
+#include "resolve.h"
+#include "session.h"
+
+/* Per-channel buffers: bounded, so a slow reader costs at most this plus
+ * one SSH window (CHANNEL_WINDOW) of memory. */
+#define CHANNEL_RX_MAX (256 * 1024)
+#define CHANNEL_TX_MAX (256 * 1024)
+/* Receive window we grant the node per channel, and the largest packet we
+ * accept (never above 32768: libssh2 kills the session on larger ones). */
+#define CHANNEL_WINDOW (2 * 1024 * 1024)
+#define CHANNEL_PACKET 32768
+/* Largest single libssh2_channel_write(): one SSH packet's worth. */
+#define CHANNEL_WRITE_CHUNK 32700
+/* Above this, no channel writes until the socket drains. */
+#define OUTQ_HIGH (512 * 1024)
+/* Extra headroom for non-channel packets (window adjusts, EOF, keepalive). */
+#define OUTQ_HARD_LIMIT (64 * 1024 * 1024)
+
+/* An open of this unknown channel type is refused by sshd and dropbear at
+ * debug level only: a round trip that costs nothing on the node. Used for
+ * liveness when the node allows no session channel. */
+#define LIVENESS_CHANNEL_TYPE "liveness@sshtund"
+/* The env request used as liveness round trip on the control channel; sshd
+ * ignores names outside AcceptEnv and answers "failure". */
+#define LIVENESS_ENV_NAME "SSHTUND_LIVENESS"
+
+typedef enum ChannelKind {
+        CHANNEL_USER,     /* direct-tcpip for a client */
+        CHANNEL_CONTROL,  /* our "session" channel, carrier of liveness requests */
+        CHANNEL_LIVENESS, /* unknown-type open: a round trip, never really opens */
+} ChannelKind;
+
+typedef enum ChannelState {
+        CHANNEL_QUEUED,  /* waiting in the open FIFO */
+        CHANNEL_OPEN,
+        CHANNEL_CLOSING, /* libssh2_channel_free() until it returns 0 */
+} ChannelState;
+
+struct SessionChannel {
+        Session *session;
+        LIST_FIELDS(SessionChannel, link);
+        ChannelKind kind;
+        ChannelState state;
+        bool abandoned; /* the user closed it; no callbacks */
+
+        LIBSSH2_CHANNEL *ch;
+        uint8_t *open_msg; /* direct-tcpip request data */
+        size_t open_msg_len;
+
+        const ChannelCallbacks *cb;
+        void *userdata;
+
+        Buffer rx, tx;
+        bool rx_eof;
+        bool tx_shutdown;
+        bool eof_sent;
+        bool tx_blocked; /* tx filled up: signal writable when it drains */
+        uint64_t bytes_rx, bytes_tx;
+};
+
+struct Session {
+        Daemon *daemon;
+        Node *node;
+        char *node_name;
+        char *address;
+        uint16_t port;
+        unsigned index;
+
+        SessionState state;
+        SessionFailure failure;
+        char *last_error;
+        char host_key[HOSTKEY_FINGERPRINT_MAX];
+        bool have_slot;
+
+        ResolveQuery *resolve;
+        struct sockaddr_storage addrs[8];
+        socklen_t addr_lens[8];
+        unsigned n_addrs, addr_next;
+
+        int fd;
+        uint16_t local_port;
+        sd_event_source *io;
+        sd_event_source *timer; /* connect timeout, then liveness ticks */
+        sd_event_source *defer; /* coalesced "run the pump" requests */
+        LIBSSH2_SESSION *ssh;
+
+        Buffer outq;
+        bool rx_drained; /* last recv() said EAGAIN and epoll has not woken us */
+        bool dead;       /* the socket is gone: callbacks fail fast */
+        uint64_t rx_total;
+
+        SessionChannel *opens;    /* FIFO, head in flight */
+        SessionChannel *channels; /* open */
+        SessionChannel *closing;
+        SessionChannel *control;
+        unsigned n_user; /* user channels queued or open */
+
+        /* liveness */
+        bool liveness_pending;
+        unsigned liveness_missed;
+        uint64_t rx_at_tick;
+        usec_t ready_since;
+        usec_t up_duration;
+
+        bool processing, reprocess;
+};
+
+/* --- channel.c ---------------------------------------------------------- */
+
+/* A channel of 'kind' for s, not yet queued anywhere. */
+SessionChannel *channel_new(Session *s, ChannelKind kind);
+void channel_free(SessionChannel *ch);
+/* Take the channel off whichever list holds it. */
+void channel_unlink(SessionChannel *ch);
+/* Close an open channel through the closing list, or drop a queued one. */
+void channel_retire(SessionChannel *ch);
+/* Tell the user the channel failed (opened or failed callback), retire it. */
+void channel_fail(SessionChannel *ch, int error, const char *reason);
+/* True for libssh2 errors that end one channel, not the session. */
+bool channel_is_error(int rc);
+/* libssh2's text for the last error of the session. */
+const char *session_ssh_error(Session *s);
+/* A liveness round trip came back. */
+void session_liveness_answered(Session *s);
+/* Drive opens, every channel, and closings until nothing moves. Returns a
+ * libssh2 error that ends the session, else 0. */
+int session_pump(Session *s);
+
+/* --- session.c ---------------------------------------------------------- */
+
+/* Run the pump soon (coalesced), or again if it is running now. */
+void session_kick(Session *s);
+/* Write the output queue to the socket until it would block; -errno on a
+ * socket error. */
+int session_flush(Session *s);
