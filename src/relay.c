@@ -24,7 +24,8 @@ struct Relay {
         void (*on_done)(void *userdata);
         void *userdata;
 
-        bool client_eof; /* the client sent FIN */
+        bool client_spoke; /* the client sent a byte (or its EOF) */
+        bool client_eof;   /* the client sent FIN */
         bool down_done;  /* we delivered the node's EOF (shutdown(SHUT_WR)) */
         bool io_paused;  /* HUP with nothing we can do yet */
 };
@@ -38,7 +39,7 @@ static void relay_update_events(Relay *r) {
                 return;
         if (!r->client_eof && session_channel_tx_room(r->ch) > 0)
                 events |= EPOLLIN;
-        if (!buffer_empty(&r->head) || !buffer_empty(session_channel_rx(r->ch)))
+        if (!buffer_empty(&r->head) || (r->client_spoke && !buffer_empty(session_channel_rx(r->ch))))
                 events |= EPOLLOUT;
         (void) sd_event_source_set_io_events(r->io, events);
         if (r->io_paused && events) {
@@ -60,6 +61,10 @@ static int relay_flush_down(Relay *r) {
                 if (n < 0)
                         return (int) n;
         }
+        /* kube-apiserver fails the dial if any byte follows the 200 before
+         * it speaks: a target that talks first (a banner) waits for it */
+        if (!r->client_spoke)
+                return 0;
         while (!buffer_empty(rx)) {
                 n = buffer_write_fd(rx, r->fd);
                 if (n == -EAGAIN)
@@ -97,6 +102,10 @@ static int relay_read_up(Relay *r) {
         }
         if (got)
                 session_channel_kick(r->ch);
+        if ((got || r->client_eof) && !r->client_spoke) {
+                r->client_spoke = true;
+                return relay_flush_down(r);
+        }
         return 0;
 }
 
@@ -196,6 +205,7 @@ int relay_new(Daemon *d, int fd, SessionChannel *ch, const RelayParams *p, Relay
         r->ch = ch;
         r->started = now_usec(CLOCK_MONOTONIC);
         r->on_done = p->on_done;
+        r->client_spoke = p->early_len > 0;
         r->userdata = p->userdata;
         buffer_init(&r->head, 16 * 1024);
         r->node = strdup(strna(p->node));
