@@ -40,6 +40,7 @@ struct Node {
         uint64_t reconnects;
         uint64_t streams_total;
         bool stopping; /* node_disconnect() was called: quiet, no retries */
+        RateLimit full_log;
 };
 
 static const char *const node_state_names[_NODE_STATE_MAX] = {
@@ -270,6 +271,7 @@ int node_new(Daemon *d, const ConfigNode *cn, Node **ret) {
         n->state = NODE_CONNECTING;
         n->state_since = now_usec(CLOCK_REALTIME);
         n->refusal = _NODE_STATE_INVALID;
+        n->full_log = (RateLimit) { .interval = 60 * USEC_PER_SEC, .burst = 1 };
         r = config_node_copy(cn, &n->cfg);
         if (r < 0) {
                 free(n);
@@ -394,6 +396,19 @@ static Session *node_pick_session(const Node *n, bool *ret_full) {
         return best;
 }
 
+unsigned node_free_capacity(const Node *n) {
+        unsigned max = daemon_config(n->daemon)->ssh.max_streams_per_session, free_slots = 0;
+
+        if (n->state != NODE_UP && n->state != NODE_DEGRADED)
+                return 0;
+        for (unsigned i = 0; i < n->n_slots; i++) {
+                Session *s = n->slots[i].session;
+                if (session_state(s) == SESSION_READY && session_channels(s) < max)
+                        free_slots += max - session_channels(s);
+        }
+        return free_slots;
+}
+
 bool node_is_ready(const Node *n) {
         bool full;
         return (n->state == NODE_UP || n->state == NODE_DEGRADED) && node_pick_session(n, &full);
@@ -409,8 +424,18 @@ int node_open_channel(Node *n, const char *host, uint16_t port, const char *orig
         if (n->state != NODE_UP && n->state != NODE_DEGRADED)
                 return -EHOSTDOWN;
         s = node_pick_session(n, &full);
-        if (!s)
-                return full ? -EBUSY : -EHOSTDOWN;
+        if (!s) {
+                if (full) {
+                        unsigned suppressed;
+                        if (ratelimit_below(&n->full_log, &suppressed))
+                                log_node(LOG_WARNING, n->cfg.name,
+                                         "every session is at ssh.max_streams_per_session (%u): new streams "
+                                         "get 503 (%u more times since the last message)",
+                                         daemon_config(n->daemon)->ssh.max_streams_per_session, suppressed);
+                        return -EBUSY;
+                }
+                return -EHOSTDOWN;
+        }
         r = session_open_channel(s, host, port, orig_host, orig_port, cb, userdata, ret);
         if (r >= 0)
                 n->streams_total++;

@@ -67,6 +67,9 @@ void node_get_info(const Node *n, NodeInfo *ret);
 bool node_is_ready(const Node *n);
 /* Streams open on this node. */
 unsigned node_streams(const Node *n);
+/* Streams this node could still take now: the free slots of its ready
+ * sessions (0 when not ready). */
+unsigned node_free_capacity(const Node *n);
 
 /* Open a direct-tcpip channel to host:port on the least-loaded ready session.
  * Returns 0 and the pending channel (its callbacks report the outcome), or

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -32,6 +33,18 @@ static void usage(FILE *f) {
                 "  -h, --help          this text\n"
                 "      --version       print the version\n",
                 CONFIG_DEFAULT_PATH);
+}
+
+/* Every stream costs two descriptors and the default soft limit is 1024:
+ * take the hard limit (systemd's LimitNOFILE sets it), as epoll allows. */
+static void raise_fd_limit(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+                return;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                log_debug_errno(errno, "Cannot raise RLIMIT_NOFILE: %m");
 }
 
 static int write_pidfile(const char *path) {
@@ -122,6 +135,8 @@ int main(int argc, char *argv[]) {
                 log_setup(LOG_TARGET_STDERR, LOG_DEBUG);
         else
                 log_setup(config->log.target, config->log.level);
+
+        raise_fd_limit();
 
         free(error);
         error = NULL;
