@@ -1142,9 +1142,6 @@ static int config_complete(Config *c) {
 static bool probe_is_set(const Config *c) {
         return c->probe.type != PROBE_NONE;
 }
-static bool forwards_is_set(const Config *c) {
-        return c->n_forwards > 0;
-}
 static bool konnectivity_is_set(const Config *c) {
         return c->konnectivity.upstream;
 }
@@ -1157,9 +1154,6 @@ static bool user_is_set(const Config *c) {
 static bool metrics_listen_is_set(const Config *c) {
         return c->admin.has_metrics_listen;
 }
-static bool pool_size_is_set(const Config *c) {
-        return c->ssh.pool_size > 1;
-}
 static bool ready_min_fraction_is_set(const Config *c) {
         return c->admin.ready_min_fraction != 0.5;
 }
@@ -1169,12 +1163,10 @@ static const struct {
         bool (*is_set)(const Config *c);
 } unsupported[] = {
         { "probe.type", probe_is_set },
-        { "forwards", forwards_is_set },
         { "konnectivity", konnectivity_is_set },
         { "nodes_file", nodes_file_is_set },
         { "user", user_is_set },
         { "admin.metrics_listen", metrics_listen_is_set },
-        { "ssh.pool_size", pool_size_is_set },
         { "admin.ready_min_fraction", ready_min_fraction_is_set },
 };
 

@@ -12,6 +12,7 @@
 
 #include "admin.h"
 #include "daemon.h"
+#include "forward.h"
 #include "log.h"
 #include "node.h"
 #include "proxy.h"
@@ -33,6 +34,7 @@ struct Daemon {
         size_t n_nodes;
 
         Proxy *proxy;
+        Forwards *forwards;
         Admin *admin;
 
         unsigned handshakes;
@@ -40,6 +42,7 @@ struct Daemon {
         size_t n_waiters, waiters_head, waiters_alloc;
 
         uint64_t rng[2];
+        RateLimit handshake_log;
         sd_event_source *sig_term, *sig_int, *sig_hup;
         sd_event_source *status_timer;
 };
@@ -75,6 +78,7 @@ int daemon_new(Config *config, Identity *identity, Daemon **ret) {
                 return -ENOMEM;
         d->config = config;
         d->identity = identity;
+        d->handshake_log = (RateLimit) { .interval = 60 * USEC_PER_SEC, .burst = 1 };
         if (getrandom(d->rng, sizeof(d->rng), 0) != sizeof(d->rng)) {
                 d->rng[0] = (uint64_t) now_usec(CLOCK_REALTIME);
                 d->rng[1] = (uint64_t) getpid() * 0x9E3779B97F4A7C15ULL;
@@ -127,6 +131,7 @@ Daemon *daemon_free(Daemon *d) {
         if (!d)
                 return NULL;
         d->proxy = proxy_free(d->proxy);
+        d->forwards = forwards_free(d->forwards);
         d->admin = admin_free(d->admin);
         for (size_t i = 0; i < d->n_nodes; i++)
                 node_free(d->nodes[i]);
@@ -199,6 +204,9 @@ int daemon_start(Daemon *d) {
         r = proxy_new(d, &d->proxy);
         if (r < 0)
                 return r;
+        r = forwards_new(d, &d->forwards);
+        if (r < 0)
+                return r;
 
         for (size_t i = 0; i < d->n_nodes; i++)
                 node_start(d->nodes[i]);
@@ -210,7 +218,8 @@ int daemon_start(Daemon *d) {
                 (void) sd_event_source_set_description(d->status_timer, "status");
         }
 
-        log_info("sshtund %s started: %zu nodes", PACKAGE_VERSION, d->n_nodes);
+        log_info("sshtund %s started: %zu nodes, %zu forwards", PACKAGE_VERSION, d->n_nodes,
+                 d->config->n_forwards);
         (void) sd_notify(0, "READY=1");
         daemon_notify_status(d);
         return 0;
@@ -222,6 +231,7 @@ int daemon_run(Daemon *d) {
                 return log_error_errno(r, "Event loop failed: %m");
         /* stop taking new requests before the nodes go */
         d->proxy = proxy_free(d->proxy);
+        d->forwards = forwards_free(d->forwards);
         for (size_t i = 0; i < d->n_nodes; i++)
                 node_disconnect(d->nodes[i], "sshtund shutting down");
         return r;
@@ -263,17 +273,20 @@ Node *daemon_find_node(const Daemon *d, const char *name) {
 }
 
 Node *daemon_pick_any_node(Daemon *d) {
-        size_t ready = 0, pick;
+        uint64_t total = 0, pick;
 
+        /* weighted by free capacity: busy nodes get proportionally less */
         for (size_t i = 0; i < d->n_nodes; i++)
-                if (node_is_ready(d->nodes[i]))
-                        ready++;
-        if (ready == 0)
+                total += node_free_capacity(d->nodes[i]);
+        if (total == 0)
                 return NULL;
-        pick = daemon_random(d, ready);
-        for (size_t i = 0; i < d->n_nodes; i++)
-                if (node_is_ready(d->nodes[i]) && pick-- == 0)
+        pick = daemon_random(d, total);
+        for (size_t i = 0; i < d->n_nodes; i++) {
+                uint64_t w = node_free_capacity(d->nodes[i]);
+                if (pick < w)
                         return d->nodes[i];
+                pick -= w;
+        }
         return NULL;
 }
 
@@ -323,6 +336,9 @@ bool daemon_handshake_acquire(Daemon *d, HandshakeResume resume, void *userdata)
                 }
         }
         d->waiters[d->waiters_head + d->n_waiters++] = (HandshakeWaiter) { resume, userdata };
+        unsigned suppressed;
+        if (ratelimit_below(&d->handshake_log, &suppressed))
+                log_info("ssh.max_handshakes (%u) in flight: further connects wait their turn", d->config->ssh.max_handshakes);
         return false;
 }
 

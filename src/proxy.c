@@ -1,7 +1,8 @@
-/* The front door. Each accepted client goes through: read the request head
- * (bounded by size and header_timeout), check it, route it, open the node's
- * channel (bounded by open_timeout), then answer exactly once: 200 and a
- * relay, or an error status and close. */
+/* The front door. Each accepted client goes through: read its request (an
+ * HTTP CONNECT head, or a SOCKS5 greeting and request: the first byte tells;
+ * bounded by size and header_timeout), check it, route it, open the node's
+ * channel (bounded by open_timeout), then answer exactly once: success and a
+ * relay, or an error (HTTP status or SOCKS5 REP) and close. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
@@ -15,6 +16,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "acceptor.h"
 #include "address.h"
 #include "buffer.h"
 #include "daemon.h"
@@ -26,16 +28,15 @@
 #include "proxy.h"
 #include "relay.h"
 #include "router.h"
+#include "socks.h"
 
 #define REPLY_FLUSH_USEC (5 * USEC_PER_SEC)
-#define ACCEPT_RETRY_USEC (1 * USEC_PER_SEC)
 /* Client bytes accepted after the head before the tunnel opens (a TLS
  * ClientHello fits); more waits in the kernel. */
 #define EARLY_DATA_MAX (16 * 1024)
 
 static const char reply_200[] = "HTTP/1.1 200 Connection Established\r\n\r\n";
 
-typedef struct ProxyListener ProxyListener;
 typedef struct ProxyClient ProxyClient;
 
 typedef enum ClientState {
@@ -44,17 +45,32 @@ typedef enum ClientState {
         CLIENT_REPLYING,
 } ClientState;
 
-struct ProxyListener {
-        Proxy *proxy;
-        ListenAddress address;
-        int fd;
-        sd_event_source *io;
+typedef enum ClientProtocol {
+        PROTOCOL_UNKNOWN, /* no byte yet */
+        PROTOCOL_HTTP,
+        PROTOCOL_SOCKS,
+} ClientProtocol;
+
+/* The CONNECT path's status for each outcome; socks.h has the table. */
+static const int outcome_status[_PROXY_OUTCOME_MAX] = {
+        [PROXY_OUTCOME_OK] = 200,
+        [PROXY_OUTCOME_MALFORMED] = 400,
+        [PROXY_OUTCOME_BAD_ADDRESS_TYPE] = 400,
+        [PROXY_OUTCOME_NOT_CONNECT] = 405,
+        [PROXY_OUTCOME_HEAD_TOO_LARGE] = 431,
+        [PROXY_OUTCOME_HEAD_TIMEOUT] = 408,
+        [PROXY_OUTCOME_DENIED] = 403,
+        [PROXY_OUTCOME_PROHIBITED] = 502,
+        [PROXY_OUTCOME_REFUSED] = 502,
+        [PROXY_OUTCOME_UNAVAILABLE] = 503,
+        [PROXY_OUTCOME_OPEN_TIMEOUT] = 504,
 };
 
 struct ProxyClient {
         Proxy *proxy;
         LIST_FIELDS(ProxyClient, clients);
         ClientState state;
+        ClientProtocol protocol;
         int fd;
         sd_event_source *io;
         sd_event_source *timer;
@@ -63,8 +79,9 @@ struct ProxyClient {
         uint16_t orig_port;
 
         Buffer in;
-        size_t head_len;
-        Buffer out;
+        size_t greeting_len; /* SOCKS5: the greeting, once a method was chosen */
+        size_t head_len;     /* the whole request; early tunnel bytes follow */
+        Buffer out;          /* SOCKS5 method reply not yet written, or the error reply */
 
         SessionChannel *ch;
         char *node;
@@ -74,20 +91,19 @@ struct ProxyClient {
 
 struct Proxy {
         Daemon *daemon;
-        ProxyListener *listeners;
+        Acceptor **listeners;
         size_t n_listeners;
         ProxyClient *clients;
         unsigned n_clients;    /* requests not yet answered */
         unsigned n_streams;    /* relays started here and still running */
         bool full;             /* at proxy.max_clients: listeners paused */
-        sd_event_source *accept_retry;
         RateLimit reject_log;
         RateLimit accept_log;
 };
 
 static void proxy_set_listening(Proxy *p, bool on) {
         for (size_t i = 0; i < p->n_listeners; i++)
-                (void) sd_event_source_set_enabled(p->listeners[i].io, on ? SD_EVENT_ON : SD_EVENT_OFF);
+                acceptor_hold(p->listeners[i], !on);
 }
 
 /* proxy.max_clients bounds the front door's connections, waiting or
@@ -107,8 +123,7 @@ static void proxy_check_capacity(Proxy *p) {
                                     max);
         } else if (p->full && used < max) {
                 p->full = false;
-                if (!p->accept_retry || sd_event_source_get_enabled(p->accept_retry, NULL) == 0)
-                        proxy_set_listening(p, true);
+                proxy_set_listening(p, true);
         }
 }
 
@@ -162,13 +177,56 @@ static int client_arm_timer(ProxyClient *c, usec_t after) {
         return r;
 }
 
-/* Answer with an error status, then close once it is written. */
-static void client_reply_error(ProxyClient *c, int code, const char *fmt, ...) _printf_(3, 4);
-static void client_reply_error(ProxyClient *c, int code, const char *fmt, ...) {
-        Proxy *p = c->proxy;
-        char body[512];
+/* Queue 'len' bytes for the client and write what the socket takes now;
+ * the rest goes out when it is writable. */
+static int client_send(ProxyClient *c, const void *data, size_t len) {
+        ssize_t n;
+
+        if (buffer_append(&c->out, data, len) != (ssize_t) len)
+                return -ENOMEM;
+        n = buffer_write_fd(&c->out, c->fd);
+        if (n < 0 && n != -EAGAIN)
+                return (int) n;
+        if (!buffer_empty(&c->out))
+                (void) sd_event_source_set_io_events(c->io, EPOLLIN | EPOLLOUT);
+        return 0;
+}
+
+/* The error reply in the client's protocol, appended to c->out (after a
+ * SOCKS5 method reply still there). Nothing for a SOCKS5 client that never
+ * got a method, nor for one the table says is just closed. */
+static int client_queue_error(ProxyClient *c, ProxyOutcome outcome, char *body, size_t size) {
+        int code = outcome_status[outcome];
         _cleanup_free_ char *reply = NULL;
         size_t len;
+
+        if (c->protocol == PROTOCOL_SOCKS) {
+                int rep = socks_reply_for_outcome(outcome);
+                uint8_t msg[SOCKS_REPLY_LEN];
+
+                if (rep < 0 || c->greeting_len == 0)
+                        return 0;
+                socks_reply_format((uint8_t) rep, msg);
+                return buffer_append(&c->out, msg, sizeof(msg)) == (ssize_t) sizeof(msg) ? 0 : -ENOMEM;
+        }
+
+        strncat(body, "\n", size - strlen(body) - 1);
+        reply = http_response_format(code, NULL,
+                                     code == 405 ? "Allow: CONNECT\r\nConnection: close\r\n"
+                                                 : "Connection: close\r\n",
+                                     "text/plain; charset=utf-8", body, strlen(body), &len);
+        if (!reply || buffer_append(&c->out, reply, len) != (ssize_t) len)
+                return -ENOMEM;
+        return 0;
+}
+
+/* Answer with an error (an HTTP status or a SOCKS5 REP), then close once it
+ * is written. */
+static void client_fail(ProxyClient *c, ProxyOutcome outcome, const char *fmt, ...) _printf_(3, 4);
+static void client_fail(ProxyClient *c, ProxyOutcome outcome, const char *fmt, ...) {
+        Proxy *p = c->proxy;
+        int code = outcome_status[outcome];
+        char body[512], what[64];
         va_list ap;
         unsigned suppressed;
 
@@ -177,22 +235,27 @@ static void client_reply_error(ProxyClient *c, int code, const char *fmt, ...) {
         va_end(ap);
 
         if (ratelimit_below(&p->reject_log, &suppressed)) {
+                int rep = socks_reply_for_outcome(outcome);
+
+                if (c->protocol != PROTOCOL_SOCKS)
+                        snprintf(what, sizeof(what), "%d", code);
+                else if (c->greeting_len == 0 && !buffer_empty(&c->out))
+                        snprintf(what, sizeof(what), "SOCKS5 no acceptable methods (0xff):");
+                else if (rep < 0 || c->greeting_len == 0)
+                        snprintf(what, sizeof(what), "SOCKS5 closed without a reply:");
+                else
+                        snprintf(what, sizeof(what), "SOCKS5 %s (0x%02x):", socks_reply_to_string(rep), rep);
                 if (suppressed)
                         log_info("%u front-door replies not logged (rate limit)", suppressed);
-                log_full(code >= 500 ? LOG_INFO : LOG_DEBUG, "%s: %s%s%d %s", c->peer, c->target ? c->target : "",
-                         c->target ? ": " : "", code, body);
+                log_full(code >= 500 ? LOG_INFO : LOG_DEBUG, "%s: %s%s%s %s", c->peer, c->target ? c->target : "",
+                         c->target ? ": " : "", what, body);
         }
-        strcat(body, "\n");
 
         if (c->ch) {
                 SessionChannel *ch = TAKE_PTR(c->ch);
                 session_channel_abort(ch);
         }
-        reply = http_response_format(code, NULL,
-                                     code == 405 ? "Allow: CONNECT\r\nConnection: close\r\n"
-                                                 : "Connection: close\r\n",
-                                     "text/plain; charset=utf-8", body, strlen(body), &len);
-        if (!reply || buffer_append(&c->out, reply, len) != (ssize_t) len) {
+        if (client_queue_error(c, outcome, body, sizeof(body)) < 0) {
                 client_free(c);
                 return;
         }
@@ -213,6 +276,9 @@ static int on_client_io(sd_event_source *es, int fd, uint32_t revents, void *use
 static void on_open_done(SessionChannel *ch, int error, const char *reason, void *userdata) {
         ProxyClient *c = userdata;
         Proxy *p = c->proxy;
+        /* a SOCKS5 method reply the socket did not take yet goes first */
+        uint8_t head[SOCKS_METHOD_REPLY_LEN + sizeof(reply_200)];
+        size_t head_len = MIN(buffer_len(&c->out), (size_t) SOCKS_METHOD_REPLY_LEN);
         Relay *relay;
         RelayParams rp;
         int r;
@@ -220,41 +286,60 @@ static void on_open_done(SessionChannel *ch, int error, const char *reason, void
         if (error < 0) {
                 c->ch = NULL; /* gone */
                 if (error == -ECONNREFUSED)
-                        client_reply_error(c, 502, "node %s could not open %s: %s", c->node, c->target,
-                                           reason ? reason : "refused");
+                        client_fail(c,
+                                    reason && strstr(reason, "prohibited") ? PROXY_OUTCOME_PROHIBITED
+                                                                           : PROXY_OUTCOME_REFUSED,
+                                    "node %s could not open %s: %s", c->node, c->target,
+                                    reason ? reason : "refused");
                 else
-                        client_reply_error(c, 503, "node %s: session lost before the channel opened (%s)",
-                                           c->node, reason ? reason : "aborted");
+                        client_fail(c, PROXY_OUTCOME_UNAVAILABLE,
+                                    "node %s: session lost before the channel opened (%s)", c->node,
+                                    reason ? reason : "aborted");
                 return;
         }
 
+        if (head_len)
+                memcpy(head, buffer_head(&c->out), head_len);
+        if (c->protocol == PROTOCOL_SOCKS) {
+                socks_reply_format(SOCKS_REP_SUCCEEDED, head + head_len);
+                head_len += SOCKS_REPLY_LEN;
+        } else {
+                memcpy(head + head_len, reply_200, sizeof(reply_200) - 1);
+                head_len += sizeof(reply_200) - 1;
+        }
         rp = (RelayParams) {
                 .node = c->node,
                 .target = c->target,
                 .client = c->peer,
-                .head = reply_200,
-                .head_len = sizeof(reply_200) - 1,
+                .head = head,
+                .head_len = head_len,
                 .early = buffer_head(&c->in) + c->head_len,
                 .early_len = buffer_len(&c->in) - c->head_len,
+                /* kube-apiserver's CONNECT dialer fails on bytes before it
+                 * speaks; SOCKS5 clients of talk-first servers (SMTP, FTP,
+                 * databases) wait for them */
+                .node_may_speak_first = c->protocol == PROTOCOL_SOCKS,
                 .on_done = proxy_relay_done,
                 .userdata = p->daemon,
         };
         c->io = sd_event_source_disable_unref(c->io);
+        /* counted first: a relay that fails at once ends inside relay_new()
+         * and its on_done already uncounts it */
+        p->n_streams++;
         r = relay_new(p->daemon, c->fd, ch, &rp, &relay);
         if (r < 0) {
-                /* still ours: fd and channel */
+                /* still ours: fd and channel; on_done did not run */
+                p->n_streams--;
                 if (sd_event_add_io(daemon_event(p->daemon), &c->io, c->fd, EPOLLOUT, on_client_io, c) < 0) {
                         client_free(c);
                         return;
                 }
-                client_reply_error(c, 503, "cannot start the stream: %s", strerror(-r));
+                client_fail(c, PROXY_OUTCOME_UNAVAILABLE, "cannot start the stream: %s", strerror(-r));
                 return;
         }
         /* the relay owns the socket and the channel now */
         c->fd = -1;
         c->ch = NULL;
-        if (relay)
-                p->n_streams++;
         client_free(c);
 }
 
@@ -271,6 +356,7 @@ static const ChannelCallbacks open_callbacks = {
         .failed = on_open_failed,
 };
 
+/* The request is complete, whatever its protocol: check it and route it. */
 static void client_route(ProxyClient *c, const char *host, uint16_t port) {
         Proxy *p = c->proxy;
         Daemon *d = p->daemon;
@@ -279,18 +365,20 @@ static void client_route(ProxyClient *c, const char *host, uint16_t port) {
         int r;
 
         if (!router_allowed(daemon_router(d), host, port)) {
-                client_reply_error(c, 403, "%s is not in proxy.allow", c->target);
+                client_fail(c, PROXY_OUTCOME_DENIED, "%s is not in proxy.allow", c->target);
                 return;
         }
         node = router_lookup(daemon_router(d), host);
         if (!node) {
                 if (cfg->proxy.fallback == FALLBACK_NONE) {
-                        client_reply_error(c, 503, "no node owns %s and proxy.fallback is \"none\"", host);
+                        client_fail(c, PROXY_OUTCOME_UNAVAILABLE, "no node owns %s and proxy.fallback is \"none\"",
+                                    host);
                         return;
                 }
                 node = daemon_pick_any_node(d);
                 if (!node) {
-                        client_reply_error(c, 503, "no node owns %s and no node is ready for it", host);
+                        client_fail(c, PROXY_OUTCOME_UNAVAILABLE, "no node owns %s and no node is ready for it",
+                                    host);
                         return;
                 }
         }
@@ -302,32 +390,34 @@ static void client_route(ProxyClient *c, const char *host, uint16_t port) {
 
         r = node_open_channel(node, host, port, c->orig_host, c->orig_port, &open_callbacks, c, &c->ch);
         if (r == -EBUSY) {
-                client_reply_error(c, 503, "node %s: every session is at ssh.max_streams_per_session (%u)",
-                                   c->node, cfg->ssh.max_streams_per_session);
+                client_fail(c, PROXY_OUTCOME_UNAVAILABLE,
+                            "node %s: every session is at ssh.max_streams_per_session (%u)", c->node,
+                            cfg->ssh.max_streams_per_session);
                 return;
         }
         if (r < 0) {
                 NodeInfo info;
                 node_get_info(node, &info);
-                client_reply_error(c, 503, "node %s is %s%s%s", c->node, node_state_to_string(info.state),
-                                   info.last_error ? ": " : "", info.last_error ? info.last_error : "");
+                client_fail(c, PROXY_OUTCOME_UNAVAILABLE, "node %s is %s%s%s", c->node,
+                            node_state_to_string(info.state), info.last_error ? ": " : "",
+                            info.last_error ? info.last_error : "");
                 return;
         }
         c->state = CLIENT_OPENING;
         /* no more reading until the tunnel exists; HUP and ERR still wake us */
         (void) sd_event_source_set_io_events(c->io, 0);
         if (client_arm_timer(c, sec_to_usec(cfg->proxy.open_timeout)) < 0)
-                client_reply_error(c, 503, "cannot arm the open timer");
+                client_fail(c, PROXY_OUTCOME_UNAVAILABLE, "cannot arm the open timer");
 }
 
-/* The head is complete: check it and route it. */
+/* HTTP CONNECT: the head is complete. */
 static void client_handle_head(ProxyClient *c, HttpRequest *req) {
         _cleanup_free_ char *host = NULL;
         uint16_t port;
         const char *target = http_request_target(req);
 
         if (!streq(http_request_method(req), "CONNECT")) {
-                client_reply_error(c, 405, "only CONNECT is served here");
+                client_fail(c, PROXY_OUTCOME_NOT_CONNECT, "only CONNECT is served here");
                 return;
         }
         c->target = strdup(target);
@@ -336,23 +426,103 @@ static void client_handle_head(ProxyClient *c, HttpRequest *req) {
                 return;
         }
         if (hostport_split(target, &host, &port) < 0) {
-                client_reply_error(c, 400, "CONNECT target must be host:port or [v6]:port");
+                client_fail(c, PROXY_OUTCOME_MALFORMED, "CONNECT target must be host:port or [v6]:port");
                 return;
         }
         client_route(c, host, port);
 }
 
-static void client_read(ProxyClient *c) {
-        const Config *cfg = daemon_config(c->proxy->daemon);
+static void client_read_http(ProxyClient *c) {
         HttpRequest *req = NULL;
-        ssize_t n;
         int r;
+
+        r = http_request_parse((const char *) buffer_head(&c->in), buffer_len(&c->in), HTTP_HEAD_MAX, &req);
+        if (r == 0)
+                return;
+        if (r == -EMSGSIZE) {
+                client_fail(c, PROXY_OUTCOME_HEAD_TOO_LARGE, "request head larger than %d bytes or too many headers",
+                            HTTP_HEAD_MAX);
+                return;
+        }
+        if (r == -EBADMSG) {
+                client_fail(c, PROXY_OUTCOME_MALFORMED, "malformed request");
+                return;
+        }
+        if (r < 0) {
+                client_fail(c, PROXY_OUTCOME_UNAVAILABLE, "cannot parse request: %s", strerror(-r));
+                return;
+        }
+        c->head_len = (size_t) r;
+        client_handle_head(c, req);
+        http_request_free(req);
+}
+
+/* SOCKS5: the greeting, answered at once, then the request (a client may
+ * send both in one go). */
+static void client_read_socks(ProxyClient *c) {
+        const uint8_t *in = buffer_head(&c->in);
+        size_t len = buffer_len(&c->in);
+        SocksRequest req;
+        int r;
+
+        if (c->greeting_len == 0) {
+                uint8_t method, reply[SOCKS_METHOD_REPLY_LEN];
+
+                r = socks_greeting_parse(in, len, &method);
+                if (r == 0)
+                        return;
+                if (r < 0) {
+                        client_fail(c, PROXY_OUTCOME_MALFORMED, "malformed greeting");
+                        return;
+                }
+                socks_method_reply_format(method, reply);
+                if (client_send(c, reply, sizeof(reply)) < 0) {
+                        client_free(c);
+                        return;
+                }
+                if (method != SOCKS_METHOD_NO_AUTH) {
+                        client_fail(c, PROXY_OUTCOME_MALFORMED,
+                                    "the client does not offer method 0x00 (no authentication), the "
+                                    "only one served");
+                        return;
+                }
+                c->greeting_len = (size_t) r;
+        }
+
+        r = socks_request_parse(in + c->greeting_len, len - c->greeting_len, &req);
+        if (r == 0)
+                return;
+        if (r == -EOPNOTSUPP) {
+                client_fail(c, PROXY_OUTCOME_NOT_CONNECT, "only CONNECT is served here (command 0x%02x)",
+                            in[c->greeting_len + 1]);
+                return;
+        }
+        if (r == -EAFNOSUPPORT) {
+                client_fail(c, PROXY_OUTCOME_BAD_ADDRESS_TYPE, "unknown address type 0x%02x",
+                            in[c->greeting_len + 3]);
+                return;
+        }
+        if (r < 0) {
+                client_fail(c, PROXY_OUTCOME_MALFORMED, "malformed request");
+                return;
+        }
+        c->head_len = c->greeting_len + (size_t) r;
+        if (asprintf(&c->target, strchr(req.host, ':') ? "[%s]:%u" : "%s:%u", req.host, req.port) < 0) {
+                c->target = NULL;
+                client_free(c);
+                return;
+        }
+        client_route(c, req.host, req.port);
+}
+
+static void client_read(ProxyClient *c) {
+        ssize_t n;
 
         n = buffer_read_fd(&c->in, c->fd);
         if (n == -EAGAIN || n == -EINTR)
                 return;
         if (n == -ENOBUFS) {
-                client_reply_error(c, 431, "request head larger than %d bytes", HTTP_HEAD_MAX);
+                client_fail(c, PROXY_OUTCOME_HEAD_TOO_LARGE, "request head larger than %d bytes", HTTP_HEAD_MAX);
                 return;
         }
         if (n <= 0) {
@@ -361,33 +531,30 @@ static void client_read(ProxyClient *c) {
                 return;
         }
 
-        r = http_request_parse((const char *) buffer_head(&c->in), buffer_len(&c->in), HTTP_HEAD_MAX, &req);
-        if (r == 0)
-                return;
-        if (r == -EMSGSIZE) {
-                client_reply_error(c, 431, "request head larger than %d bytes or too many headers",
-                                   HTTP_HEAD_MAX);
-                return;
-        }
-        if (r == -EBADMSG) {
-                client_reply_error(c, 400, "malformed request");
-                return;
-        }
-        if (r < 0) {
-                client_reply_error(c, 503, "cannot parse request: %s", strerror(-r));
-                return;
-        }
-        c->head_len = (size_t) r;
-        (void) cfg;
-        client_handle_head(c, req);
-        http_request_free(req);
+        if (c->protocol == PROTOCOL_UNKNOWN)
+                c->protocol = buffer_head(&c->in)[0] == SOCKS_VERSION ? PROTOCOL_SOCKS : PROTOCOL_HTTP;
+        if (c->protocol == PROTOCOL_SOCKS)
+                client_read_socks(c);
+        else
+                client_read_http(c);
 }
 
 static int on_client_io(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
         ProxyClient *c = userdata;
+        ssize_t n;
 
         switch (c->state) {
         case CLIENT_READING:
+                if (!buffer_empty(&c->out)) {
+                        /* the rest of a SOCKS5 method reply */
+                        n = buffer_write_fd(&c->out, c->fd);
+                        if (n < 0 && n != -EAGAIN) {
+                                client_free(c);
+                                break;
+                        }
+                        if (buffer_empty(&c->out))
+                                (void) sd_event_source_set_io_events(c->io, EPOLLIN);
+                }
                 client_read(c);
                 break;
         case CLIENT_OPENING:
@@ -397,12 +564,11 @@ static int on_client_io(sd_event_source *es, int fd, uint32_t revents, void *use
                         client_free(c);
                 }
                 break;
-        case CLIENT_REPLYING: {
-                ssize_t n = buffer_write_fd(&c->out, c->fd);
+        case CLIENT_REPLYING:
+                n = buffer_write_fd(&c->out, c->fd);
                 if ((n < 0 && n != -EAGAIN) || buffer_empty(&c->out))
                         client_free(c);
                 break;
-        }
         }
         return 0;
 }
@@ -413,12 +579,14 @@ static int on_client_timer(sd_event_source *es, uint64_t usec, void *userdata) {
 
         switch (c->state) {
         case CLIENT_READING:
-                client_reply_error(c, 408, "no complete request head within proxy.header_timeout (%.1f s)",
-                                   cfg->proxy.header_timeout);
+                client_fail(c, PROXY_OUTCOME_HEAD_TIMEOUT, "no complete %s within proxy.header_timeout (%.1f s)",
+                            c->protocol == PROTOCOL_SOCKS ? "request" : "request head",
+                            cfg->proxy.header_timeout);
                 break;
         case CLIENT_OPENING:
-                client_reply_error(c, 504, "node %s did not open %s within proxy.open_timeout (%.1f s)", c->node,
-                                   c->target, cfg->proxy.open_timeout);
+                client_fail(c, PROXY_OUTCOME_OPEN_TIMEOUT,
+                            "node %s did not open %s within proxy.open_timeout (%.1f s)", c->node, c->target,
+                            cfg->proxy.open_timeout);
                 break;
         case CLIENT_REPLYING:
                 client_free(c);
@@ -427,116 +595,37 @@ static int on_client_timer(sd_event_source *es, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void describe_peer(ProxyClient *c, const struct sockaddr_storage *sa, const ProxyListener *l) {
-        char ip[INET6_ADDRSTRLEN] = "?";
-
-        if (sa->ss_family == AF_INET) {
-                const struct sockaddr_in *in = (const struct sockaddr_in *) sa;
-                inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
-                c->orig_port = ntohs(in->sin_port);
-                snprintf(c->peer, sizeof(c->peer), "%s:%u", ip, c->orig_port);
-                snprintf(c->orig_host, sizeof(c->orig_host), "%s", ip);
-        } else if (sa->ss_family == AF_INET6) {
-                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) sa;
-                inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
-                c->orig_port = ntohs(in6->sin6_port);
-                snprintf(c->peer, sizeof(c->peer), "[%s]:%u", ip, c->orig_port);
-                snprintf(c->orig_host, sizeof(c->orig_host), "%s", ip);
-        } else {
-                struct ucred cred;
-                socklen_t len = sizeof(cred);
-                if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
-                        snprintf(c->peer, sizeof(c->peer), "unix:pid=%d,uid=%u", (int) cred.pid,
-                                 (unsigned) cred.uid);
-                else
-                        snprintf(c->peer, sizeof(c->peer), "unix");
-                /* what ssh -L says for local clients */
-                snprintf(c->orig_host, sizeof(c->orig_host), "127.0.0.1");
-                c->orig_port = 0;
-        }
-        (void) l;
-}
-
-static void proxy_pause_accepting(Proxy *p, bool pause);
-
-static int on_accept_retry(sd_event_source *es, uint64_t usec, void *userdata) {
-        proxy_pause_accepting(userdata, false);
-        return 0;
-}
-
-static void proxy_pause_accepting(Proxy *p, bool pause) {
-        proxy_set_listening(p, !pause && !p->full);
-        if (!pause)
-                return;
-        /* out of descriptors: try again later instead of spinning on a
-         * level-triggered listener we cannot drain */
-        usec_t when = now_usec(CLOCK_MONOTONIC) + ACCEPT_RETRY_USEC;
-        if (p->accept_retry) {
-                (void) sd_event_source_set_time(p->accept_retry, when);
-                (void) sd_event_source_set_enabled(p->accept_retry, SD_EVENT_ONESHOT);
-        } else if (sd_event_add_time(daemon_event(p->daemon), &p->accept_retry, CLOCK_MONOTONIC, when,
-                                     100 * USEC_PER_MSEC, on_accept_retry, p) >= 0)
-                (void) sd_event_source_set_description(p->accept_retry, "proxy-accept-retry");
-}
-
-static int on_listener(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
-        ProxyListener *l = userdata;
-        Proxy *p = l->proxy;
+static void on_accept(Acceptor *a, int fd, const AcceptorPeer *peer, void *userdata) {
+        Proxy *p = userdata;
         const Config *cfg = daemon_config(p->daemon);
+        ProxyClient *c;
+        int r;
 
-        /* a bounded batch per wakeup keeps other sources served */
-        for (int i = 0; i < 64 && !p->full; i++) {
-                struct sockaddr_storage sa;
-                socklen_t len = sizeof(sa);
-                ProxyClient *c;
-                int cfd, r;
-
-                cfd = accept4(fd, (struct sockaddr *) &sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                if (cfd < 0) {
-                        if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
-                                return 0;
-                        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                                unsigned suppressed;
-                                if (ratelimit_below(&p->accept_log, &suppressed))
-                                        log_warning_errno(errno,
-                                                          "Cannot accept front-door connections: %m; pausing "
-                                                          "for 1 s (raise LimitNOFILE)");
-                                proxy_pause_accepting(p, true);
-                                return 0;
-                        }
-                        log_warning_errno(errno, "accept: %m");
-                        return 0;
-                }
-
-                c = calloc(1, sizeof(*c));
-                if (!c) {
-                        safe_close(cfd);
-                        return 0;
-                }
-                c->proxy = p;
-                c->fd = cfd;
-                c->accepted = now_usec(CLOCK_MONOTONIC);
-                buffer_init(&c->in, HTTP_HEAD_MAX + EARLY_DATA_MAX);
-                buffer_init(&c->out, 4096);
-                LIST_PREPEND(clients, p->clients, c);
-                p->n_clients++;
-                describe_peer(c, &sa, l);
-                proxy_check_capacity(p);
-
-                if (l->address.kind == LISTEN_TCP) {
-                        int one = 1;
-                        (void) setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-                }
-                r = sd_event_add_io(daemon_event(p->daemon), &c->io, cfd, EPOLLIN, on_client_io, c);
-                if (r >= 0)
-                        r = client_arm_timer(c, sec_to_usec(cfg->proxy.header_timeout));
-                if (r < 0) {
-                        client_free(c);
-                        continue;
-                }
-                (void) sd_event_source_set_description(c->io, "proxy-client");
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                safe_close(fd);
+                return;
         }
-        return 0;
+        c->proxy = p;
+        c->fd = fd;
+        c->accepted = now_usec(CLOCK_MONOTONIC);
+        buffer_init(&c->in, HTTP_HEAD_MAX + EARLY_DATA_MAX);
+        buffer_init(&c->out, 4096);
+        LIST_PREPEND(clients, p->clients, c);
+        p->n_clients++;
+        snprintf(c->peer, sizeof(c->peer), "%s", peer->text);
+        snprintf(c->orig_host, sizeof(c->orig_host), "%s", peer->orig_host);
+        c->orig_port = peer->orig_port;
+        proxy_check_capacity(p);
+
+        r = sd_event_add_io(daemon_event(p->daemon), &c->io, fd, EPOLLIN, on_client_io, c);
+        if (r >= 0)
+                r = client_arm_timer(c, sec_to_usec(cfg->proxy.header_timeout));
+        if (r < 0) {
+                client_free(c);
+                return;
+        }
+        (void) sd_event_source_set_description(c->io, "proxy-client");
 }
 
 int proxy_new(Daemon *d, Proxy **ret) {
@@ -546,10 +635,9 @@ int proxy_new(Daemon *d, Proxy **ret) {
         int r;
 
         if (cfg->socket_group) {
-                struct group *g = getgrnam(cfg->socket_group);
-                if (!g)
-                        return log_error_errno(ENOENT, "proxy.socket_group: no group \"%s\"", cfg->socket_group);
-                gid = g->gr_gid;
+                r = acceptor_group_lookup(cfg->socket_group, &gid);
+                if (r < 0)
+                        return log_error_errno(r, "proxy.socket_group: no group \"%s\"", cfg->socket_group);
         }
 
         p = calloc(1, sizeof(*p));
@@ -558,32 +646,30 @@ int proxy_new(Daemon *d, Proxy **ret) {
         p->daemon = d;
         p->reject_log = (RateLimit) { .interval = 10 * USEC_PER_SEC, .burst = 50 };
         p->accept_log = (RateLimit) { .interval = 60 * USEC_PER_SEC, .burst = 1 };
-        p->listeners = calloc(cfg->n_listen, sizeof(ProxyListener));
+        p->listeners = calloc(cfg->n_listen, sizeof(Acceptor *));
         if (!p->listeners && cfg->n_listen) {
                 free(p);
                 return -ENOMEM;
         }
 
         for (size_t i = 0; i < cfg->n_listen; i++) {
-                ProxyListener *l = &p->listeners[i];
                 _cleanup_free_ char *name = listen_address_to_string(&cfg->listen[i]);
 
-                l->proxy = p;
-                l->fd = -1;
-                p->n_listeners++;
-                r = listen_address_copy(&cfg->listen[i], &l->address);
-                if (r < 0)
-                        goto fail;
-                r = listen_socket_open(&l->address, cfg->socket_mode, gid, SOMAXCONN);
+                r = acceptor_new(daemon_event(d), &cfg->listen[i],
+                                 &(AcceptorParams) {
+                                         .mode = cfg->socket_mode,
+                                         .gid = gid,
+                                         .label = "front door",
+                                         .description = "proxy-listener",
+                                         .handler = on_accept,
+                                         .userdata = p,
+                                 },
+                                 &p->listeners[i]);
                 if (r < 0) {
                         log_error_errno(r, "Cannot listen on %s: %m", strna(name));
                         goto fail;
                 }
-                l->fd = r;
-                r = sd_event_add_io(daemon_event(d), &l->io, l->fd, EPOLLIN, on_listener, l);
-                if (r < 0)
-                        goto fail;
-                (void) sd_event_source_set_description(l->io, "proxy-listener");
+                p->n_listeners++;
                 log_info("Front door listening on %s", strna(name));
         }
         *ret = p;
@@ -598,16 +684,8 @@ Proxy *proxy_free(Proxy *p) {
                 return NULL;
         while (p->clients)
                 client_free(p->clients);
-        for (size_t i = 0; i < p->n_listeners; i++) {
-                ProxyListener *l = &p->listeners[i];
-                l->io = sd_event_source_disable_unref(l->io);
-                if (l->fd >= 0) {
-                        listen_socket_unlink(&l->address);
-                        l->fd = safe_close(l->fd);
-                }
-                listen_address_done(&l->address);
-        }
-        p->accept_retry = sd_event_source_disable_unref(p->accept_retry);
+        for (size_t i = 0; i < p->n_listeners; i++)
+                acceptor_free(p->listeners[i]);
         free(p->listeners);
         free(p);
         return NULL;

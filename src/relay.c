@@ -24,7 +24,7 @@ struct Relay {
         void (*on_done)(void *userdata);
         void *userdata;
 
-        bool client_spoke; /* the client sent a byte (or its EOF) */
+        bool client_spoke; /* the client sent a byte (or its EOF), or the node may speak first */
         bool client_eof;   /* the client sent FIN */
         bool down_done;  /* we delivered the node's EOF (shutdown(SHUT_WR)) */
         bool io_paused;  /* HUP with nothing we can do yet */
@@ -205,7 +205,7 @@ int relay_new(Daemon *d, int fd, SessionChannel *ch, const RelayParams *p, Relay
         r->ch = ch;
         r->started = now_usec(CLOCK_MONOTONIC);
         r->on_done = p->on_done;
-        r->client_spoke = p->early_len > 0;
+        r->client_spoke = p->early_len > 0 || p->node_may_speak_first;
         r->userdata = p->userdata;
         buffer_init(&r->head, 16 * 1024);
         r->node = strdup(strna(p->node));

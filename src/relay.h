@@ -3,6 +3,7 @@
  * directions end or either side fails. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "session.h"
@@ -19,6 +20,10 @@ typedef struct RelayParams {
         size_t head_len;
         const void *early;  /* client bytes that came with the request head */
         size_t early_len;
+        /* Pass node bytes on before the client's first byte. Off for the
+         * front door (its dialer fails on bytes it did not ask for yet),
+         * on for static forwards (a banner is heard at once, as with ssh -L). */
+        bool node_may_speak_first;
         void (*on_done)(void *userdata); /* called once when the stream ends (may be NULL) */
         void *userdata;
 } RelayParams;

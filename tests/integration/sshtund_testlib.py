@@ -634,7 +634,8 @@ class TcpServer:
 
 class EchoServer(TcpServer):
     """Echoes every byte; on the client's EOF, echoes what is left, then
-    shutdown(SHUT_WR) and close (half-close travels both ways)."""
+    shutdown(SHUT_WR) and close (half-close travels both ways). The first
+    64 bytes received are kept in conn.received, to tell streams apart."""
 
     def handle(self, c):
         while True:
@@ -643,6 +644,8 @@ class EchoServer(TcpServer):
                 c.eof.set()
                 c.sock.shutdown(socket.SHUT_WR)
                 return
+            if len(c.received) < 64:
+                c.received += data[:64 - len(c.received)]
             c.sock.sendall(data)
             c.sent += len(data)
 

@@ -626,6 +626,7 @@ static void test_include(void **state) {
 
 static void test_forwards(void **state) {
         const Fixture *fx = *state;
+        Config *c;
 
         assert_load_fails(fx,
                           "nodes = ( { name = \"node-1\"; address = \"10.0.0.1\"; } );\n"
@@ -648,6 +649,33 @@ static void test_forwards(void **state) {
         assert_load_fails(fx,
                           "konnectivity = { upstream = \"unix:/k.sock\"; nodes = [ \"node-9\" ]; };\n",
                           ":1: konnectivity.nodes[0]: no node named \"node-9\" in nodes");
+        assert_load_fails(fx,
+                          "nodes = ( { name = \"n\"; address = \"10.0.0.1\"; } );\n"
+                          "forwards = ( { listen = \"unix:/run/f.sock\"; node = \"n\"; target = \"h:1\"; },\n"
+                          "             { listen = \"unix:/run/f.sock\"; node = \"n\"; target = \"h:2\"; } );\n",
+                          ":3: forwards[1].listen: already used by forwards[0] (line 2)");
+
+        /* a valid file loads: this version runs forwards */
+        c = load_ok(fx,
+                    "ssh = { identity = \"%1$s/id\"; };\n"
+                    "nodes = ( { name = \"node-1\"; address = \"10.0.0.1\"; } );\n"
+                    "forwards = (\n"
+                    "  { listen = \"tcp:127.0.0.1:10001\"; node = \"node-1\"; target = \"127.0.0.1:10250\"; },\n"
+                    "  { listen = \"unix:%1$s/f.sock\"; node = \"node-1\"; target = \"[fd00::7]:22\"; }\n"
+                    ");\n");
+        assert_int_equal(c->n_forwards, 2);
+        assert_int_equal(c->forwards[0].listen.kind, LISTEN_TCP);
+        assert_int_equal(c->forwards[0].listen.port, 10001);
+        assert_string_equal(c->forwards[0].node, "node-1");
+        assert_string_equal(c->forwards[0].target_host, "127.0.0.1");
+        assert_int_equal(c->forwards[0].target_port, 10250);
+        assert_int_equal(c->forwards[0].line, 4);
+        assert_int_equal(c->forwards[1].listen.kind, LISTEN_UNIX);
+        assert_non_null(strstr(c->forwards[1].listen.path, "/f.sock"));
+        assert_string_equal(c->forwards[1].target_host, "fd00::7");
+        assert_int_equal(c->forwards[1].target_port, 22);
+        assert_int_equal(c->forwards[1].line, 5);
+        config_free(c);
 }
 
 static void test_unsupported(void **state) {
@@ -659,10 +687,12 @@ static void test_unsupported(void **state) {
                 /* a probe section asks for the http probe unless it says otherwise */
                 { "ssh = { identity = \"%1$s/id\"; };\nprobe = { path = \"/healthz\"; };\n",
                   ":2: probe.type: not supported by this version of sshtund" },
+                /* forwards are supported: a file with one is refused for what it adds */
                 { "ssh = { identity = \"%1$s/id\"; };\n"
                   "nodes = ( { name = \"n\"; address = \"10.0.0.1\"; } );\n"
-                  "forwards = ( { listen = \"tcp:127.0.0.1:10001\"; node = \"n\"; target = \"127.0.0.1:10250\"; } );\n",
-                  ":3: forwards: not supported by this version of sshtund" },
+                  "forwards = ( { listen = \"tcp:127.0.0.1:10001\"; node = \"n\"; target = \"127.0.0.1:10250\"; } );\n"
+                  "user = \"sshtund\";\n",
+                  ":4: user: not supported by this version of sshtund" },
                 { "ssh = { identity = \"%1$s/id\"; };\n"
                   "konnectivity = {\n  upstream = \"tcp:konnectivity.example:8131\"; nodes = [ \"*\" ]; };\n",
                   ":2: konnectivity: not supported by this version of sshtund" },
@@ -672,8 +702,6 @@ static void test_unsupported(void **state) {
                   ":2: user: not supported by this version of sshtund" },
                 { "ssh = { identity = \"%1$s/id\"; };\nadmin = { metrics_listen = \"tcp:127.0.0.1:9464\"; };\n",
                   ":2: admin.metrics_listen: not supported by this version of sshtund" },
-                { "ssh = { identity = \"%1$s/id\";\n  pool_size = 2; };\n",
-                  ":2: ssh.pool_size: not supported by this version of sshtund" },
                 { "ssh = { identity = \"%1$s/id\"; };\nadmin = {\n  ready_min_fraction = 0.9; };\n",
                   ":3: admin.ready_min_fraction: not supported by this version of sshtund" },
         };

@@ -1,0 +1,233 @@
+/* Accepting on a listening socket without starving the loop or spinning:
+ * bounded batches per wakeup, a one-second rest when descriptors run out. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "acceptor.h"
+#include "listen.h"
+#include "log.h"
+#include "macro.h"
+
+/* Connections taken per wakeup: enough to drain a burst, few enough that
+ * the streams already running are served in between. */
+#define ACCEPT_BATCH 64
+#define ACCEPT_REST_USEC (1 * USEC_PER_SEC)
+
+struct Acceptor {
+        sd_event *event;
+        ListenAddress address;
+        int fd;
+        sd_event_source *io;
+        sd_event_source *rest_timer;
+        bool held;    /* by the owner */
+        bool resting; /* after a descriptor shortage, until rest_timer fires */
+        char *label;
+        char *rest_description;
+        AcceptorHandler handler;
+        void *userdata;
+        RateLimit error_log;
+};
+
+static void acceptor_update(Acceptor *a) {
+        (void) sd_event_source_set_enabled(a->io, a->held || a->resting ? SD_EVENT_OFF : SD_EVENT_ON);
+}
+
+static int on_rest_over(sd_event_source *es, uint64_t usec, void *userdata) {
+        Acceptor *a = userdata;
+
+        a->resting = false;
+        acceptor_update(a);
+        return 0;
+}
+
+/* Leave the socket alone for a while: a level-triggered listener whose
+ * backlog we cannot drain would wake the loop forever. */
+static void acceptor_rest(Acceptor *a) {
+        usec_t when = now_usec(CLOCK_MONOTONIC) + ACCEPT_REST_USEC;
+        int r;
+
+        if (a->rest_timer) {
+                r = sd_event_source_set_time(a->rest_timer, when);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(a->rest_timer, SD_EVENT_ONESHOT);
+        } else {
+                r = sd_event_add_time(a->event, &a->rest_timer, CLOCK_MONOTONIC, when, 100 * USEC_PER_MSEC,
+                                      on_rest_over, a);
+                if (r >= 0)
+                        (void) sd_event_source_set_description(a->rest_timer, a->rest_description);
+        }
+        if (r < 0)
+                /* no timer, no way back: keep accepting rather than go deaf */
+                return;
+        a->resting = true;
+        acceptor_update(a);
+}
+
+static void describe_peer(int fd, const struct sockaddr_storage *sa, AcceptorPeer *ret) {
+        char ip[INET6_ADDRSTRLEN] = "?";
+
+        *ret = (AcceptorPeer) {};
+        if (sa->ss_family == AF_INET) {
+                const struct sockaddr_in *in = (const struct sockaddr_in *) sa;
+                inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+                ret->orig_port = ntohs(in->sin_port);
+                snprintf(ret->text, sizeof(ret->text), "%s:%u", ip, ret->orig_port);
+                snprintf(ret->orig_host, sizeof(ret->orig_host), "%s", ip);
+        } else if (sa->ss_family == AF_INET6) {
+                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) sa;
+                inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+                ret->orig_port = ntohs(in6->sin6_port);
+                snprintf(ret->text, sizeof(ret->text), "[%s]:%u", ip, ret->orig_port);
+                snprintf(ret->orig_host, sizeof(ret->orig_host), "%s", ip);
+        } else {
+                struct ucred cred;
+                socklen_t len = sizeof(cred);
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+                        snprintf(ret->text, sizeof(ret->text), "unix:pid=%d,uid=%u", (int) cred.pid,
+                                 (unsigned) cred.uid);
+                else
+                        snprintf(ret->text, sizeof(ret->text), "unix");
+                /* what ssh -L says for local clients */
+                snprintf(ret->orig_host, sizeof(ret->orig_host), "127.0.0.1");
+                ret->orig_port = 0;
+        }
+}
+
+static int on_listener(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+        Acceptor *a = userdata;
+
+        for (int i = 0; i < ACCEPT_BATCH && !a->held && !a->resting; i++) {
+                struct sockaddr_storage sa;
+                socklen_t len = sizeof(sa);
+                AcceptorPeer peer;
+                unsigned suppressed;
+                int cfd;
+
+                cfd = accept4(fd, (struct sockaddr *) &sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (cfd < 0) {
+                        switch (errno) {
+                        case EAGAIN:
+                                return 0;
+                        case EINTR:
+                        case ECONNABORTED:
+                        /* the new connection's own network errors (accept(2)): the next
+                         * one in the backlog is unaffected */
+                        case EPROTO:
+                        case ENOPROTOOPT:
+                        case EHOSTDOWN:
+                        case ENONET:
+                        case EHOSTUNREACH:
+                        case ENETUNREACH:
+                        case ENETDOWN:
+                        case ETIMEDOUT:
+                                continue;
+                        case EMFILE:
+                        case ENFILE:
+                        case ENOBUFS:
+                        case ENOMEM:
+                                if (ratelimit_below(&a->error_log, &suppressed))
+                                        log_warning_errno(errno,
+                                                          "%s: cannot accept connections: %m; pausing for 1 s "
+                                                          "(raise LimitNOFILE)",
+                                                          a->label);
+                                acceptor_rest(a);
+                                return 0;
+                        default:
+                                /* unexpected: rest too, so a persistent error cannot spin */
+                                if (ratelimit_below(&a->error_log, &suppressed))
+                                        log_warning_errno(errno, "%s: accept failed: %m; pausing for 1 s",
+                                                          a->label);
+                                acceptor_rest(a);
+                                return 0;
+                        }
+                }
+
+                if (a->address.kind == LISTEN_TCP) {
+                        int one = 1;
+                        (void) setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+                }
+                describe_peer(cfd, &sa, &peer);
+                a->handler(a, cfd, &peer, a->userdata);
+        }
+        return 0;
+}
+
+int acceptor_new(sd_event *e, const ListenAddress *address, const AcceptorParams *p, Acceptor **ret) {
+        Acceptor *a;
+        int r;
+
+        a = calloc(1, sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        a->event = sd_event_ref(e);
+        a->fd = -1;
+        a->handler = p->handler;
+        a->userdata = p->userdata;
+        a->error_log = (RateLimit) { .interval = 60 * USEC_PER_SEC, .burst = 1 };
+        a->label = strdup(p->label);
+        if (!a->label || asprintf(&a->rest_description, "%s-rest", p->description) < 0) {
+                a->rest_description = NULL;
+                r = -ENOMEM;
+                goto fail;
+        }
+        r = listen_address_copy(address, &a->address);
+        if (r < 0)
+                goto fail;
+        r = listen_socket_open(&a->address, p->mode, p->gid, SOMAXCONN);
+        if (r < 0)
+                goto fail;
+        a->fd = r;
+        r = sd_event_add_io(e, &a->io, a->fd, EPOLLIN, on_listener, a);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_description(a->io, p->description);
+        *ret = a;
+        return 0;
+fail:
+        acceptor_free(a);
+        return r;
+}
+
+Acceptor *acceptor_free(Acceptor *a) {
+        if (!a)
+                return NULL;
+        a->io = sd_event_source_disable_unref(a->io);
+        a->rest_timer = sd_event_source_disable_unref(a->rest_timer);
+        if (a->fd >= 0) {
+                listen_socket_unlink(&a->address);
+                a->fd = safe_close(a->fd);
+        }
+        listen_address_done(&a->address);
+        sd_event_unref(a->event);
+        free(a->label);
+        free(a->rest_description);
+        free(a);
+        return NULL;
+}
+
+void acceptor_hold(Acceptor *a, bool hold) {
+        if (a->held == hold)
+                return;
+        a->held = hold;
+        acceptor_update(a);
+}
+
+const ListenAddress *acceptor_address(const Acceptor *a) {
+        return &a->address;
+}
+
+int acceptor_group_lookup(const char *name, gid_t *ret) {
+        struct group *g = getgrnam(name);
+
+        if (!g)
+                return -ENOENT;
+        *ret = g->gr_gid;
+        return 0;
+}
