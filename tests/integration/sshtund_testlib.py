@@ -1300,3 +1300,95 @@ class TestEnv:
         if not self.failed or any(d.proc is None for d in self.daemons):
             shutil.rmtree(self.dir, ignore_errors=True)
 
+
+
+# --- routing and limits: helpers appended for test_routing and test_limits ----
+
+class HostsSshdNode(SshdNode):
+    """An sshd node that resolves names through its own hosts file: it runs
+    in a private mount namespace where 'hosts' (name → address) is bound
+    over /etc/hosts, so that a node name or hostname sent as a direct-tcpip
+    target resolves on that node (and only there). Needs root."""
+
+    def __init__(self, tmp, name, addr, port, client_pubkey, hosts, **kw):
+        if not is_root():
+            raise HarnessError("a node with its own /etc/hosts needs root (private mount namespace)")
+        os.makedirs(os.path.join(tmp, name), exist_ok=True)
+        self.hosts_path = os.path.join(tmp, name, "hosts")
+        with open(self.hosts_path, "w") as f:
+            f.write("127.0.0.1 localhost\n")
+            for host, a in hosts.items():
+                f.write(f"{a} {host}\n")
+        super().__init__(tmp, name, addr, port, client_pubkey, **kw)
+
+    def _argv(self):
+        script = 'mount --bind "$1" /etc/hosts && shift && exec "$@"'
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+                self.hosts_path, *super()._argv()]
+
+
+def sshd_with_hosts(env, name, hosts, addr=None, port=None, pod_cidr=None, **kw):
+    """env.sshd() for a HostsSshdNode: started, and torn down with env."""
+    addr = addr or env.addr()
+    n = HostsSshdNode(env.dir, name, addr, port or free_port(addr), env.client_pub, hosts,
+                      pod_cidr=pod_cidr, start=False, **kw)
+    env.nodes.append(n)
+    return n.start()
+
+
+def carriers(conns, nodes):
+    """For each accepted test-server connection (still open), the name of
+    the node whose sshd process holds its other end, or None: which node
+    carried the stream. One pass over /proc for the lot."""
+    by_local = {}
+    for s in tcp_sockets():
+        by_local.setdefault(s.local, []).append(s.inode)
+    tree = {n.name: set(n.descendants()) for n in nodes}
+    every = set().union(*tree.values()) if tree else set()
+    inodes = [i for c in conns for i in by_local.get(tuple(c.peer[:2]), [])]
+    owners = socket_owner_pids(inodes, every)
+    out = []
+    for c in conns:
+        pids = set()
+        for i in by_local.get(tuple(c.peer[:2]), []):
+            pids |= owners.get(i, set())
+        names = [name for name, t in tree.items() if pids & t]
+        out.append(names[0] if len(names) == 1 else None)
+    return out
+
+
+class EchoServer6(EchoServer):
+    """EchoServer on an IPv6 address (such as ::1)."""
+
+    def __init__(self, addr="::1", port=None):
+        self.addr = addr
+        self.sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        for _ in range(200):
+            self.port = port or _rng.randint(20000, 32000)
+            try:
+                self.sock.bind((addr, self.port))
+                break
+            except OSError:
+                if port:
+                    raise
+        else:
+            raise HarnessError(f"no free port on {addr}")
+        self.sock.listen(128)
+        self.conns = []
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._accept_loop, daemon=True,
+                                        name=f"EchoServer6-[{addr}]:{self.port}")
+        self._thread.start()
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
