@@ -27,7 +27,7 @@ struct Relay {
         bool client_spoke; /* the client sent a byte (or its EOF), or the node may speak first */
         bool client_eof;   /* the client sent FIN */
         bool down_done;  /* we delivered the node's EOF (shutdown(SHUT_WR)) */
-        bool io_paused;  /* HUP with nothing we can do yet */
+        bool io_paused;    /* no interest in the socket right now: source off */
 };
 
 static void relay_finish(Relay *r, bool graceful, const char *why);
@@ -41,8 +41,18 @@ static void relay_update_events(Relay *r) {
                 events |= EPOLLIN;
         if (!buffer_empty(&r->head) || (r->client_spoke && !buffer_empty(session_channel_rx(r->ch))))
                 events |= EPOLLOUT;
+        if (events == 0) {
+                /* epoll reports HUP and ERR whatever we ask for: with nothing
+                 * to do on this socket a half-closed client would spin the
+                 * loop, so the source goes off until the channel needs it */
+                if (!r->io_paused) {
+                        r->io_paused = true;
+                        (void) sd_event_source_set_enabled(r->io, SD_EVENT_OFF);
+                }
+                return;
+        }
         (void) sd_event_source_set_io_events(r->io, events);
-        if (r->io_paused && events) {
+        if (r->io_paused) {
                 r->io_paused = false;
                 (void) sd_event_source_set_enabled(r->io, SD_EVENT_ON);
         }
@@ -136,12 +146,6 @@ static int on_client_io(sd_event_source *es, int fd, uint32_t revents, void *use
                 return 0;
         }
         relay_update_events(r);
-        if ((revents & EPOLLHUP) && !(revents & EPOLLIN) && !r->client_eof) {
-                /* the client is gone both ways but tx is full: wait for room
-                 * quietly (HUP is reported whatever we ask for) */
-                r->io_paused = true;
-                (void) sd_event_source_set_enabled(r->io, SD_EVENT_OFF);
-        }
         return 0;
 }
 

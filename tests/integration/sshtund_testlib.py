@@ -1392,3 +1392,19 @@ def cpu_seconds(pid):
 
 def open_fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+class HoldServer(TcpServer):
+    """Reads until the client's EOF, then keeps its side open (it neither
+    writes nor closes) until the test ends: a target that outlives the
+    client's half of the stream."""
+
+    def handle(self, c):
+        while True:
+            data = c.sock.recv(256 * 1024)
+            if not data:
+                c.eof.set()
+                break
+            c.nreceived += len(data)
+        while not self._stopping:
+            time.sleep(0.05)
