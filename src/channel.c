@@ -73,9 +73,9 @@ void channel_fail(SessionChannel *ch, int error, const char *reason) {
         ch->abandoned = true;
         if (notify) {
                 if (was_open)
-                        ch->cb->failed(ch, error, reason, ch->userdata);
+                        ch->cb->failed ? ch->cb->failed(ch, error, reason, ch->userdata) : (void) 0;
                 else
-                        ch->cb->opened(ch, error, reason, ch->userdata);
+                        ch->cb->opened ? ch->cb->opened(ch, error, reason, ch->userdata) : (void) 0;
         }
         channel_retire(ch);
 }
@@ -363,7 +363,8 @@ static int channel_pump(SessionChannel *ch, bool *progress) {
         }
         if (got) {
                 *progress = true;
-                ch->cb->readable(ch, ch->userdata);
+                if (ch->cb->readable)
+                        ch->cb->readable(ch, ch->userdata);
                 if (ch->state != CHANNEL_OPEN || ch->abandoned)
                         return 0; /* the user closed it from the callback */
         }
@@ -374,7 +375,8 @@ static int channel_pump(SessionChannel *ch, bool *progress) {
                 return r < 0 ? r : 0;
         if (ch->tx_blocked && buffer_room(&ch->tx) >= CHANNEL_TX_MAX / 2) {
                 ch->tx_blocked = false;
-                ch->cb->writable(ch, ch->userdata);
+                if (ch->cb->writable)
+                        ch->cb->writable(ch, ch->userdata);
         }
         return 0;
 }

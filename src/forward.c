@@ -148,17 +148,8 @@ static void on_open_done(SessionChannel *ch, int error, const char *reason, void
         client_free(c);
 }
 
-static void on_open_unexpected(SessionChannel *ch, void *userdata) {
-}
-
-static void on_open_failed(SessionChannel *ch, int error, const char *reason, void *userdata) {
-}
-
 static const ChannelCallbacks open_callbacks = {
         .opened = on_open_done,
-        .readable = on_open_unexpected,
-        .writable = on_open_unexpected,
-        .failed = on_open_failed,
 };
 
 static int on_client_io(sd_event_source *es, int fd, uint32_t revents, void *userdata) {

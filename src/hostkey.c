@@ -11,6 +11,7 @@
 
 #include <openssl/evp.h>
 
+#include "base64.h"
 #include "hostkey.h"
 #include "macro.h"
 
@@ -90,50 +91,6 @@ static uint64_t name_hash(const char *s) {
                 h *= UINT64_C(1099511628211);
         }
         return h;
-}
-
-static int b64_value(unsigned char c) {
-        if (c >= 'A' && c <= 'Z')
-                return c - 'A';
-        if (c >= 'a' && c <= 'z')
-                return c - 'a' + 26;
-        if (c >= '0' && c <= '9')
-                return c - '0' + 52;
-        if (c == '+')
-                return 62;
-        if (c == '/')
-                return 63;
-        return -1;
-}
-
-/* Strict base64 (no whitespace; '=' only at the end). 'out' must hold
- * n * 3 / 4 bytes. */
-static int b64_decode(const char *s, size_t n, uint8_t *out, size_t *ret_len) {
-        uint32_t acc = 0;
-        unsigned bits = 0;
-        size_t len = 0, pad = 0;
-
-        for (size_t i = 0; i < n; i++) {
-                int v;
-
-                if (s[i] == '=') {
-                        pad++;
-                        continue;
-                }
-                v = b64_value((unsigned char) s[i]);
-                if (v < 0 || pad > 0)
-                        return -EBADMSG;
-                acc = acc << 6 | (uint32_t) v;
-                bits += 6;
-                if (bits >= 8) {
-                        bits -= 8;
-                        out[len++] = (uint8_t) (acc >> bits);
-                }
-        }
-        if (pad > 2 || bits >= 6 || (pad > 0 && (n % 4) != 0))
-                return -EBADMSG;
-        *ret_len = len;
-        return 0;
 }
 
 /* Glob with '*' and '?', as OpenSSH's match_pattern(); the single
@@ -349,10 +306,10 @@ static int parse_hashed(const char *s, Pattern *pat) {
         bar = strchr(salt, '|');
         if (!bar || (size_t) (bar - salt) > 40 || strlen(bar + 1) > 40)
                 return -EBADMSG;
-        if (b64_decode(salt, (size_t) (bar - salt), buf, &len) < 0 || len != SHA1_LEN)
+        if (base64_decode(salt, (size_t) (bar - salt), false, buf, &len) < 0 || len != SHA1_LEN)
                 return -EBADMSG;
         memcpy(pat->salt, buf, SHA1_LEN);
-        if (b64_decode(bar + 1, strlen(bar + 1), buf, &len) < 0 || len != SHA1_LEN)
+        if (base64_decode(bar + 1, strlen(bar + 1), false, buf, &len) < 0 || len != SHA1_LEN)
                 return -EBADMSG;
         memcpy(pat->hash, buf, SHA1_LEN);
         pat->hashed = true;
@@ -437,7 +394,7 @@ static int parse_line(KnownHosts *kh, char *line) {
         blob = malloc(key_len / 4 * 3 + 3);
         if (!blob)
                 return -ENOMEM;
-        if (b64_decode(key, key_len, blob, &blob_len) < 0 ||
+        if (base64_decode(key, key_len, false, blob, &blob_len) < 0 ||
             hostkey_type(blob, blob_len, blob_type, sizeof blob_type) < 0 ||
             !streq(blob_type, type))
                 return -EBADMSG;

@@ -15,6 +15,7 @@
 #include <openssl/pem.h>
 
 #include "hostkey.h"
+#include "base64.h"
 #include "identity.h"
 #include "macro.h"
 
@@ -129,60 +130,21 @@ static int check_key_type(const char *type, const char **ret_reason) {
         return -EINVAL;
 }
 
-static int b64_value(unsigned char c) {
-        if (c >= 'A' && c <= 'Z')
-                return c - 'A';
-        if (c >= 'a' && c <= 'z')
-                return c - 'a' + 26;
-        if (c >= '0' && c <= '9')
-                return c - '0' + 52;
-        if (c == '+')
-                return 62;
-        if (c == '/')
-                return 63;
-        return -1;
-}
-
 /* Decodes the base64 between the OpenSSH armour lines (newlines allowed). */
 static int openssh_decode(const char *begin, const char *end, SecretBuf *ret) {
-        uint8_t *out;
-        size_t n = 0, pad = 0;
-        uint32_t acc = 0;
-        unsigned bits = 0;
-        int v;
+        size_t cap = (size_t) (end - begin) + 1, n;
+        uint8_t *out = malloc(cap);
 
-        out = malloc((size_t) (end - begin) + 1);
         if (!out)
                 return -ENOMEM;
-        for (const char *p = begin; p < end; p++) {
-                unsigned char c = (unsigned char) *p;
-
-                if (c == '\n' || c == '\r' || c == ' ' || c == '\t')
-                        continue;
-                if (c == '=') {
-                        pad++;
-                        continue;
-                }
-                v = b64_value(c);
-                if (pad > 0 || v < 0)
-                        goto bad;
-                acc = acc << 6 | (uint32_t) v;
-                bits += 6;
-                if (bits >= 8) {
-                        bits -= 8;
-                        out[n++] = (uint8_t) (acc >> bits);
-                }
+        if (base64_decode(begin, (size_t) (end - begin), true, out, &n) < 0) {
+                OPENSSL_cleanse(out, cap);
+                free(out);
+                return -EBADMSG;
         }
-        if (pad > 2 || bits >= 6)
-                goto bad;
-        OPENSSL_cleanse(&acc, sizeof acc);
         ret->buf = out;
         ret->len = n;
         return 0;
-bad:
-        OPENSSL_cleanse(out, (size_t) (end - begin) + 1);
-        free(out);
-        return -EBADMSG;
 }
 
 /* openssh-key-v1 (PROTOCOL.key in OpenSSH): the public blob is in clear even

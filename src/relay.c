@@ -186,12 +186,7 @@ static void on_channel_failed(SessionChannel *ch, int error, const char *reason,
         relay_finish(r, false, reason);
 }
 
-static void on_channel_opened(SessionChannel *ch, int error, const char *reason, void *userdata) {
-        /* a relay only ever holds open channels */
-}
-
 static const ChannelCallbacks relay_callbacks = {
-        .opened = on_channel_opened,
         .readable = on_channel_readable,
         .writable = on_channel_writable,
         .failed = on_channel_failed,

@@ -248,6 +248,21 @@ static int on_session_io(sd_event_source *es, int fd, uint32_t revents, void *us
 
 static void session_connect_next(Session *s);
 
+/* The TCP connect to the current address failed: try the next one, or give up. */
+static void session_connect_failed(Session *s, int error) {
+        const struct sockaddr_storage *sa = &s->addrs[s->addr_next - 1];
+        char a[64];
+
+        if (s->addr_next < s->n_addrs) {
+                s->io = sd_event_source_disable_unref(s->io);
+                s->fd = safe_close(s->fd);
+                session_connect_next(s);
+                return;
+        }
+        session_fail(s, SESSION_FAILURE_NETWORK, "connect to %s: %s", format_sockaddr(sa, a, sizeof(a)),
+                     strerror(error));
+}
+
 static void session_start_handshake(Session *s) {
         const Identity *id = daemon_identity(s->daemon);
         _cleanup_free_ char *known = NULL, *prefs = NULL;
@@ -327,16 +342,7 @@ static void session_connect_next(Session *s) {
 
         session_set_state(s, SESSION_CONNECTING);
         if (connect(fd, (const struct sockaddr *) sa, salen) < 0 && errno != EINPROGRESS) {
-                char a[64];
-                int e = errno;
-                if (s->addr_next < s->n_addrs) {
-                        s->io = sd_event_source_disable_unref(s->io);
-                        s->fd = safe_close(s->fd);
-                        session_connect_next(s);
-                        return;
-                }
-                session_fail(s, SESSION_FAILURE_NETWORK, "connect to %s: %s", format_sockaddr(sa, a, sizeof(a)),
-                             strerror(e));
+                session_connect_failed(s, errno);
                 return;
         }
         session_update_io(s);
@@ -349,16 +355,7 @@ static void session_connected(Session *s) {
         if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
                 err = errno;
         if (err) {
-                char a[64];
-                const struct sockaddr_storage *sa = &s->addrs[s->addr_next - 1];
-                if (s->addr_next < s->n_addrs) {
-                        s->io = sd_event_source_disable_unref(s->io);
-                        s->fd = safe_close(s->fd);
-                        session_connect_next(s);
-                        return;
-                }
-                session_fail(s, SESSION_FAILURE_NETWORK, "connect to %s: %s", format_sockaddr(sa, a, sizeof(a)),
-                             strerror(err));
+                session_connect_failed(s, err);
                 return;
         }
         session_start_handshake(s);

@@ -44,7 +44,9 @@ const char *session_state_to_string(SessionState s);
 
 /* Callbacks from a channel to its user (the front door while opening, the
  * relay afterwards). They run from the session's processing; they may call
- * any session_channel_*() function, including session_channel_close(). */
+ * any session_channel_*() function, including session_channel_close().
+ * Until the open finishes only 'opened' is called: the others may be NULL
+ * for a user that hands the channel on (session_channel_set_callbacks). */
 typedef struct ChannelCallbacks {
         /* The open finished. error == 0: the channel carries data now.
          * error < 0: the open failed (reason is a short human text) and the
