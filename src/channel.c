@@ -7,8 +7,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon.h"
 #include "log.h"
+#include "metrics.h"
+#include "node.h"
 #include "session-internal.h"
+
+/* A user channel's open outcome, once, into its node's counters. */
+static void channel_account_open(SessionChannel *ch, StreamResult r) {
+        Session *s = ch->session;
+
+        if (ch->kind != CHANNEL_USER || ch->counted || !s->node)
+                return;
+        ch->counted = true;
+        node_count_stream(s->node, r);
+        if (r == STREAM_OK)
+                metrics_observe(daemon_metrics(s->daemon), METRICS_STREAM_OPEN,
+                                (double) (now_usec(CLOCK_MONOTONIC) - ch->queued_at) / USEC_PER_SEC);
+}
 
 SessionChannel *channel_new(Session *s, ChannelKind kind) {
         SessionChannel *ch = calloc(1, sizeof(*ch));
@@ -52,6 +68,8 @@ void channel_unlink(SessionChannel *ch) {
 void channel_retire(SessionChannel *ch) {
         Session *s = ch->session;
 
+        if (ch->state == CHANNEL_OPEN && ch->kind == CHANNEL_USER && s->node)
+                node_count_bytes(s->node, ch->bytes_tx, ch->bytes_rx);
         channel_unlink(ch);
         if (!ch->ch) {
                 channel_free(ch);
@@ -69,6 +87,8 @@ void channel_fail(SessionChannel *ch, int error, const char *reason) {
         bool was_open = ch->state == CHANNEL_OPEN;
         bool notify = !ch->abandoned && ch->kind == CHANNEL_USER;
 
+        if (!was_open)
+                channel_account_open(ch, error == -ECONNREFUSED ? STREAM_REFUSED : STREAM_UNAVAILABLE);
         /* abandoned first: a session_channel_close() from the callback is a no-op */
         ch->abandoned = true;
         if (notify) {
@@ -220,8 +240,10 @@ static int session_drive_opens(Session *s, bool *progress) {
                         session_liveness_answered(s);
                 } else if (ch->abandoned)
                         channel_retire(ch);
-                else
+                else {
+                        channel_account_open(ch, STREAM_OK);
                         ch->cb->opened(ch, 0, NULL, ch->userdata);
+                }
         }
         return 0;
 }
@@ -465,6 +487,7 @@ int session_open_channel(Session *s, const char *host, uint16_t port, const char
         }
         ch->cb = cb;
         ch->userdata = userdata;
+        ch->queued_at = now_usec(CLOCK_MONOTONIC);
         LIST_APPEND(link, s->opens, ch);
         s->n_user++;
         session_kick(s);
@@ -519,6 +542,7 @@ static void channel_close_internal(SessionChannel *ch, bool graceful) {
         if (ch->abandoned)
                 return;
         if (ch->state == CHANNEL_QUEUED) {
+                channel_account_open(ch, STREAM_ABANDONED);
                 if (s->opens == ch && s->state == SESSION_READY && !s->dead) {
                         /* in flight inside libssh2: let the open finish, then close */
                         ch->abandoned = true;

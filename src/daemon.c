@@ -14,6 +14,7 @@
 #include "daemon.h"
 #include "forward.h"
 #include "log.h"
+#include "metrics.h"
 #include "node.h"
 #include "proxy.h"
 #include "router.h"
@@ -33,6 +34,7 @@ struct Daemon {
         Node **nodes;
         size_t n_nodes;
 
+        Metrics *metrics;
         Proxy *proxy;
         Forwards *forwards;
         Admin *admin;
@@ -87,6 +89,9 @@ int daemon_new(Config *config, Identity *identity, Daemon **ret) {
                 d->rng[1] = 1;
 
         r = sd_event_new(&d->event);
+        if (r < 0)
+                goto fail;
+        r = metrics_new(&d->metrics);
         if (r < 0)
                 goto fail;
         r = router_new(config->proxy.allow, config->proxy.n_allow, &d->router);
@@ -144,6 +149,7 @@ Daemon *daemon_free(Daemon *d) {
         d->sig_hup = sd_event_source_disable_unref(d->sig_hup);
         d->status_timer = sd_event_source_disable_unref(d->status_timer);
         sd_event_unref(d->event);
+        metrics_free(d->metrics);
         config_free(d->config);
         identity_free(d->identity);
         free(d);
@@ -251,6 +257,10 @@ const Identity *daemon_identity(const Daemon *d) {
 
 Router *daemon_router(const Daemon *d) {
         return d->router;
+}
+
+Metrics *daemon_metrics(const Daemon *d) {
+        return d->metrics;
 }
 
 Proxy *daemon_proxy(const Daemon *d) {

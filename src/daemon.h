@@ -29,6 +29,10 @@ sd_event *daemon_event(const Daemon *d);
 const Config *daemon_config(const Daemon *d);
 const Identity *daemon_identity(const Daemon *d);
 Router *daemon_router(const Daemon *d);
+/* Counters and histograms. */
+typedef struct Metrics Metrics;
+Metrics *daemon_metrics(const Daemon *d);
+
 /* The front door, or NULL once it is closed. */
 typedef struct Proxy Proxy;
 Proxy *daemon_proxy(const Daemon *d);

@@ -8,6 +8,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "node.h"
+#include "probe.h"
 
 #define BACKOFF_BASE_USEC (1 * USEC_PER_SEC)
 #define BACKOFF_CAP_USEC (60 * USEC_PER_SEC)
@@ -40,7 +41,17 @@ struct Node {
         uint64_t reconnects;
         uint64_t streams_total;
         bool stopping; /* node_disconnect() was called: quiet, no retries */
+        bool draining; /* the operator asked: no new streams */
         RateLimit full_log;
+
+        Probe *probe;
+        bool probe_valid, probe_ok;
+        usec_t probe_latency, probe_at;
+        char *probe_error;
+        uint64_t probe_failures;
+
+        uint64_t streams_by_result[_STREAM_RESULT_MAX];
+        uint64_t bytes_up, bytes_down;
 };
 
 static const char *const node_state_names[_NODE_STATE_MAX] = {
@@ -59,6 +70,17 @@ static const char *const node_state_names[_NODE_STATE_MAX] = {
 
 const char *node_state_to_string(NodeState s) {
         return s >= 0 && s < _NODE_STATE_MAX ? node_state_names[s] : NULL;
+}
+
+static const char *const stream_result_names[_STREAM_RESULT_MAX] = {
+        [STREAM_OK] = "ok",
+        [STREAM_REFUSED] = "refused",
+        [STREAM_UNAVAILABLE] = "unavailable",
+        [STREAM_ABANDONED] = "abandoned",
+};
+
+const char *stream_result_to_string(StreamResult r) {
+        return r < _STREAM_RESULT_MAX ? stream_result_names[r] : NULL;
 }
 
 NodeState node_state_from_string(const char *s) {
@@ -100,6 +122,11 @@ static NodeState node_compute_state(const Node *n) {
         for (unsigned i = 0; i < n->n_slots; i++) {
                 switch (session_state(n->slots[i].session)) {
                 case SESSION_READY:
+                        /* SSH works: what the operator and the probe say decides */
+                        if (n->draining)
+                                return NODE_DRAINING;
+                        if (n->probe_valid && !n->probe_ok)
+                                return NODE_DEGRADED;
                         return NODE_UP;
                 case SESSION_WAITING:
                 case SESSION_RESOLVING:
@@ -134,9 +161,15 @@ static void node_set_last_error(Node *n, const char *e) {
         n->last_error = e ? strdup(e) : NULL;
 }
 
+/* Up, degraded and draining all have a ready SSH session. */
+static bool state_has_ssh(NodeState st) {
+        return st == NODE_UP || st == NODE_DEGRADED || st == NODE_DRAINING;
+}
+
 static void node_update_state(Node *n) {
         NodeState st = node_compute_state(n);
 
+        probe_set_active(n->probe, state_has_ssh(st));
         if (st == n->state)
                 return;
 
@@ -146,7 +179,19 @@ static void node_update_state(Node *n) {
 
         switch (st) {
         case NODE_UP:
-                log_node(LOG_INFO, n->cfg.name, "up (host key %s)", strna(n->host_key));
+                if (old == NODE_DEGRADED)
+                        log_node(LOG_NOTICE, n->cfg.name, "up: probe passes again");
+                else if (old == NODE_DRAINING)
+                        log_node(LOG_NOTICE, n->cfg.name, "up: no longer draining");
+                else
+                        log_node(LOG_INFO, n->cfg.name, "up (host key %s)", strna(n->host_key));
+                break;
+        case NODE_DEGRADED:
+                log_node(LOG_WARNING, n->cfg.name, "degraded: probe failed: %s", strna(n->probe_error));
+                break;
+        case NODE_DRAINING:
+                log_node(LOG_NOTICE, n->cfg.name, "draining: no new streams, %u open ones finish",
+                         node_streams(n));
                 break;
         case NODE_HOSTKEY_UNKNOWN:
         case NODE_HOSTKEY_MISMATCH:
@@ -156,7 +201,7 @@ static void node_update_state(Node *n) {
         default:
                 if (n->stopping)
                         log_node(LOG_DEBUG, n->cfg.name, "disconnected");
-                else if (old == NODE_UP)
+                else if (state_has_ssh(old))
                         log_node(LOG_WARNING, n->cfg.name, "down: %s", strna(n->last_error));
                 else
                         log_node(LOG_DEBUG, n->cfg.name, "%s", node_state_to_string(st));
@@ -194,7 +239,8 @@ static uint64_t node_random(void *userdata, uint64_t n) {
         return daemon_random(userdata, n);
 }
 
-void node_session_changed(Node *n, Session *s) {
+static void node_session_changed(Session *s, void *userdata) {
+        Node *n = userdata;
         PoolSlot *slot = NULL;
 
         for (unsigned i = 0; i < n->n_slots; i++)
@@ -290,6 +336,8 @@ int node_new(Daemon *d, const ConfigNode *cn, Node **ret) {
                         .address = n->cfg.address,
                         .port = n->cfg.port,
                         .index = i,
+                        .changed = node_session_changed,
+                        .userdata = n,
                 };
                 n->slots[i].node = n;
                 n->slots[i].backoff = (Backoff) { .base = BACKOFF_BASE_USEC, .cap = BACKOFF_CAP_USEC };
@@ -299,6 +347,11 @@ int node_new(Daemon *d, const ConfigNode *cn, Node **ret) {
                         return r;
                 }
         }
+        r = probe_new(d, n, &n->probe);
+        if (r < 0) {
+                node_free(n);
+                return r;
+        }
         *ret = n;
         return 0;
 }
@@ -306,6 +359,7 @@ int node_new(Daemon *d, const ConfigNode *cn, Node **ret) {
 Node *node_free(Node *n) {
         if (!n)
                 return NULL;
+        n->probe = probe_free(n->probe);
         for (unsigned i = 0; n->slots && i < n->n_slots; i++) {
                 n->slots[i].retry = sd_event_source_disable_unref(n->slots[i].retry);
                 /* detach first: the teardown must not call back into a dying node */
@@ -316,6 +370,7 @@ Node *node_free(Node *n) {
         config_node_done(&n->cfg);
         free(n->last_error);
         free(n->host_key);
+        free(n->probe_error);
         free(n);
         return NULL;
 }
@@ -373,7 +428,80 @@ void node_get_info(const Node *n, NodeInfo *ret) {
                 .last_error = n->last_error,
                 .host_key = n->host_key,
                 .state_since = n->state_since,
+                .draining = n->draining,
+                .probe = {
+                        .valid = n->probe_valid,
+                        .ok = n->probe_ok,
+                        .latency = n->probe_latency,
+                        .at = n->probe_at,
+                        .error = n->probe_error,
+                },
+                .probe_failures = n->probe_failures,
+                .bytes_up = n->bytes_up,
+                .bytes_down = n->bytes_down,
         };
+        memcpy(ret->streams_by_result, n->streams_by_result, sizeof(ret->streams_by_result));
+}
+
+void node_drain(Node *n) {
+        if (n->draining)
+                return;
+        n->draining = true;
+        node_update_state(n);
+}
+
+void node_undrain(Node *n) {
+        if (!n->draining)
+                return;
+        n->draining = false;
+        node_update_state(n);
+}
+
+void node_reconnect(Node *n) {
+        log_node(LOG_NOTICE, n->cfg.name, "reconnecting on request");
+        for (unsigned i = 0; i < n->n_slots; i++) {
+                PoolSlot *slot = &n->slots[i];
+                /* the operator asked: no backoff, refusals included */
+                (void) sd_event_source_set_enabled(slot->retry, SD_EVENT_OFF);
+                backoff_reset(&slot->backoff);
+                session_disconnect(slot->session, "reconnect requested by the operator");
+                session_connect(slot->session);
+        }
+        n->refusal = _NODE_STATE_INVALID;
+        node_update_state(n);
+}
+
+void node_probe_result(Node *n, bool ok, usec_t latency, const char *error) {
+        bool was_ok = n->probe_ok || !n->probe_valid;
+
+        n->probe_valid = true;
+        n->probe_ok = ok;
+        n->probe_latency = latency;
+        n->probe_at = now_usec(CLOCK_REALTIME);
+        if (!ok) {
+                n->probe_failures++;
+                if (!streq_ptr(n->probe_error, error)) {
+                        free(n->probe_error);
+                        n->probe_error = error ? strdup(error) : NULL;
+                }
+        } else {
+                free(n->probe_error);
+                n->probe_error = NULL;
+        }
+        if (was_ok != ok)
+                log_node(LOG_DEBUG, n->cfg.name, "probe %s%s%s", ok ? "passes" : "fails", ok ? "" : ": ",
+                         ok ? "" : strna(error));
+        node_update_state(n);
+}
+
+void node_count_stream(Node *n, StreamResult r) {
+        if (r < _STREAM_RESULT_MAX)
+                n->streams_by_result[r]++;
+}
+
+void node_count_bytes(Node *n, uint64_t up, uint64_t down) {
+        n->bytes_up += up;
+        n->bytes_down += down;
 }
 
 /* The ready session with the fewest channels, if it has room. */
@@ -400,7 +528,7 @@ unsigned node_free_capacity(const Node *n) {
         unsigned max = daemon_config(n->daemon)->ssh.max_streams_per_session, free_slots = 0;
 
         if (n->state != NODE_UP && n->state != NODE_DEGRADED)
-                return 0;
+                return 0; /* draining nodes take no new streams */
         for (unsigned i = 0; i < n->n_slots; i++) {
                 Session *s = n->slots[i].session;
                 if (session_state(s) == SESSION_READY && session_channels(s) < max)
@@ -421,8 +549,10 @@ int node_open_channel(Node *n, const char *host, uint16_t port, const char *orig
         Session *s;
         int r;
 
-        if (n->state != NODE_UP && n->state != NODE_DEGRADED)
+        if (n->state != NODE_UP && n->state != NODE_DEGRADED) {
+                node_count_stream(n, STREAM_UNAVAILABLE);
                 return -EHOSTDOWN;
+        }
         s = node_pick_session(n, &full);
         if (!s) {
                 if (full) {
@@ -432,8 +562,10 @@ int node_open_channel(Node *n, const char *host, uint16_t port, const char *orig
                                          "every session is at ssh.max_streams_per_session (%u): new streams "
                                          "get 503 (%u more times since the last message)",
                                          daemon_config(n->daemon)->ssh.max_streams_per_session, suppressed);
+                        node_count_stream(n, STREAM_UNAVAILABLE);
                         return -EBUSY;
                 }
+                node_count_stream(n, STREAM_UNAVAILABLE);
                 return -EHOSTDOWN;
         }
         r = session_open_channel(s, host, port, orig_host, orig_port, cb, userdata, ret);

@@ -32,6 +32,26 @@ typedef enum NodeState {
 const char *node_state_to_string(NodeState s);
 NodeState node_state_from_string(const char *s);
 
+/* How streams through a node ended up, for metrics. */
+typedef enum StreamResult {
+        STREAM_OK,          /* the channel opened */
+        STREAM_REFUSED,     /* the node refused the target */
+        STREAM_UNAVAILABLE, /* no ready session, all full, or the session died first */
+        STREAM_ABANDONED,   /* the client left or timed out before the open finished */
+        _STREAM_RESULT_MAX,
+} StreamResult;
+
+const char *stream_result_to_string(StreamResult r);
+
+/* The last probe of a node. */
+typedef struct ProbeInfo {
+        bool valid;       /* a probe has completed */
+        bool ok;
+        usec_t latency;   /* how long it took */
+        usec_t at;        /* CLOCK_REALTIME when it completed */
+        const char *error; /* why it failed, NULL if ok */
+} ProbeInfo;
+
 /* What the admin API shows of a node: a snapshot, valid until the loop
  * turns (strings point into the node). */
 typedef struct NodeInfo {
@@ -48,6 +68,12 @@ typedef struct NodeInfo {
         const char *last_error; /* NULL if none */
         const char *host_key;   /* "SHA256:..." last seen, NULL if never */
         usec_t state_since;     /* CLOCK_REALTIME */
+        bool draining;          /* the operator drained it */
+        ProbeInfo probe;
+        uint64_t probe_failures;                   /* probes that failed, ever */
+        uint64_t streams_by_result[_STREAM_RESULT_MAX];
+        uint64_t bytes_up;      /* client -> node, streams that ended */
+        uint64_t bytes_down;    /* node -> client, streams that ended */
 } NodeInfo;
 
 /* A node that will connect when node_start() is called. 'cn' is copied. */
@@ -79,5 +105,17 @@ int node_open_channel(Node *n, const char *host, uint16_t port, const char *orig
                       uint16_t orig_port, const ChannelCallbacks *cb, void *userdata,
                       SessionChannel **ret);
 
-/* Called by sessions of this node when their state changes. */
-void node_session_changed(Node *n, Session *s);
+/* Operator actions. drain: no new streams, open ones finish (state
+ * "draining"); undrain: back to normal; reconnect: close every session
+ * (their streams end) and connect again now, without backoff. */
+void node_drain(Node *n);
+void node_undrain(Node *n);
+void node_reconnect(Node *n);
+
+/* A probe finished: 'error' is NULL when it passed. A failing probe turns
+ * an up node "degraded" (still routed), a passing one turns it back. */
+void node_probe_result(Node *n, bool ok, usec_t latency, const char *error);
+
+/* A stream's outcome and, when it ends, its bytes (from channel.c). */
+void node_count_stream(Node *n, StreamResult r);
+void node_count_bytes(Node *n, uint64_t up, uint64_t down);

@@ -24,6 +24,7 @@
 #include "list.h"
 #include "listen.h"
 #include "log.h"
+#include "metrics.h"
 #include "node.h"
 #include "proxy.h"
 #include "relay.h"
@@ -234,6 +235,7 @@ static void client_fail(ProxyClient *c, ProxyOutcome outcome, const char *fmt, .
         vsnprintf(body, sizeof(body) - 1, fmt, ap);
         va_end(ap);
 
+        metrics_count_frontdoor(daemon_metrics(p->daemon), code);
         if (ratelimit_below(&p->reject_log, &suppressed)) {
                 int rep = socks_reply_for_outcome(outcome);
 
@@ -298,6 +300,7 @@ static void on_open_done(SessionChannel *ch, int error, const char *reason, void
                 return;
         }
 
+        metrics_count_frontdoor(daemon_metrics(p->daemon), 200);
         if (head_len)
                 memcpy(head, buffer_head(&c->out), head_len);
         if (c->protocol == PROTOCOL_SOCKS) {

@@ -56,6 +56,8 @@ struct SessionChannel {
         ChannelKind kind;
         ChannelState state;
         bool abandoned; /* the user closed it; no callbacks */
+        bool counted;   /* its open outcome went to the node's counters */
+        usec_t queued_at;
 
         LIBSSH2_CHANNEL *ch;
         uint8_t *open_msg; /* direct-tcpip request data */
@@ -82,6 +84,12 @@ struct Session {
 
         SessionState state;
         SessionFailure failure;
+        SessionChanged changed;
+        void *userdata;
+        bool scan_only;
+        uint8_t *scanned_key; /* scan_only: the blob */
+        size_t scanned_key_len;
+        usec_t connect_started; /* for the connect-time histogram */
         char *last_error;
         char host_key[HOSTKEY_FINGERPRINT_MAX];
         bool have_slot;

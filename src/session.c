@@ -29,6 +29,7 @@
 #include "hostkey.h"
 #include "identity.h"
 #include "log.h"
+#include "metrics.h"
 #include "node.h"
 #include "session-internal.h"
 
@@ -139,7 +140,8 @@ static void session_set_state(Session *s, SessionState st) {
         if (s->state == st)
                 return;
         s->state = st;
-        node_session_changed(s->node, s);
+        if (s->changed)
+                s->changed(s, s->userdata);
 }
 
 /* Everything that holds the connection goes; channels fail. */
@@ -288,7 +290,7 @@ static void session_start_handshake(Session *s) {
         libssh2_keepalive_config(s->ssh, 0, (unsigned) MAX(1.0, session_cfg(s)->keepalive_interval));
 
         /* offer the key types known_hosts can verify first */
-        known = known_hosts_types(daemon_known_hosts(s->daemon), s->address, s->port);
+        known = s->scan_only ? NULL : known_hosts_types(daemon_known_hosts(s->daemon), s->address, s->port);
         if (known && *known) {
                 if (asprintf(&prefs, "%s,%s", known, HOSTKEY_METHODS) < 0)
                         prefs = NULL;
@@ -393,6 +395,7 @@ static void session_begin(void *userdata) {
         int r;
 
         s->have_slot = true;
+        s->connect_started = now_usec(CLOCK_MONOTONIC);
         r = session_arm_timer(s, sec_to_usec(session_cfg(s)->connect_timeout));
         if (r < 0) {
                 session_fail(s, SESSION_FAILURE_NETWORK, "cannot arm timer: %s", strerror(-r));
@@ -504,6 +507,31 @@ static int session_step_handshake(Session *s) {
                         session_fail(s, SESSION_FAILURE_PROTOCOL, "key exchange failed: %s", why);
                 return -EPROTO;
         }
+        if (s->scan_only) {
+                const char *blob;
+                size_t len = 0;
+                int type;
+
+                blob = libssh2_session_hostkey(s->ssh, &len, &type);
+                if (!blob || len == 0) {
+                        session_fail(s, SESSION_FAILURE_PROTOCOL, "the node sent no host key");
+                        return -EPROTO;
+                }
+                free(s->scanned_key);
+                s->scanned_key = malloc(len);
+                if (!s->scanned_key) {
+                        session_fail(s, SESSION_FAILURE_PROTOCOL, "out of memory");
+                        return -ENOMEM;
+                }
+                memcpy(s->scanned_key, blob, len);
+                s->scanned_key_len = len;
+                hostkey_fingerprint(blob, len, s->host_key, sizeof(s->host_key));
+                /* nothing was authenticated or opened: just hang up */
+                (void) libssh2_session_disconnect_ex(s->ssh, SSH_DISCONNECT_BY_APPLICATION, "host key scan", "");
+                (void) session_flush(s);
+                session_fail(s, SESSION_FAILURE_SCANNED, "host key scanned");
+                return -ECANCELED;
+        }
         if (session_check_host_key(s) < 0)
                 return -EPERM;
         session_set_state(s, SESSION_AUTHENTICATING);
@@ -536,6 +564,8 @@ static int session_step_auth(Session *s) {
 
         session_release_slot(s);
         s->ready_since = now_usec(CLOCK_MONOTONIC);
+        metrics_observe(daemon_metrics(s->daemon), METRICS_SSH_CONNECT,
+                        (double) (s->ready_since - s->connect_started) / USEC_PER_SEC);
         free(s->last_error);
         s->last_error = NULL;
         s->failure = SESSION_FAILURE_NONE;
@@ -704,6 +734,9 @@ int session_new(Daemon *d, Node *node, const SessionParams *p, Session **ret) {
         s->fd = -1;
         s->port = p->port;
         s->index = p->index;
+        s->changed = p->changed;
+        s->userdata = p->userdata;
+        s->scan_only = p->scan_only;
         buffer_init(&s->outq, OUTQ_HARD_LIMIT);
         s->node_name = strdup(p->node_name);
         s->address = strdup(p->address);
@@ -728,6 +761,7 @@ Session *session_free(Session *s) {
         session_teardown(s, -ECONNABORTED, "session closed");
         s->defer = sd_event_source_disable_unref(s->defer);
         free(s->last_error);
+        free(s->scanned_key);
         free(s->node_name);
         free(s->address);
         free(s);
@@ -760,6 +794,12 @@ const char *session_last_error(const Session *s) {
 
 const char *session_host_key(const Session *s) {
         return s->host_key[0] ? s->host_key : NULL;
+}
+
+const void *session_host_key_blob(const Session *s, size_t *ret_len) {
+        if (ret_len)
+                *ret_len = s->scanned_key_len;
+        return s->scanned_key;
 }
 
 unsigned session_channels(const Session *s) {

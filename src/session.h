@@ -38,6 +38,7 @@ typedef enum SessionFailure {
         SESSION_FAILURE_HOSTKEY_MISMATCH,
         SESSION_FAILURE_AUTH,
         SESSION_FAILURE_CLOSED,           /* closed by us */
+        SESSION_FAILURE_SCANNED,          /* scan_only: done, the host key is kept */
 } SessionFailure;
 
 const char *session_state_to_string(SessionState s);
@@ -63,11 +64,20 @@ typedef struct ChannelCallbacks {
         void (*failed)(SessionChannel *ch, int error, const char *reason, void *userdata);
 } ChannelCallbacks;
 
+/* The owner learns of every state change (READY, FAILED, ...). */
+typedef void (*SessionChanged)(Session *s, void *userdata);
+
 typedef struct SessionParams {
         const char *node_name; /* for logs */
         const char *address;   /* IP literal or DNS name */
         uint16_t port;
         unsigned index;        /* position in the node's pool, for logs */
+        SessionChanged changed;
+        void *userdata;
+        /* Stop after the key exchange: keep the host key the server
+         * presented (session_host_key_blob), check nothing, authenticate
+         * nothing, then end with SESSION_FAILURE_SCANNED. */
+        bool scan_only;
 } SessionParams;
 
 /* Process-wide SSH library setup, once before anything else (and before any
@@ -75,7 +85,8 @@ typedef struct SessionParams {
 int session_global_init(void);
 void session_global_done(void);
 
-/* A session in SESSION_IDLE; session_connect() starts it. */
+/* A session in SESSION_IDLE; session_connect() starts it. 'node' (may be
+ * NULL for a scan) receives the streams' accounting. */
 int session_new(Daemon *d, Node *node, const SessionParams *p, Session **ret);
 /* Tears the session down at once (no SSH disconnect): channels fail with
  * -ECONNABORTED. Accepts NULL, returns NULL. */
@@ -94,6 +105,8 @@ SessionFailure session_failure(const Session *s);
 const char *session_last_error(const Session *s);
 /* "SHA256:..." of the host key the server presented last, or NULL. */
 const char *session_host_key(const Session *s);
+/* The wire-format host key blob of a scan_only session, or NULL. */
+const void *session_host_key_blob(const Session *s, size_t *ret_len);
 /* Channels open or opening on this session. */
 unsigned session_channels(const Session *s);
 /* Monotonic time the session became ready (0 if not ready). */
