@@ -2,6 +2,7 @@
  * bounded batches per wakeup, a one-second rest when descriptors run out. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -26,6 +27,7 @@ struct Acceptor {
         int fd;
         sd_event_source *io;
         sd_event_source *rest_timer;
+        bool adopted; /* from the service manager: not ours to unlink */
         bool held;    /* by the owner */
         bool resting; /* after a descriptor shortage, until rest_timer fires */
         char *label;
@@ -164,10 +166,14 @@ int acceptor_new(sd_event *e, const ListenAddress *address, const AcceptorParams
         int r;
 
         a = calloc(1, sizeof(*a));
-        if (!a)
+        if (!a) {
+                if (p->adopt)
+                        safe_close(p->fd);
                 return -ENOMEM;
+        }
         a->event = sd_event_ref(e);
-        a->fd = -1;
+        a->fd = p->adopt ? p->fd : -1;
+        a->adopted = p->adopt;
         a->handler = p->handler;
         a->userdata = p->userdata;
         a->error_log = (RateLimit) { .interval = 60 * USEC_PER_SEC, .burst = 1 };
@@ -180,10 +186,19 @@ int acceptor_new(sd_event *e, const ListenAddress *address, const AcceptorParams
         r = listen_address_copy(address, &a->address);
         if (r < 0)
                 goto fail;
-        r = listen_socket_open(&a->address, p->mode, p->gid, SOMAXCONN);
-        if (r < 0)
-                goto fail;
-        a->fd = r;
+        if (a->adopted) {
+                int flags = fcntl(a->fd, F_GETFL);
+                if (flags < 0 || fcntl(a->fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+                    fcntl(a->fd, F_SETFD, FD_CLOEXEC) < 0) {
+                        r = -errno;
+                        goto fail;
+                }
+        } else {
+                r = listen_socket_open(&a->address, p->mode, p->gid, SOMAXCONN);
+                if (r < 0)
+                        goto fail;
+                a->fd = r;
+        }
         r = sd_event_add_io(e, &a->io, a->fd, EPOLLIN, on_listener, a);
         if (r < 0)
                 goto fail;
@@ -201,7 +216,8 @@ Acceptor *acceptor_free(Acceptor *a) {
         a->io = sd_event_source_disable_unref(a->io);
         a->rest_timer = sd_event_source_disable_unref(a->rest_timer);
         if (a->fd >= 0) {
-                listen_socket_unlink(&a->address);
+                if (!a->adopted)
+                        listen_socket_unlink(&a->address);
                 a->fd = safe_close(a->fd);
         }
         listen_address_done(&a->address);
@@ -221,6 +237,10 @@ void acceptor_hold(Acceptor *a, bool hold) {
 
 const ListenAddress *acceptor_address(const Acceptor *a) {
         return &a->address;
+}
+
+bool acceptor_adopted(const Acceptor *a) {
+        return a->adopted;
 }
 
 int acceptor_group_lookup(const char *name, gid_t *ret) {

@@ -32,9 +32,15 @@ typedef struct AcceptorParams {
         const char *description; /* sd-event source description, e.g. "proxy-listener" */
         AcceptorHandler handler;
         void *userdata;
+        /* Adopt this already listening socket (socket activation) instead of
+         * binding: it is made non-blocking, and its path is left in place
+         * when the acceptor goes (the service manager owns it). */
+        bool adopt;
+        int fd;
 } AcceptorParams;
 
-/* Bind 'address' (see listen_socket_open()) and start accepting on 'e'.
+/* Bind 'address' (see listen_socket_open()), or adopt p->fd, and start
+ * accepting on 'e'. An adopted fd is the acceptor's even on failure.
  * Returns 0 or -errno (the caller logs: it knows which key to name). */
 int acceptor_new(sd_event *e, const ListenAddress *address, const AcceptorParams *p, Acceptor **ret);
 /* Stop accepting, close the socket and unlink a unix socket path. Accepts
@@ -47,6 +53,8 @@ Acceptor *acceptor_free(Acceptor *a);
 void acceptor_hold(Acceptor *a, bool hold);
 
 const ListenAddress *acceptor_address(const Acceptor *a);
+/* True if the socket came from the service manager. */
+bool acceptor_adopted(const Acceptor *a);
 
 /* The gid of group 'name' for AcceptorParams.gid: 0 and the gid, -ENOENT if
  * there is no such group. Reads the group database: call at start only. */

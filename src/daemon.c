@@ -13,6 +13,7 @@
 #include "admin.h"
 #include "daemon.h"
 #include "forward.h"
+#include "listen.h"
 #include "log.h"
 #include "metrics.h"
 #include "node.h"
@@ -47,6 +48,8 @@ struct Daemon {
         RateLimit handshake_log;
         sd_event_source *sig_term, *sig_int, *sig_hup;
         sd_event_source *status_timer;
+        sd_event_source *startup_timer; /* the grace before the front door opens */
+        usec_t startup_deadline;
 };
 
 /* xorshift128+: jitter and fallback picks, not secrets */
@@ -148,6 +151,7 @@ Daemon *daemon_free(Daemon *d) {
         d->sig_int = sd_event_source_disable_unref(d->sig_int);
         d->sig_hup = sd_event_source_disable_unref(d->sig_hup);
         d->status_timer = sd_event_source_disable_unref(d->status_timer);
+        d->startup_timer = sd_event_source_disable_unref(d->startup_timer);
         sd_event_unref(d->event);
         metrics_free(d->metrics);
         config_free(d->config);
@@ -178,6 +182,38 @@ static void daemon_notify_status(Daemon *d) {
         (void) sd_notifyf(0, "STATUS=%zu/%zu nodes up, %u streams", up, d->n_nodes, daemon_streams(d));
 }
 
+/* The front door opens once every node has had its first try (or the grace
+ * is over): dials that arrive at start - queued in the backlog across a
+ * restart under socket activation - then find their nodes up instead of
+ * getting 503. READY=1 goes out at the same moment. */
+static void daemon_open_front_door(Daemon *d) {
+        size_t up = 0;
+
+        d->startup_timer = sd_event_source_disable_unref(d->startup_timer);
+        if (d->proxy)
+                proxy_hold(d->proxy, false);
+        for (size_t i = 0; i < d->n_nodes; i++)
+                if (node_is_ready(d->nodes[i]))
+                        up++;
+        log_info("Front door open: %zu/%zu nodes up", up, d->n_nodes);
+        (void) sd_notify(0, "READY=1");
+        daemon_notify_status(d);
+}
+
+static int on_startup_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Daemon *d = userdata;
+        bool all = true;
+
+        for (size_t i = 0; i < d->n_nodes && all; i++)
+                all = node_settled(d->nodes[i]);
+        if (all || usec >= d->startup_deadline) {
+                daemon_open_front_door(d);
+                return 0;
+        }
+        (void) sd_event_source_set_time(s, usec + 50 * USEC_PER_MSEC);
+        return 0;
+}
+
 static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Daemon *d = userdata;
         daemon_notify_status(d);
@@ -204,10 +240,25 @@ int daemon_start(Daemon *d) {
         if (r < 0)
                 return log_error_errno(r, "Cannot watch signals: %m");
 
+        /* pings WATCHDOG=1 from the loop itself when WATCHDOG_USEC is set: a
+         * wedged loop stops the pings and systemd restarts us */
+        r = sd_event_set_watchdog(d->event, true);
+        if (r < 0)
+                log_warning_errno(r, "Cannot set up the watchdog: %m");
+
         r = admin_new(d, d->config->admin.socket, &d->admin);
         if (r < 0)
                 return log_error_errno(r, "Cannot listen on admin socket %s: %m", d->config->admin.socket);
-        r = proxy_new(d, &d->proxy);
+        ListenFds *activated = NULL;
+        size_t unused;
+        r = listen_fds_new(&activated);
+        if (r < 0)
+                log_warning_errno(r, "Cannot read the sockets passed by the service manager: %m");
+        r = proxy_new(d, activated, &d->proxy);
+        activated = listen_fds_free(activated, &unused);
+        if (unused > 0)
+                log_warning("%zu socket(s) passed by the service manager match no proxy.listen address "
+                            "and are not named \"proxy\": closed", unused);
         if (r < 0)
                 return r;
         r = forwards_new(d, &d->forwards);
@@ -226,8 +277,19 @@ int daemon_start(Daemon *d) {
 
         log_info("sshtund %s started: %zu nodes, %zu forwards", PACKAGE_VERSION, d->n_nodes,
                  d->config->n_forwards);
-        (void) sd_notify(0, "READY=1");
-        daemon_notify_status(d);
+
+        /* hold the front door for the nodes' first connection attempt */
+        usec_t grace = MIN(sec_to_usec(d->config->ssh.connect_timeout) + USEC_PER_SEC, 30 * USEC_PER_SEC);
+        d->startup_deadline = now_usec(CLOCK_MONOTONIC) + grace;
+        proxy_hold(d->proxy, true);
+        r = sd_event_add_time_relative(d->event, &d->startup_timer, CLOCK_MONOTONIC, 0, 10 * USEC_PER_MSEC,
+                                       on_startup_timer, d);
+        if (r < 0) {
+                daemon_open_front_door(d);
+                return 0;
+        }
+        (void) sd_event_source_set_enabled(d->startup_timer, SD_EVENT_ON);
+        (void) sd_event_source_set_description(d->startup_timer, "startup-grace");
         return 0;
 }
 

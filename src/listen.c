@@ -10,6 +10,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "listen.h"
 #include "macro.h"
 
@@ -116,4 +118,128 @@ int listen_socket_open(const ListenAddress *a, mode_t mode, gid_t gid, int backl
 void listen_socket_unlink(const ListenAddress *a) {
         if (a->kind == LISTEN_UNIX && a->path)
                 (void) unlink(a->path);
+}
+
+struct ListenFds {
+        int *fds;
+        char **names;
+        size_t n;
+};
+
+int listen_fds_new(ListenFds **ret) {
+        ListenFds *l = calloc(1, sizeof(*l));
+        char **names = NULL;
+        int n;
+
+        if (!l)
+                return -ENOMEM;
+        n = sd_listen_fds_with_names(1, &names);
+        if (n < 0) {
+                free(l);
+                return n;
+        }
+        if (n > 0) {
+                l->fds = calloc((size_t) n, sizeof(int));
+                if (!l->fds) {
+                        for (int i = 0; i < n; i++)
+                                safe_close(SD_LISTEN_FDS_START + i);
+                        strv_free(names);
+                        free(l);
+                        return -ENOMEM;
+                }
+                for (int i = 0; i < n; i++)
+                        l->fds[i] = SD_LISTEN_FDS_START + i;
+        }
+        l->n = (size_t) n;
+        l->names = names;
+        *ret = l;
+        return 0;
+}
+
+ListenFds *listen_fds_free(ListenFds *l, size_t *ret_unused) {
+        size_t unused = 0;
+
+        if (l) {
+                for (size_t i = 0; i < l->n; i++)
+                        if (l->fds[i] >= 0) {
+                                safe_close(l->fds[i]);
+                                unused++;
+                        }
+                free(l->fds);
+                strv_free(l->names);
+                free(l);
+        }
+        if (ret_unused)
+                *ret_unused = unused;
+        return NULL;
+}
+
+/* The address a passed socket is bound to, as a ListenAddress. */
+static int fd_listen_address(int fd, ListenAddress *ret) {
+        struct sockaddr_storage sa = {};
+        socklen_t len = sizeof(sa);
+        ListenAddress a = {};
+
+        if (getsockname(fd, (struct sockaddr *) &sa, &len) < 0)
+                return -errno;
+        if (sa.ss_family == AF_UNIX) {
+                const struct sockaddr_un *un = (const struct sockaddr_un *) &sa;
+                size_t n = len > offsetof(struct sockaddr_un, sun_path) ? len - offsetof(struct sockaddr_un, sun_path)
+                                                                        : 0;
+                /* abstract and unnamed sockets have no path to match */
+                if (n == 0 || un->sun_path[0] == 0)
+                        return -EINVAL;
+                a.kind = LISTEN_UNIX;
+                a.path = strndup(un->sun_path, n);
+                if (!a.path)
+                        return -ENOMEM;
+        } else if (sa.ss_family == AF_INET) {
+                const struct sockaddr_in *in = (const struct sockaddr_in *) &sa;
+                a.kind = LISTEN_TCP;
+                a.ip.family = AF_INET;
+                memcpy(a.ip.bytes, &in->sin_addr, 4);
+                a.port = ntohs(in->sin_port);
+        } else if (sa.ss_family == AF_INET6) {
+                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) &sa;
+                a.kind = LISTEN_TCP;
+                a.ip.family = AF_INET6;
+                memcpy(a.ip.bytes, &in6->sin6_addr, 16);
+                a.port = ntohs(in6->sin6_port);
+        } else
+                return -EAFNOSUPPORT;
+        *ret = a;
+        return 0;
+}
+
+int listen_fds_take(ListenFds *l, const ListenAddress *a) {
+        if (!l)
+                return -ENOENT;
+        for (size_t i = 0; i < l->n; i++) {
+                ListenAddress b;
+                bool same;
+
+                if (l->fds[i] < 0 || fd_listen_address(l->fds[i], &b) < 0)
+                        continue;
+                same = listen_address_equal(a, &b);
+                listen_address_done(&b);
+                if (same)
+                        return TAKE_FD(l->fds[i]);
+        }
+        return -ENOENT;
+}
+
+int listen_fds_take_named(ListenFds *l, const char *name, ListenAddress *ret_address) {
+        if (!l || !l->names)
+                return -ENOENT;
+        for (size_t i = 0; i < l->n && l->names[i]; i++) {
+                ListenAddress b;
+
+                if (l->fds[i] < 0 || !streq(l->names[i], name))
+                        continue;
+                if (fd_listen_address(l->fds[i], &b) < 0)
+                        continue;
+                *ret_address = b;
+                return TAKE_FD(l->fds[i]);
+        }
+        return -ENOENT;
 }

@@ -15,3 +15,21 @@ int listen_socket_open(const ListenAddress *a, mode_t mode, gid_t gid, int backl
 
 /* Unlink a unix socket path we created (no-op for tcp). */
 void listen_socket_unlink(const ListenAddress *a);
+
+/* Sockets handed over by the service manager (socket activation,
+ * sd_listen_fds(3)): each is taken by the listener it belongs to; what is
+ * left is closed by listen_fds_free(). */
+typedef struct ListenFds ListenFds;
+
+/* Collect the passed sockets (none is fine: an empty set). The
+ * environment variables are unset so children do not see them. */
+int listen_fds_new(ListenFds **ret);
+/* Close every socket not taken; returns NULL. *ret_unused (may be NULL)
+ * receives how many that were. Accepts NULL. */
+ListenFds *listen_fds_free(ListenFds *l, size_t *ret_unused);
+/* Take the socket bound to 'a' (unix path or tcp address and port):
+ * returns its fd (now the caller's) or -ENOENT. */
+int listen_fds_take(ListenFds *l, const ListenAddress *a);
+/* Take the first socket named 'name' (FileDescriptorName=) not taken yet;
+ * *ret_address receives its address. Returns the fd or -ENOENT. */
+int listen_fds_take_named(ListenFds *l, const char *name, ListenAddress *ret_address);

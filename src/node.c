@@ -42,6 +42,7 @@ struct Node {
         uint64_t streams_total;
         bool stopping; /* node_disconnect() was called: quiet, no retries */
         bool draining; /* the operator asked: no new streams */
+        bool settled;  /* the first connection attempt has ended */
         RateLimit full_log;
 
         Probe *probe;
@@ -175,6 +176,8 @@ static void node_update_state(Node *n) {
 
         NodeState old = n->state;
         n->state = st;
+        if (st != NODE_CONNECTING && st != NODE_HANDSHAKING && st != NODE_AUTHENTICATING)
+                n->settled = true;
         n->state_since = now_usec(CLOCK_REALTIME);
 
         switch (st) {
@@ -535,6 +538,10 @@ unsigned node_free_capacity(const Node *n) {
                         free_slots += max - session_channels(s);
         }
         return free_slots;
+}
+
+bool node_settled(const Node *n) {
+        return n->settled;
 }
 
 bool node_is_ready(const Node *n) {

@@ -89,6 +89,10 @@ const ConfigNode *node_config(const Node *n);
 NodeState node_state(const Node *n);
 void node_get_info(const Node *n, NodeInfo *ret);
 
+/* True once the node's first connection attempt has ended (up, refused or
+ * failed): the start-up grace waits for this. */
+bool node_settled(const Node *n);
+
 /* True if a new stream could be opened now. */
 bool node_is_ready(const Node *n);
 /* Streams open on this node. */

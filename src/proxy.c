@@ -98,11 +98,13 @@ struct Proxy {
         unsigned n_clients;    /* requests not yet answered */
         unsigned n_streams;    /* relays started here and still running */
         bool full;             /* at proxy.max_clients: listeners paused */
+        bool held;             /* proxy_hold(): listeners paused */
         RateLimit reject_log;
         RateLimit accept_log;
 };
 
 static void proxy_set_listening(Proxy *p, bool on) {
+        on = on && !p->held;
         for (size_t i = 0; i < p->n_listeners; i++)
                 acceptor_hold(p->listeners[i], !on);
 }
@@ -622,7 +624,39 @@ static void on_accept(Acceptor *a, int fd, const AcceptorPeer *peer, void *userd
         (void) sd_event_source_set_description(c->io, "proxy-client");
 }
 
-int proxy_new(Daemon *d, Proxy **ret) {
+/* One front-door listener: adopted when the service manager passed it. */
+static int proxy_add_listener(Proxy *p, const ListenAddress *address, int fd, gid_t gid) {
+        const ConfigProxy *cfg = &daemon_config(p->daemon)->proxy;
+        _cleanup_free_ char *name = listen_address_to_string(address);
+        Acceptor **l;
+        int r;
+
+        l = realloc(p->listeners, (p->n_listeners + 1) * sizeof(Acceptor *));
+        if (!l) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        p->listeners = l;
+        r = acceptor_new(daemon_event(p->daemon), address,
+                         &(AcceptorParams) {
+                                 .mode = cfg->socket_mode,
+                                 .gid = gid,
+                                 .label = "front door",
+                                 .description = "proxy-listener",
+                                 .handler = on_accept,
+                                 .userdata = p,
+                                 .adopt = fd >= 0,
+                                 .fd = fd,
+                         },
+                         &p->listeners[p->n_listeners]);
+        if (r < 0)
+                return log_error_errno(r, "Cannot listen on %s: %m", strna(name));
+        p->n_listeners++;
+        log_info("Front door listening on %s%s", strna(name), fd >= 0 ? " (socket activation)" : "");
+        return 0;
+}
+
+int proxy_new(Daemon *d, ListenFds *activated, Proxy **ret) {
         const ConfigProxy *cfg = &daemon_config(d)->proxy;
         gid_t gid = (gid_t) -1;
         Proxy *p;
@@ -640,31 +674,20 @@ int proxy_new(Daemon *d, Proxy **ret) {
         p->daemon = d;
         p->reject_log = (RateLimit) { .interval = 10 * USEC_PER_SEC, .burst = 50 };
         p->accept_log = (RateLimit) { .interval = 60 * USEC_PER_SEC, .burst = 1 };
-        p->listeners = calloc(cfg->n_listen, sizeof(Acceptor *));
-        if (!p->listeners && cfg->n_listen) {
-                free(p);
-                return -ENOMEM;
-        }
-
         for (size_t i = 0; i < cfg->n_listen; i++) {
-                _cleanup_free_ char *name = listen_address_to_string(&cfg->listen[i]);
-
-                r = acceptor_new(daemon_event(d), &cfg->listen[i],
-                                 &(AcceptorParams) {
-                                         .mode = cfg->socket_mode,
-                                         .gid = gid,
-                                         .label = "front door",
-                                         .description = "proxy-listener",
-                                         .handler = on_accept,
-                                         .userdata = p,
-                                 },
-                                 &p->listeners[i]);
-                if (r < 0) {
-                        log_error_errno(r, "Cannot listen on %s: %m", strna(name));
+                r = proxy_add_listener(p, &cfg->listen[i], listen_fds_take(activated, &cfg->listen[i]), gid);
+                if (r < 0)
                         goto fail;
-                }
-                p->n_listeners++;
-                log_info("Front door listening on %s", strna(name));
+        }
+        for (;;) {
+                ListenAddress extra;
+                int fd = listen_fds_take_named(activated, "proxy", &extra);
+                if (fd < 0)
+                        break;
+                r = proxy_add_listener(p, &extra, fd, gid);
+                listen_address_done(&extra);
+                if (r < 0)
+                        goto fail;
         }
         *ret = p;
         return 0;
@@ -683,6 +706,11 @@ Proxy *proxy_free(Proxy *p) {
         free(p->listeners);
         free(p);
         return NULL;
+}
+
+void proxy_hold(Proxy *p, bool hold) {
+        p->held = hold;
+        proxy_set_listening(p, !p->full);
 }
 
 unsigned proxy_pending(const Proxy *p) {

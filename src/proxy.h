@@ -8,12 +8,21 @@
 typedef struct Daemon Daemon;
 typedef struct Proxy Proxy;
 
+typedef struct ListenFds ListenFds;
+
 /* Bind every proxy.listen address (unix sockets get socket_mode and
- * socket_group) and start accepting on the daemon's loop. */
-int proxy_new(Daemon *d, Proxy **ret);
+ * socket_group) and start accepting on the daemon's loop. A socket passed
+ * by the service manager ('activated', may be NULL) is adopted instead of
+ * binding when it is bound to a proxy.listen address; passed sockets named
+ * "proxy" (FileDescriptorName=) bound elsewhere become extra listeners. */
+int proxy_new(Daemon *d, ListenFds *activated, Proxy **ret);
 /* Stop accepting, drop requests not yet answered, unlink unix sockets.
  * Established streams are not affected. Accepts NULL, returns NULL. */
 Proxy *proxy_free(Proxy *p);
+
+/* Stop (or resume) accepting: new dials wait in the listen backlog, as
+ * during the start-up grace. */
+void proxy_hold(Proxy *p, bool hold);
 
 /* Requests read or waiting for their channel. */
 unsigned proxy_pending(const Proxy *p);
