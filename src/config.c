@@ -1148,9 +1148,6 @@ static bool konnectivity_is_set(const Config *c) {
 static bool nodes_file_is_set(const Config *c) {
         return c->nodes_file;
 }
-static bool user_is_set(const Config *c) {
-        return c->user;
-}
 static bool metrics_listen_is_set(const Config *c) {
         return c->admin.has_metrics_listen;
 }
@@ -1165,7 +1162,6 @@ static const struct {
         { "probe.type", probe_is_set },
         { "konnectivity", konnectivity_is_set },
         { "nodes_file", nodes_file_is_set },
-        { "user", user_is_set },
         { "admin.metrics_listen", metrics_listen_is_set },
         { "admin.ready_min_fraction", ready_min_fraction_is_set },
 };

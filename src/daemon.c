@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/random.h>
 
 #include <systemd/sd-daemon.h>
@@ -303,6 +304,24 @@ int daemon_run(Daemon *d) {
         for (size_t i = 0; i < d->n_nodes; i++)
                 node_disconnect(d->nodes[i], "sshtund shutting down");
         return r;
+}
+
+static void chown_socket(const ListenAddress *a, uid_t uid) {
+        if (a->kind == LISTEN_UNIX && lchown(a->path, uid, (gid_t) -1) < 0)
+                log_warning_errno(errno, "Cannot give %s to uid %u: %m", a->path, (unsigned) uid);
+}
+
+void daemon_chown_sockets(Daemon *d, uid_t uid) {
+        const Config *c = d->config;
+        ListenAddress admin = { .kind = LISTEN_UNIX, .path = c->admin.socket };
+
+        /* sockets the service manager passed are its own: leave them */
+        for (size_t i = 0; d->proxy && i < c->proxy.n_listen; i++)
+                if (!proxy_listener_adopted(d->proxy, &c->proxy.listen[i]))
+                        chown_socket(&c->proxy.listen[i], uid);
+        for (size_t i = 0; i < c->n_forwards; i++)
+                chown_socket(&c->forwards[i].listen, uid);
+        chown_socket(&admin, uid);
 }
 
 sd_event *daemon_event(const Daemon *d) {

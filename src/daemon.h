@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <systemd/sd-event.h>
 
@@ -24,6 +25,10 @@ Daemon *daemon_free(Daemon *d);
 int daemon_start(Daemon *d);
 /* Run the loop until a clean stop; returns the exit status. */
 int daemon_run(Daemon *d);
+
+/* Give the unix sockets we bound (front door, forwards, admin) to 'uid'
+ * before dropping privileges, so the daemon can still remove them. */
+void daemon_chown_sockets(Daemon *d, uid_t uid);
 
 sd_event *daemon_event(const Daemon *d);
 const Config *daemon_config(const Daemon *d);

@@ -457,6 +457,10 @@ const char *identity_path(const Identity *id) {
         return id->path;
 }
 
+bool identity_is_world_readable(const Identity *id) {
+        return (id->mode & 004) != 0;
+}
+
 bool identity_is_group_or_world_readable(const Identity *id) {
         return (id->mode & 077) != 0;
 }

@@ -30,5 +30,7 @@ const char *identity_data(const Identity *id, size_t *ret_len);
 const char *identity_fingerprint(const Identity *id);
 /* The path it was read from. */
 const char *identity_path(const Identity *id);
+/* True if anyone may read the file (st_mode & 004). */
+bool identity_is_world_readable(const Identity *id);
 /* True if group or others may read the file (st_mode & 077). */
 bool identity_is_group_or_world_readable(const Identity *id);

@@ -713,6 +713,13 @@ void proxy_hold(Proxy *p, bool hold) {
         proxy_set_listening(p, !p->full);
 }
 
+bool proxy_listener_adopted(const Proxy *p, const ListenAddress *a) {
+        for (size_t i = 0; i < p->n_listeners; i++)
+                if (listen_address_equal(acceptor_address(p->listeners[i]), a))
+                        return acceptor_adopted(p->listeners[i]);
+        return false;
+}
+
 unsigned proxy_pending(const Proxy *p) {
         return p->n_clients;
 }

@@ -3,6 +3,8 @@
  * answered once the node's channel opens (or fails, or times out). */
 #pragma once
 
+#include <stdbool.h>
+
 #include "config.h"
 
 typedef struct Daemon Daemon;
@@ -23,6 +25,9 @@ Proxy *proxy_free(Proxy *p);
 /* Stop (or resume) accepting: new dials wait in the listen backlog, as
  * during the start-up grace. */
 void proxy_hold(Proxy *p, bool hold);
+
+/* True if the listener for 'a' was passed by the service manager. */
+bool proxy_listener_adopted(const Proxy *p, const ListenAddress *a);
 
 /* Requests read or waiting for their channel. */
 unsigned proxy_pending(const Proxy *p);

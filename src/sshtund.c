@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,47 @@ static void raise_fd_limit(void) {
         rl.rlim_cur = rl.rlim_max;
         if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
                 log_debug_errno(errno, "Cannot raise RLIMIT_NOFILE: %m");
+}
+
+/* Become 'user' for good: supplementary groups, gid, uid, then check that
+ * none of root's can come back. */
+static int drop_privileges(Daemon *d, const char *user) {
+        struct passwd *pw;
+        uid_t ruid, euid, suid;
+        gid_t rgid, egid, sgid, groups[2];
+        int n;
+
+        errno = 0;
+        pw = getpwnam(user);
+        if (!pw)
+                return log_error_errno(errno ? errno : ENOENT, "user: cannot find user \"%s\": %m", user);
+        if (geteuid() != 0) {
+                if (geteuid() == pw->pw_uid)
+                        return 0; /* already there (systemd's User=) */
+                return log_error_errno(EPERM, "user: cannot switch to \"%s\": not running as root", user);
+        }
+
+        /* the sockets we created become the user's, so it can remove them */
+        daemon_chown_sockets(d, pw->pw_uid);
+
+        if (setgroups(1, &pw->pw_gid) < 0)
+                return log_error_errno(errno, "user: setgroups: %m");
+        if (setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0)
+                return log_error_errno(errno, "user: setresgid(%u): %m", (unsigned) pw->pw_gid);
+        if (setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
+                return log_error_errno(errno, "user: setresuid(%u): %m", (unsigned) pw->pw_uid);
+
+        /* verified, as OpenSSH's permanently_set_uid() does */
+        if (getresuid(&ruid, &euid, &suid) < 0 || getresgid(&rgid, &egid, &sgid) < 0)
+                return log_error_errno(errno, "user: cannot read back the ids: %m");
+        n = getgroups(ELEMENTSOF(groups), groups);
+        if (ruid != pw->pw_uid || euid != pw->pw_uid || suid != pw->pw_uid || rgid != pw->pw_gid ||
+            egid != pw->pw_gid || sgid != pw->pw_gid || n != 1 || groups[0] != pw->pw_gid)
+                return log_error_errno(EPERM, "user: the switch to \"%s\" did not take", user);
+        if (pw->pw_uid != 0 && (setuid(0) == 0 || seteuid(0) == 0))
+                return log_error_errno(EPERM, "user: root privileges could be regained after the switch");
+        log_info("Running as user %s (uid %u, gid %u)", user, (unsigned) pw->pw_uid, (unsigned) pw->pw_gid);
+        return 0;
 }
 
 static int write_pidfile(const char *path) {
@@ -146,6 +189,17 @@ int main(int argc, char *argv[]) {
                 config_free(config);
                 return EXIT_CONFIG;
         }
+        if (identity_is_world_readable(identity)) {
+                if (geteuid() == 0) {
+                        log_error("%s: ssh.identity %s is readable by everyone: refusing to run as root with "
+                                  "it (chmod 0600, or 0640 with the group of the user sshtund runs as)",
+                                  config_path, config->ssh.identity);
+                        identity_free(identity);
+                        config_free(config);
+                        return EXIT_CONFIG;
+                }
+                log_warning("ssh.identity %s is readable by everyone: chmod 0600", config->ssh.identity);
+        }
 
         r = daemon_new(config, identity, &d);
         if (r < 0) {
@@ -158,6 +212,14 @@ int main(int argc, char *argv[]) {
         if (r < 0) {
                 daemon_free(d);
                 return 1;
+        }
+        /* everything that needs root is done: sockets bound, key read */
+        if (daemon_config(d)->user) {
+                r = drop_privileges(d, daemon_config(d)->user);
+                if (r < 0) {
+                        daemon_free(d);
+                        return 1;
+                }
         }
         if (pidfile) {
                 r = write_pidfile(pidfile);

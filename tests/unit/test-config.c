@@ -691,15 +691,13 @@ static void test_unsupported(void **state) {
                 { "ssh = { identity = \"%1$s/id\"; };\n"
                   "nodes = ( { name = \"n\"; address = \"10.0.0.1\"; } );\n"
                   "forwards = ( { listen = \"tcp:127.0.0.1:10001\"; node = \"n\"; target = \"127.0.0.1:10250\"; } );\n"
-                  "user = \"sshtund\";\n",
-                  ":4: user: not supported by this version of sshtund" },
+                  "konnectivity = { upstream = \"tcp:konnectivity.example:8131\"; nodes = [ \"n\" ]; };\n",
+                  ":4: konnectivity: not supported by this version of sshtund" },
                 { "ssh = { identity = \"%1$s/id\"; };\n"
                   "konnectivity = {\n  upstream = \"tcp:konnectivity.example:8131\"; nodes = [ \"*\" ]; };\n",
                   ":2: konnectivity: not supported by this version of sshtund" },
                 { "ssh = { identity = \"%1$s/id\"; };\nnodes_file = \"%1$s/nodes.conf\";\n",
                   ":2: nodes_file: not supported by this version of sshtund" },
-                { "ssh = { identity = \"%1$s/id\"; };\nuser = \"sshtund\";\n",
-                  ":2: user: not supported by this version of sshtund" },
                 { "ssh = { identity = \"%1$s/id\"; };\nadmin = { metrics_listen = \"tcp:127.0.0.1:9464\"; };\n",
                   ":2: admin.metrics_listen: not supported by this version of sshtund" },
                 { "ssh = { identity = \"%1$s/id\"; };\nadmin = {\n  ready_min_fraction = 0.9; };\n",

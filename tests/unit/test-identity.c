@@ -263,17 +263,20 @@ static void test_mode(void **state) {
         assert_int_equal(chmod(path, 0600), 0);
         assert_int_equal(identity_load(path, &id, NULL), 0);
         assert_false(identity_is_group_or_world_readable(id));
+        assert_false(identity_is_world_readable(id));
         id = identity_free(id);
         assert_null(id);
 
         assert_int_equal(chmod(path, 0644), 0);
         assert_int_equal(identity_load(path, &id, NULL), 0);
         assert_true(identity_is_group_or_world_readable(id));
+        assert_true(identity_is_world_readable(id));
         id = identity_free(id);
 
         assert_int_equal(chmod(path, 0640), 0);
         assert_int_equal(identity_load(path, &id, NULL), 0);
         assert_true(identity_is_group_or_world_readable(id));
+        assert_false(identity_is_world_readable(id));
         id = identity_free(id);
         assert_int_equal(chmod(path, 0600), 0);
 
