@@ -17,7 +17,7 @@
 static void channel_account_open(SessionChannel *ch, StreamResult r) {
         Session *s = ch->session;
 
-        if (ch->kind != CHANNEL_USER || ch->counted || !s->node)
+        if (!channel_is_stream(ch) || ch->counted || !s->node)
                 return;
         ch->counted = true;
         node_count_stream(s->node, r);
@@ -58,7 +58,7 @@ void channel_unlink(SessionChannel *ch) {
                 LIST_REMOVE(link, s->closing, ch);
                 break;
         }
-        if (ch->kind == CHANNEL_USER && ch->state != CHANNEL_CLOSING)
+        if (channel_is_stream(ch) && ch->state != CHANNEL_CLOSING)
                 s->n_user--;
         if (s->control == ch)
                 s->control = NULL;
@@ -68,7 +68,7 @@ void channel_unlink(SessionChannel *ch) {
 void channel_retire(SessionChannel *ch) {
         Session *s = ch->session;
 
-        if (ch->state == CHANNEL_OPEN && ch->kind == CHANNEL_USER && s->node)
+        if (ch->state == CHANNEL_OPEN && channel_is_stream(ch) && s->node)
                 node_count_bytes(s->node, ch->bytes_tx, ch->bytes_rx);
         channel_unlink(ch);
         if (!ch->ch) {
@@ -225,8 +225,8 @@ static int session_drive_opens(Session *s, bool *progress) {
                 *progress = true;
                 libssh2_channel_set_blocking(c, 0);
                 channel_unlink(ch);
-                if (ch->kind == CHANNEL_USER)
-                        s->n_user++; /* unlink counted it out; it stays a user channel */
+                if (channel_is_stream(ch))
+                        s->n_user++; /* unlink counted it out; it stays a stream */
                 ch->ch = c;
                 ch->state = CHANNEL_OPEN;
                 LIST_PREPEND(link, s->channels, ch);
@@ -469,9 +469,8 @@ int session_pump(Session *s) {
 
 /* --- public API ------------------------------------------------------------ */
 
-int session_open_channel(Session *s, const char *host, uint16_t port, const char *orig_host,
-                         uint16_t orig_port, const ChannelCallbacks *cb, void *userdata,
-                         SessionChannel **ret) {
+static int open_channel(Session *s, bool internal, const char *host, uint16_t port, const char *orig_host,
+                        uint16_t orig_port, const ChannelCallbacks *cb, void *userdata, SessionChannel **ret) {
         SessionChannel *ch;
         int r;
 
@@ -480,6 +479,7 @@ int session_open_channel(Session *s, const char *host, uint16_t port, const char
         ch = channel_new(s, CHANNEL_USER);
         if (!ch)
                 return -ENOMEM;
+        ch->internal = internal;
         r = channel_set_target(ch, host, port, orig_host, orig_port);
         if (r < 0) {
                 channel_free(ch);
@@ -489,10 +489,23 @@ int session_open_channel(Session *s, const char *host, uint16_t port, const char
         ch->userdata = userdata;
         ch->queued_at = now_usec(CLOCK_MONOTONIC);
         LIST_APPEND(link, s->opens, ch);
-        s->n_user++;
+        if (!internal)
+                s->n_user++;
         session_kick(s);
         *ret = ch;
         return 0;
+}
+
+int session_open_channel(Session *s, const char *host, uint16_t port, const char *orig_host,
+                         uint16_t orig_port, const ChannelCallbacks *cb, void *userdata,
+                         SessionChannel **ret) {
+        return open_channel(s, false, host, port, orig_host, orig_port, cb, userdata, ret);
+}
+
+int session_open_probe_channel(Session *s, const char *host, uint16_t port, const char *orig_host,
+                               uint16_t orig_port, const ChannelCallbacks *cb, void *userdata,
+                               SessionChannel **ret) {
+        return open_channel(s, true, host, port, orig_host, orig_port, cb, userdata, ret);
 }
 
 Buffer *session_channel_rx(SessionChannel *ch) {

@@ -46,6 +46,8 @@ typedef struct Parser {
         char *error; /* the first error */
         NameIndex *by_name; /* the nodes sorted by name, once they are checked */
         size_t n_by_name;
+        const config_setting_t **node_elems; /* each node's group, for messages */
+        config_t *nodes_lc; /* the nodes_file, while it is checked */
 } Parser;
 
 typedef struct Key Key;
@@ -679,6 +681,11 @@ static int key_metrics_listen(Parser *p, const config_setting_t *s, void *base, 
         if (r < 0)
                 return r;
         a->has_metrics_listen = true;
+        /* no authentication on it: metrics are for scrapers over TCP, and
+         * the admin socket is where local users go */
+        if (a->metrics_listen.kind != LISTEN_TCP)
+                return fail(p, s, "\"%s\" is not a TCP address (expected \"tcp:IP:PORT\"; the admin "
+                               "socket serves /metrics locally)", v);
         return 0;
 }
 
@@ -751,19 +758,32 @@ static int check_group_list(Parser *p, const config_setting_t *s, int max) {
 static int key_nodes(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         static const char *const required[] = { "name", "address", NULL };
         Config *c = base;
+        const config_setting_t **elems;
+        ConfigNode *nodes;
         int n, r;
 
         r = check_group_list(p, s, NODES_MAX);
         if (r < 0)
                 return r;
         n = config_setting_length(s);
-        c->nodes = calloc(MAX(n, 1), sizeof(ConfigNode));
-        if (!c->nodes)
+        if (c->n_nodes + (size_t) n > NODES_MAX)
+                return fail(p, s, "more than %d nodes in all", NODES_MAX);
+        /* appends: the nodes_file's nodes follow the main file's */
+        nodes = realloc(c->nodes, MAX(c->n_nodes + (size_t) n, (size_t) 1) * sizeof(ConfigNode));
+        if (!nodes)
                 return -ENOMEM;
+        c->nodes = nodes;
+        elems = realloc(p->node_elems, MAX(c->n_nodes + (size_t) n, (size_t) 1) * sizeof(*elems));
+        if (!elems)
+                return -ENOMEM;
+        p->node_elems = elems;
         for (int i = 0; i < n; i++) {
                 const config_setting_t *e = config_setting_get_elem(s, i);
-                ConfigNode *node = &c->nodes[c->n_nodes++];
+                ConfigNode *node = &c->nodes[c->n_nodes];
 
+                *node = (ConfigNode) {};
+                p->node_elems[c->n_nodes] = e;
+                c->n_nodes++;
                 node->line = config_setting_source_line(e);
                 node->file = intern_file(p, e);
                 if (!node->file)
@@ -781,6 +801,50 @@ static int key_nodes(Parser *p, const config_setting_t *s, void *base, const Key
                 }
         }
         return 0;
+}
+
+static int check_readable(const char *path);
+
+/* The nodes_file holds "nodes = ( ... );" and nothing else; its nodes join
+ * the main file's. A file that does not exist yet (the sync job has not run)
+ * is an empty list, noted in c->nodes_file_missing. */
+static int read_nodes_file(Parser *p) {
+        Config *c = p->config;
+        const config_setting_t *root, *list;
+        int r;
+
+        if (!c->nodes_file)
+                return 0;
+        r = check_readable(c->nodes_file);
+        if (r == -ENOENT) {
+                c->nodes_file_missing = true;
+                return 0;
+        }
+        if (r < 0) {
+                if (asprintf(&p->error, "%s: %s", c->nodes_file, strerror(-r)) < 0)
+                        p->error = NULL;
+                return r;
+        }
+        p->nodes_lc = calloc(1, sizeof(config_t));
+        if (!p->nodes_lc)
+                return -ENOMEM;
+        config_init(p->nodes_lc);
+        if (!config_read_file(p->nodes_lc, c->nodes_file)) {
+                if (asprintf(&p->error, "%s:%d: %s", c->nodes_file, config_error_line(p->nodes_lc),
+                             config_error_text(p->nodes_lc)) < 0)
+                        p->error = NULL;
+                return -EINVAL;
+        }
+        root = config_root_setting(p->nodes_lc);
+        for (int i = 0; i < config_setting_length(root); i++) {
+                const config_setting_t *e = config_setting_get_elem(root, i);
+                if (!streq(config_setting_name(e), "nodes"))
+                        return fail(p, e, "unknown key in nodes_file (it holds only \"nodes\")");
+        }
+        list = config_lookup(p->nodes_lc, "nodes");
+        if (!list)
+                return 0;
+        return key_nodes(p, list, c, NULL);
 }
 
 static int key_forward_listen(Parser *p, const config_setting_t *s, void *base, const Key *k) {
@@ -930,6 +994,7 @@ static const Key top_keys[] = {
         { "admin", key_section, offsetof(Config, admin), .keys = admin_keys },
         { "log", key_section, offsetof(Config, log), .keys = log_keys },
         { "user", key_account, offsetof(Config, user) },
+        { "drain_timeout", key_seconds, offsetof(Config, drain_timeout) },
         { "nodes", key_nodes },
         { "nodes_file", key_path, offsetof(Config, nodes_file), .max = PATH_MAX },
         { "forwards", key_forwards },
@@ -978,6 +1043,12 @@ static const config_setting_t *member(const config_setting_t *list, size_t i, co
         return e ? config_setting_get_member(e, name) ?: e : NULL;
 }
 
+/* The setting 'name' of node i (from either file), or its group. */
+static const config_setting_t *node_member(const Parser *p, size_t i, const char *name) {
+        const config_setting_t *e = p->node_elems[i];
+        return config_setting_get_member(e, name) ?: e;
+}
+
 static int fail_duplicate(Parser *p, const config_setting_t *s, const ConfigNode *first,
                           const char *what) {
         _cleanup_free_ char *file = file_name(p, config_setting_source_file(s));
@@ -991,7 +1062,6 @@ static int fail_duplicate(Parser *p, const config_setting_t *s, const ConfigNode
 
 static int check_nodes(Parser *p) {
         Config *c = p->config;
-        const config_setting_t *list = config_lookup(p->lc, "nodes");
         _cleanup_free_ NameIndex *endpoints = NULL;
         char **keys = NULL;
         size_t first, dup;
@@ -1035,7 +1105,7 @@ static int check_nodes(Parser *p) {
                 if (asprintf(&what, "duplicate node name \"%s\"", c->nodes[dup].name) < 0)
                         r = -ENOMEM;
                 else
-                        r = fail_duplicate(p, member(list, dup, "name"), &c->nodes[first], what);
+                        r = fail_duplicate(p, node_member(p, dup, "name"), &c->nodes[first], what);
                 goto out;
         }
         if (name_index_find_duplicate(endpoints, c->n_nodes, &first, &dup)) {
@@ -1047,7 +1117,7 @@ static int check_nodes(Parser *p) {
                              c->nodes[first].name) < 0)
                         r = -ENOMEM;
                 else
-                        r = fail_duplicate(p, member(list, dup, "address"), &c->nodes[first], what);
+                        r = fail_duplicate(p, node_member(p, dup, "address"), &c->nodes[first], what);
                 goto out;
         }
         /* by_name stays sorted by name, for node_known() */
@@ -1139,31 +1209,15 @@ static int config_complete(Config *c) {
  * them beats a daemon that silently does less than its file says. A      *
  * release that implements one deletes its line here.                     *
  * ====================================================================== */
-static bool probe_is_set(const Config *c) {
-        return c->probe.type != PROBE_NONE;
-}
 static bool konnectivity_is_set(const Config *c) {
         return c->konnectivity.upstream;
-}
-static bool nodes_file_is_set(const Config *c) {
-        return c->nodes_file;
-}
-static bool metrics_listen_is_set(const Config *c) {
-        return c->admin.has_metrics_listen;
-}
-static bool ready_min_fraction_is_set(const Config *c) {
-        return c->admin.ready_min_fraction != 0.5;
 }
 
 static const struct {
         const char *key; /* named in the message; its section's line if it was defaulted */
         bool (*is_set)(const Config *c);
 } unsupported[] = {
-        { "probe.type", probe_is_set },
         { "konnectivity", konnectivity_is_set },
-        { "nodes_file", nodes_file_is_set },
-        { "admin.metrics_listen", metrics_listen_is_set },
-        { "admin.ready_min_fraction", ready_min_fraction_is_set },
 };
 
 static int config_refuse_unsupported(Parser *p) {
@@ -1242,6 +1296,7 @@ static Config *config_new(const char *path) {
                 .ready_min_fraction = 0.5,
         };
         c->log = (ConfigLog) { .level = LOG_INFO, .target = LOG_TARGET_AUTO };
+        c->drain_timeout = 10;
         c->konnectivity = (ConfigKonnectivity) {
                 .nodes = calloc(1, sizeof(char *)),
                 .fallback_to_ssh = true,
@@ -1306,6 +1361,9 @@ static int config_parse(Parser *p) {
         r = parse_group(p, config_root_setting(p->lc), p->config, top_keys);
         if (r < 0)
                 return r;
+        r = read_nodes_file(p);
+        if (r < 0)
+                return r;
         r = config_complete(p->config);
         if (r < 0)
                 return r;
@@ -1331,6 +1389,15 @@ static int check_readable(const char *path) {
         if (S_ISDIR(st.st_mode))
                 return -EISDIR;
         return 0;
+}
+
+static void parser_done(Parser *p) {
+        free(p->by_name);
+        free(p->node_elems);
+        if (p->nodes_lc) {
+                config_destroy(p->nodes_lc);
+                free(p->nodes_lc);
+        }
 }
 
 int config_load(const char *path, Config **ret, char **ret_error) {
@@ -1381,13 +1448,13 @@ int config_load(const char *path, Config **ret, char **ret_error) {
         if (r < 0)
                 goto fail_lc;
 
-        free(p.by_name);
+        parser_done(&p);
         config_destroy(&lc);
         *ret = c;
         return 0;
 
 fail_lc:
-        free(p.by_name);
+        parser_done(&p);
         config_destroy(&lc);
 fail:
         config_free(c);

@@ -126,9 +126,11 @@ typedef struct Config {
         ConfigAdmin admin;
         ConfigLog log;
         char *user;       /* default "" (NULL here): do not drop privileges */
+        double drain_timeout; /* seconds streams may take to finish at SIGTERM, default 10 */
         ConfigNode *nodes;
         size_t n_nodes;
         char *nodes_file; /* default "" (NULL here) */
+        bool nodes_file_missing; /* nodes_file is set but does not exist (yet) */
         ConfigForward *forwards;
         size_t n_forwards;
         ConfigKonnectivity konnectivity;

@@ -12,7 +12,7 @@
 #include <systemd/sd-event.h>
 
 #include "admin.h"
-#include "daemon.h"
+#include "daemon-internal.h"
 #include "forward.h"
 #include "listen.h"
 #include "log.h"
@@ -20,38 +20,6 @@
 #include "node.h"
 #include "proxy.h"
 #include "router.h"
-
-typedef struct HandshakeWaiter {
-        HandshakeResume resume;
-        void *userdata;
-} HandshakeWaiter;
-
-struct Daemon {
-        sd_event *event;
-        Config *config;
-        Identity *identity;
-        KnownHosts *known_hosts;
-        Router *router;
-
-        Node **nodes;
-        size_t n_nodes;
-
-        Metrics *metrics;
-        Proxy *proxy;
-        Forwards *forwards;
-        Admin *admin;
-
-        unsigned handshakes;
-        HandshakeWaiter *waiters; /* FIFO: [waiters_head, n_waiters) */
-        size_t n_waiters, waiters_head, waiters_alloc;
-
-        uint64_t rng[2];
-        RateLimit handshake_log;
-        sd_event_source *sig_term, *sig_int, *sig_hup;
-        sd_event_source *status_timer;
-        sd_event_source *startup_timer; /* the grace before the front door opens */
-        usec_t startup_deadline;
-};
 
 /* xorshift128+: jitter and fallback picks, not secrets */
 static uint64_t rng_next(Daemon *d) {
@@ -84,6 +52,7 @@ int daemon_new(Config *config, Identity *identity, Daemon **ret) {
                 return -ENOMEM;
         d->config = config;
         d->identity = identity;
+        d->nodes_watch_fd = -1;
         d->handshake_log = (RateLimit) { .interval = 60 * USEC_PER_SEC, .burst = 1 };
         if (getrandom(d->rng, sizeof(d->rng), 0) != sizeof(d->rng)) {
                 d->rng[0] = (uint64_t) now_usec(CLOCK_REALTIME);
@@ -141,6 +110,7 @@ Daemon *daemon_free(Daemon *d) {
                 return NULL;
         d->proxy = proxy_free(d->proxy);
         d->forwards = forwards_free(d->forwards);
+        d->metrics_listener = admin_free(d->metrics_listener);
         d->admin = admin_free(d->admin);
         for (size_t i = 0; i < d->n_nodes; i++)
                 node_free(d->nodes[i]);
@@ -153,6 +123,7 @@ Daemon *daemon_free(Daemon *d) {
         d->sig_hup = sd_event_source_disable_unref(d->sig_hup);
         d->status_timer = sd_event_source_disable_unref(d->status_timer);
         d->startup_timer = sd_event_source_disable_unref(d->startup_timer);
+        d->drain_timer = sd_event_source_disable_unref(d->drain_timer);
         sd_event_unref(d->event);
         metrics_free(d->metrics);
         config_free(d->config);
@@ -161,21 +132,77 @@ Daemon *daemon_free(Daemon *d) {
         return NULL;
 }
 
+static int on_drain_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Daemon *d = userdata;
+        unsigned streams = daemon_streams(d);
+
+        if (streams == 0) {
+                log_info("All streams finished");
+                sd_event_exit(d->event, 0);
+                return 0;
+        }
+        if (usec >= d->drain_deadline) {
+                log_notice("drain_timeout (%.1f s) reached: closing %u streams", d->config->drain_timeout, streams);
+                sd_event_exit(d->event, 0);
+                return 0;
+        }
+        (void) sd_event_source_set_time(s, usec + 100 * USEC_PER_MSEC);
+        return 0;
+}
+
+/* SIGTERM: stop accepting, let the streams that run finish (up to
+ * drain_timeout), then the loop ends and the sessions disconnect. A second
+ * signal ends it at once. */
 static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Daemon *d = userdata;
+        unsigned streams;
+        int r;
+
+        if (d->stopping) {
+                log_notice("Received %s again, stopping now", strsignal((int) si->ssi_signo));
+                sd_event_exit(d->event, 0);
+                return 0;
+        }
+        d->stopping = true;
         log_info("Received %s, stopping", strsignal((int) si->ssi_signo));
         (void) sd_notify(0, "STOPPING=1");
-        sd_event_exit(d->event, 0);
+
+        d->startup_timer = sd_event_source_disable_unref(d->startup_timer);
+        d->proxy = proxy_free(d->proxy);
+        d->forwards = forwards_free(d->forwards);
+
+        streams = daemon_streams(d);
+        if (streams == 0) {
+                sd_event_exit(d->event, 0);
+                return 0;
+        }
+        log_info("Waiting up to %.1f s (drain_timeout) for %u streams to finish", d->config->drain_timeout,
+                 streams);
+        d->drain_deadline = now_usec(CLOCK_MONOTONIC) + sec_to_usec(d->config->drain_timeout);
+        r = sd_event_add_time_relative(d->event, &d->drain_timer, CLOCK_MONOTONIC, 100 * USEC_PER_MSEC,
+                                       10 * USEC_PER_MSEC, on_drain_timer, d);
+        if (r < 0) {
+                sd_event_exit(d->event, 0);
+                return 0;
+        }
+        (void) sd_event_source_set_enabled(d->drain_timer, SD_EVENT_ON);
+        (void) sd_event_source_set_description(d->drain_timer, "shutdown-drain");
         return 0;
 }
 
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        log_notice("SIGHUP: configuration reload is not supported by this version; restart sshtund to "
-                   "apply changes");
+        Daemon *d = userdata;
+
+        if (!d->stopping)
+                (void) daemon_reload(d, false, NULL);
         return 0;
 }
 
-static void daemon_notify_status(Daemon *d) {
+void daemon_set_log_override(Daemon *d, bool on) {
+        d->log_override = on;
+}
+
+void daemon_notify_status(Daemon *d) {
         size_t up = 0;
         for (size_t i = 0; i < d->n_nodes; i++)
                 if (node_state(d->nodes[i]) == NODE_UP || node_state(d->nodes[i]) == NODE_DEGRADED)
@@ -250,6 +277,12 @@ int daemon_start(Daemon *d) {
         r = admin_new(d, d->config->admin.socket, &d->admin);
         if (r < 0)
                 return log_error_errno(r, "Cannot listen on admin socket %s: %m", d->config->admin.socket);
+        if (d->config->admin.has_metrics_listen) {
+                _cleanup_free_ char *where = listen_address_to_string(&d->config->admin.metrics_listen);
+                r = admin_new_metrics(d, &d->config->admin.metrics_listen, &d->metrics_listener);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot listen on admin.metrics_listen %s: %m", strna(where));
+        }
         ListenFds *activated = NULL;
         size_t unused;
         r = listen_fds_new(&activated);
@@ -268,6 +301,7 @@ int daemon_start(Daemon *d) {
 
         for (size_t i = 0; i < d->n_nodes; i++)
                 node_start(d->nodes[i]);
+        (void) daemon_watch_nodes_file(d);
 
         r = sd_event_add_time_relative(d->event, &d->status_timer, CLOCK_MONOTONIC, 5 * USEC_PER_SEC,
                                        USEC_PER_SEC, on_status_timer, d);
@@ -303,6 +337,8 @@ int daemon_run(Daemon *d) {
         d->forwards = forwards_free(d->forwards);
         for (size_t i = 0; i < d->n_nodes; i++)
                 node_disconnect(d->nodes[i], "sshtund shutting down");
+        for (size_t i = 0; i < d->n_retiring; i++)
+                node_disconnect(d->retiring[i], "sshtund shutting down");
         return r;
 }
 
@@ -385,6 +421,9 @@ unsigned daemon_streams(const Daemon *d) {
         unsigned n = 0;
         for (size_t i = 0; i < d->n_nodes; i++)
                 n += node_streams(d->nodes[i]);
+        /* removed nodes still finishing theirs */
+        for (size_t i = 0; i < d->n_retiring; i++)
+                n += node_streams(d->retiring[i]);
         return n;
 }
 

@@ -23,6 +23,14 @@ Daemon *daemon_free(Daemon *d);
 
 /* Bind the listeners and the admin socket, start the nodes. */
 int daemon_start(Daemon *d);
+/* Re-read the configuration file and apply the difference (SIGHUP,
+ * sshtunctl reload). With nodes_only, only the node list is applied (the
+ * nodes_file changed). On failure nothing changes, -errno returns and
+ * *ret_error (may be NULL) gets "FILE:LINE: KEY: message". */
+int daemon_reload(Daemon *d, bool nodes_only, char **ret_error);
+/* -d: keep logging to stderr at debug whatever the file says. */
+void daemon_set_log_override(Daemon *d, bool on);
+
 /* Run the loop until a clean stop; returns the exit status. */
 int daemon_run(Daemon *d);
 

@@ -52,7 +52,7 @@ struct Forward {
 
 struct Forwards {
         Daemon *daemon;
-        Forward *forwards;
+        Forward **forwards; /* each apart: clients and the acceptor point at them */
         size_t n_forwards;
 };
 
@@ -276,7 +276,9 @@ static int forward_init(Forwards *fs, Forward *f, size_t i, const ConfigForward 
         return 0;
 }
 
-static void forward_done(Forward *f) {
+static void forward_free(Forward *f) {
+        if (!f)
+                return;
         while (f->clients)
                 client_free(f->clients);
         f->acceptor = acceptor_free(f->acceptor);
@@ -284,37 +286,145 @@ static void forward_done(Forward *f) {
         free(f->node);
         free(f->host);
         free(f->target);
+        free(f);
+}
+
+static int forward_new(Forwards *fs, size_t i, const ConfigForward *cf, gid_t gid, Forward **ret) {
+        Forward *f = calloc(1, sizeof(*f));
+        int r;
+
+        if (!f)
+                return log_error_errno(ENOMEM, "forwards[%zu]: out of memory", i);
+        r = forward_init(fs, f, i, cf, gid);
+        if (r < 0) {
+                forward_free(f);
+                return r;
+        }
+        *ret = f;
+        return 0;
+}
+
+/* Point a kept listener at its entry's (possibly new) node and target. */
+static int forward_retarget(Forward *f, size_t i, const ConfigForward *cf) {
+        _cleanup_free_ char *listen = listen_address_to_string(&cf->listen);
+        char *node = strdup(cf->node), *host = strdup(cf->target_host);
+        char *target = format_target(cf->target_host, cf->target_port), *name = NULL;
+
+        if (!listen || !node || !host || !target || asprintf(&name, "forwards[%zu] (%s)", i, listen) < 0) {
+                free(node);
+                free(host);
+                free(target);
+                return -ENOMEM;
+        }
+        if (!streq(f->node, node) || !streq(f->target, target))
+                log_info("%s: now forwarding to %s through node %s", name, target, node);
+        free(f->node);
+        free(f->host);
+        free(f->target);
+        free(f->name);
+        f->node = node;
+        f->host = host;
+        f->target = target;
+        f->name = name;
+        f->port = cf->target_port;
+        return 0;
+}
+
+static int forwards_gid(const Config *cfg, gid_t *ret) {
+        *ret = (gid_t) -1;
+        /* same socket policy as the front door: one group to manage */
+        if (cfg->n_forwards > 0 && cfg->proxy.socket_group) {
+                int r = acceptor_group_lookup(cfg->proxy.socket_group, ret);
+                if (r < 0)
+                        return log_error_errno(r, "proxy.socket_group: no group \"%s\"", cfg->proxy.socket_group);
+        }
+        return 0;
+}
+
+int forwards_reload(Forwards *fs) {
+        const Config *cfg = daemon_config(fs->daemon);
+        _cleanup_free_ bool *kept = NULL, *reused = NULL;
+        Forward **next;
+        gid_t gid;
+        int r;
+
+        r = forwards_gid(cfg, &gid);
+        if (r < 0)
+                return r;
+        next = calloc(MAX(cfg->n_forwards, (size_t) 1), sizeof(Forward *));
+        kept = calloc(MAX(fs->n_forwards, (size_t) 1), sizeof(bool));
+        reused = calloc(MAX(cfg->n_forwards, (size_t) 1), sizeof(bool));
+        if (!next || !kept || !reused) {
+                free(next);
+                return log_error_errno(ENOMEM, "forwards: out of memory");
+        }
+
+        /* a listen address that stays keeps its socket, its waiting
+         * connections and its streams; new addresses are bound first */
+        for (size_t i = 0; i < cfg->n_forwards; i++) {
+                const ConfigForward *cf = &cfg->forwards[i];
+                for (size_t j = 0; j < fs->n_forwards && !next[i]; j++)
+                        if (!kept[j] && listen_address_equal(acceptor_address(fs->forwards[j]->acceptor), &cf->listen)) {
+                                kept[j] = reused[i] = true;
+                                next[i] = fs->forwards[j];
+                        }
+                if (next[i])
+                        continue;
+                r = forward_new(fs, i, cf, gid, &next[i]);
+                if (r < 0)
+                        goto rollback;
+        }
+        for (size_t i = 0; i < cfg->n_forwards; i++) {
+                if (reused[i]) {
+                        r = forward_retarget(next[i], i, &cfg->forwards[i]);
+                        if (r < 0)
+                                log_warning_errno(r, "forwards[%zu]: cannot update: %m", i);
+                }
+        }
+        for (size_t j = 0; j < fs->n_forwards; j++)
+                if (!kept[j]) {
+                        log_info("%s: removed", fs->forwards[j]->name);
+                        forward_free(fs->forwards[j]);
+                }
+        free(fs->forwards);
+        fs->forwards = next;
+        fs->n_forwards = cfg->n_forwards;
+        return 0;
+
+rollback:
+        for (size_t i = 0; i < cfg->n_forwards; i++)
+                if (!reused[i])
+                        forward_free(next[i]);
+        free(next);
+        return r;
 }
 
 int forwards_new(Daemon *d, Forwards **ret) {
         const Config *cfg = daemon_config(d);
-        gid_t gid = (gid_t) -1;
+        gid_t gid;
         Forwards *fs;
         int r;
 
-        /* same socket policy as the front door: one group to manage */
-        if (cfg->n_forwards > 0 && cfg->proxy.socket_group) {
-                r = acceptor_group_lookup(cfg->proxy.socket_group, &gid);
-                if (r < 0)
-                        return log_error_errno(r, "proxy.socket_group: no group \"%s\"", cfg->proxy.socket_group);
-        }
+        r = forwards_gid(cfg, &gid);
+        if (r < 0)
+                return r;
 
         fs = calloc(1, sizeof(*fs));
         if (!fs)
                 return log_error_errno(ENOMEM, "forwards: out of memory");
         fs->daemon = d;
-        fs->forwards = calloc(MAX(cfg->n_forwards, (size_t) 1), sizeof(Forward));
+        fs->forwards = calloc(MAX(cfg->n_forwards, (size_t) 1), sizeof(Forward *));
         if (!fs->forwards) {
                 free(fs);
                 return log_error_errno(ENOMEM, "forwards: out of memory");
         }
         for (size_t i = 0; i < cfg->n_forwards; i++) {
-                fs->n_forwards++;
-                r = forward_init(fs, &fs->forwards[i], i, &cfg->forwards[i], gid);
+                r = forward_new(fs, i, &cfg->forwards[i], gid, &fs->forwards[i]);
                 if (r < 0) {
                         forwards_free(fs);
                         return r;
                 }
+                fs->n_forwards++;
         }
         *ret = fs;
         return 0;
@@ -324,7 +434,7 @@ Forwards *forwards_free(Forwards *fs) {
         if (!fs)
                 return NULL;
         for (size_t i = 0; i < fs->n_forwards; i++)
-                forward_done(&fs->forwards[i]);
+                forward_free(fs->forwards[i]);
         free(fs->forwards);
         free(fs);
         return NULL;
@@ -334,6 +444,6 @@ unsigned forwards_pending(const Forwards *fs) {
         unsigned n = 0;
 
         for (size_t i = 0; i < fs->n_forwards; i++)
-                n += fs->forwards[i].n_clients;
+                n += fs->forwards[i]->n_clients;
         return n;
 }

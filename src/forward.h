@@ -15,5 +15,11 @@ int forwards_new(Daemon *d, Forwards **ret);
  * returns NULL. */
 Forwards *forwards_free(Forwards *f);
 
+/* Apply the daemon's new forwards: a listen address that stays keeps its
+ * socket and connections (its node and target may change); new addresses
+ * are bound before removed ones close. If one cannot be bound nothing
+ * changes and -errno returns. */
+int forwards_reload(Forwards *f);
+
 /* Connections accepted by every forward whose channel is still opening. */
 unsigned forwards_pending(const Forwards *f);

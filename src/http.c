@@ -325,3 +325,117 @@ char *http_response_format(int code, const char *reason, const char *extra_heade
                 *ret_len = (size_t) n + body_len;
         return out;
 }
+
+/* --- response heads (the client side: the kubelet probe) ------------------ */
+
+/* The LF ending the line that starts at p, or NULL while it is incomplete. */
+static const char *http_line_end(const char *p, const char *end) {
+        return p < end ? memchr(p, '\n', (size_t) (end - p)) : NULL;
+}
+
+/* The line [p, lf) without its CR, if it has one. */
+static const char *http_line_trim_cr(const char *p, const char *lf) {
+        return lf > p && lf[-1] == '\r' ? lf - 1 : lf;
+}
+
+static bool is_digit(char c) {
+        return c >= '0' && c <= '9';
+}
+
+static int http_status_line_parse(const char *p, const char *e, HttpResponseHead *h) {
+        static const char version[] = "HTTP/1.";
+        size_t vl = strlen(version), n = 0;
+
+        /* "HTTP/1.x SP 3DIGIT [SP reason]": RFC 9112 4 wants the SP even with
+         * an empty reason; some servers leave it out */
+        if ((size_t) (e - p) < vl + 1 + 1 + 3 || memcmp(p, version, vl) != 0)
+                return -EBADMSG;
+        if (p[vl] != '0' && p[vl] != '1')
+                return -EBADMSG;
+        h->version_minor = p[vl] - '0';
+        p += vl + 1;
+        if (*p++ != ' ')
+                return -EBADMSG;
+        if (!is_digit(p[0]) || !is_digit(p[1]) || !is_digit(p[2]) || p[0] < '1' || p[0] > '5')
+                return -EBADMSG;
+        h->status = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+        p += 3;
+        if (p < e && *p++ != ' ')
+                return -EBADMSG;
+        for (; p < e; p++) {
+                unsigned char c = (unsigned char) *p;
+                /* reason-phrase = *( HTAB / SP / VCHAR / obs-text ) */
+                if (c != '\t' && (c < 0x20 || c == 0x7f))
+                        return -EBADMSG;
+                if (n + 1 < sizeof(h->reason))
+                        h->reason[n++] = c >= 0x20 && c < 0x7f ? (char) c : '?';
+        }
+        h->reason[n] = 0;
+        return 0;
+}
+
+static int http_header_line_check(const char *p, const char *e) {
+        const char *colon = NULL;
+
+        /* obs-fold continues the previous field: tolerated, its content checked */
+        if (*p != ' ' && *p != '\t') {
+                colon = memchr(p, ':', (size_t) (e - p));
+                if (!colon || colon == p)
+                        return -EBADMSG;
+                for (const char *q = p; q < colon; q++)
+                        if (!is_tchar((unsigned char) *q))
+                                return -EBADMSG;
+                p = colon + 1;
+        }
+        for (; p < e; p++)
+                if (!is_field_char((unsigned char) *p))
+                        return -EBADMSG;
+        return 0;
+}
+
+int http_response_parse(const char *buf, size_t len, size_t limit, HttpResponseHead *ret) {
+        const char *p, *end, *lf;
+        HttpResponseHead h = {};
+        int r;
+
+        assert(buf || len == 0);
+        assert(ret);
+
+        if (len == 0)
+                buf = ""; /* no arithmetic on NULL */
+        p = buf;
+        end = buf + MIN(len, limit);
+
+        /* the status line */
+        lf = http_line_end(p, end);
+        if (!lf) {
+                /* judge what there is already: junk fails now, not at the limit */
+                if (end > p && memcmp(p, "HTTP/1.", MIN((size_t) (end - p), strlen("HTTP/1."))) != 0)
+                        return -EBADMSG;
+                return len >= limit ? -EMSGSIZE : 0;
+        }
+        r = http_status_line_parse(p, http_line_trim_cr(p, lf), &h);
+        if (r < 0)
+                return r;
+        p = lf + 1;
+
+        /* header lines up to the empty one */
+        for (;;) {
+                const char *e;
+
+                lf = http_line_end(p, end);
+                if (!lf)
+                        return len >= limit ? -EMSGSIZE : 0;
+                e = http_line_trim_cr(p, lf);
+                if (e == p)
+                        break;
+                r = http_header_line_check(p, e);
+                if (r < 0)
+                        return r;
+                p = lf + 1;
+        }
+        if (lf + 1 - buf > INT_MAX)
+                return -EMSGSIZE;
+        *ret = h;
+        return (int) (lf + 1 - buf);
+}

@@ -55,3 +55,25 @@ const char *http_status_reason(int code);
 char *http_response_format(int code, const char *reason, const char *extra_headers,
                            const char *content_type, const char *body, size_t body_len,
                            size_t *ret_len);
+
+/* One HTTP/1.x response head, as a client needs it. */
+typedef struct HttpResponseHead {
+        int version_minor; /* 0 or 1 */
+        int status;        /* 100..599 */
+        char reason[64];   /* the reason phrase, truncated, bytes outside printable ASCII as '?';
+                            * "" when the server sent none */
+} HttpResponseHead;
+
+/* Parse the response head at the start of buf[0..len). Lenient where RFC
+ * 9112 lets a recipient be (bare LF line ends, obs-fold, an empty reason),
+ * strict about what makes it a response at all.
+ *
+ * Returns:
+ *   > 0         complete; the value is its length in bytes, the empty line
+ *               included (the body, if any, follows); *ret holds the head.
+ *   0           incomplete so far, and nothing seen is invalid: read more.
+ *   -EMSGSIZE   no end of head within 'limit' bytes.
+ *   -EBADMSG    not an HTTP/1.x response: bad status line, a control
+ *               character, a header line without a colon.
+ * *ret is written only when the return value is > 0. */
+int http_response_parse(const char *buf, size_t len, size_t limit, HttpResponseHead *ret);

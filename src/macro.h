@@ -18,6 +18,13 @@
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 #define CLAMP(x, lo, hi) ((x) < (lo) ? (lo) : (x) > (hi) ? (hi) : (x))
 
+#define SWAP_TWO(a, b)                       \
+        do {                                 \
+                __typeof__(a) _t_ = (a);     \
+                (a) = (b);                   \
+                (b) = _t_;                   \
+        } while (0)
+
 /* Hand over ownership: returns the value and clears the variable. */
 #define TAKE_PTR(p)                          \
         ({                                   \

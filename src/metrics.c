@@ -1,11 +1,17 @@
 /* Daemon-wide counters and histograms, and the Prometheus exposition of
  * them together with every node's figures. */
 #include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon.h"
+#include "log.h"
 #include "macro.h"
 #include "metrics.h"
+#include "node.h"
 
 /* Upper bounds in seconds: opens and probes take milliseconds on a LAN and
  * up to the timeouts on a bad day; SSH connects include key exchange. */
@@ -22,12 +28,22 @@ typedef struct Histogram {
         double sum;
 } Histogram;
 
-/* Status codes the front door answers, in exposition order. */
+/* Status codes the front door answers: always exposed, so that rate() has a
+ * series to work on before the first one happens. Others show once seen. */
 static const int frontdoor_codes[] = { 200, 400, 403, 405, 408, 431, 500, 502, 503, 504 };
+#define FRONTDOOR_CODE_MIN 100
+#define FRONTDOOR_CODE_MAX 599
+
+/* Audit lines for finished streams: enough to see every stream of a quiet
+ * cluster, few enough that a connection storm cannot flood the journal. */
+#define STREAM_LOG_INTERVAL_USEC (10 * USEC_PER_SEC)
+#define STREAM_LOG_BURST 100
 
 struct Metrics {
         Histogram hist[_METRICS_HISTOGRAM_MAX];
-        uint64_t frontdoor[ELEMENTSOF(frontdoor_codes) + 1]; /* last: any other code */
+        uint64_t frontdoor[FRONTDOOR_CODE_MAX - FRONTDOOR_CODE_MIN + 1]; /* by code */
+        RateLimit stream_log;
+        uint64_t stream_log_suppressed;
 };
 
 int metrics_new(Metrics **ret) {
@@ -43,6 +59,7 @@ int metrics_new(Metrics **ret) {
 
         if (!m)
                 return -ENOMEM;
+        m->stream_log = (RateLimit) { .interval = STREAM_LOG_INTERVAL_USEC, .burst = STREAM_LOG_BURST };
         for (int i = 0; i < _METRICS_HISTOGRAM_MAX; i++) {
                 m->hist[i].bounds = defs[i].b;
                 m->hist[i].n_bounds = defs[i].n;
@@ -69,7 +86,7 @@ void metrics_observe(Metrics *m, MetricsHistogram h, double seconds) {
         Histogram *hist;
         size_t i;
 
-        if (!m || h >= _METRICS_HISTOGRAM_MAX)
+        if (!m || h >= _METRICS_HISTOGRAM_MAX || isnan(seconds))
                 return;
         hist = &m->hist[h];
         for (i = 0; i < hist->n_bounds && seconds > hist->bounds[i]; i++)
@@ -80,11 +97,241 @@ void metrics_observe(Metrics *m, MetricsHistogram h, double seconds) {
 }
 
 void metrics_count_frontdoor(Metrics *m, int code) {
-        size_t i;
-
-        if (!m)
+        if (!m || code < FRONTDOOR_CODE_MIN || code > FRONTDOOR_CODE_MAX)
                 return;
-        for (i = 0; i < ELEMENTSOF(frontdoor_codes) && frontdoor_codes[i] != code; i++)
-                ;
-        m->frontdoor[i]++;
+        m->frontdoor[code - FRONTDOOR_CODE_MIN]++;
+}
+
+bool metrics_stream_log_allow(Metrics *m, unsigned *ret_suppressed) {
+        if (!m)
+                return false;
+        if (!ratelimit_below(&m->stream_log, ret_suppressed)) {
+                m->stream_log_suppressed++;
+                return false;
+        }
+        return true;
+}
+
+/* ---- the exposition --------------------------------------------------------- */
+
+static void put_family(FILE *f, const char *name, const char *type, const char *help) {
+        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A label value as the text format quotes it: backslash, double quote and
+ * line feed escaped, everything else as is. */
+static void put_label_value(FILE *f, const char *v) {
+        fputc('"', f);
+        for (const char *p = v ?: ""; *p; p++)
+                switch (*p) {
+                case '\\':
+                        fputs("\\\\", f);
+                        break;
+                case '"':
+                        fputs("\\\"", f);
+                        break;
+                case '\n':
+                        fputs("\\n", f);
+                        break;
+                default:
+                        fputc(*p, f);
+                }
+        fputc('"', f);
+}
+
+/* Shortest form that reads back as the same double; Go's spellings for the
+ * values C prints otherwise. */
+static void put_double(FILE *f, double v) {
+        char buf[64];
+
+        if (isnan(v)) {
+                fputs("NaN", f);
+                return;
+        }
+        if (isinf(v)) {
+                fputs(v > 0 ? "+Inf" : "-Inf", f);
+                return;
+        }
+        snprintf(buf, sizeof(buf), "%.15g", v);
+        if (strtod(buf, NULL) != v)
+                snprintf(buf, sizeof(buf), "%.17g", v);
+        fputs(buf, f);
+}
+
+/* name{node="..."[,key="value"]} value */
+static void put_node_sample(FILE *f, const char *name, const char *node, const char *key, const char *value,
+                            uint64_t v) {
+        fprintf(f, "%s{node=", name);
+        put_label_value(f, node);
+        if (key) {
+                fprintf(f, ",%s=", key);
+                put_label_value(f, value);
+        }
+        fprintf(f, "} %" PRIu64 "\n", v);
+}
+
+static void put_histogram(FILE *f, const char *name, const char *help, const Histogram *h) {
+        uint64_t cumulative = 0;
+
+        put_family(f, name, "histogram", help);
+        for (size_t i = 0; i < h->n_bounds; i++) {
+                cumulative += h->buckets[i];
+                fprintf(f, "%s_bucket{le=\"", name);
+                put_double(f, h->bounds[i]);
+                fprintf(f, "\"} %" PRIu64 "\n", cumulative);
+        }
+        fprintf(f, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, h->count);
+        fprintf(f, "%s_sum ", name);
+        put_double(f, h->sum);
+        fprintf(f, "\n%s_count %" PRIu64 "\n", name, h->count);
+}
+
+/* Per-node figures with no label but the node's name. */
+typedef uint64_t (*NodeValue)(const NodeInfo *i);
+
+static uint64_t node_value_up(const NodeInfo *i) {
+        return i->sessions_up > 0;
+}
+static uint64_t node_value_sessions(const NodeInfo *i) {
+        return i->sessions_up;
+}
+static uint64_t node_value_pool_size(const NodeInfo *i) {
+        return i->sessions_total;
+}
+static uint64_t node_value_streams(const NodeInfo *i) {
+        return i->streams;
+}
+static uint64_t node_value_reconnects(const NodeInfo *i) {
+        return i->reconnects;
+}
+static uint64_t node_value_probe_failures(const NodeInfo *i) {
+        return i->probe_failures;
+}
+
+static const struct {
+        const char *name, *type, *help;
+        NodeValue value;
+} node_families[] = {
+        { "sshtund_node_up", "gauge",
+          "1 while at least one SSH session to the node is up (it is reachable), else 0.", node_value_up },
+        { "sshtund_sessions", "gauge", "SSH sessions to the node that are up.", node_value_sessions },
+        { "sshtund_pool_size", "gauge", "SSH sessions the node's pool keeps, up or not (ssh.pool_size).",
+          node_value_pool_size },
+        { "sshtund_streams_active", "gauge", "Streams open through the node now.", node_value_streams },
+        { "sshtund_reconnects_total", "counter", "SSH sessions to the node lost after having been up.",
+          node_value_reconnects },
+        { "sshtund_probe_failures_total", "counter", "Kubelet health probes through the node that failed.",
+          node_value_probe_failures },
+};
+
+static void put_nodes(FILE *f, const NodeInfo *infos, size_t n) {
+        static const char *const directions[] = { "up", "down" };
+
+        for (size_t k = 0; k < ELEMENTSOF(node_families); k++) {
+                put_family(f, node_families[k].name, node_families[k].type, node_families[k].help);
+                for (size_t i = 0; i < n; i++)
+                        put_node_sample(f, node_families[k].name, infos[i].name, NULL, NULL,
+                                        node_families[k].value(&infos[i]));
+        }
+
+        put_family(f, "sshtund_node_state", "gauge",
+                   "The node's state: 1 for the state it is in, 0 for every other.");
+        for (size_t i = 0; i < n; i++)
+                for (NodeState s = 0; s < _NODE_STATE_MAX; s++) {
+                        const char *name = node_state_to_string(s);
+                        if (name)
+                                put_node_sample(f, "sshtund_node_state", infos[i].name, "state", name,
+                                                infos[i].state == s);
+                }
+
+        put_family(f, "sshtund_streams_total", "counter",
+                   "Stream opens through the node by outcome: ok, refused (by the node), unavailable "
+                   "(no ready session), abandoned (the client left first).");
+        for (size_t i = 0; i < n; i++)
+                for (StreamResult r = 0; r < _STREAM_RESULT_MAX; r++) {
+                        const char *name = stream_result_to_string(r);
+                        if (name)
+                                put_node_sample(f, "sshtund_streams_total", infos[i].name, "result", name,
+                                                infos[i].streams_by_result[r]);
+                }
+
+        put_family(f, "sshtund_stream_bytes_total", "counter",
+                   "Bytes carried by streams through the node that have ended: up is client to node, "
+                   "down node to client.");
+        for (size_t i = 0; i < n; i++)
+                for (size_t d = 0; d < ELEMENTSOF(directions); d++)
+                        put_node_sample(f, "sshtund_stream_bytes_total", infos[i].name, "direction",
+                                        directions[d], d == 0 ? infos[i].bytes_up : infos[i].bytes_down);
+}
+
+static void put_frontdoor(FILE *f, const Metrics *m) {
+        put_family(f, "sshtund_frontdoor_requests_total", "counter",
+                   "Front-door requests by the HTTP status of the reply (SOCKS5 replies as the status of "
+                   "the same outcome).");
+        for (int code = FRONTDOOR_CODE_MIN; code <= FRONTDOOR_CODE_MAX; code++) {
+                uint64_t v = m->frontdoor[code - FRONTDOOR_CODE_MIN];
+                bool listed = false;
+
+                for (size_t i = 0; i < ELEMENTSOF(frontdoor_codes); i++)
+                        listed = listed || frontdoor_codes[i] == code;
+                if (listed || v > 0)
+                        fprintf(f, "sshtund_frontdoor_requests_total{code=\"%d\"} %" PRIu64 "\n", code, v);
+        }
+}
+
+char *metrics_render(Daemon *d, size_t *ret_len) {
+        _cleanup_free_ NodeInfo *infos = NULL;
+        const Metrics *m = daemon_metrics(d);
+        size_t n = daemon_n_nodes(d), len = 0;
+        char *buf = NULL;
+        bool failed;
+        FILE *f;
+
+        /* one snapshot for every family, so they agree with each other */
+        infos = calloc(MAX(n, (size_t) 1), sizeof(NodeInfo));
+        if (!infos)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                node_get_info(daemon_node(d, i), &infos[i]);
+
+        f = open_memstream(&buf, &len);
+        if (!f)
+                return NULL;
+
+        put_family(f, "sshtund_build_info", "gauge", "Always 1; the version of sshtund in its label.");
+        fputs("sshtund_build_info{version=", f);
+        put_label_value(f, PACKAGE_VERSION);
+        fputs("} 1\n", f);
+
+        put_nodes(f, infos, n);
+
+        put_family(f, "sshtund_handshakes_in_flight", "gauge",
+                   "SSH handshakes under way, whole daemon (at most ssh.max_handshakes).");
+        fprintf(f, "sshtund_handshakes_in_flight %u\n", daemon_handshakes_in_flight(d));
+
+        if (m) {
+                put_frontdoor(f, m);
+                put_histogram(f, "sshtund_stream_open_seconds",
+                              "Time from a stream's channel open request to the node's confirmation.",
+                              &m->hist[METRICS_STREAM_OPEN]);
+                put_histogram(f, "sshtund_ssh_connect_seconds",
+                              "Time from the TCP connect to a ready SSH session (key exchange and "
+                              "authentication included).",
+                              &m->hist[METRICS_SSH_CONNECT]);
+                put_histogram(f, "sshtund_probe_seconds", "Duration of kubelet health probes through a node.",
+                              &m->hist[METRICS_PROBE]);
+                put_family(f, "sshtund_stream_log_suppressed_total", "counter",
+                           "Audit log lines for finished streams held back by the rate limit.");
+                fprintf(f, "sshtund_stream_log_suppressed_total %" PRIu64 "\n", m->stream_log_suppressed);
+        }
+
+        /* open_memstream reports a failed allocation as a stream error */
+        failed = ferror(f);
+        if (fclose(f) != 0 || failed) {
+                free(buf);
+                return NULL;
+        }
+        if (ret_len)
+                *ret_len = len;
+        return buf;
 }

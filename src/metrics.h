@@ -3,6 +3,7 @@
  * read through node_get_info() at scrape time; daemon-wide ones here. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,6 +17,7 @@ typedef enum MetricsHistogram {
         _METRICS_HISTOGRAM_MAX,
 } MetricsHistogram;
 
+/* Empty counters and histograms. */
 int metrics_new(Metrics **ret);
 Metrics *metrics_free(Metrics *m);
 
@@ -25,6 +27,13 @@ void metrics_observe(Metrics *m, MetricsHistogram h, double seconds);
  * HTTP status of the same outcome). */
 void metrics_count_frontdoor(Metrics *m, int code);
 
-/* The whole exposition for the daemon's current state, malloc'd; NULL on
+/* The daemon-wide budget of per-stream audit log lines (100 per 10 s):
+ * true if one may be written now, and then *ret_suppressed (may be NULL)
+ * holds how many were held back since the last one written. Held-back
+ * lines are counted for sshtund_stream_log_suppressed_total. */
+bool metrics_stream_log_allow(Metrics *m, unsigned *ret_suppressed);
+
+/* The whole exposition (text format 0.0.4) for the daemon's current state,
+ * malloc'd and NUL-terminated, its length in *ret_len (may be NULL); NULL on
  * allocation failure. */
 char *metrics_render(Daemon *d, size_t *ret_len);

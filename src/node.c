@@ -20,6 +20,7 @@
 
 typedef struct PoolSlot {
         Node *node;
+        unsigned index;
         Session *session;
         sd_event_source *retry;
         Backoff backoff;
@@ -30,7 +31,7 @@ struct Node {
         Daemon *daemon;
         ConfigNode cfg;
 
-        PoolSlot *slots;
+        PoolSlot **slots; /* each apart: timers point at them */
         unsigned n_slots;
 
         NodeState state;
@@ -43,6 +44,8 @@ struct Node {
         bool stopping; /* node_disconnect() was called: quiet, no retries */
         bool draining; /* the operator asked: no new streams */
         bool settled;  /* the first connection attempt has ended */
+        bool started;  /* node_start() was called: new sessions connect at once */
+        usec_t retire_deadline; /* removed by a reload: freed by then at the latest */
         RateLimit full_log;
 
         Probe *probe;
@@ -121,7 +124,7 @@ static NodeState node_compute_state(const Node *n) {
         bool connecting = false, handshaking = false, authenticating = false;
 
         for (unsigned i = 0; i < n->n_slots; i++) {
-                switch (session_state(n->slots[i].session)) {
+                switch (session_state(n->slots[i]->session)) {
                 case SESSION_READY:
                         /* SSH works: what the operator and the probe say decides */
                         if (n->draining)
@@ -247,8 +250,8 @@ static void node_session_changed(Session *s, void *userdata) {
         PoolSlot *slot = NULL;
 
         for (unsigned i = 0; i < n->n_slots; i++)
-                if (n->slots[i].session == s)
-                        slot = &n->slots[i];
+                if (n->slots[i]->session == s)
+                        slot = n->slots[i];
         if (!slot)
                 return; /* still being built */
 
@@ -297,7 +300,7 @@ static void node_session_changed(Session *s, void *userdata) {
                                 daemon_random(n->daemon, REFUSAL_RETRY_MAX_USEC - REFUSAL_RETRY_MIN_USEC + 1);
                 else
                         delay = backoff_next(&slot->backoff, node_random, n->daemon);
-                log_node(LOG_DEBUG, n->cfg.name, "session %u: %s; retry in %.1f s", (unsigned) (slot - n->slots),
+                log_node(LOG_DEBUG, n->cfg.name, "session %u: %s; retry in %.1f s", slot->index,
                          strna(session_last_error(s)), (double) delay / USEC_PER_SEC);
                 slot_schedule_retry(slot, delay);
                 break;
@@ -306,6 +309,96 @@ static void node_session_changed(Session *s, void *userdata) {
                 break;
         }
         node_update_state(n);
+}
+
+static void slot_free(PoolSlot *slot) {
+        if (!slot)
+                return;
+        slot->retry = sd_event_source_disable_unref(slot->retry);
+        /* detach first: the teardown must not call back into a dying slot */
+        session_free(TAKE_PTR(slot->session));
+        free(slot);
+}
+
+static int slot_new(Node *n, unsigned index, PoolSlot **ret) {
+        PoolSlot *slot = calloc(1, sizeof(*slot));
+        SessionParams p = {
+                .node_name = n->cfg.name,
+                .address = n->cfg.address,
+                .port = n->cfg.port,
+                .index = index,
+                .changed = node_session_changed,
+                .userdata = n,
+        };
+        int r;
+
+        if (!slot)
+                return -ENOMEM;
+        slot->node = n;
+        slot->index = index;
+        slot->backoff = (Backoff) { .base = BACKOFF_BASE_USEC, .cap = BACKOFF_CAP_USEC };
+        r = session_new(n->daemon, n, &p, &slot->session);
+        if (r < 0) {
+                free(slot);
+                return r;
+        }
+        *ret = slot;
+        return 0;
+}
+
+int node_set_pool_size(Node *n, unsigned size) {
+        PoolSlot **slots;
+
+        if (size == n->n_slots)
+                return 0;
+        /* shrinking closes the last connections: their streams end */
+        while (n->n_slots > size)
+                slot_free(n->slots[--n->n_slots]);
+        slots = realloc(n->slots, MAX(size, 1u) * sizeof(PoolSlot *));
+        if (!slots)
+                return -ENOMEM;
+        n->slots = slots;
+        while (n->n_slots < size) {
+                int r = slot_new(n, n->n_slots, &n->slots[n->n_slots]);
+                if (r < 0)
+                        return r;
+                if (n->started)
+                        session_connect(n->slots[n->n_slots]->session);
+                n->n_slots++;
+        }
+        if (n->started)
+                node_update_state(n);
+        return 0;
+}
+
+int node_update(Node *n, const ConfigNode *cn) {
+        bool moved = !config_node_same_endpoint(&n->cfg, cn);
+        ConfigNode copy;
+        unsigned size = n->n_slots;
+        int r;
+
+        r = config_node_copy(cn, &copy);
+        if (r < 0)
+                return r;
+        config_node_done(&n->cfg);
+        n->cfg = copy;
+        if (!moved)
+                return 0;
+
+        /* another machine, or another sshd: new sessions, and the old
+         * host key, refusal and error no longer apply */
+        log_node(LOG_NOTICE, n->cfg.name, "address changed to %s port %u: reconnecting", n->cfg.address,
+                 n->cfg.port);
+        while (n->n_slots > 0)
+                slot_free(n->slots[--n->n_slots]);
+        n->refusal = _NODE_STATE_INVALID;
+        free(n->host_key);
+        n->host_key = NULL;
+        node_set_last_error(n, NULL);
+        r = node_set_pool_size(n, size);
+        if (r < 0)
+                return r;
+        return 1;
 }
 
 int node_new(Daemon *d, const ConfigNode *cn, Node **ret) {
@@ -327,28 +420,10 @@ int node_new(Daemon *d, const ConfigNode *cn, Node **ret) {
                 return r;
         }
 
-        n->n_slots = MAX(cfg->ssh.pool_size, 1u);
-        n->slots = calloc(n->n_slots, sizeof(PoolSlot));
-        if (!n->slots) {
+        r = node_set_pool_size(n, MAX(cfg->ssh.pool_size, 1u));
+        if (r < 0) {
                 node_free(n);
-                return -ENOMEM;
-        }
-        for (unsigned i = 0; i < n->n_slots; i++) {
-                SessionParams p = {
-                        .node_name = n->cfg.name,
-                        .address = n->cfg.address,
-                        .port = n->cfg.port,
-                        .index = i,
-                        .changed = node_session_changed,
-                        .userdata = n,
-                };
-                n->slots[i].node = n;
-                n->slots[i].backoff = (Backoff) { .base = BACKOFF_BASE_USEC, .cap = BACKOFF_CAP_USEC };
-                r = session_new(d, n, &p, &n->slots[i].session);
-                if (r < 0) {
-                        node_free(n);
-                        return r;
-                }
+                return r;
         }
         r = probe_new(d, n, &n->probe);
         if (r < 0) {
@@ -363,12 +438,8 @@ Node *node_free(Node *n) {
         if (!n)
                 return NULL;
         n->probe = probe_free(n->probe);
-        for (unsigned i = 0; n->slots && i < n->n_slots; i++) {
-                n->slots[i].retry = sd_event_source_disable_unref(n->slots[i].retry);
-                /* detach first: the teardown must not call back into a dying node */
-                Session *s = TAKE_PTR(n->slots[i].session);
-                session_free(s);
-        }
+        while (n->n_slots > 0)
+                slot_free(n->slots[--n->n_slots]);
         free(n->slots);
         config_node_done(&n->cfg);
         free(n->last_error);
@@ -379,16 +450,43 @@ Node *node_free(Node *n) {
 }
 
 void node_start(Node *n) {
+        n->started = true;
         for (unsigned i = 0; i < n->n_slots; i++)
-                session_connect(n->slots[i].session);
+                session_connect(n->slots[i]->session);
         node_update_state(n);
+}
+
+void node_retire(Node *n, usec_t deadline) {
+        n->retire_deadline = deadline;
+        node_drain(n);
+}
+
+usec_t node_retire_deadline(const Node *n) {
+        return n->retire_deadline;
+}
+
+bool node_started(const Node *n) {
+        return n->started;
+}
+
+int node_reset_probe(Node *n) {
+        int r;
+
+        n->probe = probe_free(n->probe);
+        /* the old settings' verdict does not carry over */
+        n->probe_valid = false;
+        r = probe_new(n->daemon, n, &n->probe);
+        if (r < 0)
+                return log_node_full_errno(LOG_ERR, n->cfg.name, r, "cannot set up the probe: %m");
+        node_update_state(n);
+        return 0;
 }
 
 void node_disconnect(Node *n, const char *why) {
         n->stopping = true;
         for (unsigned i = 0; i < n->n_slots; i++) {
-                n->slots[i].retry = sd_event_source_disable_unref(n->slots[i].retry);
-                session_disconnect(n->slots[i].session, why);
+                n->slots[i]->retry = sd_event_source_disable_unref(n->slots[i]->retry);
+                session_disconnect(n->slots[i]->session, why);
         }
 }
 
@@ -407,7 +505,7 @@ NodeState node_state(const Node *n) {
 unsigned node_streams(const Node *n) {
         unsigned c = 0;
         for (unsigned i = 0; i < n->n_slots; i++)
-                c += session_channels(n->slots[i].session);
+                c += session_channels(n->slots[i]->session);
         return c;
 }
 
@@ -415,7 +513,7 @@ void node_get_info(const Node *n, NodeInfo *ret) {
         unsigned up = 0;
 
         for (unsigned i = 0; i < n->n_slots; i++)
-                if (session_state(n->slots[i].session) == SESSION_READY)
+                if (session_state(n->slots[i]->session) == SESSION_READY)
                         up++;
         *ret = (NodeInfo) {
                 .name = n->cfg.name,
@@ -463,7 +561,7 @@ void node_undrain(Node *n) {
 void node_reconnect(Node *n) {
         log_node(LOG_NOTICE, n->cfg.name, "reconnecting on request");
         for (unsigned i = 0; i < n->n_slots; i++) {
-                PoolSlot *slot = &n->slots[i];
+                PoolSlot *slot = n->slots[i];
                 /* the operator asked: no backoff, refusals included */
                 (void) sd_event_source_set_enabled(slot->retry, SD_EVENT_OFF);
                 backoff_reset(&slot->backoff);
@@ -514,7 +612,7 @@ static Session *node_pick_session(const Node *n, bool *ret_full) {
         bool any_ready = false;
 
         for (unsigned i = 0; i < n->n_slots; i++) {
-                Session *s = n->slots[i].session;
+                Session *s = n->slots[i]->session;
                 if (session_state(s) != SESSION_READY)
                         continue;
                 any_ready = true;
@@ -533,7 +631,7 @@ unsigned node_free_capacity(const Node *n) {
         if (n->state != NODE_UP && n->state != NODE_DEGRADED)
                 return 0; /* draining nodes take no new streams */
         for (unsigned i = 0; i < n->n_slots; i++) {
-                Session *s = n->slots[i].session;
+                Session *s = n->slots[i]->session;
                 if (session_state(s) == SESSION_READY && session_channels(s) < max)
                         free_slots += max - session_channels(s);
         }
@@ -579,4 +677,20 @@ int node_open_channel(Node *n, const char *host, uint16_t port, const char *orig
         if (r >= 0)
                 n->streams_total++;
         return r;
+}
+
+int node_open_probe_channel(Node *n, const char *host, uint16_t port, const ChannelCallbacks *cb,
+                            void *userdata, SessionChannel **ret) {
+        Session *best = NULL;
+
+        /* a probe checks the path, whatever the operator or the load says */
+        for (unsigned i = 0; i < n->n_slots; i++) {
+                Session *s = n->slots[i]->session;
+                if (session_state(s) == SESSION_READY && (!best || session_channels(s) < session_channels(best)))
+                        best = s;
+        }
+        if (!best)
+                return -EHOSTDOWN;
+        /* what a kubelet sees as the caller: the node itself */
+        return session_open_probe_channel(best, host, port, "127.0.0.1", 0, cb, userdata, ret);
 }

@@ -81,6 +81,23 @@ int node_new(Daemon *d, const ConfigNode *cn, Node **ret);
 /* Closes every session (their streams end) and frees; accepts NULL. */
 Node *node_free(Node *n);
 void node_start(Node *n);
+/* Reload: take the node's new configuration entry (same name). A new
+ * address or port replaces the sessions (their streams end) and returns 1;
+ * other changes (hostnames, pod CIDR) return 0. */
+int node_update(Node *n, const ConfigNode *cn);
+/* Reload: grow or shrink the pool (shrinking ends the streams of the
+ * connections it closes). */
+int node_set_pool_size(Node *n, unsigned size);
+
+/* Reload: the node left the configuration. It drains (no new streams) and
+ * the daemon frees it when its streams are done or at 'deadline'. */
+void node_retire(Node *n, usec_t deadline);
+usec_t node_retire_deadline(const Node *n);
+/* True once node_start() was called. */
+bool node_started(const Node *n);
+/* Reload: the probe settings changed: a new prober with them. */
+int node_reset_probe(Node *n);
+
 /* Close every session politely (SSH disconnect) and stop reconnecting. */
 void node_disconnect(Node *n, const char *why);
 
@@ -108,6 +125,12 @@ unsigned node_free_capacity(const Node *n);
 int node_open_channel(Node *n, const char *host, uint16_t port, const char *orig_host,
                       uint16_t orig_port, const ChannelCallbacks *cb, void *userdata,
                       SessionChannel **ret);
+
+/* Open a channel for a health probe: on any ready session, draining or
+ * not, outside max_streams_per_session and the stream counts. -EHOSTDOWN
+ * when no session is ready. */
+int node_open_probe_channel(Node *n, const char *host, uint16_t port, const ChannelCallbacks *cb,
+                            void *userdata, SessionChannel **ret);
 
 /* Operator actions. drain: no new streams, open ones finish (state
  * "draining"); undrain: back to normal; reconnect: close every session

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <sys/socket.h>
 
 #include <systemd/sd-event.h>
@@ -706,6 +708,71 @@ Proxy *proxy_free(Proxy *p) {
         free(p->listeners);
         free(p);
         return NULL;
+}
+
+int proxy_reload(Proxy *p, const ConfigProxy *old) {
+        const ConfigProxy *cfg = &daemon_config(p->daemon)->proxy;
+        gid_t gid = (gid_t) -1;
+        size_t n_old = p->n_listeners;
+        Acceptor **keep;
+        size_t n_keep = 0;
+        int r = 0;
+
+        if (cfg->socket_group && acceptor_group_lookup(cfg->socket_group, &gid) < 0)
+                return log_error_errno(ENOENT, "proxy.socket_group: no group \"%s\"", cfg->socket_group);
+
+        /* the new listeners come up before any old one goes */
+        for (size_t i = 0; i < cfg->n_listen; i++) {
+                bool have = false;
+                for (size_t j = 0; j < n_old && !have; j++)
+                        have = listen_address_equal(acceptor_address(p->listeners[j]), &cfg->listen[i]);
+                if (have)
+                        continue;
+                r = proxy_add_listener(p, &cfg->listen[i], -1, gid);
+                if (r < 0)
+                        goto rollback;
+        }
+
+        /* then the ones the file no longer names close; adopted sockets stay
+         * (the service manager owns them), and kept unix sockets take the
+         * new mode and group */
+        keep = calloc(MAX(p->n_listeners, (size_t) 1), sizeof(Acceptor *));
+        if (!keep)
+                return -ENOMEM;
+        for (size_t j = 0; j < p->n_listeners; j++) {
+                Acceptor *a = p->listeners[j];
+                const ListenAddress *la = acceptor_address(a);
+                bool wanted = acceptor_adopted(a);
+
+                for (size_t i = 0; i < cfg->n_listen && !wanted; i++)
+                        wanted = listen_address_equal(la, &cfg->listen[i]);
+                if (!wanted) {
+                        _cleanup_free_ char *name = listen_address_to_string(la);
+                        log_info("Front door no longer listening on %s", strna(name));
+                        acceptor_free(a);
+                        continue;
+                }
+                if (la->kind == LISTEN_UNIX && !acceptor_adopted(a) && j < n_old &&
+                    (cfg->socket_mode != old->socket_mode || !streq_ptr(cfg->socket_group, old->socket_group))) {
+                        if (gid != (gid_t) -1 && chown(la->path, (uid_t) -1, gid) < 0)
+                                log_warning_errno(errno, "Cannot give %s to group %s: %m", la->path,
+                                                  cfg->socket_group);
+                        if (chmod(la->path, cfg->socket_mode) < 0)
+                                log_warning_errno(errno, "Cannot chmod %s: %m", la->path);
+                }
+                keep[n_keep++] = a;
+        }
+        free(p->listeners);
+        p->listeners = keep;
+        p->n_listeners = n_keep;
+        proxy_check_capacity(p);
+        return 0;
+
+rollback:
+        /* a new address cannot be bound: nothing changes */
+        while (p->n_listeners > n_old)
+                acceptor_free(p->listeners[--p->n_listeners]);
+        return r;
 }
 
 void proxy_hold(Proxy *p, bool hold) {

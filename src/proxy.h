@@ -22,6 +22,13 @@ int proxy_new(Daemon *d, ListenFds *activated, Proxy **ret);
  * Established streams are not affected. Accepts NULL, returns NULL. */
 Proxy *proxy_free(Proxy *p);
 
+/* Apply the daemon's new proxy configuration ('old' is the previous one):
+ * bind the new listen addresses first, then close the ones no longer
+ * listed (sockets from the service manager stay), and give kept unix
+ * sockets the new mode and group. Pending requests and streams are kept.
+ * If a new address cannot be bound nothing changes and -errno returns. */
+int proxy_reload(Proxy *p, const ConfigProxy *old);
+
 /* Stop (or resume) accepting: new dials wait in the listen backlog, as
  * during the start-up grace. */
 void proxy_hold(Proxy *p, bool hold);

@@ -2,6 +2,7 @@
  * channel's buffers are the only buffers: a full one stops reading its
  * source, so a slow side pushes back instead of growing memory. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -10,7 +11,11 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "metrics.h"
 #include "relay.h"
+
+/* Longest field of the audit line, quoted; longer text is cut. */
+#define AUDIT_FIELD_MAX 256
 
 struct Relay {
         Daemon *daemon;
@@ -21,6 +26,9 @@ struct Relay {
 
         char *node, *target, *client;
         usec_t started;
+        /* ours, not the channel's: they outlive a channel that failed */
+        uint64_t bytes_up;   /* taken from the client */
+        uint64_t bytes_down; /* written to the client, the reply head not counted */
         void (*on_done)(void *userdata);
         void *userdata;
 
@@ -30,7 +38,8 @@ struct Relay {
         bool io_paused;    /* no interest in the socket right now: source off */
 };
 
-static void relay_finish(Relay *r, bool graceful, const char *why);
+static void relay_finish(Relay *r, bool graceful, const char *result, const char *detail);
+static void relay_destroy(Relay *r, bool graceful);
 
 static void relay_update_events(Relay *r) {
         uint32_t events = 0;
@@ -81,6 +90,7 @@ static int relay_flush_down(Relay *r) {
                         break;
                 if (n < 0)
                         return (int) n;
+                r->bytes_down += (uint64_t) n;
                 consumed = true;
         }
         if (consumed)
@@ -108,6 +118,7 @@ static int relay_read_up(Relay *r) {
                         session_channel_shutdown_tx(r->ch);
                         break;
                 }
+                r->bytes_up += (uint64_t) n;
                 got = true;
         }
         if (got)
@@ -123,6 +134,14 @@ static bool relay_done(const Relay *r) {
         return r->down_done && r->client_eof;
 }
 
+/* The client's socket failed with -e. */
+static void relay_finish_client_error(Relay *r, int e) {
+        if (e == -ECONNRESET || e == -EPIPE)
+                relay_finish(r, false, "reset by client", NULL);
+        else
+                relay_finish(r, false, strerror(-e), NULL);
+}
+
 static int on_client_io(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
         Relay *r = userdata;
         int e;
@@ -131,18 +150,21 @@ static int on_client_io(sd_event_source *es, int fd, uint32_t revents, void *use
                 int err = 0;
                 socklen_t len = sizeof(err);
                 (void) getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-                relay_finish(r, false, err ? strerror(err) : "socket error");
+                if (err)
+                        relay_finish_client_error(r, -err);
+                else
+                        relay_finish(r, false, "socket error", NULL);
                 return 0;
         }
         e = relay_flush_down(r);
         if (e >= 0 && (revents & (EPOLLIN | EPOLLHUP)))
                 e = relay_read_up(r);
         if (e < 0) {
-                relay_finish(r, false, strerror(-e));
+                relay_finish_client_error(r, e);
                 return 0;
         }
         if (relay_done(r)) {
-                relay_finish(r, true, NULL);
+                relay_finish(r, true, "done", NULL);
                 return 0;
         }
         relay_update_events(r);
@@ -154,11 +176,11 @@ static void on_channel_readable(SessionChannel *ch, void *userdata) {
         int e = relay_flush_down(r);
 
         if (e < 0) {
-                relay_finish(r, false, strerror(-e));
+                relay_finish_client_error(r, e);
                 return;
         }
         if (relay_done(r)) {
-                relay_finish(r, true, NULL);
+                relay_finish(r, true, "done", NULL);
                 return;
         }
         relay_update_events(r);
@@ -169,11 +191,11 @@ static void on_channel_writable(SessionChannel *ch, void *userdata) {
         int e = relay_read_up(r);
 
         if (e < 0) {
-                relay_finish(r, false, strerror(-e));
+                relay_finish_client_error(r, e);
                 return;
         }
         if (relay_done(r)) {
-                relay_finish(r, true, NULL);
+                relay_finish(r, true, "done", NULL);
                 return;
         }
         relay_update_events(r);
@@ -183,7 +205,7 @@ static void on_channel_failed(SessionChannel *ch, int error, const char *reason,
         Relay *r = userdata;
 
         r->ch = NULL; /* gone after we return */
-        relay_finish(r, false, reason);
+        relay_finish(r, false, "node closed", reason);
 }
 
 static const ChannelCallbacks relay_callbacks = {
@@ -218,12 +240,15 @@ int relay_new(Daemon *d, int fd, SessionChannel *ch, const RelayParams *p, Relay
             buffer_append(session_channel_tx(ch), p->early, p->early_len) != (ssize_t) p->early_len)
                 goto oom;
 
+        /* early bytes count as taken from the client: they are in tx now */
+        r->bytes_up = p->early_len;
+
         e = sd_event_add_io(daemon_event(d), &r->io, fd, EPOLLIN, on_client_io, r);
         if (e < 0) {
                 r->fd = -1;
                 r->ch = NULL;
                 r->on_done = NULL;
-                relay_free(r);
+                relay_destroy(r, false);
                 return e;
         }
         (void) sd_event_source_set_description(r->io, "relay");
@@ -232,7 +257,7 @@ int relay_new(Daemon *d, int fd, SessionChannel *ch, const RelayParams *p, Relay
         /* the reply head goes out now; early bytes head for the node */
         e = relay_flush_down(r);
         if (e < 0) {
-                relay_finish(r, false, strerror(-e));
+                relay_finish_client_error(r, e);
                 *ret = NULL;
                 return 0;
         }
@@ -242,10 +267,11 @@ int relay_new(Daemon *d, int fd, SessionChannel *ch, const RelayParams *p, Relay
         *ret = r;
         return 0;
 oom:
+        /* nothing started: the caller keeps fd and channel, no audit line */
         r->fd = -1;
         r->ch = NULL;
         r->on_done = NULL;
-        relay_free(r);
+        relay_destroy(r, false);
         return -ENOMEM;
 }
 
@@ -268,19 +294,57 @@ static void relay_destroy(Relay *r, bool graceful) {
         free(r);
 }
 
-static void relay_finish(Relay *r, bool graceful, const char *why) {
-        usec_t dur = now_usec(CLOCK_MONOTONIC) - r->started;
-        uint64_t up = r->ch ? session_channel_bytes_tx(r->ch) : 0;
-        uint64_t down = r->ch ? session_channel_bytes_rx(r->ch) : 0;
+/* s in double quotes for the audit line: a quote, a backslash or a control
+ * byte from a peer (the target is what the client asked for) cannot fake a
+ * field or a line; they become '?'. */
+static const char *audit_quote(const char *s, char *buf, size_t size) {
+        size_t j = 0;
 
-        log_node(LOG_DEBUG, r->node, "stream %s -> %s %s: %llu bytes up, %llu down, %.3f s", r->client,
-                 r->target, graceful ? "done" : why ? why : "aborted", (unsigned long long) up,
-                 (unsigned long long) down, (double) dur / USEC_PER_SEC);
+        buf[j++] = '"';
+        for (const char *p = s ?: ""; *p && j + 2 < size; p++) {
+                unsigned char c = (unsigned char) *p;
+                buf[j++] = c < 0x20 || c == 0x7f || c == '"' || c == '\\' ? '?' : (char) c;
+        }
+        buf[j++] = '"';
+        buf[j] = 0;
+        return buf;
+}
+
+/* The audit line of one finished stream, at info level, within the
+ * daemon-wide budget; the first line after a dropped run says how many
+ * were dropped. */
+static void relay_log_end(Relay *r, const char *result, const char *detail) {
+        char client[AUDIT_FIELD_MAX], target[AUDIT_FIELD_MAX], res[AUDIT_FIELD_MAX],
+                error[AUDIT_FIELD_MAX + 8] = "";
+        usec_t dur = now_usec(CLOCK_MONOTONIC) - r->started;
+        unsigned suppressed = 0;
+
+        if (log_get_max_level() < LOG_INFO)
+                return;
+        if (!metrics_stream_log_allow(daemon_metrics(r->daemon), &suppressed))
+                return;
+        if (suppressed > 0)
+                log_info("%u stream lines suppressed", suppressed);
+        if (detail && *detail) {
+                char q[AUDIT_FIELD_MAX];
+                snprintf(error, sizeof(error), " error=%s", audit_quote(detail, q, sizeof(q)));
+        }
+        log_node(LOG_INFO, r->node, "stream client=%s target=%s result=%s%s bytes_up=%llu bytes_down=%llu "
+                 "duration=%.3fs",
+                 audit_quote(r->client, client, sizeof(client)), audit_quote(r->target, target, sizeof(target)),
+                 audit_quote(result, res, sizeof(res)), error, (unsigned long long) r->bytes_up,
+                 (unsigned long long) r->bytes_down, (double) dur / USEC_PER_SEC);
+}
+
+/* The stream ended: 'result' is "done", "reset by client", "node closed"
+ * or an error text; 'detail' (may be NULL) says more. */
+static void relay_finish(Relay *r, bool graceful, const char *result, const char *detail) {
+        relay_log_end(r, result, detail);
         relay_destroy(r, graceful);
 }
 
 Relay *relay_free(Relay *r) {
         if (r)
-                relay_destroy(r, false);
+                relay_finish(r, false, "aborted", NULL);
         return NULL;
 }

@@ -13,9 +13,9 @@ typedef struct Node Node;
 typedef struct Relay Relay;
 
 typedef struct RelayParams {
-        const char *node;   /* node name, for logs */
-        const char *target; /* "host:port" as the client asked, for logs */
-        const char *client; /* peer description, for logs */
+        const char *node;   /* node name, for logs and the audit line */
+        const char *target; /* "host:port" as the client asked, for the audit line */
+        const char *client; /* peer description, for the audit line */
         const void *head;   /* sent to the client before any node byte (the 200 reply) */
         size_t head_len;
         const void *early;  /* client bytes that came with the request head */
@@ -31,5 +31,8 @@ typedef struct RelayParams {
 /* Take over 'fd' and the open channel 'ch' and start relaying. On failure
  * the caller still owns both. */
 int relay_new(Daemon *d, int fd, SessionChannel *ch, const RelayParams *p, Relay **ret);
-/* Abort the stream: close the client socket, drop the channel. Accepts NULL. */
+/* Abort the stream: close the client socket, drop the channel; its audit
+ * line says "aborted". Accepts NULL. (Every stream that ends writes one
+ * audit line at info level, within the daemon-wide budget of
+ * metrics_stream_log_allow().) */
 Relay *relay_free(Relay *r);

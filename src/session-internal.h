@@ -57,6 +57,7 @@ struct SessionChannel {
         ChannelState state;
         bool abandoned; /* the user closed it; no callbacks */
         bool counted;   /* its open outcome went to the node's counters */
+        bool internal;  /* a probe's: not a stream, in no count or limit */
         usec_t queued_at;
 
         LIBSSH2_CHANNEL *ch;
@@ -138,6 +139,11 @@ void channel_unlink(SessionChannel *ch);
 void channel_retire(SessionChannel *ch);
 /* Tell the user the channel failed (opened or failed callback), retire it. */
 void channel_fail(SessionChannel *ch, int error, const char *reason);
+/* A stream a client asked for: counted in n_user and the node's figures. */
+static inline bool channel_is_stream(const SessionChannel *ch) {
+        return ch->kind == CHANNEL_USER && !ch->internal;
+}
+
 /* True for libssh2 errors that end one channel, not the session. */
 bool channel_is_error(int rc);
 /* libssh2's text for the last error of the session. */

@@ -160,7 +160,7 @@ static void session_teardown(Session *s, int channel_error, const char *why) {
 
         /* user channels learn first, while their objects still exist */
         while ((ch = s->opens) || (ch = s->channels)) {
-                if (ch->kind == CHANNEL_USER && !ch->abandoned) {
+                if (ch->kind == CHANNEL_USER && !ch->abandoned) { /* streams and probes */
                         ch->ch = NULL; /* libssh2 frees it with the session */
                         channel_fail(ch, channel_error, why);
                 } else {
@@ -487,8 +487,9 @@ static int session_check_host_key(Session *s) {
                         return 0;
                 }
                 session_fail(s, SESSION_FAILURE_HOSTKEY_UNKNOWN,
-                             "host key %s %s is not in %s (check the fingerprint on the node, then add the key)",
-                             keytype, s->host_key, cfg->known_hosts);
+                             "host key %s %s is not in %s (get its line with `sshtunctl hostkeys scan %s`, "
+                             "compare the fingerprint with ssh-keygen -lf on the node, then add the line)",
+                             keytype, s->host_key, cfg->known_hosts, s->node_name);
                 return -EPERM;
         }
 }

@@ -123,6 +123,12 @@ int session_open_channel(Session *s, const char *host, uint16_t port, const char
                          uint16_t orig_port, const ChannelCallbacks *cb, void *userdata,
                          SessionChannel **ret);
 
+/* Like session_open_channel(), for a health probe: not a stream, so it is
+ * in no stream count, limit or metric. */
+int session_open_probe_channel(Session *s, const char *host, uint16_t port, const char *orig_host,
+                               uint16_t orig_port, const ChannelCallbacks *cb, void *userdata,
+                               SessionChannel **ret);
+
 /* Bytes from the node, for the user to consume (then call _consumed). */
 Buffer *session_channel_rx(SessionChannel *ch);
 /* The node sent EOF and every byte before it is in rx (or consumed). */

@@ -208,6 +208,7 @@ int main(int argc, char *argv[]) {
                 identity_free(identity);
                 return 1;
         }
+        daemon_set_log_override(d, debug);
         r = daemon_start(d);
         if (r < 0) {
                 daemon_free(d);

@@ -918,7 +918,7 @@ class Sshtund:
 
     def __init__(self, tmp, nodes, client_key, *, ssh=None, proxy=None, probe=None, admin=None,
                  log=None, extra_conf="", known_hosts=None, tcp_listen=True, start=True,
-                 env_vars=None, name="sshtund"):
+                 env_vars=None, name="sshtund", top=None):
         self.dir = os.path.join(tmp, name)
         os.makedirs(self.dir, exist_ok=True)
         self.nodes = list(nodes)
@@ -952,6 +952,9 @@ class Sshtund:
             "admin": {"socket": self.admin_sock, **(admin or {})},
             "log": {"level": "debug", "target": "stderr", **(log or {})},
             "nodes": tuple(n.config_entry() for n in self.nodes),
+            # stop() waits 10 s: streams a test leaves open must not hold the
+            # shutdown longer than this
+            **{"drain_timeout": 3.0, **(top or {})},
         }
         self.write_config(extra_conf)
         if start:
@@ -1232,11 +1235,11 @@ class TestEnv:
             f.write("".join(n.known_hosts_line() + "\n" for n in nodes))
         return path
 
-    def sshtund(self, nodes, **kw):
+    def sshtund(self, nodes, start=True, **kw):
         kw.setdefault("name", f"sshtund{len(self.daemons) or ''}")
         d = Sshtund(self.dir, nodes, self.client_key, start=False, **kw)
         self.daemons.append(d)
-        return d.start()
+        return d.start() if start else d
 
     def log_files(self):
         out = [(f"{d.dir}/sshtund.log", d.log_path, 80) for d in self.daemons]

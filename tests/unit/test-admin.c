@@ -1,7 +1,9 @@
-/* Tests for the admin API (routes, JSON shapes, the socket server) and for
- * sshtunctl's table renderer. The daemon and its nodes are stubs below. */
+/* Tests for the admin API (routes, JSON shapes, operator actions, host key
+ * scans, the socket server) and for sshtunctl's table renderer. The daemon,
+ * its nodes and the SSH sessions are stubs below. */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,14 +20,19 @@
 
 #include "admin.h"
 #include "daemon.h"
+#include "hostkey.h"
 #include "macro.h"
+#include "metrics.h"
 #include "node.h"
+#include "session.h"
 #include "table.h"
 
 /* ---- stubs for what admin.o needs from the daemon and the nodes ------------ */
 
 struct Node {
         NodeInfo info;
+        ConfigNode cfg;
+        unsigned drains, undrains, reconnects;
 };
 
 struct Daemon {
@@ -34,10 +41,47 @@ struct Daemon {
         size_t n_nodes;
         unsigned streams;
         unsigned handshakes;
+        Config config;
+        unsigned reloads;
+        const char *reload_error; /* the next reload fails with this */
 };
+
+/* ssh.port 2200: scans of a bare host use it */
+#define TEST_CONFIG                                                                            \
+        {                                                                                      \
+                .ssh = { .port = 2200,                                                         \
+                         .connect_timeout = 10,                                                \
+                         .known_hosts = (char *) "/etc/sshtund/known_hosts" },                 \
+                .admin = { .ready_min_fraction = 0.5 },                                        \
+        }
 
 sd_event *daemon_event(const Daemon *d) {
         return d->event;
+}
+
+int daemon_reload(Daemon *d, bool nodes_only, char **ret_error) {
+        d->reloads++;
+        if (d->reload_error) {
+                *ret_error = strdup(d->reload_error);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+const Config *daemon_config(const Daemon *d) {
+        return &d->config;
+}
+
+const KnownHosts *daemon_known_hosts(Daemon *d) {
+        return NULL; /* known_hosts_check: every key is unknown */
+}
+
+char *metrics_render(Daemon *d, size_t *ret_len) {
+        char *s = strdup("# metrics\n");
+
+        if (s && ret_len)
+                *ret_len = strlen(s);
+        return s;
 }
 
 size_t daemon_n_nodes(const Daemon *d) {
@@ -66,6 +110,145 @@ unsigned daemon_handshakes_in_flight(const Daemon *d) {
 
 void node_get_info(const Node *n, NodeInfo *ret) {
         *ret = n->info;
+}
+
+const char *node_name(const Node *n) {
+        return n->info.name;
+}
+
+unsigned node_streams(const Node *n) {
+        return n->info.streams;
+}
+
+const ConfigNode *node_config(const Node *n) {
+        Node *m = (Node *) n;
+
+        m->cfg.name = (char *) n->info.name;
+        m->cfg.address = (char *) n->info.address;
+        m->cfg.port = n->info.port;
+        return &m->cfg;
+}
+
+/* The state the real node computes, enough for the replies. */
+void node_drain(Node *n) {
+        n->drains++;
+        n->info.draining = true;
+        if (n->info.state == NODE_UP)
+                n->info.state = NODE_DRAINING;
+}
+
+void node_undrain(Node *n) {
+        n->undrains++;
+        n->info.draining = false;
+        if (n->info.state == NODE_DRAINING)
+                n->info.state = NODE_UP;
+}
+
+void node_reconnect(Node *n) {
+        n->reconnects++;
+        n->info.state = NODE_CONNECTING;
+}
+
+/* ---- a fake SSH session for scans ------------------------------------------ */
+
+struct Session {
+        char *node_name;
+        char *address;
+        uint16_t port;
+        bool scan_only;
+        Node *node;
+        SessionChanged changed;
+        void *userdata;
+        SessionState state;
+        SessionFailure failure;
+        char *last_error;
+        uint8_t *blob;
+        size_t blob_len;
+};
+
+static struct {
+        Session *last;     /* the latest session_new() */
+        unsigned live;     /* made and not freed */
+        bool in_callback;  /* inside a session's 'changed' callback */
+        bool sync_refuse;  /* session_connect fails at once, inside the call */
+} fake;
+
+int session_new(Daemon *d, Node *node, const SessionParams *p, Session **ret) {
+        Session *s = calloc(1, sizeof(*s));
+
+        assert_non_null(s);
+        s->node_name = strdup(p->node_name);
+        s->address = strdup(p->address);
+        s->port = p->port;
+        s->scan_only = p->scan_only;
+        s->node = node;
+        s->changed = p->changed;
+        s->userdata = p->userdata;
+        fake.last = s;
+        fake.live++;
+        *ret = s;
+        return 0;
+}
+
+Session *session_free(Session *s) {
+        if (!s)
+                return NULL;
+        /* the session is still running its callback: freeing it now would
+         * pull it from under itself */
+        assert_false(fake.in_callback);
+        if (fake.last == s)
+                fake.last = NULL;
+        fake.live--;
+        free(s->node_name);
+        free(s->address);
+        free(s->last_error);
+        free(s->blob);
+        free(s);
+        return NULL;
+}
+
+/* End the scan as session.c does: state FAILED, the callback told. */
+static void fake_finish(Session *s, SessionFailure f, const char *error, const void *blob, size_t len) {
+        s->state = SESSION_FAILED;
+        s->failure = f;
+        s->last_error = strdup(error);
+        if (blob) {
+                s->blob = malloc(len);
+                memcpy(s->blob, blob, len);
+                s->blob_len = len;
+        }
+        fake.in_callback = true;
+        s->changed(s, s->userdata);
+        fake.in_callback = false;
+}
+
+void session_connect(Session *s) {
+        s->state = SESSION_CONNECTING;
+        s->changed(s, s->userdata);
+        if (fake.sync_refuse)
+                fake_finish(s, SESSION_FAILURE_NETWORK, "connect to 10.0.0.11:22: Connection refused", NULL, 0);
+}
+
+SessionState session_state(const Session *s) {
+        return s->state;
+}
+
+SessionFailure session_failure(const Session *s) {
+        return s->failure;
+}
+
+const char *session_last_error(const Session *s) {
+        return s->last_error;
+}
+
+const char *session_host_key(const Session *s) {
+        return NULL;
+}
+
+const void *session_host_key_blob(const Session *s, size_t *ret_len) {
+        if (ret_len)
+                *ret_len = s->blob_len;
+        return s->blob;
 }
 
 const char *node_state_to_string(NodeState s) {
@@ -109,6 +292,7 @@ static Daemon test_daemon = {
         .n_nodes = ELEMENTSOF(test_nodes),
         .streams = 12,
         .handshakes = 3,
+        .config = TEST_CONFIG,
 };
 
 typedef struct Handled {
@@ -132,8 +316,8 @@ static Handled handle(Daemon *d, const char *method, const char *target) {
 }
 
 /* admin_handle's body as JSON (it must parse). */
-static json_t *handle_json(Daemon *d, const char *target, int want_status) {
-        _cleanup_(handled_done) Handled h = handle(d, "GET", target);
+static json_t *handle_json_method(Daemon *d, const char *method, const char *target, int want_status) {
+        _cleanup_(handled_done) Handled h = handle(d, method, target);
         json_error_t error;
         json_t *v;
 
@@ -143,6 +327,10 @@ static json_t *handle_json(Daemon *d, const char *target, int want_status) {
         if (!v)
                 fail_msg("%s: %s", error.text, h.body);
         return v;
+}
+
+static json_t *handle_json(Daemon *d, const char *target, int want_status) {
+        return handle_json_method(d, "GET", target, want_status);
 }
 
 static void assert_keys(const json_t *o, const char *const *keys, size_t n) {
@@ -198,9 +386,10 @@ static void test_status_compact(void **state) {
         assert_true(strncmp(h.body, "{\"version\":\"" PACKAGE_VERSION "\",\"nodes_total\":5,", 30) == 0);
 }
 
-static const char *const node_keys[] = { "name",       "address",  "port",     "state",   "route",
-                                         "sessions_up", "sessions_total", "streams", "streams_total",
-                                         "reconnects", "last_error", "host_key", "probe", "state_since" };
+static const char *const node_keys[] = { "name",          "address",    "port",       "state",
+                                         "draining",      "route",      "sessions_up", "sessions_total",
+                                         "streams",       "streams_total", "reconnects", "last_error",
+                                         "host_key",      "probe",      "state_since" };
 
 static void test_nodes_list(void **state) {
         _cleanup_(json_decrefp) json_t *v = handle_json(&test_daemon, "/v1/nodes", 200);
@@ -228,6 +417,7 @@ static void test_nodes_list(void **state) {
         assert_true(json_is_null(json_object_get(n, "last_error")));
         assert_string_equal(json_string_value(json_object_get(n, "host_key")), "SHA256:abc");
         assert_true(json_is_null(json_object_get(n, "probe")));
+        assert_true(json_is_false(json_object_get(n, "draining")));
         assert_string_equal(json_string_value(json_object_get(n, "state_since")), "2026-11-29T15:45:10.123Z");
 
         n = json_array_get(list, 1);
@@ -323,6 +513,28 @@ static void test_healthz(void **state) {
         assert_null(h.allow);
 }
 
+static void test_reload(void **state) {
+        {
+                _cleanup_(handled_done) Handled h = handle(&test_daemon, "GET", "/v1/reload");
+                assert_int_equal(h.status, 405);
+                assert_string_equal(h.allow, "POST");
+        }
+        unsigned before = test_daemon.reloads;
+        {
+                _cleanup_(handled_done) Handled h = handle(&test_daemon, "POST", "/v1/reload");
+                assert_int_equal(h.status, 200);
+                assert_non_null(strstr(h.body, "\"reloaded\":true"));
+        }
+        assert_int_equal(test_daemon.reloads, before + 1);
+        test_daemon.reload_error = "/etc/sshtund/sshtund.conf:7: proxy.fallback: must be \"any\" or \"none\"";
+        {
+                _cleanup_(handled_done) Handled h = handle(&test_daemon, "POST", "/v1/reload");
+                assert_int_equal(h.status, 500);
+                assert_non_null(strstr(h.body, "sshtund.conf:7: proxy.fallback"));
+        }
+        test_daemon.reload_error = NULL;
+}
+
 static void test_state_since_format(void **state) {
         static const struct {
                 usec_t t;
@@ -361,6 +573,190 @@ static void test_invalid_utf8_text(void **state) {
 
         /* bytes that are not UTF-8 become '?', valid sequences stay */
         assert_string_equal(json_string_value(json_object_get(v, "last_error")), "bad ? banner \xc3\xa9 ?" "?" "?!");
+}
+
+static void test_probe_object(void **state) {
+        Node n[] = {
+                { { .name = "ok", .address = "a", .state = NODE_UP,
+                    .probe = { .valid = true, .ok = true, .latency = 3251, .at = SINCE } } },
+                { { .name = "bad", .address = "b", .state = NODE_DEGRADED,
+                    .probe = { .valid = true, .ok = false, .latency = 5000000, .at = SINCE,
+                               .error = "GET /healthz: 500" } } },
+        };
+        Daemon d = { .nodes = n, .n_nodes = 2 };
+        _cleanup_(json_decrefp) json_t *v = handle_json(&d, "/v1/nodes/ok", 200);
+        _cleanup_(json_decrefp) json_t *w = handle_json(&d, "/v1/nodes/bad", 200);
+        _cleanup_(handled_done) Handled h = handle(&d, "GET", "/v1/nodes/ok");
+        static const char *const keys[] = { "ok", "latency_ms", "at", "error" };
+        json_t *p = json_object_get(v, "probe"), *q = json_object_get(w, "probe");
+
+        assert_keys(p, keys, ELEMENTSOF(keys));
+        assert_true(json_is_true(json_object_get(p, "ok")));
+        assert_true(json_real_value(json_object_get(p, "latency_ms")) == 3.251);
+        assert_string_equal(json_string_value(json_object_get(p, "at")), "2026-11-29T15:45:10.123Z");
+        assert_true(json_is_null(json_object_get(p, "error")));
+        /* milliseconds to the microsecond, without binary noise */
+        assert_non_null(strstr(h.body, "\"latency_ms\":3.251,"));
+
+        assert_keys(q, keys, ELEMENTSOF(keys));
+        assert_true(json_is_false(json_object_get(q, "ok")));
+        assert_true(json_real_value(json_object_get(q, "latency_ms")) == 5000.0);
+        assert_string_equal(json_string_value(json_object_get(q, "error")), "GET /healthz: 500");
+}
+
+static void test_node_actions(void **state) {
+        Node n[] = {
+                { { .name = "node-1", .address = "10.0.0.11", .port = 22, .state = NODE_UP, .streams = 3 } },
+                { { .name = "my node", .address = "10.0.0.12", .port = 22, .state = NODE_BACKOFF } },
+        };
+        Daemon d = { .nodes = n, .n_nodes = 2 };
+
+        {
+                _cleanup_(handled_done) Handled h = handle(&d, "POST", "/v1/nodes/node-1/drain");
+                _cleanup_(json_decrefp) json_t *v = json_loads(h.body, 0, NULL);
+                assert_int_equal(h.status, 200);
+                /* the node object after the action */
+                assert_keys(v, node_keys, ELEMENTSOF(node_keys));
+                assert_string_equal(json_string_value(json_object_get(v, "state")), "draining");
+                assert_true(json_is_true(json_object_get(v, "draining")));
+                assert_int_equal(json_integer_value(json_object_get(v, "streams")), 3);
+                assert_int_equal(n[0].drains, 1);
+        }
+        {
+                _cleanup_(handled_done) Handled h = handle(&d, "POST", "/v1/nodes/node-1/undrain");
+                _cleanup_(json_decrefp) json_t *v = json_loads(h.body, 0, NULL);
+                assert_int_equal(h.status, 200);
+                assert_string_equal(json_string_value(json_object_get(v, "state")), "up");
+                assert_true(json_is_false(json_object_get(v, "draining")));
+                assert_int_equal(n[0].undrains, 1);
+        }
+        {
+                _cleanup_(handled_done) Handled h = handle(&d, "POST", "/v1/nodes/my%20node/reconnect?x=1");
+                _cleanup_(json_decrefp) json_t *v = json_loads(h.body, 0, NULL);
+                assert_int_equal(h.status, 200);
+                assert_string_equal(json_string_value(json_object_get(v, "name")), "my node");
+                assert_string_equal(json_string_value(json_object_get(v, "state")), "connecting");
+                assert_int_equal(n[1].reconnects, 1);
+        }
+        {
+                /* a node that is not up is marked, and says so */
+                _cleanup_(handled_done) Handled h = handle(&d, "POST", "/v1/nodes/my%20node/drain");
+                _cleanup_(json_decrefp) json_t *v = json_loads(h.body, 0, NULL);
+                assert_int_equal(h.status, 200);
+                assert_string_equal(json_string_value(json_object_get(v, "state")), "connecting");
+                assert_true(json_is_true(json_object_get(v, "draining")));
+        }
+}
+
+static void test_node_action_errors(void **state) {
+        Node n[] = { { { .name = "node-1", .address = "10.0.0.11", .port = 22, .state = NODE_UP } } };
+        Daemon d = { .nodes = n, .n_nodes = 1 };
+        static const char *const actions[] = { "reconnect", "drain", "undrain" };
+        static const char *const methods[] = { "GET", "PUT", "DELETE", "post" };
+
+        for (size_t i = 0; i < ELEMENTSOF(actions); i++) {
+                char target[64];
+
+                snprintf(target, sizeof(target), "/v1/nodes/node-1/%s", actions[i]);
+                for (size_t j = 0; j < ELEMENTSOF(methods); j++) {
+                        _cleanup_(handled_done) Handled h = handle(&d, methods[j], target);
+                        assert_int_equal(h.status, 405);
+                        assert_string_equal(h.allow, "POST");
+                }
+                snprintf(target, sizeof(target), "/v1/nodes/no-such/%s", actions[i]);
+                _cleanup_(json_decrefp) json_t *v = handle_json_method(&d, "POST", target, 404);
+                assert_string_equal(json_string_value(json_object_get(v, "error")), "no such node: no-such");
+        }
+        static const char *const not_found[] = { "/v1/nodes//drain", "/v1/nodes/node-1/drained",
+                                                 "/v1/nodes/node-1/drain/x", "/v1/nodes/node-1/" };
+        for (size_t i = 0; i < ELEMENTSOF(not_found); i++) {
+                _cleanup_(json_decrefp) json_t *v = handle_json_method(&d, "POST", not_found[i], 404);
+                assert_string_equal(json_string_value(json_object_get(v, "error")), "not found");
+        }
+        _cleanup_(json_decrefp) json_t *v = handle_json_method(&d, "POST", "/v1/nodes/node%2/drain", 400);
+        assert_int_equal(n[0].drains + n[0].undrains + n[0].reconnects, 0);
+}
+
+static void test_scan_request_checks(void **state) {
+        static const char *const bad[] = {
+                "/v1/hostkeys/scan",
+                "/v1/hostkeys/scan?target=",
+                "/v1/hostkeys/scan?other=node-1",
+                "/v1/hostkeys/scan?target=%zz",
+                "/v1/hostkeys/scan?target=a%20b",
+                "/v1/hostkeys/scan?target=-oProxyCommand",
+                "/v1/hostkeys/scan?target=host:0",
+                "/v1/hostkeys/scan?target=host:65536",
+                "/v1/hostkeys/scan?target=%5B::1",
+                "/v1/hostkeys/scan?target=%5B%5D",
+                "/v1/hostkeys/scan?target=fd00::1::2",
+                "/v1/hostkeys/scan?target=a;b",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_(json_decrefp) json_t *v = handle_json_method(&test_daemon, "POST", bad[i], 400);
+                assert_non_null(json_string_value(json_object_get(v, "error")));
+        }
+        _cleanup_(handled_done) Handled h = handle(&test_daemon, "GET", "/v1/hostkeys/scan?target=node-1");
+        assert_int_equal(h.status, 405);
+        assert_string_equal(h.allow, "POST");
+        /* a good request needs the socket server to wait on; nothing starts here */
+        _cleanup_(handled_done) Handled g = handle(&test_daemon, "POST", "/v1/hostkeys/scan?target=node-1");
+        assert_int_equal(g.status, 500);
+        assert_null(fake.last);
+}
+
+/* ---- health and metrics routes -------------------------------------------------- */
+
+/* /readyz of test_daemon (3 of 5 nodes up or degraded) under 'fraction'. */
+static void assert_readyz(Daemon *d, double fraction, int want_status, const char *want_body) {
+        Daemon copy = *d;
+        Handled h;
+
+        copy.config.admin.ready_min_fraction = fraction;
+        h = handle(&copy, "GET", "/readyz");
+        assert_int_equal(h.status, want_status);
+        assert_string_equal(h.body, want_body);
+        assert_string_equal(h.content_type, "text/plain; charset=utf-8");
+        handled_done(&h);
+}
+
+static void test_readyz(void **state) {
+        Daemon empty = { .config = TEST_CONFIG };
+        Node many[25] = {};
+        Daemon d25 = { .nodes = many, .n_nodes = ELEMENTSOF(many), .config = TEST_CONFIG };
+
+        assert_readyz(&test_daemon, 0.5, 200, "ready: 3/5 nodes up or degraded, need 50%\n");
+        assert_readyz(&test_daemon, 0.6, 200, "ready: 3/5 nodes up or degraded, need 60%\n");
+        /* exactly the fraction is enough, though 0.28 * 25 is 7.000000000000001 in binary */
+        for (size_t i = 0; i < ELEMENTSOF(many); i++)
+                many[i].info = (NodeInfo) { .name = "n", .state = i < 7 ? NODE_UP : NODE_BACKOFF };
+        assert_readyz(&d25, 0.28, 200, "ready: 7/25 nodes up or degraded, need 28%\n");
+        many[0].info.state = NODE_AUTH_FAILED;
+        assert_readyz(&d25, 0.28, 503, "not ready: 6/25 nodes up or degraded, need 28%\n");
+        assert_readyz(&test_daemon, 0.7, 503, "not ready: 3/5 nodes up or degraded, need 70%\n");
+        assert_readyz(&test_daemon, 1, 503, "not ready: 3/5 nodes up or degraded, need 100%\n");
+        assert_readyz(&test_daemon, 0, 200, "ready: 3/5 nodes up or degraded, need 0%\n");
+        /* nothing to wait for */
+        assert_readyz(&empty, 0.5, 200, "ready: no nodes configured\n");
+        assert_readyz(&empty, 1, 200, "ready: no nodes configured\n");
+
+        _cleanup_(handled_done) Handled q = handle(&test_daemon, "GET", "/readyz?verbose=1");
+        assert_int_equal(q.status, 200);
+        _cleanup_(handled_done) Handled p = handle(&test_daemon, "POST", "/readyz");
+        assert_int_equal(p.status, 405);
+        assert_string_equal(p.allow, "GET");
+}
+
+static void test_metrics_route(void **state) {
+        _cleanup_(handled_done) Handled h = handle(&test_daemon, "GET", "/metrics");
+        _cleanup_(handled_done) Handled p = handle(&test_daemon, "POST", "/metrics");
+
+        assert_int_equal(h.status, 200);
+        assert_string_equal(h.body, "# metrics\n"); /* metrics_render(), stubbed above */
+        assert_string_equal(h.content_type, "text/plain; version=0.0.4; charset=utf-8");
+        assert_int_equal(p.status, 405);
+        assert_string_equal(p.allow, "GET");
 }
 
 /* ---- the socket server ------------------------------------------------------ */
@@ -613,6 +1009,344 @@ static void test_server_connection_limit(void **state) {
                 close(fds[i]);
 }
 
+/* A loopback TCP port nobody listens on right now. */
+static uint16_t free_tcp_port(void) {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(sa);
+        _cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *) &sa, &len), 0);
+        return ntohs(sa.sin_port);
+}
+
+static char *tcp_exchange(ServerFixture *f, uint16_t port, const char *request) {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        _cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        assert_true(fd >= 0);
+        /* loopback: the kernel completes the handshake from the backlog */
+        assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        assert_int_equal(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+        assert_int_equal(send(fd, request, strlen(request), MSG_NOSIGNAL), (ssize_t) strlen(request));
+        return client_collect(f->daemon.event, fd);
+}
+
+static void test_metrics_listener(void **state) {
+        static const char *const refused[] = {
+                "GET /v1/status HTTP/1.1\r\n\r\n",
+                "GET /v1/nodes HTTP/1.1\r\n\r\n",
+                "GET /v1/nodes/node-1 HTTP/1.1\r\n\r\n",
+                "POST /v1/nodes/node-1/drain HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+                "POST /v1/hostkeys/scan?node=node-1 HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+                "GET / HTTP/1.1\r\n\r\n",
+        };
+        ServerFixture *f = *state;
+        _cleanup_(admin_freep) Admin *a = NULL;
+        _cleanup_free_ char *spec = NULL;
+        ListenAddress la = {}, unix_la = {};
+        uint16_t port = free_tcp_port();
+
+        /* TCP only */
+        assert_int_equal(listen_address_parse("unix:/run/sshtund/metrics.sock", &unix_la), 0);
+        assert_int_equal(admin_new_metrics(&f->daemon, &unix_la, &a), -EAFNOSUPPORT);
+        assert_null(a);
+        listen_address_done(&unix_la);
+
+        assert_true(asprintf(&spec, "tcp:127.0.0.1:%u", port) > 0);
+        assert_int_equal(listen_address_parse(spec, &la), 0);
+        assert_int_equal(admin_new_metrics(&f->daemon, &la, &a), 0);
+        listen_address_done(&la);
+
+        _cleanup_free_ char *m = tcp_exchange(f, port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_true(strncmp(m, "HTTP/1.1 200 ", 13) == 0);
+        assert_non_null(strstr(m, "\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
+        assert_non_null(strstr(m, "\r\n\r\n# metrics\n"));
+        _cleanup_free_ char *h = tcp_exchange(f, port, "GET /healthz HTTP/1.1\r\n\r\n");
+        assert_true(strncmp(h, "HTTP/1.1 200 ", 13) == 0);
+        _cleanup_free_ char *r = tcp_exchange(f, port, "GET /readyz HTTP/1.1\r\n\r\n");
+        assert_true(strncmp(r, "HTTP/1.1 200 ", 13) == 0);
+        assert_non_null(strstr(r, "\r\n\r\nready: 3/5 nodes up or degraded, need 50%\n"));
+
+        /* the rest of the API is not there, and does nothing */
+        for (size_t i = 0; i < ELEMENTSOF(refused); i++) {
+                _cleanup_free_ char *reply = tcp_exchange(f, port, refused[i]);
+                if (strncmp(reply, "HTTP/1.1 404 ", 13) != 0)
+                        fail_msg("%s: %s", refused[i], reply);
+        }
+        assert_int_equal(f->daemon.nodes[0].drains, 0);
+        assert_int_equal(f->daemon.nodes[0].info.state, NODE_UP);
+}
+
+/* ---- host key scans over the socket ------------------------------------------ */
+
+/* An ed25519 public key blob: string "ssh-ed25519", string of 32 bytes. */
+static size_t ed25519_blob(uint8_t buf[51]) {
+        static const char type[] = "ssh-ed25519";
+
+        memcpy(buf, "\0\0\0\x0b", 4);
+        memcpy(buf + 4, type, 11);
+        memcpy(buf + 15, "\0\0\0\x20", 4);
+        for (int i = 0; i < 32; i++)
+                buf[19 + i] = (uint8_t) (i * 7 + 1);
+        return 51;
+}
+
+static int scan_setup(void **state) {
+        fake = (typeof(fake)) {};
+        return server_setup(state);
+}
+
+static int scan_teardown(void **state) {
+        assert_int_equal(fake.live, 0);
+        return server_teardown(state);
+}
+
+static int scan_send(ServerFixture *f, const char *target) {
+        char request[512];
+        int fd = client_connect(f->path);
+
+        snprintf(request, sizeof(request), "POST /v1/hostkeys/scan?target=%s HTTP/1.1\r\nHost: x\r\n"
+                 "Content-Length: 0\r\n\r\n", target);
+        assert_int_equal(send(fd, request, strlen(request), MSG_NOSIGNAL), (ssize_t) strlen(request));
+        return fd;
+}
+
+static void run_loop(ServerFixture *f, int rounds) {
+        for (int i = 0; i < rounds; i++)
+                assert_true(sd_event_run(f->daemon.event, 1 * USEC_PER_MSEC) >= 0);
+}
+
+/* The reply's status, and its body as JSON. */
+static json_t *reply_json(const char *reply, int want_status) {
+        const char *body = strstr(reply, "\r\n\r\n");
+        char want[32];
+        json_t *v;
+
+        snprintf(want, sizeof(want), "HTTP/1.1 %d ", want_status);
+        if (strncmp(reply, want, strlen(want)) != 0)
+                fail_msg("want %d, got: %s", want_status, reply);
+        assert_non_null(body);
+        v = json_loads(body + 4, 0, NULL);
+        assert_non_null(v);
+        return v;
+}
+
+static void test_scan_node(void **state) {
+        ServerFixture *f = *state;
+        _cleanup_(admin_freep) Admin *a = NULL;
+        _cleanup_free_ char *reply = NULL, *line = NULL;
+        _cleanup_(json_decrefp) json_t *v = NULL;
+        _cleanup_close_ int fd = -1;
+        uint8_t blob[51];
+        size_t len = ed25519_blob(blob);
+        char fp[HOSTKEY_FINGERPRINT_MAX], c;
+
+        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        fd = scan_send(f, "node-1");
+        run_loop(f, 20);
+
+        /* a scan-only session to the node's address and port, owned by no node */
+        assert_non_null(fake.last);
+        assert_true(fake.last->scan_only);
+        assert_null(fake.last->node);
+        assert_string_equal(fake.last->address, "10.0.0.11");
+        assert_int_equal(fake.last->port, 22);
+        /* the client waits: no reply, no timeout, while the session runs */
+        assert_int_equal(read(fd, &c, 1), -1);
+        assert_int_equal(errno, EAGAIN);
+
+        fake_finish(fake.last, SESSION_FAILURE_SCANNED, "host key scanned", blob, len);
+        reply = client_collect(f->daemon.event, fd);
+        v = reply_json(reply, 200);
+        line = hostkey_known_hosts_line("10.0.0.11", 22, blob, len);
+        assert_string_equal(json_string_value(json_object_get(v, "target")), "node-1");
+        assert_string_equal(json_string_value(json_object_get(v, "node")), "node-1");
+        assert_string_equal(json_string_value(json_object_get(v, "host")), "10.0.0.11");
+        assert_int_equal(json_integer_value(json_object_get(v, "port")), 22);
+        assert_string_equal(json_string_value(json_object_get(v, "key_type")), "ssh-ed25519");
+        assert_int_equal(json_integer_value(json_object_get(v, "bits")), 256);
+        assert_string_equal(json_string_value(json_object_get(v, "fingerprint")),
+                            hostkey_fingerprint(blob, len, fp, sizeof(fp)));
+        assert_string_equal(json_string_value(json_object_get(v, "known_hosts_line")), line);
+        assert_true(strncmp(line, "10.0.0.11 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI", 47) == 0);
+        assert_string_equal(json_string_value(json_object_get(v, "known_hosts")), "/etc/sshtund/known_hosts");
+        assert_string_equal(json_string_value(json_object_get(v, "known_hosts_check")), "unknown");
+        /* freed by the loop, after its callback returned */
+        assert_int_equal(fake.live, 0);
+}
+
+static void test_scan_host_port(void **state) {
+        static const struct {
+                const char *query;
+                const char *host;
+                uint16_t port;
+                const char *line_start;
+        } cases[] = {
+                { "10.1.2.3%3A2222", "10.1.2.3", 2222, "[10.1.2.3]:2222 ssh-ed25519 " },
+                { "%5Bfd00%3A%3A9%5D%3A22", "fd00::9", 22, "fd00::9 ssh-ed25519 " },
+                { "%5Bfd00%3A%3A9%5D", "fd00::9", 2200, "[fd00::9]:2200 ssh-ed25519 " },
+                { "fd00::9", "fd00::9", 2200, "[fd00::9]:2200 ssh-ed25519 " },
+                { "Node-7.example", "Node-7.example", 2200, "[node-7.example]:2200 ssh-ed25519 " },
+        };
+        ServerFixture *f = *state;
+        _cleanup_(admin_freep) Admin *a = NULL;
+        uint8_t blob[51];
+        size_t len = ed25519_blob(blob);
+
+        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_close_ int fd = scan_send(f, cases[i].query);
+                _cleanup_free_ char *reply = NULL;
+                _cleanup_(json_decrefp) json_t *v = NULL;
+
+                run_loop(f, 20);
+                assert_non_null(fake.last);
+                assert_string_equal(fake.last->address, cases[i].host);
+                assert_int_equal(fake.last->port, cases[i].port);
+                fake_finish(fake.last, SESSION_FAILURE_SCANNED, "host key scanned", blob, len);
+                reply = client_collect(f->daemon.event, fd);
+                v = reply_json(reply, 200);
+                assert_true(json_is_null(json_object_get(v, "node")));
+                assert_int_equal(json_integer_value(json_object_get(v, "port")), cases[i].port);
+                const char *line = json_string_value(json_object_get(v, "known_hosts_line"));
+                assert_non_null(line);
+                if (strncmp(line, cases[i].line_start, strlen(cases[i].line_start)) != 0)
+                        fail_msg("%s: line %s", cases[i].query, line);
+        }
+}
+
+static void test_scan_failure(void **state) {
+        ServerFixture *f = *state;
+        _cleanup_(admin_freep) Admin *a = NULL;
+
+        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        {
+                /* ended later */
+                _cleanup_close_ int fd = scan_send(f, "node-1");
+                _cleanup_free_ char *reply = NULL;
+                _cleanup_(json_decrefp) json_t *v = NULL;
+
+                run_loop(f, 20);
+                fake_finish(fake.last, SESSION_FAILURE_TIMEOUT, "no SSH session within connect_timeout", NULL,
+                            0);
+                reply = client_collect(f->daemon.event, fd);
+                v = reply_json(reply, 502);
+                assert_string_equal(json_string_value(json_object_get(v, "error")),
+                                    "no SSH session within connect_timeout");
+        }
+        {
+                /* ended inside session_connect(): the reply still comes from the loop */
+                _cleanup_close_ int fd = -1;
+                _cleanup_free_ char *reply = NULL;
+                _cleanup_(json_decrefp) json_t *v = NULL;
+
+                fake.sync_refuse = true;
+                fd = scan_send(f, "node-1");
+                reply = client_collect(f->daemon.event, fd);
+                v = reply_json(reply, 502);
+                assert_string_equal(json_string_value(json_object_get(v, "error")),
+                                    "connect to 10.0.0.11:22: Connection refused");
+                fake.sync_refuse = false;
+        }
+        {
+                /* scanned, but no key to show */
+                _cleanup_close_ int fd = scan_send(f, "node-1");
+                _cleanup_free_ char *reply = NULL;
+                static const uint8_t junk[] = { 0, 0, 0, 99, 'x' };
+
+                run_loop(f, 20);
+                fake_finish(fake.last, SESSION_FAILURE_SCANNED, "host key scanned", junk, sizeof(junk));
+                reply = client_collect(f->daemon.event, fd);
+                _cleanup_(json_decrefp) json_t *v = reply_json(reply, 502);
+        }
+}
+
+static void test_scan_client_leaves(void **state) {
+        ServerFixture *f = *state;
+        _cleanup_(admin_freep) Admin *a = NULL;
+        int fd;
+
+        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        fd = scan_send(f, "node-1");
+        run_loop(f, 20);
+        assert_int_equal(fake.live, 1);
+        close(fd);
+        run_loop(f, 20);
+        /* nobody waits for it any more: the session is gone */
+        assert_int_equal(fake.live, 0);
+        assert_null(fake.last);
+
+        /* one that only shut its sending side still gets the answer */
+        uint8_t blob[51];
+        size_t len = ed25519_blob(blob);
+        _cleanup_close_ int fd2 = scan_send(f, "node-1");
+        assert_int_equal(shutdown(fd2, SHUT_WR), 0);
+        run_loop(f, 20);
+        assert_int_equal(fake.live, 1);
+        fake_finish(fake.last, SESSION_FAILURE_SCANNED, "host key scanned", blob, len);
+        _cleanup_free_ char *reply = client_collect(f->daemon.event, fd2);
+        _cleanup_(json_decrefp) json_t *v = reply_json(reply, 200);
+
+        /* and a scan still running when the server goes is freed with it */
+        _cleanup_close_ int fd3 = scan_send(f, "node-1");
+        run_loop(f, 20);
+        assert_int_equal(fake.live, 1);
+        a = admin_free(a);
+        assert_int_equal(fake.live, 0);
+}
+
+static void test_scan_limit(void **state) {
+        ServerFixture *f = *state;
+        _cleanup_(admin_freep) Admin *a = NULL;
+        Session *sessions[8];
+        int fds[8];
+
+        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        for (size_t i = 0; i < ELEMENTSOF(fds); i++) {
+                fds[i] = scan_send(f, "node-1");
+                run_loop(f, 10);
+                sessions[i] = fake.last;
+        }
+        assert_int_equal(fake.live, 8);
+
+        _cleanup_close_ int extra = scan_send(f, "node-1");
+        _cleanup_free_ char *reply = client_collect(f->daemon.event, extra);
+        _cleanup_(json_decrefp) json_t *v = reply_json(reply, 503);
+        assert_int_equal(fake.live, 8);
+
+        for (size_t i = 0; i < ELEMENTSOF(fds); i++) {
+                fake_finish(sessions[i], SESSION_FAILURE_NETWORK, "refused", NULL, 0);
+                _cleanup_free_ char *r = client_collect(f->daemon.event, fds[i]);
+                _cleanup_(json_decrefp) json_t *w = reply_json(r, 502);
+                close(fds[i]);
+        }
+}
+
+static void test_scan_timeout(void **state) {
+        ServerFixture *f = *state;
+        _cleanup_(admin_freep) Admin *a = NULL;
+        _cleanup_close_ int fd = -1;
+        usec_t start = now_usec(CLOCK_MONOTONIC), took;
+
+        /* the session never ends: the admin's backstop (connect_timeout + 5 s) answers */
+        f->daemon.config.ssh.connect_timeout = 0.001;
+        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        fd = scan_send(f, "node-1");
+        for (int i = 0; i < 1000 && fake.live == 0; i++)
+                run_loop(f, 1);
+        assert_int_equal(fake.live, 1);
+        for (int i = 0; i < 80 && fake.live == 1; i++)
+                assert_true(sd_event_run(f->daemon.event, 100 * USEC_PER_MSEC) >= 0);
+        took = now_usec(CLOCK_MONOTONIC) - start;
+        assert_int_equal(fake.live, 0);
+        assert_true(took >= 4 * USEC_PER_SEC);
+        _cleanup_free_ char *reply = client_collect(f->daemon.event, fd);
+        _cleanup_(json_decrefp) json_t *v = reply_json(reply, 504);
+}
+
 /* ---- the table renderer ----------------------------------------------------- */
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Table *, table_free);
@@ -771,6 +1505,12 @@ int main(void) {
                 cmocka_unit_test(test_healthz),
                 cmocka_unit_test(test_state_since_format),
                 cmocka_unit_test(test_invalid_utf8_text),
+                cmocka_unit_test(test_probe_object),
+                cmocka_unit_test(test_node_actions),
+                cmocka_unit_test(test_node_action_errors),
+                cmocka_unit_test(test_scan_request_checks),
+                cmocka_unit_test(test_readyz),
+                cmocka_unit_test(test_metrics_route),
                 cmocka_unit_test_setup_teardown(test_server_roundtrip, server_setup, server_teardown),
                 cmocka_unit_test_setup_teardown(test_server_405_allow, server_setup, server_teardown),
                 cmocka_unit_test_setup_teardown(test_server_malformed, server_setup, server_teardown),
@@ -780,8 +1520,16 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_server_not_a_socket, server_setup, server_teardown),
                 cmocka_unit_test_setup_teardown(test_server_free_unlinks, server_setup, server_teardown),
                 cmocka_unit_test_setup_teardown(test_server_connection_limit, server_setup, server_teardown),
+                cmocka_unit_test_setup_teardown(test_metrics_listener, server_setup, server_teardown),
+                cmocka_unit_test_setup_teardown(test_scan_node, scan_setup, scan_teardown),
+                cmocka_unit_test_setup_teardown(test_scan_host_port, scan_setup, scan_teardown),
+                cmocka_unit_test_setup_teardown(test_scan_failure, scan_setup, scan_teardown),
+                cmocka_unit_test_setup_teardown(test_scan_client_leaves, scan_setup, scan_teardown),
+                cmocka_unit_test_setup_teardown(test_scan_limit, scan_setup, scan_teardown),
+                cmocka_unit_test_setup_teardown(test_scan_timeout, scan_setup, scan_teardown),
                 cmocka_unit_test(test_table_layout),
                 cmocka_unit_test(test_table_color),
+                cmocka_unit_test(test_reload),
                 cmocka_unit_test(test_table_sanitises),
                 cmocka_unit_test(test_table_age),
                 cmocka_unit_test(test_table_address),

@@ -682,11 +682,6 @@ static void test_unsupported(void **state) {
         static const struct {
                 const char *text, *error;
         } cases[] = {
-                { "ssh = { identity = \"%1$s/id\"; };\nprobe = {\n  type = \"http\"; };\n",
-                  ":3: probe.type: not supported by this version of sshtund" },
-                /* a probe section asks for the http probe unless it says otherwise */
-                { "ssh = { identity = \"%1$s/id\"; };\nprobe = { path = \"/healthz\"; };\n",
-                  ":2: probe.type: not supported by this version of sshtund" },
                 /* forwards are supported: a file with one is refused for what it adds */
                 { "ssh = { identity = \"%1$s/id\"; };\n"
                   "nodes = ( { name = \"n\"; address = \"10.0.0.1\"; } );\n"
@@ -696,12 +691,6 @@ static void test_unsupported(void **state) {
                 { "ssh = { identity = \"%1$s/id\"; };\n"
                   "konnectivity = {\n  upstream = \"tcp:konnectivity.example:8131\"; nodes = [ \"*\" ]; };\n",
                   ":2: konnectivity: not supported by this version of sshtund" },
-                { "ssh = { identity = \"%1$s/id\"; };\nnodes_file = \"%1$s/nodes.conf\";\n",
-                  ":2: nodes_file: not supported by this version of sshtund" },
-                { "ssh = { identity = \"%1$s/id\"; };\nadmin = { metrics_listen = \"tcp:127.0.0.1:9464\"; };\n",
-                  ":2: admin.metrics_listen: not supported by this version of sshtund" },
-                { "ssh = { identity = \"%1$s/id\"; };\nadmin = {\n  ready_min_fraction = 0.9; };\n",
-                  ":3: admin.ready_min_fraction: not supported by this version of sshtund" },
         };
         const Fixture *fx = *state;
         Config *c;
@@ -718,6 +707,133 @@ static void test_unsupported(void **state) {
                     "user = \"\";\n"
                     "admin = { metrics_listen = \"\"; ready_min_fraction = 0.5; };\n");
         config_free(c);
+}
+
+static void test_probe(void **state) {
+        const Fixture *fx = *state;
+        Config *c;
+
+        /* probes run now: every type loads */
+        c = load_ok(fx, "ssh = { identity = \"%1$s/id\"; };\nprobe = { type = \"http\"; };\n");
+        assert_int_equal(c->probe.type, PROBE_HTTP);
+        config_free(c);
+        c = load_ok(fx, "ssh = { identity = \"%1$s/id\"; };\nprobe = { type = \"tcp\"; target = \"127.0.0.1:10250\"; };\n");
+        assert_int_equal(c->probe.type, PROBE_TCP);
+        assert_int_equal(c->probe.target_port, 10250);
+        config_free(c);
+        c = load_ok(fx, "ssh = { identity = \"%1$s/id\"; };\n"
+                        "probe = { type = \"https\"; target = \"127.0.0.1:10250\"; ca_file = \"%1$s/ca.pem\"; };\n");
+        assert_int_equal(c->probe.type, PROBE_HTTPS);
+        assert_non_null(strstr(c->probe.ca_file, "/ca.pem"));
+        config_free(c);
+
+        /* a probe section asks for the kubelet's http probe unless it says otherwise */
+        c = load_ok(fx, "ssh = { identity = \"%1$s/id\"; };\nprobe = { path = \"/livez\"; interval = 2.5; };\n");
+        assert_int_equal(c->probe.type, PROBE_HTTP);
+        assert_string_equal(c->probe.path, "/livez");
+        assert_true(c->probe.interval == 2.5);
+        config_free(c);
+}
+
+static void test_admin_metrics(void **state) {
+        const Fixture *fx = *state;
+        Config *c;
+
+        c = load_ok(fx, "ssh = { identity = \"%1$s/id\"; };\n"
+                        "admin = { metrics_listen = \"tcp:127.0.0.1:9464\"; ready_min_fraction = 0.9; };\n");
+        assert_true(c->admin.has_metrics_listen);
+        assert_int_equal(c->admin.metrics_listen.kind, LISTEN_TCP);
+        assert_int_equal(c->admin.metrics_listen.port, 9464);
+        assert_true(c->admin.ready_min_fraction == 0.9);
+        config_free(c);
+
+        c = load_ok(fx, "ssh = { identity = \"%1$s/id\"; };\n"
+                        "admin = { metrics_listen = \"tcp:[::1]:9464\"; ready_min_fraction = 0; };\n");
+        assert_int_equal(c->admin.metrics_listen.ip.family, AF_INET6);
+        assert_true(c->admin.ready_min_fraction == 0.0);
+        config_free(c);
+
+        /* unauthenticated: TCP for scrapers only, never a socket file */
+        assert_load_fails(fx, "ssh = { identity = \"%1$s/id\"; };\n"
+                              "admin = {\n  metrics_listen = \"unix:/run/sshtund/metrics.sock\"; };\n",
+                          ":3: admin.metrics_listen: \"unix:/run/sshtund/metrics.sock\" is not a TCP address "
+                          "(expected \"tcp:IP:PORT\"; the admin socket serves /metrics locally)");
+        assert_load_fails(fx, "ssh = { identity = \"%1$s/id\"; };\n"
+                              "proxy = { listen = [ \"tcp:127.0.0.1:8131\" ]; };\n"
+                              "admin = { metrics_listen = \"tcp:127.0.0.1:8131\"; };\n",
+                          ":3: admin.metrics_listen: already used by proxy.listen[0]");
+}
+
+static void test_nodes_file(void **state) {
+        const Fixture *fx = *state;
+        _cleanup_free_ char *nodes = NULL, *error = NULL, *want = NULL;
+        Config *c;
+
+        assert_true(asprintf(&nodes, "%s/nodes.conf", fx->dir) > 0);
+        (void) unlink(nodes);
+
+        /* not there yet (the sync job has not run): an empty list, noted */
+        c = load_ok(fx, "ssh = { identity = \"%1$s/id\"; };\nnodes_file = \"%1$s/nodes.conf\";\n");
+        assert_int_equal(c->n_nodes, 0);
+        assert_true(c->nodes_file_missing);
+        config_free(c);
+
+        /* its nodes follow the main file's, with their own file and line */
+        write_file(nodes,
+                   "# written by sshtund-sync-nodes\n"
+                   "nodes = (\n"
+                   "  { name = \"n2\"; address = \"10.0.0.2\"; pod_cidr = \"10.244.2.0/24\"; },\n"
+                   "  { name = \"n3\"; address = \"10.0.0.3\"; port = 2222; }\n"
+                   ");\n",
+                   fx->dir);
+        c = load_ok(fx,
+                    "ssh = { identity = \"%1$s/id\"; port = 2200; };\n"
+                    "nodes = ( { name = \"n1\"; address = \"10.0.0.1\"; } );\n"
+                    "nodes_file = \"%1$s/nodes.conf\";\n");
+        assert_false(c->nodes_file_missing);
+        assert_int_equal(c->n_nodes, 3);
+        assert_string_equal(c->nodes[0].name, "n1");
+        assert_string_equal(c->nodes[1].name, "n2");
+        assert_string_equal(c->nodes[1].file, nodes);
+        assert_int_equal(c->nodes[1].line, 3);
+        assert_int_equal(c->nodes[1].port, 2200); /* ssh.port applies to both files */
+        assert_true(c->nodes[1].has_pod_cidr);
+        assert_int_equal(c->nodes[2].port, 2222);
+        config_free(c);
+
+        /* a name in both files: the error points at the second, names the first */
+        write_file(nodes, "nodes = (\n  { name = \"n1\"; address = \"10.0.0.9\"; }\n);\n", fx->dir);
+        write_file(fx->conf,
+                   "ssh = { identity = \"%1$s/id\"; };\n"
+                   "nodes = ( { name = \"n1\"; address = \"10.0.0.1\"; } );\n"
+                   "nodes_file = \"%1$s/nodes.conf\";\n",
+                   fx->dir);
+        c = NULL;
+        assert_int_equal(config_load(fx->conf, &c, &error), -EINVAL);
+        assert_true(asprintf(&want, "%s:2: nodes[0].name: duplicate node name \"n1\" (first defined at %s:2)",
+                             nodes, fx->conf) > 0);
+        assert_string_equal(error, want);
+        free(error);
+        free(want);
+        error = want = NULL;
+
+        /* only "nodes" belongs there */
+        write_file(nodes, "nodes = ();\nproxy = { fallback = \"none\"; };\n", fx->dir);
+        write_file(fx->conf, "ssh = { identity = \"%1$s/id\"; };\nnodes_file = \"%1$s/nodes.conf\";\n",
+                   fx->dir);
+        assert_int_equal(config_load(fx->conf, &c, &error), -EINVAL);
+        assert_true(asprintf(&want, "%s:2: proxy: unknown key in nodes_file (it holds only \"nodes\")", nodes) > 0);
+        assert_string_equal(error, want);
+        free(error);
+        free(want);
+        error = want = NULL;
+
+        /* its syntax errors name it */
+        write_file(nodes, "nodes = (\n  { name = ; }\n);\n", fx->dir);
+        assert_int_equal(config_load(fx->conf, &c, &error), -EINVAL);
+        assert_true(asprintf(&want, "%s:2: syntax error", nodes) > 0);
+        assert_string_equal(error, want);
+        (void) unlink(nodes);
 }
 
 static void test_identity(void **state) {
@@ -783,6 +899,9 @@ int main(void) {
                 cmocka_unit_test(test_include),
                 cmocka_unit_test(test_forwards),
                 cmocka_unit_test(test_unsupported),
+                cmocka_unit_test(test_probe),
+                cmocka_unit_test(test_nodes_file),
+                cmocka_unit_test(test_admin_metrics),
                 cmocka_unit_test(test_identity),
                 cmocka_unit_test(test_same_endpoint),
         };
