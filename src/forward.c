@@ -137,7 +137,7 @@ static void on_open_done(SessionChannel *ch, int error, const char *reason, void
         };
         /* one io source per fd: the relay adds its own */
         c->io = sd_event_source_disable_unref(c->io);
-        r = relay_new(d, c->fd, ch, &rp, &relay);
+        r = relay_new(d, c->fd, far_end_channel(ch), &rp, &relay);
         if (r < 0) {
                 /* fd and channel are still ours: client_fail() drops both */
                 client_fail(c, "cannot start the stream: %s", strerror(-r));

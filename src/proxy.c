@@ -333,7 +333,7 @@ static void on_open_done(SessionChannel *ch, int error, const char *reason, void
         /* counted first: a relay that fails at once ends inside relay_new()
          * and its on_done already uncounts it */
         p->n_streams++;
-        r = relay_new(p->daemon, c->fd, ch, &rp, &relay);
+        r = relay_new(p->daemon, c->fd, far_end_channel(ch), &rp, &relay);
         if (r < 0) {
                 /* still ours: fd and channel; on_done did not run */
                 p->n_streams--;

@@ -21,7 +21,7 @@ struct Relay {
         Daemon *daemon;
         int fd;
         sd_event_source *io;
-        SessionChannel *ch;
+        FarEnd far;      /* far.end is NULL once the far end is gone */
         Buffer head; /* the reply head, ahead of any node byte */
 
         char *node, *target, *client;
@@ -46,9 +46,9 @@ static void relay_update_events(Relay *r) {
 
         if (!r->io)
                 return;
-        if (!r->client_eof && session_channel_tx_room(r->ch) > 0)
+        if (!r->client_eof && buffer_room(r->far.ops->tx(r->far.end)) > 0)
                 events |= EPOLLIN;
-        if (!buffer_empty(&r->head) || (r->client_spoke && !buffer_empty(session_channel_rx(r->ch))))
+        if (!buffer_empty(&r->head) || (r->client_spoke && !buffer_empty(r->far.ops->rx(r->far.end))))
                 events |= EPOLLOUT;
         if (events == 0) {
                 /* epoll reports HUP and ERR whatever we ask for: with nothing
@@ -69,7 +69,7 @@ static void relay_update_events(Relay *r) {
 
 /* Node → client. Returns -errno on a client error, else 0. */
 static int relay_flush_down(Relay *r) {
-        Buffer *rx = session_channel_rx(r->ch);
+        Buffer *rx = r->far.ops->rx(r->far.end);
         bool consumed = false;
         ssize_t n;
 
@@ -94,8 +94,8 @@ static int relay_flush_down(Relay *r) {
                 consumed = true;
         }
         if (consumed)
-                session_channel_consumed(r->ch);
-        if (buffer_empty(rx) && session_channel_rx_eof(r->ch) && !r->down_done) {
+                r->far.ops->consumed(r->far.end);
+        if (buffer_empty(rx) && r->far.ops->rx_eof(r->far.end) && !r->down_done) {
                 (void) shutdown(r->fd, SHUT_WR);
                 r->down_done = true;
         }
@@ -104,7 +104,7 @@ static int relay_flush_down(Relay *r) {
 
 /* Client → node. Returns -errno on a client error, else 0. */
 static int relay_read_up(Relay *r) {
-        Buffer *tx = session_channel_tx(r->ch);
+        Buffer *tx = r->far.ops->tx(r->far.end);
         bool got = false;
 
         while (!r->client_eof && buffer_room(tx) > 0) {
@@ -115,14 +115,14 @@ static int relay_read_up(Relay *r) {
                         return (int) n;
                 if (n == 0) {
                         r->client_eof = true;
-                        session_channel_shutdown_tx(r->ch);
+                        r->far.ops->shutdown_tx(r->far.end);
                         break;
                 }
                 r->bytes_up += (uint64_t) n;
                 got = true;
         }
         if (got)
-                session_channel_kick(r->ch);
+                r->far.ops->kick(r->far.end);
         if ((got || r->client_eof) && !r->client_spoke) {
                 r->client_spoke = true;
                 return relay_flush_down(r);
@@ -171,7 +171,7 @@ static int on_client_io(sd_event_source *es, int fd, uint32_t revents, void *use
         return 0;
 }
 
-static void on_channel_readable(SessionChannel *ch, void *userdata) {
+static void relay_far_readable(void *userdata) {
         Relay *r = userdata;
         int e = relay_flush_down(r);
 
@@ -186,7 +186,7 @@ static void on_channel_readable(SessionChannel *ch, void *userdata) {
         relay_update_events(r);
 }
 
-static void on_channel_writable(SessionChannel *ch, void *userdata) {
+static void relay_far_writable(void *userdata) {
         Relay *r = userdata;
         int e = relay_read_up(r);
 
@@ -201,20 +201,86 @@ static void on_channel_writable(SessionChannel *ch, void *userdata) {
         relay_update_events(r);
 }
 
-static void on_channel_failed(SessionChannel *ch, int error, const char *reason, void *userdata) {
+static void relay_far_failed(void *userdata, const char *reason) {
         Relay *r = userdata;
 
-        r->ch = NULL; /* gone after we return */
+        r->far.end = NULL; /* gone after we return */
         relay_finish(r, false, "node closed", reason);
 }
 
-static const ChannelCallbacks relay_callbacks = {
-        .readable = on_channel_readable,
-        .writable = on_channel_writable,
-        .failed = on_channel_failed,
+static const FarEndHooks relay_hooks = {
+        .readable = relay_far_readable,
+        .writable = relay_far_writable,
+        .failed = relay_far_failed,
 };
 
-int relay_new(Daemon *d, int fd, SessionChannel *ch, const RelayParams *p, Relay **ret) {
+/* --- an SSH channel as a far end ------------------------------------------- */
+
+static void channel_on_readable(SessionChannel *ch, void *userdata) {
+        relay_far_readable(userdata);
+}
+
+static void channel_on_writable(SessionChannel *ch, void *userdata) {
+        relay_far_writable(userdata);
+}
+
+static void channel_on_failed(SessionChannel *ch, int error, const char *reason, void *userdata) {
+        relay_far_failed(userdata, reason);
+}
+
+static const ChannelCallbacks channel_callbacks = {
+        .readable = channel_on_readable,
+        .writable = channel_on_writable,
+        .failed = channel_on_failed,
+};
+
+static Buffer *channel_rx(void *end) {
+        return session_channel_rx(end);
+}
+static bool channel_rx_eof(void *end) {
+        return session_channel_rx_eof(end);
+}
+static void channel_consumed(void *end) {
+        session_channel_consumed(end);
+}
+static Buffer *channel_tx(void *end) {
+        return session_channel_tx(end);
+}
+static void channel_kick(void *end) {
+        session_channel_kick(end);
+}
+static void channel_shutdown_tx(void *end) {
+        session_channel_shutdown_tx(end);
+}
+static void channel_attach(void *end, const FarEndHooks *hooks, void *relay) {
+        /* the channel's callbacks are the hooks' own shape: no table to keep */
+        session_channel_set_callbacks(end, &channel_callbacks, relay);
+}
+static void channel_close(void *end) {
+        session_channel_close(end);
+}
+static void channel_abort(void *end) {
+        session_channel_abort(end);
+}
+
+static const FarEndOps channel_ops = {
+        .rx = channel_rx,
+        .rx_eof = channel_rx_eof,
+        .consumed = channel_consumed,
+        .tx = channel_tx,
+        .kick = channel_kick,
+        .shutdown_tx = channel_shutdown_tx,
+        .attach = channel_attach,
+        .close = channel_close,
+        .abort = channel_abort,
+};
+
+FarEnd far_end_channel(SessionChannel *ch) {
+        return (FarEnd) { &channel_ops, ch };
+}
+
+
+int relay_new(Daemon *d, int fd, FarEnd far, const RelayParams *p, Relay **ret) {
         Relay *r;
         int e;
 
@@ -223,7 +289,7 @@ int relay_new(Daemon *d, int fd, SessionChannel *ch, const RelayParams *p, Relay
                 return -ENOMEM;
         r->daemon = d;
         r->fd = fd;
-        r->ch = ch;
+        r->far = far;
         r->started = now_usec(CLOCK_MONOTONIC);
         r->on_done = p->on_done;
         r->client_spoke = p->early_len > 0 || p->node_may_speak_first;
@@ -237,7 +303,7 @@ int relay_new(Daemon *d, int fd, SessionChannel *ch, const RelayParams *p, Relay
         if (p->head_len && buffer_append(&r->head, p->head, p->head_len) != (ssize_t) p->head_len)
                 goto oom;
         if (p->early_len &&
-            buffer_append(session_channel_tx(ch), p->early, p->early_len) != (ssize_t) p->early_len)
+            buffer_append(far.ops->tx(far.end), p->early, p->early_len) != (ssize_t) p->early_len)
                 goto oom;
 
         /* early bytes count as taken from the client: they are in tx now */
@@ -246,13 +312,13 @@ int relay_new(Daemon *d, int fd, SessionChannel *ch, const RelayParams *p, Relay
         e = sd_event_add_io(daemon_event(d), &r->io, fd, EPOLLIN, on_client_io, r);
         if (e < 0) {
                 r->fd = -1;
-                r->ch = NULL;
+                r->far.end = NULL;
                 r->on_done = NULL;
                 relay_destroy(r, false);
                 return e;
         }
         (void) sd_event_source_set_description(r->io, "relay");
-        session_channel_set_callbacks(ch, &relay_callbacks, r);
+        far.ops->attach(far.end, &relay_hooks, r);
 
         /* the reply head goes out now; early bytes head for the node */
         e = relay_flush_down(r);
@@ -262,14 +328,14 @@ int relay_new(Daemon *d, int fd, SessionChannel *ch, const RelayParams *p, Relay
                 return 0;
         }
         if (p->early_len)
-                session_channel_kick(ch);
+                far.ops->kick(far.end);
         relay_update_events(r);
         *ret = r;
         return 0;
 oom:
         /* nothing started: the caller keeps fd and channel, no audit line */
         r->fd = -1;
-        r->ch = NULL;
+        r->far.end = NULL;
         r->on_done = NULL;
         relay_destroy(r, false);
         return -ENOMEM;
@@ -278,12 +344,12 @@ oom:
 static void relay_destroy(Relay *r, bool graceful) {
         r->io = sd_event_source_disable_unref(r->io);
         r->fd = safe_close(r->fd);
-        if (r->ch) {
-                SessionChannel *ch = TAKE_PTR(r->ch);
+        if (r->far.end) {
+                void *end = TAKE_PTR(r->far.end);
                 if (graceful)
-                        session_channel_close(ch);
+                        r->far.ops->close(end);
                 else
-                        session_channel_abort(ch);
+                        r->far.ops->abort(end);
         }
         if (r->on_done)
                 r->on_done(r->userdata);

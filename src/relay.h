@@ -1,16 +1,47 @@
-/* One forwarded stream: a client socket on one side, an open SSH channel on
- * the other, bytes both ways with back-pressure and half-close, until both
+/* One forwarded stream: a client socket on one side, the far end on the
+ * other (an open SSH channel, or a tunnel through the Konnectivity
+ * upstream), bytes both ways with back-pressure and half-close, until both
  * directions end or either side fails. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "buffer.h"
 #include "session.h"
 
 typedef struct Daemon Daemon;
 typedef struct Node Node;
 typedef struct Relay Relay;
+
+/* What the far end tells the relay (the relay passes itself as 'relay'). */
+typedef struct FarEndHooks {
+        void (*readable)(void *relay);  /* new bytes in rx, or the far EOF */
+        void (*writable)(void *relay);  /* room in tx again */
+        void (*failed)(void *relay, const char *reason); /* the far end is gone */
+} FarEndHooks;
+
+/* The far end as the relay drives it: two bounded buffers and the calls
+ * around them. Both kinds keep the same contract as session_channel_*(). */
+typedef struct FarEndOps {
+        Buffer *(*rx)(void *end);          /* bytes for the client */
+        bool (*rx_eof)(void *end);         /* the far side sent EOF, all of it is in rx */
+        void (*consumed)(void *end);       /* bytes were taken from rx */
+        Buffer *(*tx)(void *end);          /* bytes for the far side: append, then kick */
+        void (*kick)(void *end);
+        void (*shutdown_tx)(void *end);    /* the client half-closed */
+        void (*attach)(void *end, const FarEndHooks *hooks, void *relay);
+        void (*close)(void *end);          /* done: flush tx, then close */
+        void (*abort)(void *end);          /* failed: drop tx */
+} FarEndOps;
+
+typedef struct FarEnd {
+        const FarEndOps *ops;
+        void *end;
+} FarEnd;
+
+/* An open SSH channel as a far end. */
+FarEnd far_end_channel(SessionChannel *ch);
 
 typedef struct RelayParams {
         const char *node;   /* node name, for logs and the audit line */
@@ -28,9 +59,9 @@ typedef struct RelayParams {
         void *userdata;
 } RelayParams;
 
-/* Take over 'fd' and the open channel 'ch' and start relaying. On failure
- * the caller still owns both. */
-int relay_new(Daemon *d, int fd, SessionChannel *ch, const RelayParams *p, Relay **ret);
+/* Take over 'fd' and the far end and start relaying. On failure the caller
+ * still owns both. */
+int relay_new(Daemon *d, int fd, FarEnd far, const RelayParams *p, Relay **ret);
 /* Abort the stream: close the client socket, drop the channel; its audit
  * line says "aborted". Accepts NULL. (Every stream that ends writes one
  * audit line at info level, within the daemon-wide budget of
