@@ -105,7 +105,9 @@ ssize_t buffer_read_fd(Buffer *b, int fd) {
 
         if (!p)
                 return buffer_room(b) == 0 ? -ENOBUFS : -ENOMEM;
-        n = read(fd, p, size);
+        do
+                n = read(fd, p, size);
+        while (n < 0 && errno == EINTR);
         if (n < 0) {
                 int e = errno;
                 if (buffer_empty(b))
@@ -123,9 +125,14 @@ ssize_t buffer_write_fd(Buffer *b, int fd) {
 
         if (buffer_empty(b))
                 return 0;
-        n = send(fd, buffer_head(b), buffer_len(b), MSG_NOSIGNAL | MSG_DONTWAIT);
+        /* an interrupted call moved nothing: ask again rather than report it */
+        do
+                n = send(fd, buffer_head(b), buffer_len(b), MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
         if (n < 0 && errno == ENOTSOCK)
-                n = write(fd, buffer_head(b), buffer_len(b));
+                do
+                        n = write(fd, buffer_head(b), buffer_len(b));
+                while (n < 0 && errno == EINTR);
         if (n < 0)
                 return -errno;
         buffer_consume(b, (size_t) n);

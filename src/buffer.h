@@ -47,7 +47,8 @@ uint8_t *buffer_reserve(Buffer *b, size_t want, size_t *ret_size);
 void buffer_commit(Buffer *b, size_t n);
 
 /* read(2) into the buffer: returns bytes read, 0 on EOF, -errno (-EAGAIN
- * when nothing is there; -ENOBUFS when the buffer is full). */
+ * when nothing is there; -ENOBUFS when the buffer is full). EINTR is
+ * retried, here and in buffer_write_fd(). */
 ssize_t buffer_read_fd(Buffer *b, int fd);
 /* send(2) from the buffer (MSG_NOSIGNAL; write(2) for non-sockets):
  * returns bytes written or -errno. */

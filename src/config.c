@@ -48,6 +48,7 @@ typedef struct Parser {
         size_t n_by_name;
         const config_setting_t **node_elems; /* each node's group, for messages */
         config_t *nodes_lc; /* the nodes_file, while it is checked */
+        bool unreadable_identity_ok; /* reload after a privilege drop */
 } Parser;
 
 typedef struct Key Key;
@@ -926,6 +927,11 @@ static const Key konnectivity_keys[] = {
         { "upstream", key_upstream, offsetof(ConfigKonnectivity, upstream) },
         { "nodes", key_konnectivity_nodes, offsetof(ConfigKonnectivity, nodes) },
         { "fallback_to_ssh", key_bool, offsetof(ConfigKonnectivity, fallback_to_ssh) },
+        { "ca_file", key_path, offsetof(ConfigKonnectivity, ca_file), .max = PATH_MAX },
+        { "cert_file", key_path, offsetof(ConfigKonnectivity, cert_file), .max = PATH_MAX },
+        { "key_file", key_path, offsetof(ConfigKonnectivity, key_file), .max = PATH_MAX },
+        { "server_name", key_host, offsetof(ConfigKonnectivity, server_name) },
+        { "probe_port", key_port, offsetof(ConfigKonnectivity, probe_port) },
         {}
 };
 
@@ -1164,6 +1170,21 @@ static int check_references(Parser *p) {
                         return fail(p, config_setting_get_elem(list, (unsigned) i),
                                     "no node named \"%s\" in nodes", c->konnectivity.nodes[i]);
 
+        if (c->konnectivity.upstream) {
+                const ConfigKonnectivity *k = &c->konnectivity;
+                bool tls = k->ca_file || k->cert_file || k->key_file || k->server_name;
+                if (tls && strncmp(k->upstream, "tcp:", 4) != 0)
+                        return fail_key(p, config_lookup(p->lc, "konnectivity.upstream"), "konnectivity.upstream",
+                                        "TLS settings need a tcp: upstream (a unix socket is local)");
+                if (tls && !k->ca_file)
+                        return fail_key(p, config_lookup(p->lc, "konnectivity"), "konnectivity.ca_file",
+                                        "TLS to the upstream needs ca_file to check its certificate");
+                if (!k->cert_file != !k->key_file)
+                        return fail_key(p, config_lookup(p->lc, k->cert_file ? "konnectivity.cert_file"
+                                                                               : "konnectivity.key_file"),
+                                        k->cert_file ? "konnectivity.cert_file" : "konnectivity.key_file",
+                                        "cert_file and key_file go together");
+        }
         if (c->admin.has_metrics_listen)
                 for (size_t j = 0; j < c->proxy.n_listen; j++)
                         if (listen_address_equal(&c->admin.metrics_listen, &c->proxy.listen[j]))
@@ -1204,39 +1225,6 @@ static int config_complete(Config *c) {
         return 0;
 }
 
-/* ====================================================================== *
- * Features this version parses and validates but does not run. Refusing  *
- * them beats a daemon that silently does less than its file says. A      *
- * release that implements one deletes its line here.                     *
- * ====================================================================== */
-static bool konnectivity_is_set(const Config *c) {
-        return c->konnectivity.upstream;
-}
-
-static const struct {
-        const char *key; /* named in the message; its section's line if it was defaulted */
-        bool (*is_set)(const Config *c);
-} unsupported[] = {
-        { "konnectivity", konnectivity_is_set },
-};
-
-static int config_refuse_unsupported(Parser *p) {
-        for (size_t i = 0; i < ELEMENTSOF(unsupported); i++) {
-                const config_setting_t *s;
-                char section[64];
-
-                if (!unsupported[i].is_set(p->config))
-                        continue;
-                s = config_lookup(p->lc, unsupported[i].key);
-                if (!s) {
-                        snprintf(section, sizeof(section), "%.*s",
-                                 (int) strcspn(unsupported[i].key, "."), unsupported[i].key);
-                        s = config_lookup(p->lc, section);
-                }
-                return fail_key(p, s, unsupported[i].key, "not supported by this version of sshtund");
-        }
-        return 0;
-}
 
 /* The key must be usable, not only named: RSA keys in particular parse fine
  * and then fail against every modern sshd. */
@@ -1252,6 +1240,10 @@ static int check_identity(Parser *p) {
         }
         if (r == -ENOMEM)
                 return r;
+        /* a daemon that dropped privileges cannot read a root-only key
+         * again: the key read at start stays in use (reload.c) */
+        if (r == -EACCES && p->unreadable_identity_ok)
+                return 0;
         return fail_key(p, config_lookup(p->lc, "ssh.identity"), "ssh.identity", "%s",
                         reason ?: strerror(-r));
 }
@@ -1300,6 +1292,7 @@ static Config *config_new(const char *path) {
         c->konnectivity = (ConfigKonnectivity) {
                 .nodes = calloc(1, sizeof(char *)),
                 .fallback_to_ssh = true,
+                .probe_port = 10250,
         };
         c->path = strdup(path);
         c->files = calloc(2, sizeof(char *));
@@ -1351,6 +1344,10 @@ Config *config_free(Config *c) {
         free(c->forwards);
         free(c->konnectivity.upstream);
         strv_free(c->konnectivity.nodes);
+        free(c->konnectivity.ca_file);
+        free(c->konnectivity.cert_file);
+        free(c->konnectivity.key_file);
+        free(c->konnectivity.server_name);
         free(c);
         return NULL;
 }
@@ -1373,10 +1370,7 @@ static int config_parse(Parser *p) {
         r = check_references(p);
         if (r < 0)
                 return r;
-        r = check_identity(p);
-        if (r < 0)
-                return r;
-        return config_refuse_unsupported(p);
+        return check_identity(p);
 }
 
 /* libconfig reports an unreadable file as "file I/O error"; say why. */
@@ -1400,8 +1394,18 @@ static void parser_done(Parser *p) {
         }
 }
 
+static int config_load_internal(const char *path, bool reload, Config **ret, char **ret_error);
+
 int config_load(const char *path, Config **ret, char **ret_error) {
-        Parser p = { .path = path };
+        return config_load_internal(path, false, ret, ret_error);
+}
+
+int config_load_for_reload(const char *path, Config **ret, char **ret_error) {
+        return config_load_internal(path, true, ret, ret_error);
+}
+
+static int config_load_internal(const char *path, bool reload, Config **ret, char **ret_error) {
+        Parser p = { .path = path, .unreadable_identity_ok = reload };
         _cleanup_free_ char *dir = NULL;
         Config *c = NULL;
         config_t lc;

@@ -115,6 +115,13 @@ typedef struct ConfigKonnectivity {
         char *upstream; /* NULL when the section is absent */
         char **nodes;   /* NULL-terminated, never NULL; may hold "*" */
         bool fallback_to_ssh; /* default true */
+        /* tcp upstreams: TLS when ca_file is set, as the API server's egress
+         * TCP transport (caBundle, clientCert, clientKey); NULL when unset */
+        char *ca_file;
+        char *cert_file;
+        char *key_file;
+        char *server_name;  /* the name the certificate must carry; default the upstream host */
+        uint16_t probe_port; /* the kubelet port the upstream path is checked with, default 10250 */
 } ConfigKonnectivity;
 
 typedef struct Config {
@@ -142,6 +149,10 @@ typedef struct Config {
  * stores one malloc'd message "FILE:LINE: KEY: what is wrong" (or
  * "FILE: strerror" when no line applies). Touches no network. */
 int config_load(const char *path, Config **ret, char **ret_error);
+
+/* The same for a reload: an identity file this process may no longer read
+ * (privileges were dropped) is not an error, the key read at start stays. */
+int config_load_for_reload(const char *path, Config **ret, char **ret_error);
 
 /* Frees everything; accepts NULL; returns NULL. */
 Config *config_free(Config *c);

@@ -9,6 +9,7 @@
 
 typedef struct Admin Admin;
 typedef struct Forwards Forwards;
+typedef struct Migration Migration;
 
 typedef struct HandshakeWaiter {
         HandshakeResume resume;
@@ -29,6 +30,8 @@ struct Daemon {
         sd_event_source *retire_timer;
 
         Metrics *metrics;
+        Upstream *upstream;
+        Migration *migration;
         Proxy *proxy;
         Forwards *forwards;
         Admin *admin;
@@ -54,6 +57,9 @@ struct Daemon {
         usec_t startup_deadline;
 };
 
+
+/* (Re)create the upstream and its path checks from the configuration. */
+int daemon_setup_konnectivity(Daemon *d);
 
 /* Rebuild the router from the allowlist and the current nodes. */
 int daemon_rebuild_router(Daemon *d);

@@ -17,9 +17,11 @@
 #include "listen.h"
 #include "log.h"
 #include "metrics.h"
+#include "migration.h"
 #include "node.h"
 #include "proxy.h"
 #include "router.h"
+#include "upstream.h"
 
 /* xorshift128+: jitter and fallback picks, not secrets */
 static uint64_t rng_next(Daemon *d) {
@@ -115,6 +117,8 @@ Daemon *daemon_free(Daemon *d) {
         for (size_t i = 0; i < d->n_nodes; i++)
                 node_free(d->nodes[i]);
         free(d->nodes);
+        /* after the proxy: streams through it end with it */
+        d->upstream = upstream_free(d->upstream);
         free(d->waiters);
         router_free(d->router);
         known_hosts_free(d->known_hosts);
@@ -299,6 +303,9 @@ int daemon_start(Daemon *d) {
         if (r < 0)
                 return r;
 
+        r = daemon_setup_konnectivity(d);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < d->n_nodes; i++)
                 node_start(d->nodes[i]);
         (void) daemon_watch_nodes_file(d);
@@ -376,6 +383,29 @@ Router *daemon_router(const Daemon *d) {
         return d->router;
 }
 
+int daemon_setup_konnectivity(Daemon *d) {
+        _cleanup_free_ char *error = NULL;
+        Upstream *u = NULL;
+        int r;
+
+        d->migration = migration_free(d->migration);
+        if (d->config->konnectivity.upstream) {
+                r = upstream_new(d, &u, &error);
+                if (r < 0)
+                        return log_error_errno(r, "konnectivity: %s", error ? error : strerror(-r));
+        }
+        /* conns already open keep the old one alive until they end */
+        upstream_free(d->upstream);
+        d->upstream = u;
+        if (u)
+                log_info("Konnectivity upstream %s", upstream_address(u));
+        return migration_new(d, &d->migration);
+}
+
+Upstream *daemon_upstream(const Daemon *d) {
+        return d->upstream;
+}
+
 Metrics *daemon_metrics(const Daemon *d) {
         return d->metrics;
 }
@@ -424,6 +454,8 @@ unsigned daemon_streams(const Daemon *d) {
         /* removed nodes still finishing theirs */
         for (size_t i = 0; i < d->n_retiring; i++)
                 n += node_streams(d->retiring[i]);
+        if (d->upstream)
+                n += upstream_conns(d->upstream);
         return n;
 }
 

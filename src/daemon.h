@@ -42,6 +42,10 @@ sd_event *daemon_event(const Daemon *d);
 const Config *daemon_config(const Daemon *d);
 const Identity *daemon_identity(const Daemon *d);
 Router *daemon_router(const Daemon *d);
+/* The Konnectivity upstream, or NULL when none is configured. */
+typedef struct Upstream Upstream;
+Upstream *daemon_upstream(const Daemon *d);
+
 /* Counters and histograms. */
 typedef struct Metrics Metrics;
 Metrics *daemon_metrics(const Daemon *d);

@@ -56,6 +56,14 @@ struct Node {
 
         uint64_t streams_by_result[_STREAM_RESULT_MAX];
         uint64_t bytes_up, bytes_down;
+
+        bool migrated;        /* in konnectivity.nodes */
+        bool rolling_back;    /* left the list: konnectivity until SSH is ready */
+        bool falling_back;    /* last route decision went to SSH for lack of upstream */
+        bool up_valid, up_ok; /* the upstream path check */
+        usec_t up_latency, up_at;
+        char *up_error;
+        uint64_t fallbacks;
 };
 
 static const char *const node_state_names[_NODE_STATE_MAX] = {
@@ -82,6 +90,10 @@ static const char *const stream_result_names[_STREAM_RESULT_MAX] = {
         [STREAM_UNAVAILABLE] = "unavailable",
         [STREAM_ABANDONED] = "abandoned",
 };
+
+const char *node_route_to_string(NodeRoute r) {
+        return r == ROUTE_KONNECTIVITY ? "konnectivity" : "ssh";
+}
 
 const char *stream_result_to_string(StreamResult r) {
         return r < _STREAM_RESULT_MAX ? stream_result_names[r] : NULL;
@@ -146,6 +158,14 @@ static NodeState node_compute_state(const Node *n) {
                 default:
                         break;
                 }
+        }
+        if (n->migrated && n->n_slots == 0) {
+                /* no SSH kept: the upstream path is the node's health */
+                if (n->draining)
+                        return NODE_DRAINING;
+                if (!n->up_valid)
+                        return NODE_CONNECTING;
+                return n->up_ok ? NODE_UP : NODE_DEGRADED;
         }
         if (n->refusal != _NODE_STATE_INVALID)
                 return n->refusal;
@@ -401,6 +421,15 @@ int node_update(Node *n, const ConfigNode *cn) {
         return 1;
 }
 
+bool node_listed_for_konnectivity(const Config *cfg, const char *name) {
+        if (!cfg->konnectivity.upstream)
+                return false;
+        for (char **i = cfg->konnectivity.nodes; i && *i; i++)
+                if (streq(*i, "*") || streq(*i, name))
+                        return true;
+        return false;
+}
+
 int node_new(Daemon *d, const ConfigNode *cn, Node **ret) {
         const Config *cfg = daemon_config(d);
         Node *n;
@@ -420,7 +449,8 @@ int node_new(Daemon *d, const ConfigNode *cn, Node **ret) {
                 return r;
         }
 
-        r = node_set_pool_size(n, MAX(cfg->ssh.pool_size, 1u));
+        n->migrated = node_listed_for_konnectivity(cfg, n->cfg.name);
+        r = node_set_pool_size(n, n->migrated && !cfg->konnectivity.fallback_to_ssh ? 0 : MAX(cfg->ssh.pool_size, 1u));
         if (r < 0) {
                 node_free(n);
                 return r;
@@ -445,6 +475,7 @@ Node *node_free(Node *n) {
         free(n->last_error);
         free(n->host_key);
         free(n->probe_error);
+        free(n->up_error);
         free(n);
         return NULL;
 }
@@ -520,7 +551,7 @@ void node_get_info(const Node *n, NodeInfo *ret) {
                 .address = n->cfg.address,
                 .port = n->cfg.port,
                 .state = n->state,
-                .route = "ssh",
+                .route = node_route_to_string(node_route((Node *) n)),
                 .sessions_up = up,
                 .sessions_total = n->n_slots,
                 .streams = node_streams(n),
@@ -540,6 +571,16 @@ void node_get_info(const Node *n, NodeInfo *ret) {
                 .probe_failures = n->probe_failures,
                 .bytes_up = n->bytes_up,
                 .bytes_down = n->bytes_down,
+                .migrated = n->migrated,
+                .falling_back = n->falling_back,
+                .upstream = {
+                        .valid = n->up_valid,
+                        .ok = n->up_ok,
+                        .latency = n->up_latency,
+                        .at = n->up_at,
+                        .error = n->up_error,
+                },
+                .fallbacks = n->fallbacks,
         };
         memcpy(ret->streams_by_result, n->streams_by_result, sizeof(ret->streams_by_result));
 }
@@ -693,4 +734,74 @@ int node_open_probe_channel(Node *n, const char *host, uint16_t port, const Chan
                 return -EHOSTDOWN;
         /* what a kubelet sees as the caller: the node itself */
         return session_open_probe_channel(best, host, port, "127.0.0.1", 0, cb, userdata, ret);
+}
+
+/* --- konnectivity ------------------------------------------------------------ */
+
+static bool node_has_ready_session(const Node *n) {
+        for (unsigned i = 0; i < n->n_slots; i++)
+                if (session_state(n->slots[i]->session) == SESSION_READY)
+                        return true;
+        return false;
+}
+
+void node_set_migrated(Node *n, bool migrated) {
+        const Config *cfg = daemon_config(n->daemon);
+        unsigned want;
+
+        if (migrated == n->migrated)
+                return;
+        if (!migrated && n->started)
+                /* rollback: keep the upstream until SSH can take over */
+                n->rolling_back = true;
+        n->migrated = migrated;
+        log_node(LOG_NOTICE, n->cfg.name, "route: %s", migrated ? "konnectivity" : "ssh");
+
+        /* SSH stays warm for migrated nodes only when it may take over */
+        want = migrated && !cfg->konnectivity.fallback_to_ssh ? 0 : MAX(cfg->ssh.pool_size, 1u);
+        (void) node_set_pool_size(n, want);
+        node_update_state(n);
+}
+
+bool node_migrated(const Node *n) {
+        return n->migrated;
+}
+
+NodeRoute node_route(Node *n) {
+        const Config *cfg = daemon_config(n->daemon);
+        bool ssh_ready = node_has_ready_session(n);
+        bool fall_back;
+
+        if (n->rolling_back && ssh_ready)
+                n->rolling_back = false;
+        if (!n->migrated)
+                return n->rolling_back && cfg->konnectivity.upstream ? ROUTE_KONNECTIVITY : ROUTE_SSH;
+        /* a failing upstream path sends new streams over SSH while it can */
+        fall_back = cfg->konnectivity.fallback_to_ssh && n->up_valid && !n->up_ok && ssh_ready;
+        if (fall_back != n->falling_back) {
+                n->falling_back = fall_back;
+                if (fall_back)
+                        log_node(LOG_WARNING, n->cfg.name, "upstream path failing (%s): new streams go over SSH",
+                                 strna(n->up_error));
+                else
+                        log_node(LOG_NOTICE, n->cfg.name, "upstream path back: new streams go to konnectivity");
+        }
+        return fall_back ? ROUTE_SSH : ROUTE_KONNECTIVITY;
+}
+
+void node_upstream_result(Node *n, bool ok, usec_t latency, const char *error) {
+        n->up_valid = true;
+        n->up_ok = ok;
+        n->up_latency = latency;
+        n->up_at = now_usec(CLOCK_REALTIME);
+        if (!streq_ptr(n->up_error, ok ? NULL : error)) {
+                free(n->up_error);
+                n->up_error = !ok && error ? strdup(error) : NULL;
+        }
+        (void) node_route(n); /* logs a change of route */
+        node_update_state(n);
+}
+
+void node_count_fallback(Node *n) {
+        n->fallbacks++;
 }

@@ -52,6 +52,14 @@ typedef struct ProbeInfo {
         const char *error; /* why it failed, NULL if ok */
 } ProbeInfo;
 
+/* Where a node's new streams go. */
+typedef enum NodeRoute {
+        ROUTE_SSH,
+        ROUTE_KONNECTIVITY,
+} NodeRoute;
+
+const char *node_route_to_string(NodeRoute r);
+
 /* What the admin API shows of a node: a snapshot, valid until the loop
  * turns (strings point into the node). */
 typedef struct NodeInfo {
@@ -74,6 +82,10 @@ typedef struct NodeInfo {
         uint64_t streams_by_result[_STREAM_RESULT_MAX];
         uint64_t bytes_up;      /* client -> node, streams that ended */
         uint64_t bytes_down;    /* node -> client, streams that ended */
+        bool migrated;          /* listed in konnectivity.nodes */
+        bool falling_back;      /* migrated, but new streams go over SSH (upstream path failing) */
+        ProbeInfo upstream;     /* the path through konnectivity-server */
+        uint64_t fallbacks;     /* streams sent over SSH because the upstream path failed */
 } NodeInfo;
 
 /* A node that will connect when node_start() is called. 'cn' is copied. */
@@ -142,6 +154,20 @@ void node_reconnect(Node *n);
 /* A probe finished: 'error' is NULL when it passed. A failing probe turns
  * an up node "degraded" (still routed), a passing one turns it back. */
 void node_probe_result(Node *n, bool ok, usec_t latency, const char *error);
+
+/* Konnectivity. Whether the node is listed in konnectivity.nodes (set at
+ * creation and on reload: a node leaving the list goes back to SSH only
+ * once an SSH session is ready, so no request fails on the way). */
+void node_set_migrated(Node *n, bool migrated);
+/* True if the configuration routes node 'name' to konnectivity. */
+bool node_listed_for_konnectivity(const Config *cfg, const char *name);
+bool node_migrated(const Node *n);
+/* Where a new stream goes now. */
+NodeRoute node_route(Node *n);
+/* The upstream path check finished (error NULL when it passed). */
+void node_upstream_result(Node *n, bool ok, usec_t latency, const char *error);
+/* A stream of a migrated node went over SSH instead (fallback_to_ssh). */
+void node_count_fallback(Node *n);
 
 /* A stream's outcome and, when it ends, its bytes (from channel.c). */
 void node_count_stream(Node *n, StreamResult r);

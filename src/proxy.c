@@ -32,6 +32,7 @@
 #include "relay.h"
 #include "router.h"
 #include "socks.h"
+#include "upstream.h"
 
 #define REPLY_FLUSH_USEC (5 * USEC_PER_SEC)
 /* Client bytes accepted after the head before the tunnel opens (a TLS
@@ -87,8 +88,11 @@ struct ProxyClient {
         Buffer out;          /* SOCKS5 method reply not yet written, or the error reply */
 
         SessionChannel *ch;
+        UpstreamConn *up; /* the CONNECT through the Konnectivity upstream, while it opens */
         char *node;
         char *target; /* "host:port" as written */
+        char *host;   /* target host and port, kept for a fallback to SSH */
+        uint16_t port;
         usec_t accepted;
 };
 
@@ -156,6 +160,9 @@ static void client_free(ProxyClient *c) {
                 SessionChannel *ch = TAKE_PTR(c->ch);
                 session_channel_abort(ch);
         }
+        if (c->up)
+                upstream_conn_abort(TAKE_PTR(c->up));
+        free(c->host);
         buffer_done(&c->in);
         buffer_done(&c->out);
         free(c->node);
@@ -200,9 +207,9 @@ static int client_send(ProxyClient *c, const void *data, size_t len) {
 /* The error reply in the client's protocol, appended to c->out (after a
  * SOCKS5 method reply still there). Nothing for a SOCKS5 client that never
  * got a method, nor for one the table says is just closed. */
-static int client_queue_error(ProxyClient *c, ProxyOutcome outcome, char *body, size_t size) {
-        int code = outcome_status[outcome];
-        _cleanup_free_ char *reply = NULL;
+static int client_queue_error(ProxyClient *c, ProxyOutcome outcome, int code, const char *reason,
+                              const char *body) {
+        _cleanup_free_ char *reply = NULL, *text = NULL;
         size_t len;
 
         if (c->protocol == PROTOCOL_SOCKS) {
@@ -215,29 +222,26 @@ static int client_queue_error(ProxyClient *c, ProxyOutcome outcome, char *body, 
                 return buffer_append(&c->out, msg, sizeof(msg)) == (ssize_t) sizeof(msg) ? 0 : -ENOMEM;
         }
 
-        strncat(body, "\n", size - strlen(body) - 1);
-        reply = http_response_format(code, NULL,
+        if (asprintf(&text, "%s\n", body) < 0) {
+                text = NULL;
+                return -ENOMEM;
+        }
+        reply = http_response_format(code, reason,
                                      code == 405 ? "Allow: CONNECT\r\nConnection: close\r\n"
                                                  : "Connection: close\r\n",
-                                     "text/plain; charset=utf-8", body, strlen(body), &len);
+                                     "text/plain; charset=utf-8", text, strlen(text), &len);
         if (!reply || buffer_append(&c->out, reply, len) != (ssize_t) len)
                 return -ENOMEM;
         return 0;
 }
 
-/* Answer with an error (an HTTP status or a SOCKS5 REP), then close once it
- * is written. */
-static void client_fail(ProxyClient *c, ProxyOutcome outcome, const char *fmt, ...) _printf_(3, 4);
-static void client_fail(ProxyClient *c, ProxyOutcome outcome, const char *fmt, ...) {
+/* Answer with an error - the HTTP status 'code' (with 'reason', or the
+ * standard phrase when NULL) or the SOCKS5 REP of 'outcome' - then close
+ * once it is written. */
+static void client_answer(ProxyClient *c, ProxyOutcome outcome, int code, const char *reason, const char *body) {
         Proxy *p = c->proxy;
-        int code = outcome_status[outcome];
-        char body[512], what[64];
-        va_list ap;
+        char what[64];
         unsigned suppressed;
-
-        va_start(ap, fmt);
-        vsnprintf(body, sizeof(body) - 1, fmt, ap);
-        va_end(ap);
 
         metrics_count_frontdoor(daemon_metrics(p->daemon), code);
         if (ratelimit_below(&p->reject_log, &suppressed)) {
@@ -261,7 +265,9 @@ static void client_fail(ProxyClient *c, ProxyOutcome outcome, const char *fmt, .
                 SessionChannel *ch = TAKE_PTR(c->ch);
                 session_channel_abort(ch);
         }
-        if (client_queue_error(c, outcome, body, sizeof(body)) < 0) {
+        if (c->up)
+                upstream_conn_abort(TAKE_PTR(c->up));
+        if (client_queue_error(c, outcome, code, reason, body) < 0) {
                 client_free(c);
                 return;
         }
@@ -277,10 +283,22 @@ static void client_fail(ProxyClient *c, ProxyOutcome outcome, const char *fmt, .
                 client_free(c);
 }
 
+static void client_fail(ProxyClient *c, ProxyOutcome outcome, const char *fmt, ...) _printf_(3, 4);
+static void client_fail(ProxyClient *c, ProxyOutcome outcome, const char *fmt, ...) {
+        char body[512];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(body, sizeof(body), fmt, ap);
+        va_end(ap);
+        client_answer(c, outcome, outcome_status[outcome], NULL, body);
+}
+
 static int on_client_io(sd_event_source *es, int fd, uint32_t revents, void *userdata);
 
-static void on_open_done(SessionChannel *ch, int error, const char *reason, void *userdata) {
-        ProxyClient *c = userdata;
+/* The tunnel is open (an SSH channel or the upstream's): answer 200 (or
+ * SOCKS5 success) and hand the socket and the far end to a relay. */
+static void client_start_relay(ProxyClient *c, FarEnd far) {
         Proxy *p = c->proxy;
         /* a SOCKS5 method reply the socket did not take yet goes first */
         uint8_t head[SOCKS_METHOD_REPLY_LEN + sizeof(reply_200)];
@@ -288,21 +306,6 @@ static void on_open_done(SessionChannel *ch, int error, const char *reason, void
         Relay *relay;
         RelayParams rp;
         int r;
-
-        if (error < 0) {
-                c->ch = NULL; /* gone */
-                if (error == -ECONNREFUSED)
-                        client_fail(c,
-                                    reason && strstr(reason, "prohibited") ? PROXY_OUTCOME_PROHIBITED
-                                                                           : PROXY_OUTCOME_REFUSED,
-                                    "node %s could not open %s: %s", c->node, c->target,
-                                    reason ? reason : "refused");
-                else
-                        client_fail(c, PROXY_OUTCOME_UNAVAILABLE,
-                                    "node %s: session lost before the channel opened (%s)", c->node,
-                                    reason ? reason : "aborted");
-                return;
-        }
 
         metrics_count_frontdoor(daemon_metrics(p->daemon), 200);
         if (head_len)
@@ -333,10 +336,11 @@ static void on_open_done(SessionChannel *ch, int error, const char *reason, void
         /* counted first: a relay that fails at once ends inside relay_new()
          * and its on_done already uncounts it */
         p->n_streams++;
-        r = relay_new(p->daemon, c->fd, far_end_channel(ch), &rp, &relay);
+        r = relay_new(p->daemon, c->fd, far, &rp, &relay);
         if (r < 0) {
-                /* still ours: fd and channel; on_done did not run */
+                /* still ours: fd and far end; on_done did not run */
                 p->n_streams--;
+                far.ops->abort(far.end);
                 if (sd_event_add_io(daemon_event(p->daemon), &c->io, c->fd, EPOLLOUT, on_client_io, c) < 0) {
                         client_free(c);
                         return;
@@ -344,10 +348,30 @@ static void on_open_done(SessionChannel *ch, int error, const char *reason, void
                 client_fail(c, PROXY_OUTCOME_UNAVAILABLE, "cannot start the stream: %s", strerror(-r));
                 return;
         }
-        /* the relay owns the socket and the channel now */
+        /* the relay owns the socket and the far end now */
         c->fd = -1;
-        c->ch = NULL;
         client_free(c);
+}
+
+static void on_open_done(SessionChannel *ch, int error, const char *reason, void *userdata) {
+        ProxyClient *c = userdata;
+
+        if (error < 0) {
+                c->ch = NULL; /* gone */
+                if (error == -ECONNREFUSED)
+                        client_fail(c,
+                                    reason && strstr(reason, "prohibited") ? PROXY_OUTCOME_PROHIBITED
+                                                                           : PROXY_OUTCOME_REFUSED,
+                                    "node %s could not open %s: %s", c->node, c->target,
+                                    reason ? reason : "refused");
+                else
+                        client_fail(c, PROXY_OUTCOME_UNAVAILABLE,
+                                    "node %s: session lost before the channel opened (%s)", c->node,
+                                    reason ? reason : "aborted");
+                return;
+        }
+        c->ch = NULL; /* the relay's now */
+        client_start_relay(c, far_end_channel(ch));
 }
 
 static const ChannelCallbacks open_callbacks = {
@@ -355,6 +379,74 @@ static const ChannelCallbacks open_callbacks = {
 };
 
 /* The request is complete, whatever its protocol: check it and route it. */
+/* Open the stream through one of the node's SSH sessions. */
+static void client_open_ssh(ProxyClient *c, Node *node) {
+        const Config *cfg = daemon_config(c->proxy->daemon);
+        int r;
+
+        r = node_open_channel(node, c->host, c->port, c->orig_host, c->orig_port, &open_callbacks, c, &c->ch);
+        if (r == -EBUSY) {
+                client_fail(c, PROXY_OUTCOME_UNAVAILABLE,
+                            "node %s: every session is at ssh.max_streams_per_session (%u)", c->node,
+                            cfg->ssh.max_streams_per_session);
+                return;
+        }
+        if (r < 0) {
+                NodeInfo info;
+                node_get_info(node, &info);
+                client_fail(c, PROXY_OUTCOME_UNAVAILABLE, "node %s is %s%s%s", c->node,
+                            node_state_to_string(info.state), info.last_error ? ": " : "",
+                            info.last_error ? info.last_error : "");
+        }
+}
+
+/* The upstream's 4xx/5xx for a SOCKS5 client: the nearest REP. */
+static ProxyOutcome outcome_for_upstream_status(int status) {
+        switch (status) {
+        case 502:
+                return PROXY_OUTCOME_REFUSED;
+        case 504:
+                return PROXY_OUTCOME_OPEN_TIMEOUT;
+        case 403:
+                return PROXY_OUTCOME_DENIED;
+        default:
+                return PROXY_OUTCOME_UNAVAILABLE;
+        }
+}
+
+static void on_upstream_opened(UpstreamConn *uc, int status, const char *reason, const char *body,
+                               void *userdata) {
+        ProxyClient *c = userdata;
+        Daemon *d = c->proxy->daemon;
+        Node *node;
+
+        c->up = NULL; /* handed over, or gone */
+        if (status == 200) {
+                client_start_relay(c, upstream_far_end(uc));
+                return;
+        }
+        if (status >= 400 && status <= 599) {
+                /* konnectivity-server's own answer ("no tunnels available"),
+                 * passed on with its reason */
+                char text[1024];
+                snprintf(text, sizeof(text), "konnectivity-server: %s%s%s", reason ? reason : "",
+                         body && *body ? ": " : "", body ? body : "");
+                client_answer(c, outcome_for_upstream_status(status), status, reason, text);
+                return;
+        }
+        /* the upstream itself is unreachable: SSH, when it may and can */
+        node = daemon_find_node(d, c->node);
+        if (node && daemon_config(d)->konnectivity.fallback_to_ssh && node_is_ready(node)) {
+                log_node(LOG_NOTICE, c->node, "konnectivity upstream unreachable (%s): this stream goes over SSH",
+                         strna(reason));
+                node_count_fallback(node);
+                client_open_ssh(c, node);
+                return;
+        }
+        client_fail(c, PROXY_OUTCOME_REFUSED, "konnectivity upstream %s unreachable: %s",
+                    daemon_upstream(d) ? upstream_address(daemon_upstream(d)) : "?", strna(reason));
+}
+
 static void client_route(ProxyClient *c, const char *host, uint16_t port) {
         Proxy *p = c->proxy;
         Daemon *d = p->daemon;
@@ -381,31 +473,34 @@ static void client_route(ProxyClient *c, const char *host, uint16_t port) {
                 }
         }
         c->node = strdup(node_name(node));
-        if (!c->node) {
+        c->host = strdup(host);
+        c->port = port;
+        if (!c->node || !c->host) {
                 client_free(c);
                 return;
         }
 
-        r = node_open_channel(node, host, port, c->orig_host, c->orig_port, &open_callbacks, c, &c->ch);
-        if (r == -EBUSY) {
-                client_fail(c, PROXY_OUTCOME_UNAVAILABLE,
-                            "node %s: every session is at ssh.max_streams_per_session (%u)", c->node,
-                            cfg->ssh.max_streams_per_session);
-                return;
-        }
-        if (r < 0) {
-                NodeInfo info;
-                node_get_info(node, &info);
-                client_fail(c, PROXY_OUTCOME_UNAVAILABLE, "node %s is %s%s%s", c->node,
-                            node_state_to_string(info.state), info.last_error ? ": " : "",
-                            info.last_error ? info.last_error : "");
-                return;
-        }
         c->state = CLIENT_OPENING;
         /* no more reading until the tunnel exists; HUP and ERR still wake us */
         (void) sd_event_source_set_io_events(c->io, 0);
-        if (client_arm_timer(c, sec_to_usec(cfg->proxy.open_timeout)) < 0)
+        if (client_arm_timer(c, sec_to_usec(cfg->proxy.open_timeout)) < 0) {
                 client_fail(c, PROXY_OUTCOME_UNAVAILABLE, "cannot arm the open timer");
+                return;
+        }
+
+        if (node_route(node) == ROUTE_KONNECTIVITY && daemon_upstream(d)) {
+                r = upstream_connect(daemon_upstream(d), host, port, on_upstream_opened, c, &c->up);
+                if (r >= 0)
+                        return;
+                log_node(LOG_WARNING, c->node, "cannot start a CONNECT to the konnectivity upstream: %s",
+                         strerror(-r));
+                if (!cfg->konnectivity.fallback_to_ssh || !node_is_ready(node)) {
+                        client_fail(c, PROXY_OUTCOME_UNAVAILABLE, "konnectivity upstream: %s", strerror(-r));
+                        return;
+                }
+                node_count_fallback(node);
+        }
+        client_open_ssh(c, node);
 }
 
 /* HTTP CONNECT: the head is complete. */

@@ -343,6 +343,12 @@ oom:
 
 static void relay_destroy(Relay *r, bool graceful) {
         r->io = sd_event_source_disable_unref(r->io);
+        if (!graceful && r->fd >= 0) {
+                /* a stream cut short must not look finished: a TCP client
+                 * gets a reset instead of an orderly EOF */
+                struct linger l = { .l_onoff = 1, .l_linger = 0 };
+                (void) setsockopt(r->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+        }
         r->fd = safe_close(r->fd);
         if (r->far.end) {
                 void *end = TAKE_PTR(r->far.end);

@@ -1411,3 +1411,64 @@ class HoldServer(TcpServer):
             c.nreceived += len(data)
         while not self._stopping:
             time.sleep(0.05)
+
+
+# --- fault injection: helpers appended for test_faults --------------------------
+
+def faultfd_library():
+    """The LD_PRELOAD shim built from tests/faults/faultfd.c by `make check`."""
+    return os.path.join(BUILDDIR, "tests", "faults", "libfaultfd.so")
+
+
+def asan_runtime(path):
+    """The ASan runtime the program at 'path' links (from ldd), or None."""
+    try:
+        out = subprocess.run(["ldd", path], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"^\s*libasan\S*\s+=>\s+(\S+)", out, re.M)
+    return m.group(1) if m else None
+
+
+def faultfd_env(daemon, seed, short=0.3, eagain=0.1, eintr=0.05, reset=0.0005, reset_inet=None):
+    """Environment for an Sshtund not yet started that runs it under the
+    fault shim: the front door's Unix socket and every TCP socket (the SSH
+    side) faulted, the admin socket not; 'reset_inet', if given, is the
+    reset probability on the TCP side instead of 'reset'. The shim must come after the ASan
+    runtime in the link map: a sanitizer build preloads that first, and its
+    interceptors then call through to the shim."""
+    lib = faultfd_library()
+    if not os.path.isfile(lib):
+        raise HarnessError(f"{lib} is missing: `make check` builds it "
+                           f"(or `make tests/faults/libfaultfd.so` in {BUILDDIR})")
+    preload = [lib]
+    asan = asan_runtime(daemon.binary)
+    if asan:
+        preload.insert(0, asan)
+    env = {
+        "LD_PRELOAD": " ".join(preload),
+        "FAULTFD_SEED": str(seed),
+        "FAULTFD_SHORT": repr(float(short)),
+        "FAULTFD_EAGAIN": repr(float(eagain)),
+        "FAULTFD_EINTR": repr(float(eintr)),
+        "FAULTFD_RESET": repr(float(reset)),
+        "FAULTFD_UNIX_PATH": daemon.proxy_sock,
+    }
+    if reset_inet is not None:
+        env["FAULTFD_RESET_INET"] = repr(float(reset_inet))
+    return env
+
+
+_FAULTFD_REPORT = re.compile(r"^faultfd: pid=(\d+) seed=(\d+) unix: (.*?) inet: (.*)$", re.M)
+
+
+def faultfd_counts(log_text, pid=None):
+    """The shim's exit report in a log (of process 'pid', if given) as
+    {"unix": {"calls": N, "short": N, ...}, "inet": {...}}, or None."""
+    found = None
+    for m in _FAULTFD_REPORT.finditer(log_text):
+        if pid is not None and int(m.group(1)) != pid:
+            continue
+        found = {side: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", text)}
+                 for side, text in (("unix", m.group(3)), ("inet", m.group(4)))}
+    return found

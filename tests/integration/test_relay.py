@@ -61,3 +61,21 @@ def test_half_closed_client_still_hears_the_target(env):
     conn.sock.shutdown(socket.SHUT_WR)
     s.settimeout(10)
     assert s.recv(1) == b""
+
+
+@pytest.mark.alarm(90)
+def test_a_stream_cut_short_resets_a_tcp_client(env):
+    """A stream whose far end fails must not look finished: a TCP client
+    gets a reset, not an orderly EOF it could take for the end of the data."""
+    n1 = env.sshd("n1")
+    hold = env.server(tl.HoldServer, addr=n1.addr)
+    d = env.sshtund([n1])
+    d.wait_all_up(30)
+    s = d.tunnel(n1.addr, hold.port, via="tcp")
+    s.sendall(b"x")
+    hold.wait_connections(1)
+    n1.kill()  # the session, and every stream on it, dies
+    s.settimeout(10)
+    with pytest.raises(ConnectionResetError):
+        while s.recv(4096):
+            pass

@@ -678,35 +678,40 @@ static void test_forwards(void **state) {
         config_free(c);
 }
 
-static void test_unsupported(void **state) {
-        static const struct {
-                const char *text, *error;
-        } cases[] = {
-                /* forwards are supported: a file with one is refused for what it adds */
-                { "ssh = { identity = \"%1$s/id\"; };\n"
-                  "nodes = ( { name = \"n\"; address = \"10.0.0.1\"; } );\n"
-                  "forwards = ( { listen = \"tcp:127.0.0.1:10001\"; node = \"n\"; target = \"127.0.0.1:10250\"; } );\n"
-                  "konnectivity = { upstream = \"tcp:konnectivity.example:8131\"; nodes = [ \"n\" ]; };\n",
-                  ":4: konnectivity: not supported by this version of sshtund" },
-                { "ssh = { identity = \"%1$s/id\"; };\n"
-                  "konnectivity = {\n  upstream = \"tcp:konnectivity.example:8131\"; nodes = [ \"*\" ]; };\n",
-                  ":2: konnectivity: not supported by this version of sshtund" },
-        };
+static void test_konnectivity(void **state) {
         const Fixture *fx = *state;
         Config *c;
 
-        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
-                assert_load_fails(fx, cases[i].text, cases[i].error);
-
-        /* their "off" values are fine */
         c = load_ok(fx,
-                    "ssh = { identity = \"%1$s/id\"; pool_size = 1; };\n"
-                    "probe = { type = \"none\"; };\n"
-                    "forwards = ();\n"
-                    "nodes_file = \"\";\n"
-                    "user = \"\";\n"
-                    "admin = { metrics_listen = \"\"; ready_min_fraction = 0.5; };\n");
+                    "ssh = { identity = \"%1$s/id\"; };\n"
+                    "nodes = ( { name = \"n\"; address = \"10.0.0.1\"; } );\n"
+                    "konnectivity = { upstream = \"tcp:konnectivity.example:8131\"; nodes = [ \"n\" ];\n"
+                    "  fallback_to_ssh = false; ca_file = \"/etc/k/ca.crt\"; cert_file = \"/etc/k/c.crt\";\n"
+                    "  key_file = \"/etc/k/c.key\"; server_name = \"konnectivity.example\"; probe_port = 10255; };\n");
+        assert_string_equal(c->konnectivity.upstream, "tcp:konnectivity.example:8131");
+        assert_string_equal(c->konnectivity.nodes[0], "n");
+        assert_false(c->konnectivity.fallback_to_ssh);
+        assert_string_equal(c->konnectivity.ca_file, "/etc/k/ca.crt");
+        assert_string_equal(c->konnectivity.server_name, "konnectivity.example");
+        assert_int_equal(c->konnectivity.probe_port, 10255);
         config_free(c);
+
+        c = load_ok(fx, "ssh = { identity = \"%1$s/id\"; };\n"
+                        "konnectivity = { upstream = \"unix:/run/k.sock\"; nodes = [ \"*\" ]; };\n");
+        assert_true(c->konnectivity.fallback_to_ssh);
+        assert_int_equal(c->konnectivity.probe_port, 10250);
+        assert_null(c->konnectivity.ca_file);
+        config_free(c);
+
+        assert_load_fails(fx, "ssh = { identity = \"%1$s/id\"; };\n"
+                              "konnectivity = { upstream = \"unix:/run/k.sock\"; ca_file = \"/etc/k/ca.crt\"; };\n",
+                          ":2: konnectivity.upstream: TLS settings need a tcp: upstream (a unix socket is local)");
+        assert_load_fails(fx, "ssh = { identity = \"%1$s/id\"; };\n"
+                              "konnectivity = { upstream = \"tcp:k:8131\"; cert_file = \"/c\"; key_file = \"/k\"; };\n",
+                          ":2: konnectivity.ca_file: TLS to the upstream needs ca_file to check its certificate");
+        assert_load_fails(fx, "ssh = { identity = \"%1$s/id\"; };\n"
+                              "konnectivity = { upstream = \"tcp:k:8131\"; ca_file = \"/ca\"; cert_file = \"/c\"; };\n",
+                          ":2: konnectivity.cert_file: cert_file and key_file go together");
 }
 
 static void test_probe(void **state) {
@@ -898,7 +903,7 @@ int main(void) {
                 cmocka_unit_test(test_duplicates),
                 cmocka_unit_test(test_include),
                 cmocka_unit_test(test_forwards),
-                cmocka_unit_test(test_unsupported),
+                cmocka_unit_test(test_konnectivity),
                 cmocka_unit_test(test_probe),
                 cmocka_unit_test(test_nodes_file),
                 cmocka_unit_test(test_admin_metrics),
