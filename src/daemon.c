@@ -114,6 +114,9 @@ Daemon *daemon_free(Daemon *d) {
         d->forwards = forwards_free(d->forwards);
         d->metrics_listener = admin_free(d->metrics_listener);
         d->admin = admin_free(d->admin);
+        d->migration = migration_free(d->migration);
+        daemon_unwatch_nodes_file(d);
+        daemon_free_retiring(d);
         for (size_t i = 0; i < d->n_nodes; i++)
                 node_free(d->nodes[i]);
         free(d->nodes);

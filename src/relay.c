@@ -171,10 +171,9 @@ static int on_client_io(sd_event_source *es, int fd, uint32_t revents, void *use
         return 0;
 }
 
-static void relay_far_readable(void *userdata) {
-        Relay *r = userdata;
-        int e = relay_flush_down(r);
-
+/* After moving bytes one way: end on a client error or when both ways are
+ * done, else update what the socket is watched for. */
+static void relay_settle(Relay *r, int e) {
         if (e < 0) {
                 relay_finish_client_error(r, e);
                 return;
@@ -186,19 +185,14 @@ static void relay_far_readable(void *userdata) {
         relay_update_events(r);
 }
 
+static void relay_far_readable(void *userdata) {
+        Relay *r = userdata;
+        relay_settle(r, relay_flush_down(r));
+}
+
 static void relay_far_writable(void *userdata) {
         Relay *r = userdata;
-        int e = relay_read_up(r);
-
-        if (e < 0) {
-                relay_finish_client_error(r, e);
-                return;
-        }
-        if (relay_done(r)) {
-                relay_finish(r, true, "done", NULL);
-                return;
-        }
-        relay_update_events(r);
+        relay_settle(r, relay_read_up(r));
 }
 
 static void relay_far_failed(void *userdata, const char *reason) {
