@@ -228,7 +228,11 @@ static json_t *node_to_json(const Node *n) {
             json_add(o, "last_error", json_text(info.last_error)) < 0 ||
             json_add(o, "host_key", json_text(info.host_key)) < 0 ||
             json_add(o, "probe", probe_to_json(&info.probe)) < 0 ||
-            json_add(o, "state_since", json_timestamp(info.state_since)) < 0)
+            json_add(o, "state_since", json_timestamp(info.state_since)) < 0 ||
+            json_add(o, "migrated", json_boolean(info.migrated)) < 0 ||
+            json_add(o, "falling_back", json_boolean(info.falling_back)) < 0 ||
+            json_add(o, "fallbacks", json_uint(info.fallbacks)) < 0 ||
+            json_add(o, "upstream_probe", probe_to_json(&info.upstream)) < 0)
                 return NULL;
         return TAKE_PTR(o);
 }
@@ -286,6 +290,208 @@ static json_t *nodes_to_json(Daemon *d) {
         if (!o)
                 return NULL;
         if (json_add(o, "nodes", TAKE_PTR(list)) < 0)
+                return NULL;
+        return TAKE_PTR(o);
+}
+
+/* ---- GET /v1/migration: the move to Konnectivity ------------------------------- */
+
+static bool char_is_alnum(char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* Text that a YAML plain scalar and a shell word both take as it is: a path
+ * or URL of ordinary characters, starting with a letter, digit or '/' and
+ * not ending in ':' (no ": ", no '#', no quotes, no spaces). */
+static bool text_is_plain(const char *s) {
+        if (!*s || !(s[0] == '/' || char_is_alnum(s[0])) || s[strlen(s) - 1] == ':')
+                return false;
+        for (const char *p = s; *p; p++)
+                if (!char_is_alnum(*p) && !strchr("/._~+=,@%:-", *p))
+                        return false;
+        return true;
+}
+
+/* A YAML scalar: plain when it can be, else double-quoted with escapes. */
+static void put_yaml_scalar(FILE *f, const char *s) {
+        if (text_is_plain(s)) {
+                fputs(s, f);
+                return;
+        }
+        fputc('"', f);
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+                if (*p == '"' || *p == '\\')
+                        fprintf(f, "\\%c", *p);
+                else if (*p < 0x20 || *p == 0x7f)
+                        fprintf(f, "\\x%02x", *p);
+                else
+                        fputc(*p, f);
+        fputc('"', f);
+}
+
+/* A shell word: as it is when it can be, else single-quoted. */
+static void put_shell_word(FILE *f, const char *s) {
+        if (text_is_plain(s)) {
+                fputs(s, f);
+                return;
+        }
+        fputc('\'', f);
+        for (const char *p = s; *p; p++)
+                if (*p == '\'')
+                        fputs("'\\''", f);
+                else
+                        fputc(*p, f);
+        fputc('\'', f);
+}
+
+/* Close an open_memstream() stream: its buffer (set only by the close),
+ * or NULL when a write or the close failed. */
+static char *memstream_done(FILE *f, char **buf) {
+        bool failed = ferror(f);
+
+        if (fclose(f) != 0 || failed) {
+                free(*buf);
+                return NULL;
+        }
+        return *buf;
+}
+
+/* What kube-apiserver is given once every node is on Konnectivity: the
+ * same HTTPConnect egress, now to konnectivity-server itself (its socket,
+ * or its TCP frontend with the TLS material sshtund uses for it). */
+static char *egress_selector_yaml(const ConfigKonnectivity *k) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+
+        if (!f)
+                return NULL;
+        fputs("apiVersion: apiserver.k8s.io/v1beta1\n"
+              "kind: EgressSelectorConfiguration\n"
+              "egressSelections:\n"
+              "- name: cluster\n"
+              "  connection:\n"
+              "    proxyProtocol: HTTPConnect\n"
+              "    transport:\n",
+              f);
+        if (strncmp(k->upstream, "unix:", 5) == 0) {
+                fputs("      uds:\n        udsName: ", f);
+                put_yaml_scalar(f, k->upstream + 5);
+                fputc('\n', f);
+        } else {
+                _cleanup_free_ char *url = NULL;
+
+                /* "tcp:HOST:PORT" as written, brackets of an IPv6 host included */
+                if (asprintf(&url, "%s://%s", k->ca_file ? "https" : "http", k->upstream + 4) < 0) {
+                        url = NULL;
+                        fclose(f);
+                        free(buf);
+                        return NULL;
+                }
+                fputs("      tcp:\n        url: ", f);
+                put_yaml_scalar(f, url);
+                fputc('\n', f);
+                if (k->ca_file) {
+                        fputs("        tlsConfig:\n          caBundle: ", f);
+                        put_yaml_scalar(f, k->ca_file);
+                        fputc('\n', f);
+                        if (k->cert_file && k->key_file) {
+                                fputs("          clientCert: ", f);
+                                put_yaml_scalar(f, k->cert_file);
+                                fputs("\n          clientKey: ", f);
+                                put_yaml_scalar(f, k->key_file);
+                                fputc('\n', f);
+                        }
+                }
+        }
+        return memstream_done(f, &buf);
+}
+
+/* konnectivity-server's flags for that egress: HTTP CONNECT on the same
+ * frontend, and each CONNECT routed to the agent of the node it names
+ * (destHost), as the per-node checks have been using it. A UDS frontend
+ * needs --server-port=0: konnectivity-server refuses a port with one. */
+static char *konnectivity_server_flags(const ConfigKonnectivity *k) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+
+        if (!f)
+                return NULL;
+        fputs("--mode=http-connect ", f);
+        if (strncmp(k->upstream, "unix:", 5) == 0) {
+                fputs("--uds-name=", f);
+                put_shell_word(f, k->upstream + 5);
+                fputs(" --server-port=0", f);
+        } else {
+                _cleanup_free_ char *host = NULL;
+                uint16_t port = 0;
+
+                if (hostport_split(k->upstream + 4, &host, &port) == -ENOMEM) {
+                        fclose(f);
+                        free(buf);
+                        return NULL;
+                }
+                fprintf(f, "--server-port=%u", port);
+        }
+        fputs(" --proxy-strategies=destHost", f);
+        return memstream_done(f, &buf);
+}
+
+static json_t *final_switch_to_json(const ConfigKonnectivity *k) {
+        _cleanup_free_ char *yaml = egress_selector_yaml(k), *flags = konnectivity_server_flags(k);
+
+        if (!yaml || !flags)
+                return NULL;
+        return json_pack("{s:o, s:o}", "egress_selector_configuration", json_text(yaml),
+                         "konnectivity_server_flags", json_text(flags));
+}
+
+/* Per node: where its streams go and whether the path through
+ * konnectivity-server works (ready: a node on SSH may move). The final
+ * switch shows once every node is migrated, routed upstream and passing. */
+static json_t *migration_to_json(Daemon *d) {
+        const ConfigKonnectivity *k = &daemon_config(d)->konnectivity;
+        _cleanup_(json_decrefp) json_t *o = NULL, *list = NULL;
+        size_t n = daemon_n_nodes(d), on = 0, ready = 0;
+        bool all = n > 0 && k->upstream;
+
+        list = json_array();
+        if (!list)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(json_decrefp) json_t *e = NULL;
+                NodeInfo info;
+                bool on_k, ok;
+
+                node_get_info(daemon_node(d, i), &info);
+                on_k = streq_ptr(info.route, "konnectivity");
+                ok = info.upstream.valid && info.upstream.ok;
+                if (on_k)
+                        on++;
+                else if (ok)
+                        ready++;
+                all = all && info.migrated && on_k && ok;
+
+                e = json_object();
+                if (!e || json_add(e, "name", json_text(info.name)) < 0 ||
+                    json_add(e, "route", json_text(info.route)) < 0 ||
+                    json_add(e, "migrated", json_boolean(info.migrated)) < 0 ||
+                    json_add(e, "upstream_probe", probe_to_json(&info.upstream)) < 0 ||
+                    json_add(e, "probe", probe_to_json(&info.probe)) < 0 ||
+                    json_add(e, "ready", json_boolean(ok)) < 0 || json_array_append_new(list, TAKE_PTR(e)) < 0)
+                        return NULL;
+        }
+
+        o = json_object();
+        if (!o)
+                return NULL;
+        if (json_add(o, "upstream", json_text(k->upstream)) < 0 ||
+            json_add(o, "fallback_to_ssh", json_boolean(k->fallback_to_ssh)) < 0 ||
+            json_add(o, "nodes_total", json_uint(n)) < 0 ||
+            json_add(o, "nodes_on_konnectivity", json_uint(on)) < 0 ||
+            json_add(o, "nodes_ready", json_uint(ready)) < 0 || json_add(o, "nodes", TAKE_PTR(list)) < 0 ||
+            json_add(o, "final_switch", all ? final_switch_to_json(k) : json_null()) < 0)
                 return NULL;
         return TAKE_PTR(o);
 }
@@ -725,6 +931,11 @@ static int admin_route(Daemon *d, const char *method, const char *target, AdminR
                 if (!get)
                         return reply_not_allowed(reply, "GET");
                 return reply_json(reply, 200, nodes_to_json(d));
+        }
+        if (path_is(path, len, "/v1/migration")) {
+                if (!get)
+                        return reply_not_allowed(reply, "GET");
+                return reply_json(reply, 200, migration_to_json(d));
         }
         if (path_is(path, len, SCAN_PATH))
                 return route_scan(d, method, target, reply);

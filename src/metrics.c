@@ -208,6 +208,19 @@ static uint64_t node_value_probe_failures(const NodeInfo *i) {
         return i->probe_failures;
 }
 
+static uint64_t node_value_migrated(const NodeInfo *i) {
+        return i->migrated;
+}
+static uint64_t node_value_fallbacks(const NodeInfo *i) {
+        return i->fallbacks;
+}
+static uint64_t node_value_upstream_failures(const NodeInfo *i) {
+        return i->upstream_failures;
+}
+static uint64_t node_value_upstream_ok(const NodeInfo *i) {
+        return i->upstream.valid && i->upstream.ok;
+}
+
 static const struct {
         const char *name, *type, *help;
         NodeValue value;
@@ -222,10 +235,23 @@ static const struct {
           node_value_reconnects },
         { "sshtund_probe_failures_total", "counter", "Kubelet health probes through the node that failed.",
           node_value_probe_failures },
+        { "sshtund_node_migrated", "gauge", "1 while the node is listed in konnectivity.nodes, else 0.",
+          node_value_migrated },
+        { "sshtund_upstream_probe_failures_total", "counter",
+          "Checks of the node's path through konnectivity-server that failed.", node_value_upstream_failures },
+        { "sshtund_upstream_probe_ok", "gauge",
+          "1 when the last check of the node's path through konnectivity-server passed, 0 when it failed "
+          "or none has run.",
+          node_value_upstream_ok },
+        { "sshtund_konnectivity_fallbacks_total", "counter",
+          "Streams of the migrated node sent over SSH because its path through konnectivity-server failed "
+          "(konnectivity.fallback_to_ssh).",
+          node_value_fallbacks },
 };
 
 static void put_nodes(FILE *f, const NodeInfo *infos, size_t n) {
         static const char *const directions[] = { "up", "down" };
+        static const char *const routes[] = { "ssh", "konnectivity" };
 
         for (size_t k = 0; k < ELEMENTSOF(node_families); k++) {
                 put_family(f, node_families[k].name, node_families[k].type, node_families[k].help);
@@ -243,6 +269,13 @@ static void put_nodes(FILE *f, const NodeInfo *infos, size_t n) {
                                 put_node_sample(f, "sshtund_node_state", infos[i].name, "state", name,
                                                 infos[i].state == s);
                 }
+
+        put_family(f, "sshtund_node_route", "gauge",
+                   "Where the node's new streams go: 1 for its route (ssh or konnectivity), 0 for the other.");
+        for (size_t i = 0; i < n; i++)
+                for (size_t r = 0; r < ELEMENTSOF(routes); r++)
+                        put_node_sample(f, "sshtund_node_route", infos[i].name, "route", routes[r],
+                                        streq_ptr(infos[i].route, routes[r]));
 
         put_family(f, "sshtund_streams_total", "counter",
                    "Stream opens through the node by outcome: ok, refused (by the node), unavailable "

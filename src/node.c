@@ -64,6 +64,7 @@ struct Node {
         usec_t up_latency, up_at;
         char *up_error;
         uint64_t fallbacks;
+        uint64_t up_failures;
 };
 
 static const char *const node_state_names[_NODE_STATE_MAX] = {
@@ -581,6 +582,7 @@ void node_get_info(const Node *n, NodeInfo *ret) {
                         .error = n->up_error,
                 },
                 .fallbacks = n->fallbacks,
+                .upstream_failures = n->up_failures,
         };
         memcpy(ret->streams_by_result, n->streams_by_result, sizeof(ret->streams_by_result));
 }
@@ -792,6 +794,8 @@ NodeRoute node_route(Node *n) {
 void node_upstream_result(Node *n, bool ok, usec_t latency, const char *error) {
         n->up_valid = true;
         n->up_ok = ok;
+        if (!ok)
+                n->up_failures++;
         n->up_latency = latency;
         n->up_at = now_usec(CLOCK_REALTIME);
         if (!streq_ptr(n->up_error, ok ? NULL : error)) {

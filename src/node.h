@@ -86,6 +86,7 @@ typedef struct NodeInfo {
         bool falling_back;      /* migrated, but new streams go over SSH (upstream path failing) */
         ProbeInfo upstream;     /* the path through konnectivity-server */
         uint64_t fallbacks;     /* streams sent over SSH because the upstream path failed */
+        uint64_t upstream_failures; /* upstream path checks that failed, ever */
 } NodeInfo;
 
 /* A node that will connect when node_start() is called. 'cn' is copied. */

@@ -368,10 +368,15 @@ static void on_upstream_opened(UpstreamConn *uc, int status, const char *reason,
         Node *node;
 
         c->up = NULL; /* handed over, or gone */
+        node = daemon_find_node(d, c->node);
         if (status == 200) {
+                if (node)
+                        node_count_stream(node, STREAM_OK);
                 client_start_relay(c, upstream_far_end(uc));
                 return;
         }
+        if (node && status >= 400)
+                node_count_stream(node, status == 502 ? STREAM_REFUSED : STREAM_UNAVAILABLE);
         if (status >= 400 && status <= 599) {
                 /* konnectivity-server's own answer ("no tunnels available"),
                  * passed on with its reason */
@@ -382,7 +387,6 @@ static void on_upstream_opened(UpstreamConn *uc, int status, const char *reason,
                 return;
         }
         /* the upstream itself is unreachable: SSH, when it may and can */
-        node = daemon_find_node(d, c->node);
         if (node && daemon_config(d)->konnectivity.fallback_to_ssh && node_is_ready(node)) {
                 log_node(LOG_NOTICE, c->node, "konnectivity upstream unreachable (%s): this stream goes over SSH",
                          strna(reason));
@@ -446,7 +450,9 @@ static void client_route(ProxyClient *c, const char *host, uint16_t port) {
                         return;
                 }
                 node_count_fallback(node);
-        }
+        } else if (node_migrated(node) && daemon_upstream(d))
+                /* migrated, but its upstream path fails: SSH takes the stream */
+                node_count_fallback(node);
         client_open_ssh(c, node);
 }
 

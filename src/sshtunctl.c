@@ -490,7 +490,7 @@ static int print_node_table(const Ctl *ctl, const json_t *nodes) {
 }
 
 static int print_json(const Ctl *ctl, const json_t *v) {
-        _cleanup_free_ char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        _cleanup_free_ char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
 
         if (!s)
                 return ctl_oom(ctl);
@@ -544,7 +544,8 @@ static char *field_text(const json_t *v) {
                 return table_escape(json_string_value(v));
         if (!v || json_is_null(v))
                 return strdup("-");
-        return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+        /* the daemon's 9 digits, not the binary noise of 17 */
+        return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
 }
 
 /* "/v1/nodes/NAME" + suffix, the name escaped; NULL when out of memory. */
@@ -744,6 +745,105 @@ static int cmd_node_action(const Ctl *ctl, const char *action, const char *name)
         return 0;
 }
 
+/* ---- migration -------------------------------------------------------------- */
+
+static int add_migration_row(Table *t, const json_t *node, Output output) {
+        char upstream[32], probe[32];
+        const json_t *up = json_object_get(node, "upstream_probe");
+        bool ready = json_is_true(json_object_get(node, "ready"));
+
+        if (table_add_cell(t, json_str(node, "name"), TABLE_COLOR_NONE) < 0 ||
+            table_add_cell(t, json_str(node, "route"), TABLE_COLOR_NONE) < 0 ||
+            table_add_cell(t, probe_cell(up, upstream, sizeof(upstream)),
+                           json_is_false(json_object_get(up, "ok")) ? TABLE_COLOR_RED : TABLE_COLOR_NONE) < 0 ||
+            table_add_cell(t, probe_cell(json_object_get(node, "probe"), probe, sizeof(probe)), TABLE_COLOR_NONE) <
+                    0 ||
+            table_add_cell(t, ready ? "yes" : "no", ready ? TABLE_COLOR_GREEN : TABLE_COLOR_NONE) < 0)
+                return -ENOMEM;
+        if (output == OUTPUT_WIDE &&
+            (table_add_cell(t, json_is_true(json_object_get(node, "migrated")) ? "yes" : "no", TABLE_COLOR_NONE) <
+                     0 ||
+             table_add_cell(t, json_str(up, "error"), TABLE_COLOR_NONE) < 0))
+                return -ENOMEM;
+        return 0;
+}
+
+/* Print text from the daemon line by line, each line as a table cell shows
+ * it (control characters as '?'), so that it cannot drive the terminal. */
+static int print_lines(const char *text) {
+        while (text && *text) {
+                size_t n = strcspn(text, "\n");
+                _cleanup_free_ char *line = strndup(text, n), *shown = NULL;
+
+                if (!line || !(shown = table_escape(line)))
+                        return -ENOMEM;
+                printf("%s\n", shown);
+                text += n + (text[n] == '\n');
+        }
+        return 0;
+}
+
+/* The final switch: printed only when the daemon says every node is on
+ * Konnectivity and its upstream path passes. */
+static int print_final_switch(const Ctl *ctl, const json_t *fs) {
+        _cleanup_free_ char *flags = table_escape(json_str(fs, "konnectivity_server_flags"));
+
+        if (!flags)
+                return ctl_oom(ctl);
+        printf("\nEvery node is on Konnectivity and its upstream path passes: ready for the final switch.\n"
+               "kube-apiserver's EgressSelectorConfiguration (--egress-selector-config-file):\n\n");
+        if (print_lines(json_str(fs, "egress_selector_configuration")) < 0)
+                return ctl_oom(ctl);
+        printf("\nkonnectivity-server's flags to match:\n\n%s\n", flags);
+        return 0;
+}
+
+static int cmd_migration(const Ctl *ctl) {
+        static const char *const headers[] = { "NODE", "ROUTE", "UPSTREAM", "SSH PROBE", "READY" };
+        static const char *const headers_wide[] = { "NODE",  "ROUTE",    "UPSTREAM",      "SSH PROBE",
+                                                    "READY", "MIGRATED", "UPSTREAM ERROR" };
+        _cleanup_(json_decrefp) json_t *v = NULL;
+        _cleanup_(table_freep) Table *t = NULL;
+        _cleanup_free_ char *text = NULL;
+        const json_t *nodes, *node, *fs;
+        size_t i;
+        int r;
+
+        r = ctl_get_json(ctl, "/v1/migration", &v);
+        if (r != 0)
+                return r;
+        if (ctl->output == OUTPUT_JSON)
+                return print_json(ctl, v);
+
+        nodes = json_object_get(v, "nodes");
+        if (!json_is_array(nodes))
+                return ctl_fail(ctl, EXIT_FAILURE, "malformed reply from %s: no node list", ctl->socket);
+        if (json_array_size(nodes) > 0) {
+                if (ctl->output == OUTPUT_WIDE)
+                        r = table_new(headers_wide, ELEMENTSOF(headers_wide), &t);
+                else
+                        r = table_new(headers, ELEMENTSOF(headers), &t);
+                if (r < 0)
+                        return ctl_oom(ctl);
+                json_array_foreach(nodes, i, node)
+                        if (add_migration_row(t, node, ctl->output) < 0)
+                                return ctl_oom(ctl);
+                if (table_format(t, ctl->color, &text) < 0)
+                        return ctl_oom(ctl);
+                fputs(text, stdout);
+                putchar('\n');
+        }
+
+        printf("%" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT " nodes on konnectivity, %" JSON_INTEGER_FORMAT
+               " ready%s\n",
+               json_int(v, "nodes_on_konnectivity"), json_int(v, "nodes_total"), json_int(v, "nodes_ready"),
+               json_is_string(json_object_get(v, "upstream")) ? "" : " (no konnectivity upstream configured)");
+        fs = json_object_get(v, "final_switch");
+        if (json_is_object(fs))
+                return print_final_switch(ctl, fs);
+        return 0;
+}
+
 /* ---- reload ---------------------------------------------------------------- */
 
 static int cmd_reload(const Ctl *ctl) {
@@ -867,6 +967,10 @@ static void help(void) {
                "  reconnect NAME         close the node's sessions and connect again now\n"
                "  drain NAME             no new streams through the node; open ones finish\n"
                "  undrain NAME           take new streams again\n"
+               "  reload                 apply the edited configuration (exit 1, and why, if it\n"
+               "                         does not load)\n"
+               "  migration              the move to Konnectivity: route, upstream check and\n"
+               "                         readiness per node; the final switch once all are moved\n"
                "  hostkeys scan TARGET   fetch the host key of a node (NODE, HOST or HOST:PORT) and\n"
                "                         print its known_hosts line; writes nothing\n"
                "\n"
@@ -898,7 +1002,6 @@ int main(int argc, char *argv[]) {
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
         };
-        static const char *const later[] = { "migration" };
         Ctl ctl = { .output = OUTPUT_TABLE };
         const char *command;
         char **args;
@@ -940,12 +1043,6 @@ int main(int argc, char *argv[]) {
         args = argv + optind + 1;
         n_args = argc - optind - 1;
 
-        for (size_t i = 0; i < ELEMENTSOF(later); i++)
-                if (streq(command, later[i])) {
-                        fprintf(stderr, "sshtunctl: %s: not supported by this version\n", command);
-                        return EXIT_USAGE;
-                }
-
         ctl.color = ctl.output != OUTPUT_JSON && want_color();
         ctl.timeout = CTL_TIMEOUT_USEC;
         ctl.deadline = now_usec(CLOCK_MONOTONIC) + ctl.timeout;
@@ -967,6 +1064,10 @@ int main(int argc, char *argv[]) {
                 if (n_args != 1)
                         return usage_error("expected one node name", command);
                 r = cmd_node_action(&ctl, command, args[0]);
+        } else if (streq(command, "migration")) {
+                if (n_args != 0)
+                        return usage_error("too many arguments", command);
+                r = cmd_migration(&ctl);
         } else if (streq(command, "reload")) {
                 if (n_args != 0)
                         return usage_error("too many arguments", command);

@@ -1472,3 +1472,716 @@ def faultfd_counts(log_text, pid=None):
         found = {side: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", text)}
                  for side, text in (("unix", m.group(3)), ("inet", m.group(4)))}
     return found
+
+
+# --- chaos, hostile peers and scale: helpers appended for test_chaos,
+# test_hostile, test_scale and bench/ --------------------------------------------
+
+import resource  # noqa: E402  (appended section)
+import select  # noqa: E402
+import selectors  # noqa: E402
+import sys  # noqa: E402
+
+
+def raise_nofile(want):
+    """Raise this process's RLIMIT_NOFILE to at least 'want' descriptors,
+    the hard limit too when allowed (root), so that the daemons and nodes
+    started afterwards inherit it. Returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= want:
+        return soft
+    if hard < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+            return want
+        except (ValueError, OSError):
+            pass
+    soft = min(max(soft, want), hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return soft
+
+
+def rss_kib(pid):
+    """VmRSS of a process in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for ln in f:
+            if ln.startswith("VmRSS:"):
+                return int(ln.split()[1])
+    raise HarnessError(f"no VmRSS for pid {pid}")
+
+
+def serve_echo(addr, port, ready=None):
+    """An echo server for thousands of connections in one epoll loop (no
+    thread per connection): run in a process of its own by EchoProcess.
+    Echoes every byte; on the client's EOF, what is left, then closes."""
+    sel = selectors.DefaultSelector()
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((addr, port))
+    ls.listen(65535)
+    ls.setblocking(False)
+    sel.register(ls, selectors.EVENT_READ, None)
+    pending = {}  # sock -> bytearray not yet echoed
+    if ready:
+        print(ready, flush=True)
+
+    def close(s):
+        sel.unregister(s)
+        pending.pop(s, None)
+        s.close()
+
+    while True:
+        for key, ev in sel.select():
+            s = key.fileobj
+            if s is ls:
+                for _ in range(256):
+                    try:
+                        c, _ = ls.accept()
+                    except (BlockingIOError, ConnectionAbortedError):
+                        break
+                    except OSError:  # EMFILE: the next round retries
+                        break
+                    c.setblocking(False)
+                    pending[c] = bytearray()
+                    sel.register(c, selectors.EVENT_READ, None)
+                continue
+            out = pending[s]
+            try:
+                if ev & selectors.EVENT_READ:
+                    data = s.recv(65536)
+                    if not data:
+                        if out:
+                            s.setblocking(True)
+                            s.settimeout(10)
+                            s.sendall(out)
+                        close(s)
+                        continue
+                    out += data
+                if out:
+                    try:
+                        del out[:s.send(out)]
+                    except BlockingIOError:
+                        pass
+            except OSError:
+                close(s)
+                continue
+            sel.modify(s, selectors.EVENT_WRITE if out else selectors.EVENT_READ, None)
+
+
+class EchoProcess:
+    """serve_echo() in a child process (optionally inside a NetnsSshd's
+    namespace, through 'prefix'); close() stops it."""
+
+    def __init__(self, log_dir, addr, port, prefix=(), listening=None):
+        self.addr, self.port = addr, port
+        self.log_path = os.path.join(log_dir, f"echo-{addr}-{port}.log")
+        code = ("import sys; sys.path.insert(0, %r); import sshtund_testlib as tl; "
+                "tl.serve_echo(%r, %d)" % (os.path.dirname(os.path.abspath(__file__)), addr, port))
+        self.proc = _spawn([*prefix, sys.executable, "-c", code], self.log_path)
+        check = listening or (lambda: is_listening(addr, port))
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise HarnessError(f"the echo server exited with {self.proc.returncode}:\n"
+                                   + tail(self.log_path, 20))
+            return check()
+
+        wait_until(ready, 15, f"the echo server on {addr}:{port}")
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def _netns_inode(pid):
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None
+
+
+class NetnsNode:
+    """One node of a NetnsSshd: an address on the namespace's loopback,
+    port 22, the shared host key."""
+
+    kind = "netns"
+
+    def __init__(self, netns, name, addr):
+        self.netns = netns
+        self.name = name
+        self.addr = addr
+        self.port = 22
+        self.pod_cidr = None
+        self.config_extra = {}
+
+    def config_entry(self):
+        e = {"name": self.name, "address": self.addr, "port": self.port}
+        e.update(self.config_extra)
+        return e
+
+    def known_hosts_line(self):
+        return f"{self.addr} {self.netns.host_key_blob}"
+
+
+class NetnsSshd:
+    """One OpenSSH sshd on 0.0.0.0:22 in a network namespace of its own. In a
+    fresh namespace all of 127.0.0.0/8 is the loopback, so every 127.x.y.z
+    address is one more node that the one sshd serves (nodes(n)): a
+    thousand nodes for the price of one listener.
+
+    The namespace belongs to a holder process (`unshare --net sleep`) and
+    every process run inside it (spawn(), run()) enters it with nsenter;
+    all of them die with the test process (PR_SET_PDEATHSIG), so nothing,
+    the namespace included, outlives even a killed test. close() kills
+    what still runs inside. Needs root. Create it from the main thread:
+    the death signal follows the thread that started a process."""
+
+    def __init__(self, env, name="netns", client_pub=None, max_startups=2000, max_sessions=1000,
+                 extra_config="", log_level="ERROR", nice=0):
+        if not is_root():
+            raise HarnessError("a network namespace needs root")
+        self.dir = os.path.join(env.dir, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.nice = nice
+        self.procs = []
+        self.holder = None
+        self.sshd = None
+        self.host_key = os.path.join(self.dir, "ssh_host_ed25519_key")
+        self.host_pub = ssh_keygen(self.host_key)
+        self.host_key_blob = " ".join(self.host_pub.split()[:2])
+        self.authorized_keys = os.path.join(self.dir, "authorized_keys")
+        with open(self.authorized_keys, "w") as f:
+            f.write((client_pub or env.client_pub).strip() + "\n")
+        self.config_path = os.path.join(self.dir, "sshd_config")
+        self.log_path = os.path.join(self.dir, "sshd.log")
+        with open(self.config_path, "w") as f:
+            f.write(f"""ListenAddress 0.0.0.0:22
+HostKey {self.host_key}
+PidFile {self.dir}/sshd.pid
+AuthorizedKeysFile {self.authorized_keys}
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+AllowTcpForwarding yes
+LogLevel {log_level}
+MaxStartups {max_startups}
+MaxSessions {max_sessions}
+PrintMotd no
+UseDNS no
+{extra_config}
+""")
+        env.servers.append(self)  # closed by env.close(), after the daemons
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def prefix(self):
+        """argv prefix that runs a program inside the namespace."""
+        return ["nsenter", f"--net=/proc/{self.holder.pid}/ns/net", "--"]
+
+    def _start(self):
+        self.holder = _spawn(["unshare", "--net", "--", "sleep", "infinity"],
+                             os.path.join(self.dir, "holder.log"))
+        base = _netns_inode(os.getpid())
+        wait_until(lambda: self.holder.poll() is None and _netns_inode(self.holder.pid) not in (None, base),
+                   10, "the namespace holder")
+        self.run(["ip", "link", "set", "lo", "up"])
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+        nice = ["nice", "-n", str(self.nice)] if self.nice else []
+        self.sshd = self.spawn([*nice, SSHD, "-D", "-e", "-f", self.config_path], self.log_path)
+
+        def ready():
+            if self.sshd.poll() is not None:
+                raise HarnessError(f"sshd in the namespace exited with {self.sshd.returncode}:\n"
+                                   + tail(self.log_path, 20))
+            return self.listening("0.0.0.0", 22)
+
+        wait_until(ready, 15, "sshd in the namespace")
+
+    def run(self, argv, **kw):
+        kw.setdefault("timeout", 30)
+        return subprocess.run([*self.prefix, *argv], check=True, capture_output=True, **kw)
+
+    def spawn(self, argv, log_path, env=None):
+        p = _spawn([*self.prefix, *argv], log_path, env)
+        self.procs.append(p)
+        return p
+
+    def listening(self, addr, port):
+        """Whether something in the namespace listens on addr:port."""
+        want = "%08X:%04X" % (struct.unpack("=I", socket.inet_aton(addr))[0], port)
+        try:
+            with open(f"/proc/{self.holder.pid}/net/tcp") as f:
+                next(f)
+                return any(ln.split()[1] == want and ln.split()[3] == "0A" for ln in f)
+        except OSError:
+            return False
+
+    @staticmethod
+    def address(i):
+        """The i-th node address (0-based): 127.1.0.1, ... 127.1.0.250,
+        127.1.1.1, ... (up to 64,000 of them)."""
+        return "127.1.%d.%d" % (i // 250, i % 250 + 1)
+
+    def nodes(self, n, prefix="n"):
+        return [NetnsNode(self, f"{prefix}{i + 1}", self.address(i)) for i in range(n)]
+
+    def echo_server(self, port=None):
+        """An EchoProcess on 0.0.0.0:port inside the namespace: port on
+        every node address."""
+        port = port or _rng.randint(20000, 32000)
+        e = EchoProcess(self.dir, "0.0.0.0", port, self.prefix, lambda: self.listening("0.0.0.0", port))
+        self.procs.append(e.proc)
+        return e
+
+    def pids(self):
+        """Every process inside the namespace but the holder."""
+        ino = _netns_inode(self.holder.pid) if self.holder else None
+        if ino is None:
+            return []
+        out = []
+        for d in os.listdir("/proc"):
+            if d.isdigit() and int(d) != self.holder.pid and _netns_inode(int(d)) == ino:
+                out.append(int(d))
+        return out
+
+    def sshd_children(self):
+        return [p for p in descendants(self.sshd.pid)] if self.sshd and self.sshd.poll() is None else []
+
+    def close(self):
+        for p in self.pids():
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for p in self.procs + ([self.holder] if self.holder else []):
+            if p.poll() is None:
+                p.kill()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+class NetnsSshtund(Sshtund):
+    """An Sshtund run inside a NetnsSshd's namespace (its sockets are files:
+    the test reaches them from outside). Without -d unless debug: a
+    thousand nodes' debug lines would be measured too."""
+
+    def __init__(self, tmp, nodes, client_key, netns, debug=False, **kw):
+        self.netns = netns
+        self.debug = debug
+        kw.setdefault("tcp_listen", False)
+        super().__init__(tmp, nodes, client_key, **kw)
+
+    def start(self, timeout=30.0):
+        require_binary(self.binary)
+        env = dict(os.environ)
+        env.update(self.env_vars)
+        argv = [*self.netns.prefix, self.binary] + (["-d"] if self.debug else []) + ["-c", self.config_path]
+        self.proc = _spawn(argv, self.log_path, env)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise HarnessError(f"sshtund exited with {self.proc.returncode} at start:\n"
+                                   + tail(self.log_path, 40))
+            if not os.path.exists(self.admin_sock):
+                return False
+            try:
+                status, _, _ = self.admin_request("GET", "/healthz", timeout=2.0)
+            except (OSError, http.client.HTTPException):
+                return False
+            return status > 0
+
+        wait_until(ready, timeout, "sshtund's admin socket")
+        return self
+
+
+# --- hostile "nodes": SSH servers that misbehave in the transport -------------
+
+SSH_BANNER = b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"
+
+
+def ssh_string(b):
+    if isinstance(b, str):
+        b = b.encode()
+    return struct.pack(">I", len(b)) + b
+
+
+def ssh_packet(payload, block=8):
+    """An unencrypted SSH binary packet (RFC 4253 section 6) around payload."""
+    pad = block - (5 + len(payload)) % block
+    if pad < 4:
+        pad += block
+    return struct.pack(">IB", 1 + len(payload) + pad, pad) + payload + os.urandom(pad)
+
+
+def ssh_kexinit():
+    """A server KEXINIT offering what libssh2 and OpenSSH agree on."""
+    lists = ["curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256",
+             "ssh-ed25519", "aes128-ctr", "aes128-ctr", "hmac-sha2-256", "hmac-sha2-256",
+             "none", "none", "", ""]
+    return ssh_packet(bytes([20]) + os.urandom(16) + b"".join(ssh_string(x) for x in lists)
+                      + b"\x00" + struct.pack(">I", 0))
+
+
+class HostileSshServer(TcpServer):
+    """A "node" that misbehaves in the SSH transport, per 'behaviour':
+
+      banner-endless  "SSH-2.0-" and then bytes without end, never a newline
+      banner-slow     "SSH-2.0-" and then one byte every 0.2 s, never a newline
+      lines-endless   line after line without end, never the version line
+      huge-packet     a valid banner, then a packet length of 0xFFFFFFF0
+      stall-kex       a valid banner and KEXINIT, then silence
+
+    Each connection records when it was accepted (conn.t_accept), when the
+    client gave up - EOF or reset - (conn.t_end, conn.how) and the bytes
+    each way; it never closes first."""
+
+    BEHAVIOURS = ("banner-endless", "banner-slow", "lines-endless", "huge-packet", "stall-kex")
+
+    def __init__(self, addr, behaviour, port=None):
+        if behaviour not in self.BEHAVIOURS:
+            raise ValueError(behaviour)
+        self.behaviour = behaviour
+        super().__init__(addr, port)
+
+    def _script(self):
+        """(bytes to send, seconds to wait before the next) pairs; None as
+        bytes: stop sending, keep listening."""
+        b = self.behaviour
+        if b == "banner-endless":
+            yield b"SSH-2.0-", 0
+            while True:
+                yield b"x" * 16384, 0
+        elif b == "banner-slow":
+            yield b"SSH-2.0-", 0.2
+            while True:
+                yield b"y", 0.2
+        elif b == "lines-endless":
+            while True:
+                yield b"this is not the version line, nor is the next one\r\n" * 256, 0
+        elif b == "huge-packet":
+            yield SSH_BANNER, 0.05
+            yield struct.pack(">I", 0xFFFFFFF0) + os.urandom(64), 0
+            yield None, 0
+        elif b == "stall-kex":
+            yield SSH_BANNER, 0
+            yield ssh_kexinit(), 0
+            yield None, 0
+
+    def handle(self, c):
+        c.t_accept = time.monotonic()
+        c.t_end = None
+        c.how = None
+        c.client_banner = b""
+        sock = c.sock
+        sock.setblocking(False)
+        script = self._script()
+        pending, next_at, done = b"", time.monotonic(), False
+        try:
+            while not self._stopping:
+                now = time.monotonic()
+                if not pending and not done and now >= next_at:
+                    data, wait = next(script)
+                    if data is None:
+                        done = True
+                    else:
+                        pending, next_at = data, now + wait
+                timeout = 0.05 if done or pending else max(0.0, min(0.05, next_at - now))
+                r, w, _ = select.select([sock], [sock] if pending else [], [], timeout)
+                if r:
+                    try:
+                        data = sock.recv(65536)
+                    except ConnectionResetError:
+                        c.how = "reset"
+                        return
+                    except BlockingIOError:
+                        data = None
+                    if data == b"":
+                        c.how = "eof"
+                        return
+                    if data:
+                        c.nreceived += len(data)
+                        if len(c.client_banner) < 256:
+                            c.client_banner += data[:256 - len(c.client_banner)]
+                if w and pending:
+                    try:
+                        n = sock.send(pending)
+                    except BlockingIOError:
+                        n = 0
+                    except (BrokenPipeError, ConnectionResetError):
+                        c.how = "reset"
+                        return
+                    pending = pending[n:]
+                    c.sent += n
+        finally:
+            c.t_end = time.monotonic()
+            if c.how is None:
+                c.how = "still open"
+
+    def sessions(self):
+        """[(seconds from accept to the client's hang-up or None, how)]."""
+        with self._cond:
+            conns = list(self.conns)
+        return [((c.t_end - c.t_accept) if getattr(c, "t_end", None) and c.how in ("eof", "reset")
+                 else None, getattr(c, "how", None)) for c in conns]
+
+
+class HostileNode:
+    """A HostileSshServer as a node of sshtund.conf (known_hosts holds some
+    key for it: it never gets that far)."""
+
+    kind = "hostile"
+
+    def __init__(self, env, name, behaviour, addr=None):
+        self.name = name
+        self.server = env.server(HostileSshServer, addr=addr or env.addr(), behaviour=behaviour)
+        self.addr, self.port = self.server.addr, self.server.port
+        self.behaviour = behaviour
+        self.pod_cidr = None
+        self.config_extra = {}
+        self._blob = " ".join(env.client_pub.split()[:2])
+
+    def config_entry(self):
+        return {"name": self.name, "address": self.addr, "port": self.port}
+
+    def known_hosts_line(self):
+        return f"{known_hosts_name(self.addr, self.port)} {self._blob}"
+
+
+# --- Konnectivity upstreams: helpers appended for test_konnectivity -------------
+
+TINYPROXY = "/usr/bin/tinyproxy"
+
+
+class Tinyproxy:
+    """Debian's tinyproxy as a tcp Konnectivity upstream: the same front-door
+    contract as konnectivity-server in http-connect mode (CONNECT host:port,
+    one reply head, then raw bytes). CONNECT is limited to the ports given
+    (tinyproxy's default is 443 and 563 only); its log (LogLevel Info) names
+    every target it was asked for."""
+
+    _REQUEST = re.compile(r"Request \(file descriptor \d+\): CONNECT (\S+) HTTP/1\.[01]")
+
+    def __init__(self, tmp, connect_ports, addr=None, port=None, name="tinyproxy"):
+        require_binary(TINYPROXY)
+        self.addr = addr or loopback_address()
+        self.port = port or free_port(self.addr)
+        self.dir = os.path.join(tmp, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.config_path = os.path.join(self.dir, "tinyproxy.conf")
+        self.log_path = os.path.join(self.dir, "tinyproxy.log")
+        self.out_path = os.path.join(self.dir, "tinyproxy.out")
+        self.proc = None
+        lines = [f"Port {self.port}", f"Listen {self.addr}", "Timeout 60", "MaxClients 200",
+                 "Allow 127.0.0.0/8", f'LogFile "{self.log_path}"', "LogLevel Info"]
+        lines += [f"ConnectPort {p}" for p in sorted(set(connect_ports))]
+        with open(self.config_path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.start()
+
+    @property
+    def upstream(self):
+        """The value for konnectivity.upstream."""
+        return f"tcp:{self.addr}:{self.port}"
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout=10.0):
+        self.proc = _spawn([TINYPROXY, "-d", "-c", self.config_path], self.out_path)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise HarnessError(f"tinyproxy exited with {self.proc.returncode}:\n" + tail(self.out_path, 20)
+                                   + "\n" + tail(self.log_path, 20))
+            return is_listening(self.addr, self.port)
+
+        wait_until(ready, timeout, f"tinyproxy to listen on {self.addr}:{self.port}")
+        return self
+
+    def stop(self):
+        if not self.alive():
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    close = stop
+
+    def log_text(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def targets(self):
+        """Every CONNECT target ("host:port") it was asked for, in order."""
+        return self._REQUEST.findall(self.log_text())
+
+
+class KonnectivityStandIn:
+    """konnectivity-server's HTTP CONNECT front door on a Unix socket, as its
+    pkg/server/tunnel.go answers: "200 Connection Established" once the
+    target is dialed, then raw bytes until either side ends (the client's
+    EOF ends the whole tunnel: no half-close through it); or, per target
+    ("host:port" → "hang": no answer at all; or a status), its error replies
+    byte for byte: 500 "currently
+    no tunnels available" (no agent for that host), 502 and 504 (the dial to
+    the agent failed or timed out), and a 503 for other front doors. Each
+    error reply has no Content-Length: the close ends its body. Every
+    target asked for is recorded in .targets."""
+
+    REPLIES = {
+        500: (b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n\r\n"
+              b"currently no tunnels available: No agent available"),
+        502: (b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+              b"Failed to tunnel dial request: rpc error: code = Unavailable desc = transport is closing\r\n"),
+        503: (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+              b"no agent connected yet\r\n"),
+        504: (b"HTTP/1.1 504 Gateway Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+              b"Backend dial timeout: dial timeout, backend dial timeout\r\n"),
+    }
+    OK = b"HTTP/1.1 200 Connection Established\r\n\r\n"
+
+    def __init__(self, path, replies=None, default="dial"):
+        self.path = path
+        self.replies = dict(replies or {})  # "host:port" -> "dial" or a status in REPLIES
+        self.default = default
+        self.targets = []
+        self.heads = []
+        self._lock = threading.Lock()
+        self._open = []
+        self.sock = None
+        self.start()
+
+    @property
+    def upstream(self):
+        return f"unix:{self.path}"
+
+    def start(self):
+        if self.sock is not None:
+            raise HarnessError("the stand-in is already listening")
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(self.path)
+        s.listen(128)
+        self.sock = s
+        threading.Thread(target=self._accept_loop, args=(s,), daemon=True,
+                         name=f"KonnectivityStandIn-{self.path}").start()
+        return self
+
+    def stop(self):
+        """konnectivity-server goes away: the socket closes and its file is
+        removed, and open tunnels end."""
+        s, self.sock = self.sock, None
+        if s is not None:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        with self._lock:
+            conns, self._open = self._open, []
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    close = stop
+
+    def _accept_loop(self, listener):
+        while True:
+            try:
+                c, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def count(self, target):
+        with self._lock:
+            return self.targets.count(target)
+
+    def _serve(self, c):
+        far = None
+        try:
+            c.settimeout(10)
+            head = read_head(c, limit=16384)
+            m = re.match(rb"^CONNECT (\S+) HTTP/1\.1\r\n", head)
+            if not m:
+                c.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+                          b"this proxy only supports CONNECT passthrough\n")
+                return
+            target = m.group(1).decode("latin-1")
+            with self._lock:
+                self.targets.append(target)
+                self.heads.append(head)
+            what = self.replies.get(target, self.default)
+            if what == "hang":
+                # an agent that never answers the dial: no reply at all
+                c.settimeout(60)
+                while c.recv(4096):
+                    pass
+                return
+            if what != "dial":
+                c.sendall(self.REPLIES[what])
+                return
+            host, _, port = target.rpartition(":")
+            try:
+                far = socket.create_connection((host.strip("[]"), int(port)), timeout=5)
+            except OSError as e:
+                c.sendall(self.REPLIES[502].split(b"\r\n\r\n")[0] + b"\r\n\r\n"
+                          + f"Failed to tunnel dial request: {e}\r\n".encode())
+                return
+            c.sendall(self.OK)
+            with self._lock:
+                self._open.append(c)
+            self._relay(c, far)
+        except OSError:
+            pass
+        finally:
+            for s in (c, far):
+                if s is not None:
+                    try:
+                        s.close()
+                    except OSError:
+                        pass
+
+    @staticmethod
+    def _relay(a, b):
+        import select
+        a.settimeout(None)
+        b.settimeout(None)
+        while True:
+            r, _, _ = select.select([a, b], [], [], 30)
+            if not r:
+                return
+            for s in r:
+                data = s.recv(65536)
+                if not data:
+                    # either side's EOF ends the tunnel, as CLOSE_REQ does
+                    return
+                (b if s is a else a).sendall(data)

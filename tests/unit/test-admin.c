@@ -389,7 +389,8 @@ static void test_status_compact(void **state) {
 static const char *const node_keys[] = { "name",          "address",    "port",       "state",
                                          "draining",      "route",      "sessions_up", "sessions_total",
                                          "streams",       "streams_total", "reconnects", "last_error",
-                                         "host_key",      "probe",      "state_since" };
+                                         "host_key",      "probe",      "state_since", "migrated",
+                                         "falling_back",  "fallbacks",  "upstream_probe" };
 
 static void test_nodes_list(void **state) {
         _cleanup_(json_decrefp) json_t *v = handle_json(&test_daemon, "/v1/nodes", 200);
@@ -602,6 +603,231 @@ static void test_probe_object(void **state) {
         assert_true(json_is_false(json_object_get(q, "ok")));
         assert_true(json_real_value(json_object_get(q, "latency_ms")) == 5000.0);
         assert_string_equal(json_string_value(json_object_get(q, "error")), "GET /healthz: 500");
+}
+
+static void test_node_konnectivity_fields(void **state) {
+        Node n[] = {
+                { { .name = "moved", .address = "a", .state = NODE_UP, .route = "konnectivity", .migrated = true,
+                    .upstream = { .valid = true, .ok = true, .latency = 1500, .at = SINCE } } },
+                { { .name = "falling", .address = "b", .state = NODE_UP, .route = "ssh", .migrated = true,
+                    .falling_back = true, .fallbacks = 6000000000ULL,
+                    .upstream = { .valid = true, .ok = false, .latency = 2000, .at = SINCE,
+                                  .error = "HTTP 500 Internal Server Error: currently no tunnels available" } } },
+                { { .name = "plain", .address = "c", .state = NODE_UP, .route = "ssh" } },
+        };
+        Daemon d = { .nodes = n, .n_nodes = ELEMENTSOF(n) };
+        _cleanup_(json_decrefp) json_t *v = handle_json(&d, "/v1/nodes/moved", 200);
+        _cleanup_(json_decrefp) json_t *w = handle_json(&d, "/v1/nodes/falling", 200);
+        _cleanup_(json_decrefp) json_t *x = handle_json(&d, "/v1/nodes/plain", 200);
+        static const char *const probe_keys[] = { "ok", "latency_ms", "at", "error" };
+        json_t *p = json_object_get(v, "upstream_probe"), *q = json_object_get(w, "upstream_probe");
+
+        assert_string_equal(json_string_value(json_object_get(v, "route")), "konnectivity");
+        assert_true(json_is_true(json_object_get(v, "migrated")));
+        assert_true(json_is_false(json_object_get(v, "falling_back")));
+        assert_int_equal(json_integer_value(json_object_get(v, "fallbacks")), 0);
+        /* the same shape as "probe" */
+        assert_keys(p, probe_keys, ELEMENTSOF(probe_keys));
+        assert_true(json_is_true(json_object_get(p, "ok")));
+        assert_true(json_real_value(json_object_get(p, "latency_ms")) == 1.5);
+        assert_string_equal(json_string_value(json_object_get(p, "at")), "2026-11-29T15:45:10.123Z");
+
+        assert_string_equal(json_string_value(json_object_get(w, "route")), "ssh");
+        assert_true(json_is_true(json_object_get(w, "migrated")));
+        assert_true(json_is_true(json_object_get(w, "falling_back")));
+        assert_int_equal(json_integer_value(json_object_get(w, "fallbacks")), 6000000000LL);
+        assert_true(json_is_false(json_object_get(q, "ok")));
+        assert_string_equal(json_string_value(json_object_get(q, "error")),
+                            "HTTP 500 Internal Server Error: currently no tunnels available");
+
+        assert_true(json_is_false(json_object_get(x, "migrated")));
+        assert_true(json_is_null(json_object_get(x, "upstream_probe")));
+}
+
+/* ---- GET /v1/migration ------------------------------------------------------ */
+
+static const char *const migration_keys[] = { "upstream",    "fallback_to_ssh", "nodes_total", "nodes_on_konnectivity",
+                                              "nodes_ready", "nodes",           "final_switch" };
+static const char *const migration_node_keys[] = { "name", "route", "migrated", "upstream_probe", "probe", "ready" };
+
+#define UP_OK { .valid = true, .ok = true, .latency = 3000, .at = SINCE }
+#define UP_FAIL { .valid = true, .ok = false, .latency = 1000, .at = SINCE, .error = "HTTP 500" }
+
+static Daemon migration_daemon(Node *nodes, size_t n, const char *upstream) {
+        Daemon d = { .nodes = nodes, .n_nodes = n, .config = TEST_CONFIG };
+
+        d.config.konnectivity.upstream = (char *) upstream;
+        d.config.konnectivity.fallback_to_ssh = true;
+        return d;
+}
+
+static void test_migration_none(void **state) {
+        Node n[] = {
+                { { .name = "n1", .state = NODE_UP, .route = "ssh", .upstream = UP_OK,
+                    .probe = { .valid = true, .ok = true, .latency = 1000, .at = SINCE } } },
+                { { .name = "n2", .state = NODE_UP, .route = "ssh", .upstream = UP_FAIL } },
+                { { .name = "n3", .state = NODE_CONNECTING, .route = "ssh" } },
+        };
+        Daemon d = migration_daemon(n, ELEMENTSOF(n), "unix:/run/k/konnectivity-server.socket");
+        _cleanup_(json_decrefp) json_t *v = handle_json(&d, "/v1/migration", 200);
+        json_t *list = json_object_get(v, "nodes"), *e;
+
+        assert_keys(v, migration_keys, ELEMENTSOF(migration_keys));
+        assert_string_equal(json_string_value(json_object_get(v, "upstream")), "unix:/run/k/konnectivity-server.socket");
+        assert_true(json_is_true(json_object_get(v, "fallback_to_ssh")));
+        assert_int_equal(json_integer_value(json_object_get(v, "nodes_total")), 3);
+        assert_int_equal(json_integer_value(json_object_get(v, "nodes_on_konnectivity")), 0);
+        /* n1's path works: it may move; n2's fails, n3 was never checked */
+        assert_int_equal(json_integer_value(json_object_get(v, "nodes_ready")), 1);
+        assert_true(json_is_null(json_object_get(v, "final_switch")));
+
+        assert_int_equal(json_array_size(list), 3);
+        e = json_array_get(list, 0);
+        assert_keys(e, migration_node_keys, ELEMENTSOF(migration_node_keys));
+        assert_string_equal(json_string_value(json_object_get(e, "name")), "n1");
+        assert_string_equal(json_string_value(json_object_get(e, "route")), "ssh");
+        assert_true(json_is_false(json_object_get(e, "migrated")));
+        assert_true(json_is_true(json_object_get(json_object_get(e, "upstream_probe"), "ok")));
+        assert_true(json_is_true(json_object_get(json_object_get(e, "probe"), "ok")));
+        assert_true(json_is_true(json_object_get(e, "ready")));
+        e = json_array_get(list, 1);
+        assert_true(json_is_false(json_object_get(json_object_get(e, "upstream_probe"), "ok")));
+        assert_string_equal(json_string_value(json_object_get(json_object_get(e, "upstream_probe"), "error")),
+                            "HTTP 500");
+        assert_true(json_is_null(json_object_get(e, "probe")));
+        assert_true(json_is_false(json_object_get(e, "ready")));
+        e = json_array_get(list, 2);
+        assert_true(json_is_null(json_object_get(e, "upstream_probe")));
+        assert_true(json_is_false(json_object_get(e, "ready")));
+
+        _cleanup_(handled_done) Handled h = handle(&d, "POST", "/v1/migration");
+        assert_int_equal(h.status, 405);
+        assert_string_equal(h.allow, "GET");
+}
+
+static void test_migration_partial(void **state) {
+        Node n[] = {
+                { { .name = "n1", .state = NODE_UP, .route = "konnectivity", .migrated = true, .upstream = UP_OK } },
+                /* migrated, but its path fails: back on SSH, not counted as moved */
+                { { .name = "n2", .state = NODE_UP, .route = "ssh", .migrated = true, .falling_back = true,
+                    .upstream = UP_FAIL } },
+                { { .name = "n3", .state = NODE_UP, .route = "ssh", .upstream = UP_OK } },
+        };
+        Daemon d = migration_daemon(n, ELEMENTSOF(n), "unix:/run/k.sock");
+        _cleanup_(json_decrefp) json_t *v = handle_json(&d, "/v1/migration", 200);
+
+        assert_int_equal(json_integer_value(json_object_get(v, "nodes_on_konnectivity")), 1);
+        assert_int_equal(json_integer_value(json_object_get(v, "nodes_ready")), 1);
+        assert_true(json_is_null(json_object_get(v, "final_switch")));
+
+        /* every node migrated, but one path fails: still no final switch */
+        n[2].info.migrated = true;
+        n[2].info.route = "konnectivity";
+        _cleanup_(json_decrefp) json_t *w = handle_json(&d, "/v1/migration", 200);
+        assert_int_equal(json_integer_value(json_object_get(w, "nodes_on_konnectivity")), 2);
+        assert_int_equal(json_integer_value(json_object_get(w, "nodes_ready")), 0);
+        assert_true(json_is_null(json_object_get(w, "final_switch")));
+
+        /* routed upstream while rolling back, but no longer listed: no final switch */
+        n[1].info = (NodeInfo) { .name = "n2", .state = NODE_UP, .route = "konnectivity", .upstream = UP_OK };
+        _cleanup_(json_decrefp) json_t *x = handle_json(&d, "/v1/migration", 200);
+        assert_int_equal(json_integer_value(json_object_get(x, "nodes_on_konnectivity")), 3);
+        assert_true(json_is_null(json_object_get(x, "final_switch")));
+}
+
+static const char *final_text(const json_t *v, const char *key) {
+        const json_t *fs = json_object_get(v, "final_switch");
+        static const char *const keys[] = { "egress_selector_configuration", "konnectivity_server_flags" };
+
+        assert_keys(fs, keys, ELEMENTSOF(keys));
+        assert_non_null(json_string_value(json_object_get(fs, key)));
+        return json_string_value(json_object_get(fs, key));
+}
+
+static void test_migration_final_unix(void **state) {
+        Node n[] = {
+                { { .name = "n1", .state = NODE_UP, .route = "konnectivity", .migrated = true, .upstream = UP_OK } },
+                { { .name = "n2", .state = NODE_UP, .route = "konnectivity", .migrated = true, .upstream = UP_OK } },
+        };
+        Daemon d = migration_daemon(n, ELEMENTSOF(n),
+                                    "unix:/etc/kubernetes/konnectivity-server/konnectivity-server.socket");
+        _cleanup_(json_decrefp) json_t *v = handle_json(&d, "/v1/migration", 200);
+
+        assert_int_equal(json_integer_value(json_object_get(v, "nodes_on_konnectivity")), 2);
+        assert_int_equal(json_integer_value(json_object_get(v, "nodes_ready")), 0);
+        assert_string_equal(final_text(v, "egress_selector_configuration"),
+                            "apiVersion: apiserver.k8s.io/v1beta1\n"
+                            "kind: EgressSelectorConfiguration\n"
+                            "egressSelections:\n"
+                            "- name: cluster\n"
+                            "  connection:\n"
+                            "    proxyProtocol: HTTPConnect\n"
+                            "    transport:\n"
+                            "      uds:\n"
+                            "        udsName: /etc/kubernetes/konnectivity-server/konnectivity-server.socket\n");
+        assert_string_equal(final_text(v, "konnectivity_server_flags"),
+                            "--mode=http-connect "
+                            "--uds-name=/etc/kubernetes/konnectivity-server/konnectivity-server.socket "
+                            "--server-port=0 --proxy-strategies=destHost");
+
+        /* a path YAML and the shell would misread is quoted for each */
+        Daemon odd = migration_daemon(n, ELEMENTSOF(n), "unix:/run/k s/it's #1:");
+        _cleanup_(json_decrefp) json_t *w = handle_json(&odd, "/v1/migration", 200);
+        assert_non_null(strstr(final_text(w, "egress_selector_configuration"),
+                               "        udsName: \"/run/k s/it's #1:\"\n"));
+        assert_non_null(strstr(final_text(w, "konnectivity_server_flags"),
+                               " --uds-name='/run/k s/it'\\''s #1:' "));
+
+        /* no nodes: nothing has moved, nothing to switch */
+        Daemon none = migration_daemon(NULL, 0, "unix:/run/k.sock");
+        _cleanup_(json_decrefp) json_t *x = handle_json(&none, "/v1/migration", 200);
+        assert_true(json_is_null(json_object_get(x, "final_switch")));
+}
+
+static void test_migration_final_tcp(void **state) {
+        Node n[] = {
+                { { .name = "n1", .state = NODE_UP, .route = "konnectivity", .migrated = true, .upstream = UP_OK } },
+        };
+        Daemon d = migration_daemon(n, ELEMENTSOF(n), "tcp:konnectivity.example:8131");
+        Daemon plain = migration_daemon(n, ELEMENTSOF(n), "tcp:[fd00::5]:8131");
+
+        d.config.konnectivity.ca_file = (char *) "/etc/kubernetes/pki/konnectivity-ca.crt";
+        d.config.konnectivity.cert_file = (char *) "/etc/kubernetes/pki/apiserver-konnectivity.crt";
+        d.config.konnectivity.key_file = (char *) "/etc/kubernetes/pki/apiserver-konnectivity.key";
+        _cleanup_(json_decrefp) json_t *v = handle_json(&d, "/v1/migration", 200);
+        assert_string_equal(final_text(v, "egress_selector_configuration"),
+                            "apiVersion: apiserver.k8s.io/v1beta1\n"
+                            "kind: EgressSelectorConfiguration\n"
+                            "egressSelections:\n"
+                            "- name: cluster\n"
+                            "  connection:\n"
+                            "    proxyProtocol: HTTPConnect\n"
+                            "    transport:\n"
+                            "      tcp:\n"
+                            "        url: https://konnectivity.example:8131\n"
+                            "        tlsConfig:\n"
+                            "          caBundle: /etc/kubernetes/pki/konnectivity-ca.crt\n"
+                            "          clientCert: /etc/kubernetes/pki/apiserver-konnectivity.crt\n"
+                            "          clientKey: /etc/kubernetes/pki/apiserver-konnectivity.key\n");
+        assert_string_equal(final_text(v, "konnectivity_server_flags"),
+                            "--mode=http-connect --server-port=8131 --proxy-strategies=destHost");
+
+        /* no TLS: http, no tlsConfig (kube-apiserver refuses one with http) */
+        _cleanup_(json_decrefp) json_t *w = handle_json(&plain, "/v1/migration", 200);
+        assert_non_null(strstr(final_text(w, "egress_selector_configuration"),
+                               "      tcp:\n        url: \"http://[fd00::5]:8131\"\n"));
+        assert_null(strstr(final_text(w, "egress_selector_configuration"), "tlsConfig"));
+}
+
+static void test_migration_not_configured(void **state) {
+        Node n[] = { { { .name = "n1", .state = NODE_UP, .route = "ssh" } } };
+        Daemon d = { .nodes = n, .n_nodes = 1, .config = TEST_CONFIG };
+        _cleanup_(json_decrefp) json_t *v = handle_json(&d, "/v1/migration", 200);
+
+        assert_true(json_is_null(json_object_get(v, "upstream")));
+        assert_int_equal(json_integer_value(json_object_get(v, "nodes_on_konnectivity")), 0);
+        assert_int_equal(json_integer_value(json_object_get(v, "nodes_ready")), 0);
+        assert_true(json_is_null(json_object_get(v, "final_switch")));
 }
 
 static void test_node_actions(void **state) {
@@ -1506,6 +1732,12 @@ int main(void) {
                 cmocka_unit_test(test_state_since_format),
                 cmocka_unit_test(test_invalid_utf8_text),
                 cmocka_unit_test(test_probe_object),
+                cmocka_unit_test(test_node_konnectivity_fields),
+                cmocka_unit_test(test_migration_none),
+                cmocka_unit_test(test_migration_partial),
+                cmocka_unit_test(test_migration_final_unix),
+                cmocka_unit_test(test_migration_final_tcp),
+                cmocka_unit_test(test_migration_not_configured),
                 cmocka_unit_test(test_node_actions),
                 cmocka_unit_test(test_node_action_errors),
                 cmocka_unit_test(test_scan_request_checks),

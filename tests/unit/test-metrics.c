@@ -243,6 +243,10 @@ static void test_families(void **state) {
                 { "sshtund_probe_failures_total", "counter" },
                 { "sshtund_handshakes_in_flight", "gauge" },
                 { "sshtund_frontdoor_requests_total", "counter" },
+                { "sshtund_node_route", "gauge" },
+                { "sshtund_node_migrated", "gauge" },
+                { "sshtund_upstream_probe_ok", "gauge" },
+                { "sshtund_konnectivity_fallbacks_total", "counter" },
         };
         Fixture *f = *state;
         const char *text = render(f);
@@ -309,6 +313,44 @@ static void test_label_escaping(void **state) {
         check_structure(text);
         assert_line(text, "sshtund_node_up{node=\"a\\\"b\\\\c\\nd\"} 1");
         assert_line(text, "sshtund_node_state{node=\"a\\\"b\\\\c\\nd\",state=\"up\"} 1");
+}
+
+/* The move to Konnectivity: the route one-hot, the migration flag, the
+ * upstream check's last verdict, and the fallbacks to SSH. */
+static void test_konnectivity_series(void **state) {
+        Fixture *f = *state;
+        Node nodes[] = {
+                { { .name = "on-k", .state = NODE_UP, .route = "konnectivity", .migrated = true,
+                    .upstream = { .valid = true, .ok = true, .latency = 2000 } } },
+                { { .name = "falling", .state = NODE_UP, .route = "ssh", .migrated = true, .falling_back = true,
+                    .upstream = { .valid = true, .ok = false, .error = "HTTP 500" }, .fallbacks = 17 } },
+                { { .name = "on-ssh", .state = NODE_UP, .route = "ssh" } },
+        };
+        const char *text;
+
+        f->daemon.nodes = nodes;
+        f->daemon.n_nodes = ELEMENTSOF(nodes);
+        text = render(f);
+        check_structure(text);
+        assert_family(text, "sshtund_node_route", "gauge");
+        assert_family(text, "sshtund_node_migrated", "gauge");
+        assert_family(text, "sshtund_upstream_probe_ok", "gauge");
+        assert_family(text, "sshtund_konnectivity_fallbacks_total", "counter");
+
+        assert_line(text, "sshtund_node_route{node=\"on-k\",route=\"konnectivity\"} 1");
+        assert_line(text, "sshtund_node_route{node=\"on-k\",route=\"ssh\"} 0");
+        assert_line(text, "sshtund_node_route{node=\"falling\",route=\"ssh\"} 1");
+        assert_line(text, "sshtund_node_route{node=\"falling\",route=\"konnectivity\"} 0");
+        assert_line(text, "sshtund_node_route{node=\"on-ssh\",route=\"ssh\"} 1");
+        assert_line(text, "sshtund_node_migrated{node=\"on-k\"} 1");
+        assert_line(text, "sshtund_node_migrated{node=\"falling\"} 1");
+        assert_line(text, "sshtund_node_migrated{node=\"on-ssh\"} 0");
+        assert_line(text, "sshtund_upstream_probe_ok{node=\"on-k\"} 1");
+        assert_line(text, "sshtund_upstream_probe_ok{node=\"falling\"} 0");
+        /* no check yet: not ok */
+        assert_line(text, "sshtund_upstream_probe_ok{node=\"on-ssh\"} 0");
+        assert_line(text, "sshtund_konnectivity_fallbacks_total{node=\"falling\"} 17");
+        assert_line(text, "sshtund_konnectivity_fallbacks_total{node=\"on-k\"} 0");
 }
 
 static void test_no_nodes(void **state) {
@@ -414,6 +456,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_node_series, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_node_state_one_hot, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_label_escaping, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_konnectivity_series, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_nodes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_histogram, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_frontdoor_codes, setup, teardown),
