@@ -804,7 +804,7 @@ static int key_nodes(Parser *p, const config_setting_t *s, void *base, const Key
         return 0;
 }
 
-static int check_readable(const char *path);
+static int check_readable(const char *path, mode_t *ret_type);
 
 /* The nodes_file holds "nodes = ( ... );" and nothing else; its nodes join
  * the main file's. A file that does not exist yet (the sync job has not run)
@@ -812,11 +812,12 @@ static int check_readable(const char *path);
 static int read_nodes_file(Parser *p) {
         Config *c = p->config;
         const config_setting_t *root, *list;
+        mode_t type = 0;
         int r;
 
         if (!c->nodes_file)
                 return 0;
-        r = check_readable(c->nodes_file);
+        r = check_readable(c->nodes_file, &type);
         if (r == -ENOENT) {
                 c->nodes_file_missing = true;
                 return 0;
@@ -825,6 +826,13 @@ static int read_nodes_file(Parser *p) {
                 if (asprintf(&p->error, "%s: %s", c->nodes_file, strerror(-r)) < 0)
                         p->error = NULL;
                 return r;
+        }
+        /* libconfig would wait on a FIFO for good, and the daemon reads this
+         * file again on its own whenever it changes */
+        if (!S_ISREG(type)) {
+                if (asprintf(&p->error, "%s: not a regular file", c->nodes_file) < 0)
+                        p->error = NULL;
+                return -EINVAL;
         }
         p->nodes_lc = calloc(1, sizeof(config_t));
         if (!p->nodes_lc)
@@ -1373,15 +1381,18 @@ static int config_parse(Parser *p) {
         return check_identity(p);
 }
 
-/* libconfig reports an unreadable file as "file I/O error"; say why. */
-static int check_readable(const char *path) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+/* libconfig reports an unreadable file as "file I/O error"; say why.
+ * O_NONBLOCK: opening a FIFO to look at it does not wait for a writer. */
+static int check_readable(const char *path, mode_t *ret_type) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         struct stat st;
 
         if (fd < 0 || fstat(fd, &st) < 0)
                 return -errno;
         if (S_ISDIR(st.st_mode))
                 return -EISDIR;
+        if (ret_type)
+                *ret_type = st.st_mode & S_IFMT;
         return 0;
 }
 
@@ -1414,7 +1425,7 @@ static int config_load_internal(const char *path, bool reload, Config **ret, cha
         assert(path);
         assert(ret);
 
-        r = check_readable(path);
+        r = check_readable(path, NULL);
         if (r < 0)
                 goto fail;
 

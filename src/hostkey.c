@@ -453,6 +453,7 @@ int known_hosts_load(const char *path, KnownHosts **ret) {
         _cleanup_(known_hosts_freep) KnownHosts *kh = NULL;
         _cleanup_(fclosep) FILE *f = NULL;
         _cleanup_free_ char *line = NULL;
+        _cleanup_close_ int fd = -1;
         struct stat st;
 
         if (!path || !ret)
@@ -465,13 +466,19 @@ int known_hosts_load(const char *path, KnownHosts **ret) {
         if (!kh->path)
                 return -ENOMEM;
 
-        f = fopen(path, "re");
-        if (!f) {
+        /* O_NONBLOCK: a FIFO here reads as empty (or fails) at once rather
+         * than stopping the daemon until someone writes to it. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0) {
                 if (errno != ENOENT)
                         return -errno;
                 *ret = TAKE_PTR(kh);
                 return 0;
         }
+        f = fdopen(fd, "r");
+        if (!f)
+                return -errno;
+        fd = -1; /* f owns it now */
         if (fstat(fileno(f), &st) < 0)
                 return -errno;
         if (S_ISDIR(st.st_mode))
@@ -727,7 +734,8 @@ int known_hosts_append(const char *path, const char *host, uint16_t port, const 
         if (!line)
                 return errno == EINVAL ? -EINVAL : -ENOMEM;
 
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+        /* O_NONBLOCK: a FIFO nobody reads is an error, not a wait */
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0644);
         if (fd < 0)
                 return -errno;
         if (fstat(fd, &st) < 0)

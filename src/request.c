@@ -478,10 +478,16 @@ static void client_handle_head(ProxyClient *c, HttpRequest *req) {
         client_route(c, host, port);
 }
 
-static void client_read_http(ProxyClient *c) {
+static void client_read_http(ProxyClient *c, size_t n_new) {
         HttpRequest *req = NULL;
         int r;
 
+        /* a head ends with a line: parse when a line ended (or the limit is
+         * near), so that a client dribbling bytes costs one parse per line,
+         * not one per byte (the parser starts over each time) */
+        if (!memchr(buffer_head(&c->in) + buffer_len(&c->in) - n_new, '\n', n_new) &&
+            buffer_len(&c->in) < HTTP_HEAD_MAX)
+                return;
         r = http_request_parse((const char *) buffer_head(&c->in), buffer_len(&c->in), HTTP_HEAD_MAX, &req);
         if (r == 0)
                 return;
@@ -582,7 +588,7 @@ static void client_read(ProxyClient *c) {
         if (c->protocol == PROTOCOL_SOCKS)
                 client_read_socks(c);
         else
-                client_read_http(c);
+                client_read_http(c, (size_t) n);
 }
 
 static int on_client_io(sd_event_source *es, int fd, uint32_t revents, void *userdata) {

@@ -841,6 +841,26 @@ static void test_nodes_file(void **state) {
         (void) unlink(nodes);
 }
 
+/* A FIFO (or a device) as nodes_file is refused at once: libconfig would wait
+ * on it for good, in a daemon that re-reads the file by itself. */
+static void test_nodes_file_fifo(void **state) {
+        const Fixture *fx = *state;
+        _cleanup_free_ char *fifo = NULL, *error = NULL, *want = NULL;
+        Config *c = NULL;
+
+        assert_true(asprintf(&fifo, "%s/nodes.fifo", fx->dir) > 0);
+        assert_int_equal(mkfifo(fifo, 0600), 0);
+        write_file(fx->conf, "ssh = { identity = \"%1$s/id\"; };\nnodes_file = \"%1$s/nodes.fifo\";\n", fx->dir);
+        /* without the check this waits for a writer: fail instead of hanging */
+        alarm(10);
+        assert_int_equal(config_load(fx->conf, &c, &error), -EINVAL);
+        alarm(0);
+        assert_null(c);
+        assert_true(asprintf(&want, "%s: not a regular file", fifo) > 0);
+        assert_string_equal(error, want);
+        (void) unlink(fifo);
+}
+
 static void test_identity(void **state) {
         const Fixture *fx = *state;
         _cleanup_free_ char *want = NULL;
@@ -906,6 +926,7 @@ int main(void) {
                 cmocka_unit_test(test_konnectivity),
                 cmocka_unit_test(test_probe),
                 cmocka_unit_test(test_nodes_file),
+                cmocka_unit_test(test_nodes_file_fifo),
                 cmocka_unit_test(test_admin_metrics),
                 cmocka_unit_test(test_identity),
                 cmocka_unit_test(test_same_endpoint),

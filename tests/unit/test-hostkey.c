@@ -196,6 +196,23 @@ static void test_missing_file(void **state) {
         known_hosts_free(kh);
 }
 
+/* A FIFO as known_hosts neither stops a load nor an append until someone
+ * opens its other end: without O_NONBLOCK both wait for good. */
+static void test_fifo(void **state) {
+        Fixture *fx = *state;
+        KnownHosts *kh = NULL;
+
+        assert_int_equal(mkfifo(fx->path, 0600), 0);
+        alarm(10); /* a hang fails the test instead of stopping the suite */
+        assert_int_equal(known_hosts_load(fx->path, &kh), 0);
+        assert_int_equal(known_hosts_entries(kh), 0);
+        assert_int_equal(check(kh, "node1", 22, &fx->a), HOSTKEY_UNKNOWN);
+        assert_int_equal(known_hosts_append(fx->path, "node1", 22, fx->a.blob, fx->a.blob_len), -ENXIO);
+        alarm(0);
+        known_hosts_free(kh);
+        assert_int_equal(unlink(fx->path), 0);
+}
+
 static void test_port(void **state) {
         Fixture *fx = *state;
         KnownHosts *kh = load_template(fx, "[node2]:2222 %A\nnode3 %A\n");
@@ -561,6 +578,7 @@ int main(void) {
                 cmocka_unit_test_setup(test_mismatch_other_type, test_setup),
                 cmocka_unit_test_setup(test_unknown, test_setup),
                 cmocka_unit_test_setup(test_missing_file, test_setup),
+                cmocka_unit_test_setup(test_fifo, test_setup),
                 cmocka_unit_test_setup(test_port, test_setup),
                 cmocka_unit_test_setup(test_hashed, test_setup),
                 cmocka_unit_test_setup(test_wildcard_negation, test_setup),
