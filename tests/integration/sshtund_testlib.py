@@ -177,6 +177,20 @@ def descendants(pid):
     return out
 
 
+def ancestry(pids):
+    """{pid: [pid, parent, grandparent, ...]} taken now: a check made later
+    must not depend on the processes still being alive."""
+    ppids = _ppid_map()
+    out = {}
+    for pid in pids:
+        chain, p = [], pid
+        while p in ppids and p not in chain:
+            chain.append(p)
+            p = ppids[p]
+        out[pid] = chain
+    return out
+
+
 def is_descendant(pid, ancestor):
     ppids = _ppid_map()
     seen = set()
@@ -1638,12 +1652,13 @@ class NetnsSshd:
     the death signal follows the thread that started a process."""
 
     def __init__(self, env, name="netns", client_pub=None, max_startups=2000, max_sessions=1000,
-                 extra_config="", log_level="ERROR", nice=0):
+                 extra_config="", log_level="ERROR", nice=0, sshd_args=()):
         if not is_root():
             raise HarnessError("a network namespace needs root")
         self.dir = os.path.join(env.dir, name)
         os.makedirs(self.dir, exist_ok=True)
         self.nice = nice
+        self.sshd_args = list(sshd_args)
         self.procs = []
         self.holder = None
         self.sshd = None
@@ -1694,7 +1709,8 @@ UseDNS no
         self.run(["ip", "link", "set", "lo", "up"])
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
         nice = ["nice", "-n", str(self.nice)] if self.nice else []
-        self.sshd = self.spawn([*nice, SSHD, "-D", "-e", "-f", self.config_path], self.log_path)
+        self.sshd = self.spawn([*nice, SSHD, "-D", "-e", *self.sshd_args, "-f", self.config_path],
+                               self.log_path)
 
         def ready():
             if self.sshd.poll() is not None:
@@ -1736,7 +1752,9 @@ UseDNS no
         """An EchoProcess on 0.0.0.0:port inside the namespace: port on
         every node address."""
         port = port or _rng.randint(20000, 32000)
-        e = EchoProcess(self.dir, "0.0.0.0", port, self.prefix, lambda: self.listening("0.0.0.0", port))
+        nice = ["nice", "-n", str(self.nice)] if self.nice else []
+        e = EchoProcess(self.dir, "0.0.0.0", port, [*self.prefix, *nice],
+                        lambda: self.listening("0.0.0.0", port))
         self.procs.append(e.proc)
         return e
 
@@ -1772,11 +1790,13 @@ UseDNS no
 class NetnsSshtund(Sshtund):
     """An Sshtund run inside a NetnsSshd's namespace (its sockets are files:
     the test reaches them from outside). Without -d unless debug: a
-    thousand nodes' debug lines would be measured too."""
+    thousand nodes' debug lines would be measured too. 'nice' lowers its
+    priority, for a test that shares the machine with others."""
 
-    def __init__(self, tmp, nodes, client_key, netns, debug=False, **kw):
+    def __init__(self, tmp, nodes, client_key, netns, debug=False, nice=0, **kw):
         self.netns = netns
         self.debug = debug
+        self.nice = nice
         kw.setdefault("tcp_listen", False)
         super().__init__(tmp, nodes, client_key, **kw)
 
@@ -1784,7 +1804,9 @@ class NetnsSshtund(Sshtund):
         require_binary(self.binary)
         env = dict(os.environ)
         env.update(self.env_vars)
-        argv = [*self.netns.prefix, self.binary] + (["-d"] if self.debug else []) + ["-c", self.config_path]
+        nice = ["nice", "-n", str(self.nice)] if self.nice else []
+        argv = [*self.netns.prefix, *nice, self.binary] + (["-d"] if self.debug else []) + \
+            ["-c", self.config_path]
         self.proc = _spawn(argv, self.log_path, env)
 
         def ready():

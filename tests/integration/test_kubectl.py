@@ -43,7 +43,7 @@ class ApiServer:
     def __init__(self, addr, cert, key):
         self.addr = addr
         self.port = tl.free_port(addr)
-        self.requests = []  # (method, path, authorization, peer_pids)
+        self.requests = []  # (method, path, authorization, {peer pid: its ancestry})
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,7 +51,7 @@ class ApiServer:
 
             def do_GET(self):
                 server.requests.append(("GET", self.path, self.headers.get("Authorization"),
-                                        tl.tcp_endpoint_pids(self.client_address)))
+                                        tl.ancestry(tl.tcp_endpoint_pids(self.client_address))))
                 path = self.path.split("?")[0]
                 if path == "/version":
                     body = VERSION
@@ -146,7 +146,7 @@ def test_kubectl_through_the_front_door(env, scheme, by):
     for method, path, auth, pids in api.requests:
         # TLS went end to end: the token arrived, through n2's sshd
         assert auth == f"Bearer {TOKEN}", (path, auth)
-        assert pids and all(tl.is_descendant(p, n2.pid) for p in pids), \
-            f"{path} came from {pids}, not from under sshd {n2.pid}"
+        assert pids and all(n2.pid in chain for chain in pids.values()), \
+            f"{path} came from {pids}, not from under sshd {n2.pid} (n1's is {n1.pid})"
     assert d.node_info("n2")["streams_total"] > before
     assert d.node_info("n1")["streams_total"] == 0
