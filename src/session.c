@@ -34,6 +34,19 @@
 #include "session-internal.h"
 
 /* Host-key algorithms libssh2 1.10 can verify (no -cert: its init is NULL). */
+/* What one wakeup may read from a node before the loop turns: a node that
+ * sends faster than we read (an endless banner arrives one recv() per byte)
+ * must not keep the loop from its timers and from the other nodes. The
+ * kernel still holds the rest; level-triggered epoll wakes us again. */
+#define RX_CALLS_PER_WAKEUP 1024U
+#define RX_BYTES_PER_WAKEUP (1024U * 1024U)
+
+/* A key exchange and a public-key authentication take a few KiB, pre-banner
+ * lines and an auth banner included; more before the session is ready is a
+ * node feeding us garbage (libssh2 reads the version line one byte per
+ * recv()): drop it now rather than at connect_timeout. */
+#define HANDSHAKE_RX_LIMIT (256U * 1024U)
+
 #define HOSTKEY_METHODS "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521"
 
 static const char *const state_names[_SESSION_STATE_MAX] = {
@@ -83,6 +96,18 @@ static LIBSSH2_RECV_FUNC(session_recv_cb) {
          * wakeup is enough, the rest would be wasted syscalls */
         if (s->rx_drained)
                 return -EAGAIN;
+        if (s->rx_overflow)
+                return -EMSGSIZE;
+        if (s->state != SESSION_READY && s->rx_total - s->rx_at_start >= HANDSHAKE_RX_LIMIT) {
+                s->rx_overflow = true;
+                return -EMSGSIZE;
+        }
+        if (s->rx_calls >= RX_CALLS_PER_WAKEUP || s->rx_bytes >= RX_BYTES_PER_WAKEUP) {
+                /* budget spent: what is left waits for the next turn */
+                s->rx_drained = true;
+                return -EAGAIN;
+        }
+        s->rx_calls++;
         n = recv(s->fd, buffer, length, MSG_DONTWAIT);
         if (n < 0) {
                 if (errno == EAGAIN || errno == EINTR) {
@@ -94,6 +119,7 @@ static LIBSSH2_RECV_FUNC(session_recv_cb) {
         if (n == 0)
                 return -ECONNRESET; /* libssh2 treats 0 as an error anyway */
         s->rx_total += (uint64_t) n;
+        s->rx_bytes += (size_t) n;
         return n;
 }
 
@@ -185,6 +211,9 @@ static void session_teardown(Session *s, int channel_error, const char *why) {
         s->fd = safe_close(s->fd);
         buffer_done(&s->outq);
         s->rx_drained = false;
+        s->rx_calls = 0;
+        s->rx_bytes = 0;
+        s->rx_overflow = false;
         s->local_port = 0;
         s->liveness_pending = false;
         s->liveness_missed = 0;
@@ -396,6 +425,7 @@ static void session_begin(void *userdata) {
 
         s->have_slot = true;
         s->connect_started = now_usec(CLOCK_MONOTONIC);
+        s->rx_at_start = s->rx_total;
         r = session_arm_timer(s, sec_to_usec(session_cfg(s)->connect_timeout));
         if (r < 0) {
                 session_fail(s, SESSION_FAILURE_NETWORK, "cannot arm timer: %s", strerror(-r));
@@ -501,7 +531,11 @@ static int session_step_handshake(Session *s) {
                 return 0;
         if (rc != 0) {
                 const char *why = session_ssh_error(s);
-                if (rc == LIBSSH2_ERROR_SOCKET_RECV || rc == LIBSSH2_ERROR_SOCKET_DISCONNECT)
+                if (s->rx_overflow)
+                        session_fail(s, SESSION_FAILURE_PROTOCOL,
+                                     "key exchange failed: the node sent over %u KiB without completing it",
+                                     HANDSHAKE_RX_LIMIT / 1024);
+                else if (rc == LIBSSH2_ERROR_SOCKET_RECV || rc == LIBSSH2_ERROR_SOCKET_DISCONNECT)
                         session_fail(s, SESSION_FAILURE_NETWORK, "connection closed during key exchange (%s)",
                                      why);
                 else
@@ -555,6 +589,10 @@ static int session_step_auth(Session *s) {
                         session_fail(s, SESSION_FAILURE_AUTH,
                                      "public key authentication as \"%s\" refused (key %s %s)", cfg->user,
                                      identity_type(id), identity_fingerprint(id));
+                else if (s->rx_overflow)
+                        session_fail(s, SESSION_FAILURE_PROTOCOL,
+                                     "authentication failed: the node sent over %u KiB before it ended",
+                                     HANDSHAKE_RX_LIMIT / 1024);
                 else if (rc == LIBSSH2_ERROR_SOCKET_RECV || rc == LIBSSH2_ERROR_SOCKET_DISCONNECT)
                         session_fail(s, SESSION_FAILURE_NETWORK, "connection closed during authentication (%s)",
                                      session_ssh_error(s));
@@ -643,8 +681,11 @@ static int on_session_io(sd_event_source *es, int fd, uint32_t revents, void *us
                 session_connected(s);
                 return 0;
         }
-        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                 s->rx_drained = false;
+                s->rx_calls = 0;
+                s->rx_bytes = 0;
+        }
         if ((revents & (EPOLLHUP | EPOLLERR)) && !(revents & EPOLLIN) && s->state == SESSION_READY &&
             !s->control && !s->opens) {
                 /* nobody would read the error out of the socket */
