@@ -18,6 +18,7 @@ typedef struct HandshakeWaiter {
 
 struct Daemon {
         sd_event *event;
+        IoPoll *iopoll; /* the streams' client sockets */
         Config *config;
         Identity *identity;
         KnownHosts *known_hosts;

@@ -14,6 +14,7 @@
 #include "admin.h"
 #include "daemon-internal.h"
 #include "forward.h"
+#include "iopoll.h"
 #include "listen.h"
 #include "log.h"
 #include "metrics.h"
@@ -64,6 +65,9 @@ int daemon_new(Config *config, Identity *identity, Daemon **ret) {
                 d->rng[1] = 1;
 
         r = sd_event_new(&d->event);
+        if (r < 0)
+                goto fail;
+        r = iopoll_new(d->event, &d->iopoll);
         if (r < 0)
                 goto fail;
         r = metrics_new(&d->metrics);
@@ -131,6 +135,7 @@ Daemon *daemon_free(Daemon *d) {
         d->status_timer = sd_event_source_disable_unref(d->status_timer);
         d->startup_timer = sd_event_source_disable_unref(d->startup_timer);
         d->drain_timer = sd_event_source_disable_unref(d->drain_timer);
+        d->iopoll = iopoll_free(d->iopoll);
         sd_event_unref(d->event);
         metrics_free(d->metrics);
         config_free(d->config);
@@ -368,6 +373,10 @@ void daemon_chown_sockets(Daemon *d, uid_t uid) {
         for (size_t i = 0; i < c->n_forwards; i++)
                 chown_socket(&c->forwards[i].listen, uid);
         chown_socket(&admin, uid);
+}
+
+IoPoll *daemon_iopoll(const Daemon *d) {
+        return d->iopoll;
 }
 
 sd_event *daemon_event(const Daemon *d) {

@@ -39,6 +39,9 @@ int daemon_run(Daemon *d);
 void daemon_chown_sockets(Daemon *d, uid_t uid);
 
 sd_event *daemon_event(const Daemon *d);
+/* Where streams watch their client sockets (see iopoll.h). */
+typedef struct IoPoll IoPoll;
+IoPoll *daemon_iopoll(const Daemon *d);
 const Config *daemon_config(const Daemon *d);
 const Identity *daemon_identity(const Daemon *d);
 Router *daemon_router(const Daemon *d);

@@ -10,6 +10,7 @@
 #include <systemd/sd-event.h>
 
 #include "daemon.h"
+#include "iopoll.h"
 #include "log.h"
 #include "metrics.h"
 #include "relay.h"
@@ -20,7 +21,7 @@
 struct Relay {
         Daemon *daemon;
         int fd;
-        sd_event_source *io;
+        IoWatch *io;       /* the client socket, in the daemon's IoPoll */
         FarEnd far;      /* far.end is NULL once the far end is gone */
         Buffer head; /* the reply head, ahead of any node byte */
 
@@ -35,7 +36,6 @@ struct Relay {
         bool client_spoke; /* the client sent a byte (or its EOF), or the node may speak first */
         bool client_eof;   /* the client sent FIN */
         bool down_done;  /* we delivered the node's EOF (shutdown(SHUT_WR)) */
-        bool io_paused;    /* no interest in the socket right now: source off */
 };
 
 static void relay_finish(Relay *r, bool graceful, const char *result, const char *detail);
@@ -50,21 +50,10 @@ static void relay_update_events(Relay *r) {
                 events |= EPOLLIN;
         if (!buffer_empty(&r->head) || (r->client_spoke && !buffer_empty(r->far.ops->rx(r->far.end))))
                 events |= EPOLLOUT;
-        if (events == 0) {
-                /* epoll reports HUP and ERR whatever we ask for: with nothing
-                 * to do on this socket a half-closed client would spin the
-                 * loop, so the source goes off until the channel needs it */
-                if (!r->io_paused) {
-                        r->io_paused = true;
-                        (void) sd_event_source_set_enabled(r->io, SD_EVENT_OFF);
-                }
-                return;
-        }
-        (void) sd_event_source_set_io_events(r->io, events);
-        if (r->io_paused) {
-                r->io_paused = false;
-                (void) sd_event_source_set_enabled(r->io, SD_EVENT_ON);
-        }
+        /* epoll reports HUP and ERR whatever we ask for: with nothing to
+         * do on this socket a half-closed client would spin the loop, so
+         * events 0 takes it out of the set until the channel needs it */
+        (void) iopoll_watch_set_events(r->io, events);
 }
 
 /* Node → client. Returns -errno on a client error, else 0. */
@@ -142,7 +131,7 @@ static void relay_finish_client_error(Relay *r, int e) {
                 relay_finish(r, false, strerror(-e), NULL);
 }
 
-static int on_client_io(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+static int on_client_io(IoWatch *w, int fd, uint32_t revents, void *userdata) {
         Relay *r = userdata;
         int e;
 
@@ -303,7 +292,7 @@ int relay_new(Daemon *d, int fd, FarEnd far, const RelayParams *p, Relay **ret) 
         /* early bytes count as taken from the client: they are in tx now */
         r->bytes_up = p->early_len;
 
-        e = sd_event_add_io(daemon_event(d), &r->io, fd, EPOLLIN, on_client_io, r);
+        e = iopoll_add(daemon_iopoll(d), fd, EPOLLIN, on_client_io, r, &r->io);
         if (e < 0) {
                 r->fd = -1;
                 r->far.end = NULL;
@@ -311,7 +300,6 @@ int relay_new(Daemon *d, int fd, FarEnd far, const RelayParams *p, Relay **ret) 
                 relay_destroy(r, false);
                 return e;
         }
-        (void) sd_event_source_set_description(r->io, "relay");
         far.ops->attach(far.end, &relay_hooks, r);
 
         /* the reply head goes out now; early bytes head for the node */
@@ -336,7 +324,7 @@ oom:
 }
 
 static void relay_destroy(Relay *r, bool graceful) {
-        r->io = sd_event_source_disable_unref(r->io);
+        r->io = iopoll_watch_free(r->io);
         if (!graceful && r->fd >= 0) {
                 /* a stream cut short must not look finished: a TCP client
                  * gets a reset instead of an orderly EOF */
