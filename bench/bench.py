@@ -3,8 +3,8 @@
 # side by side; prints the ratios and writes them into bench/RESULTS.md.
 #
 # Everything it starts (sshd, the target servers, sshtund, ssh, the network
-# namespace of the memory test) lives on fresh 127.R.R.R addresses and is
-# stopped at the end, also on failure or Ctrl-C.
+# namespace of the memory and scale measurements) lives on fresh 127.R.R.R
+# addresses and is stopped at the end, also on failure or Ctrl-C.
 
 import argparse
 import asyncio
@@ -50,6 +50,12 @@ TARGETS = {
         "concurrent_errors": ("==", 0),
         "rss": ("<=", 0.25),
         "cpu": ("<=", 1.2),
+}
+
+# Absolute targets for the scale run (--scale nodes behind one sshd).
+SCALE_TARGETS = {
+        "all_up": ("<=", 10.0),       # seconds from the daemon's start to every node up
+        "rss_per_node": ("<=", 80.0),  # KiB per idle node
 }
 
 
@@ -283,6 +289,17 @@ def cpu_ns(pid):
     return (int(fields[11]) + int(fields[12])) * 10**9 // os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_ns(pid):
+    """CPU time of pid and of its children it has reaped (utime, stime,
+    cutime, cstime), in nanoseconds; 0 for a process gone meanwhile."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return sum(int(x) for x in fields[11:15]) * 10**9 // os.sysconf("SC_CLK_TCK")
+
+
 def proc_mem_kib(pid):
     """{VmRSS, RssAnon, Pss} in KiB."""
     out = {}
@@ -479,17 +496,6 @@ def stop_proc(proc, timeout=5.0):
         proc.wait(10)
 
 
-def listening_in(pid, addr, port):
-    """Whether the network namespace of pid has a TCP listener on addr:port."""
-    want = "%08X:%04X" % (struct.unpack("=I", socket.inet_aton(addr))[0], port)
-    try:
-        with open(f"/proc/{pid}/net/tcp") as f:
-            next(f)
-            return any(ln.split()[1] == want and ln.split()[3] == "0A" for ln in f)
-    except OSError:
-        return False
-
-
 # --- the run ---------------------------------------------------------------------
 
 class Bench:
@@ -497,7 +503,8 @@ class Bench:
         self.a = args
         self.tl = tl
         self.procs = []     # everything started outside the TestEnv
-        self.netns = None
+        self.ns = None      # the network namespace's sshd (NetnsSshd), once made
+        self.rss0 = None    # sshtund's memory with no node
         self.env = None
         self.r = {}         # results
 
@@ -634,7 +641,44 @@ class Bench:
             raise self.tl.HarnessError("sshtund died during the concurrent streams")
         self.r["concurrent"] = res
 
-    # -- 5 --
+    # -- 5 and 7: one sshd in a network namespace serves every idle node --
+    def netns(self):
+        """The namespace of the memory and scale measurements, made once:
+        one sshd on 0.0.0.0:22 there, each 127.1.x.y address a node. It
+        does not re-execute itself per connection (-r): for 1,000 nodes
+        that would cost the one sshd 15 ms of CPU each, most of the time to
+        all up on 2 cores, where real nodes each pay for their own."""
+        if self.ns is None:
+            self.ns = self.tl.NetnsSshd(self.env, name="netns", max_startups=max(1000, 2 * self.a.scale),
+                                        max_sessions=1000, sshd_args=("-r",),
+                                        extra_config=f"Ciphers {CIPHER}\nMACs {MAC}\n"
+                                                     "HostKeyAlgorithms ssh-ed25519\n")
+        return self.ns
+
+    def netns_daemon(self, nodes, name):
+        """sshtund in the namespace, without -d, until all of 'nodes' are up;
+        returns (daemon, seconds from its start to all up)."""
+        tl = self.tl
+        d = tl.NetnsSshtund(self.ns.dir, nodes, self.env.client_key, self.ns, name=name, start=False,
+                            log={"level": "info", "target": "stderr"},
+                            ssh={"connect_timeout": 30.0})
+        self.env.daemons.append(d)
+        t0 = time.monotonic()
+        d.start()
+        if nodes:
+            tl.wait_until(lambda: d.admin_get("/v1/status", timeout=30).get("nodes_up") == len(nodes),
+                          max(60, len(nodes) / 5), f"{len(nodes)} nodes up", 0.1)
+        return d, time.monotonic() - t0
+
+    def empty_rss(self):
+        """sshtund's memory with no node at all, measured once."""
+        if self.rss0 is None:
+            d, _ = self.netns_daemon([], "tund0")
+            time.sleep(1.0)
+            self.rss0 = proc_mem_kib(d.pid)
+            d.stop()
+        return self.rss0
+
     def memory(self):
         if os.geteuid() != 0:
             msg = "skipped: needs root (a network namespace with one sshd on port 22)"
@@ -644,91 +688,24 @@ class Bench:
         tl, env = self.tl, self.env
         nnodes = self.a.nodes
         log(f"memory: sshtund with {nnodes} idle nodes against {nnodes} ssh processes")
-        ns = f"sshtund-bench-{os.getpid()}"
-        subprocess.run(["ip", "netns", "add", ns], check=True, timeout=30)
-        self.netns = ns
-        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True, timeout=30)
-        nsdir = os.path.join(env.dir, "netns")
-        os.makedirs(nsdir)
-        host_key = os.path.join(nsdir, "ssh_host_ed25519_key")
-        host_pub = tl.ssh_keygen(host_key)
-        blob = " ".join(host_pub.split()[:2])
-        auth = os.path.join(nsdir, "authorized_keys")
-        with open(auth, "w") as f:
-            f.write(env.client_pub + "\n")
-        cfg = os.path.join(nsdir, "sshd_config")
-        with open(cfg, "w") as f:
-            f.write(f"""ListenAddress 0.0.0.0:22
-HostKey {host_key}
-PidFile {nsdir}/sshd.pid
-AuthorizedKeysFile {auth}
-StrictModes no
-UsePAM no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-AllowTcpForwarding yes
-LogLevel ERROR
-MaxStartups 1000:30:1000
-MaxSessions 1000
-PrintMotd no
-UseDNS no
-Ciphers {CIPHER}
-MACs {MAC}
-HostKeyAlgorithms ssh-ed25519
-""")
-        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-        sshd = tl._spawn(["ip", "netns", "exec", ns, tl.SSHD, "-D", "-e", "-f", cfg],
-                         os.path.join(nsdir, "sshd.log"))
-        self.procs.append(sshd)
-
-        def sshd_ready():
-            if sshd.poll() is not None:
-                raise tl.HarnessError("netns sshd exited:\n" + tl.tail(os.path.join(nsdir, "sshd.log")))
-            return listening_in(sshd.pid, "0.0.0.0", 22)
-
-        tl.wait_until(sshd_ready, 10, "sshd in the namespace")
-        addrs = [f"127.0.1.{i}" for i in range(1, nnodes + 1)]
-
-        class NsNode:
-            def __init__(self, i, a):
-                self.name, self.addr, self.port = f"n{i}", a, 22
-
-            def config_entry(self):
-                return {"name": self.name, "address": self.addr, "port": 22}
-
-            def known_hosts_line(self):
-                return f"{self.addr} {blob}"
-
-        nodes = [NsNode(i, a) for i, a in enumerate(addrs, 1)]
-        kh = os.path.join(nsdir, "known_hosts")
+        ns = self.netns()
+        nodes = ns.nodes(nnodes)
+        kh = os.path.join(ns.dir, "known_hosts")
         with open(kh, "w") as f:
             f.write("".join(n.known_hosts_line() + "\n" for n in nodes))
-        prefix = ["ip", "netns", "exec", ns]
 
-        def rss_of(node_list, name):
-            d = tl.Sshtund(nsdir, node_list, env.client_key, start=False, tcp_listen=False,
-                           log={"level": "info", "target": "stderr"}, name=name)
-            env.daemons.append(d)
-            start_daemon(tl, d, prefix)
-            if node_list:
-                d.wait_all_up(60)
-            time.sleep(1.0)  # the first keepalives and liveness opens
-            mem = proc_mem_kib(d.pid)
-            d.stop()
-            return mem
-
-        base = rss_of([], "tund0")
-        full = rss_of(nodes, "tundN")
+        base = self.empty_rss()
+        d, _ = self.netns_daemon(nodes, "tundN")
+        time.sleep(1.0)  # the first keepalives and liveness opens
+        full = proc_mem_kib(d.pid)
+        d.stop()
 
         sshs = []
         try:
-            for i, a in enumerate(addrs, 1):
-                lf = os.path.join(nsdir, f"ssh{i}.log")
-                argv = prefix + ssh_base_argv(env.client_key, kh, lf) + [f"{tl.login_user()}@{a}"]
-                p = tl._spawn(argv, os.path.join(nsdir, f"ssh{i}.out"))
-                sshs.append((p, lf))
-                self.procs.append(p)
+            for n in nodes:
+                lf = os.path.join(ns.dir, f"ssh-{n.name}.log")
+                argv = ssh_base_argv(env.client_key, kh, lf) + [f"{tl.login_user()}@{n.addr}"]
+                sshs.append((ns.spawn(argv, os.path.join(ns.dir, f"ssh-{n.name}.out")), lf))
 
             def all_authenticated():
                 done = 0
@@ -748,13 +725,39 @@ HostKeyAlgorithms ssh-ed25519
         finally:
             for p, _ in sshs:
                 stop_proc(p)
-        stop_proc(sshd)
         self.r["memory"] = {
                 "nodes": nnodes,
                 "tund0": base, "tundN": full,
                 "ssh_sum": {k: sum(m.get(k, 0) for m in mems) for k in ("VmRSS", "RssAnon", "Pss")},
                 "ssh_per": {k: statistics.median(m.get(k, 0) for m in mems) for k in ("VmRSS", "RssAnon", "Pss")},
         }
+
+    def scale(self):
+        """Time from the daemon's start to every one of --scale nodes up
+        (ssh.max_handshakes at its default, 64), and its memory per node
+        once they idle."""
+        n = self.a.scale
+        if n <= 0:
+            return
+        if os.geteuid() != 0:
+            msg = "skipped: needs root (a network namespace with one sshd on port 22)"
+            log(f"scale with {n} nodes: {msg}")
+            self.r["scale"] = msg
+            return
+        log(f"scale: sshtund with {n} nodes behind one sshd, time to all up")
+        ns = self.netns()
+        base = self.empty_rss()
+        sshd0 = sum(tree_cpu_ns(p) for p in ns.pids())
+        d, took = self.netns_daemon(ns.nodes(n, prefix="s"), "tundS")
+        # where the time went: sshtund's CPU, and every sshd's in the
+        # namespace (the per-connection ones and their reaped children)
+        cpu_tund = cpu_ns(d.pid)
+        cpu_sshd = sum(tree_cpu_ns(p) for p in ns.pids() if p != d.pid) - sshd0
+        time.sleep(2.0)  # the first liveness round trips
+        mem = proc_mem_kib(d.pid)
+        d.stop()
+        self.r["scale"] = {"nodes": n, "all_up": took, "tund0": base, "tundN": mem,
+                           "cpu_tund": cpu_tund / 1e9, "cpu_sshd": cpu_sshd / 1e9}
 
     # -- optional: where sshtund's time goes --
     def profile(self):
@@ -817,18 +820,6 @@ HostKeyAlgorithms ssh-ed25519
                 self.env.close()
             except AssertionError as e:
                 log(f"cleanup: {str(e).splitlines()[0]}")
-        if self.netns:
-            # Whatever still runs in our namespace (an sshd child
-            # left by a failure) is ours: it would keep it alive.
-            pids = subprocess.run(["ip", "netns", "pids", self.netns], capture_output=True,
-                                  text=True, timeout=30).stdout.split()
-            for pid in pids:
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
-            subprocess.run(["ip", "netns", "del", self.netns], timeout=30)
-            self.netns = None
 
 
 # --- output ------------------------------------------------------------------------
@@ -885,6 +876,16 @@ def table(r, a):
             m["tundN"]["VmRSS"] / m["ssh_sum"]["VmRSS"], None)
         row(f"  PSS total, {n} nodes MiB", m["tundN"].get("Pss", 0) / 1024, m["ssh_sum"]["Pss"] / 1024,
             m["tundN"].get("Pss", 0) / max(1, m["ssh_sum"]["Pss"]), None)
+    sc = r.get("scale")
+    if isinstance(sc, dict):
+        n = sc["nodes"]
+        for key, label, value, fmt in (
+                ("all_up", f"time to all up, {n} nodes s", sc["all_up"], "{:.1f}"),
+                ("rss_per_node", f"RSS per node, {n} nodes KiB",
+                 (sc["tundN"]["VmRSS"] - sc["tund0"]["VmRSS"]) / n, "{:.0f}")):
+            op, v = SCALE_TARGETS[key]
+            ok = {"<=": value <= v, ">=": value >= v}[op]
+            rows.append((label, fmt.format(value), "", "", f"{op} {v:g}", "" if ok else "MISS"))
     b = r["bare"]
     row("CPU ns/byte down", s[("cpu_down", "tund")], s[("cpu_down", "sshl")],
         s[("cpu_down", "tund")] / s[("cpu_down", "sshl")], None, "{:.2f}")
@@ -902,6 +903,8 @@ def table(r, a):
                      f"{x[4]:<{w[4]}}  {x[5]}".rstrip())
     if isinstance(m, str):
         lines.append(f"RSS with {a.nodes} idle nodes: {m}")
+    if isinstance(r.get("scale"), str):
+        lines.append(f"scale with {a.scale} nodes: {r['scale']}")
     return "\n".join(lines)
 
 
@@ -917,6 +920,13 @@ def details(r, a):
         out.append(f"sshtund RSS: {m['tund0']['VmRSS']} KiB with 0 nodes, {m['tundN']['VmRSS']} KiB "
                    f"with {m['nodes']} (anon {m['tund0']['RssAnon']} -> {m['tundN']['RssAnon']} KiB); "
                    f"{m['nodes']} ssh: {m['ssh_sum']['VmRSS']} KiB RSS, {m['ssh_sum']['Pss']} KiB PSS in all")
+    sc = r.get("scale")
+    if isinstance(sc, dict):
+        out.append(f"scale: {sc['nodes']} nodes behind one sshd all up {sc['all_up']:.1f} s after the start "
+                   f"(ssh.max_handshakes 64), using {sc['cpu_tund']:.1f} s of CPU in sshtund and "
+                   f"{sc['cpu_sshd']:.1f} s in sshd; sshtund RSS {sc['tund0']['VmRSS']} KiB with 0 nodes, "
+                   f"{sc['tundN']['VmRSS']} KiB with {sc['nodes']} (anon {sc['tund0']['RssAnon']} -> "
+                   f"{sc['tundN']['RssAnon']} KiB)")
     lat = r["latency"]
     out.append("latency p50/p99 ms: " + ", ".join(
             f"{k} {v[0]:.3f}/{v[1]:.3f}" for k, v in
@@ -1013,6 +1023,9 @@ def main():
     ap.add_argument("--trials", type=int, default=1000, help="latency trials per path")
     ap.add_argument("--concurrent", type=int, default=1000)
     ap.add_argument("--nodes", type=int, default=100, help="idle nodes in the memory test")
+    ap.add_argument("--scale", type=int, default=None,
+                    help="nodes for time to all up and memory per node at scale (default 1000, "
+                         "50 with --quick; 0: skip)")
     ap.add_argument("--perf", action="store_true", help="also profile sshtund with perf record")
     ap.add_argument("--quick", action="store_true", help="small sizes, to check the bench itself")
     ap.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
@@ -1023,6 +1036,8 @@ def main():
         return serve(a.serve[0], int(a.serve[1]), int(a.serve[2]))
     if a.quick:
         a.size_mib, a.reps, a.par_mib, a.par_reps, a.trials, a.concurrent, a.nodes = 8, 3, 2, 1, 100, 100, 10
+        a.scale = 50 if a.scale is None else a.scale
+    a.scale = 1000 if a.scale is None else a.scale
     a.builddir = os.path.abspath(a.builddir)
 
     os.environ["SSHTUND_BUILDDIR"] = a.builddir
@@ -1061,6 +1076,7 @@ def main():
         b.latency()
         b.concurrent()
         b.memory()
+        b.scale()
         if a.perf:
             b.profile()
     finally:
@@ -1076,7 +1092,8 @@ def main():
              f"{mach['cpu']}, {mach['cores']} cores, Linux {mach['kernel']}; {date}\n"
              f"cipher {CIPHER}, MAC {MAC}, ed25519 keys; single stream {a.size_mib} MiB x {a.reps}, "
              f"{a.streams} streams x {a.par_mib} MiB x {a.par_reps}, {a.trials} latency trials, "
-             f"{a.concurrent} concurrent x 4 KiB, {a.nodes} idle nodes; {elapsed:.0f} s, "
+             f"{a.concurrent} concurrent x 4 KiB, {a.nodes} idle nodes, {a.scale} nodes to all up; "
+             f"{elapsed:.0f} s, "
              f"load average {load_start:.1f} before, {os.getloadavg()[0]:.1f} after")
     print()
     print(setup)
