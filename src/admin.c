@@ -1,8 +1,7 @@
-/* The admin API: the listening Unix socket, its connections (one request
- * each, answered and closed) and the JSON views of the daemon's state. */
+/* The admin API: routing a request to its answer, the listening sockets and
+ * their connections (one request each, answered and closed). */
 #include <assert.h>
 #include <errno.h>
-#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,30 +9,24 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "address.h"
+#include "admin-internal.h"
 #include "admin.h"
 #include "buffer.h"
-#include "hostkey.h"
 #include "http.h"
 #include "listen.h"
 #include "log.h"
 #include "macro.h"
 #include "metrics.h"
 #include "node.h"
-#include "session.h"
 
 #define ADMIN_BACKLOG 64
 #define ADMIN_CONNECTIONS_MAX 64
-/* A connection has this long for its whole exchange, request to close. */
-#define ADMIN_TIMEOUT_USEC (10 * USEC_PER_SEC)
 #define ADMIN_TIMER_ACCURACY_USEC (100 * USEC_PER_MSEC)
-/* After a 408 is queued: time left to deliver it. */
-#define ADMIN_GRACE_USEC (1 * USEC_PER_SEC)
 /* Request bodies and trailing junk we read and drop before closing. */
 #define ADMIN_DISCARD_MAX (64 * 1024)
 /* Largest reply body; sshtunctl refuses more than this. */
@@ -44,482 +37,10 @@
 #define ADMIN_ACCEPT_PAUSE_USEC (250 * USEC_PER_MSEC)
 #define ADMIN_LOG_INTERVAL_USEC (10 * USEC_PER_SEC)
 
-#define JSON_TYPE "application/json"
-
-/* Host key scans in flight; more get 503. */
-#define ADMIN_SCANS_MAX 8
-/* A scan ends by ssh.connect_timeout, capped here, plus the grace below for
- * a wait on a handshake slot; sshtunctl waits longer than the sum. */
-#define ADMIN_SCAN_TIMEOUT_USEC (30 * USEC_PER_SEC)
-#define ADMIN_SCAN_GRACE_USEC (5 * USEC_PER_SEC)
-/* A DNS name's longest text form. */
-#define ADMIN_SCAN_HOST_MAX 253
-#define SCAN_PATH "/v1/hostkeys/scan"
-
-typedef enum ConnState {
-        CONN_READING,   /* the request head */
-        CONN_SCANNING,  /* waiting for a host key scan to answer */
-        CONN_WRITING,   /* the reply */
-        CONN_LINGERING, /* reply sent, write side shut: drop input until EOF */
-} ConnState;
-
-typedef struct AdminConn AdminConn;
-typedef struct AdminScan AdminScan;
-
-struct AdminConn {
-        Admin *admin;
-        AdminConn *prev, *next;
-        int fd;
-        ConnState state;
-        AdminScan *scan; /* CONN_SCANNING */
-        sd_event_source *io;
-        sd_event_source *timer;
-        Buffer in;
-        Buffer out;
-        size_t discarded;
-};
-
-struct Admin {
-        Daemon *daemon;
-        char *path;
-        int fd;
-        bool bound;   /* we created 'path' */
-        dev_t dev;    /* ... as this inode, so that we unlink only our own */
-        ino_t ino;
-        sd_event_source *io;
-        sd_event_source *resume;
-        AdminConn *conns;
-        unsigned n_conns;
-        AdminScan *scans;
-        unsigned n_scans;
-        RateLimit full_log;
-        RateLimit accept_log;
-        bool metrics_only; /* metrics_listen: /metrics, /healthz and /readyz, nothing else */
-};
-
 DEFINE_TRIVIAL_CLEANUP_FUNC(Admin *, admin_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(HttpRequest *, http_request_free);
 
-/* ---- JSON views ----------------------------------------------------------- */
-
-/* Length of the well-formed UTF-8 sequence at s (as jansson checks it: no
- * overlongs, no surrogates, nothing above U+10FFFF), or 0. */
-static size_t utf8_sequence_len(const unsigned char *s) {
-        unsigned c = s[0];
-        size_t n;
-        uint32_t cp;
-
-        if (c < 0x80)
-                return 1;
-        if (c >= 0xc2 && c <= 0xdf) {
-                n = 2;
-                cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-                n = 3;
-                cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-                n = 4;
-                cp = c & 0x07;
-        } else
-                return 0;
-        for (size_t i = 1; i < n; i++) {
-                if ((s[i] & 0xc0) != 0x80)
-                        return 0;
-                cp = (cp << 6) | (s[i] & 0x3f);
-        }
-        if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-                return 0;
-        return n;
-}
-
-/* A JSON string for text that may hold bytes from a peer (error messages):
- * invalid UTF-8 becomes '?' rather than failing the whole reply. NULL gives
- * JSON null. Returns NULL only when out of memory. */
-static json_t *json_text(const char *s) {
-        _cleanup_free_ char *copy = NULL;
-        json_t *v;
-
-        if (!s)
-                return json_null();
-        v = json_string(s);
-        if (v)
-                return v;
-        copy = strdup(s);
-        if (!copy)
-                return NULL;
-        for (unsigned char *p = (unsigned char *) copy; *p;) {
-                size_t n = utf8_sequence_len(p);
-                if (n == 0) {
-                        *p++ = '?';
-                        continue;
-                }
-                p += n;
-        }
-        return json_string(copy);
-}
-
-static json_t *json_uint(uint64_t v) {
-        return json_integer(v > (uint64_t) LLONG_MAX ? LLONG_MAX : (json_int_t) v);
-}
-
-/* RFC 3339 in UTC with milliseconds ("2026-11-29T15:45:10.123Z"); null
- * for 0 (never) or a time RFC 3339 cannot write. */
-static json_t *json_timestamp(usec_t t) {
-        char buf[64];
-        struct tm tm;
-        time_t sec;
-        size_t n;
-
-        if (t == 0 || t == USEC_INFINITY || t / USEC_PER_SEC > (usec_t) INT64_MAX)
-                return json_null();
-        sec = (time_t) (t / USEC_PER_SEC);
-        if (!gmtime_r(&sec, &tm) || tm.tm_year + 1900 > 9999)
-                return json_null();
-        n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-        if (n == 0)
-                return json_null();
-        snprintf(buf + n, sizeof(buf) - n, ".%03uZ", (unsigned) (t % USEC_PER_SEC / USEC_PER_MSEC));
-        return json_string(buf);
-}
-
-/* Adds key → v, taking the reference (v may be NULL after a failed
- * allocation: the failure is reported here). */
-static int json_add(json_t *o, const char *key, json_t *v) {
-        return json_object_set_new(o, key, v) < 0 ? -ENOMEM : 0;
-}
-
-/* The last probe: {ok, latency_ms, at, error}, or null before the first. */
-static json_t *probe_to_json(const ProbeInfo *p) {
-        _cleanup_(json_decrefp) json_t *o = NULL;
-
-        if (!p->valid)
-                return json_null();
-        o = json_object();
-        if (!o)
-                return NULL;
-        if (json_add(o, "ok", json_boolean(p->ok)) < 0 ||
-            json_add(o, "latency_ms", json_real((double) p->latency / USEC_PER_MSEC)) < 0 ||
-            json_add(o, "at", json_timestamp(p->at)) < 0 ||
-            json_add(o, "error", p->ok ? json_null() : json_text(p->error)) < 0)
-                return NULL;
-        return TAKE_PTR(o);
-}
-
-static json_t *node_to_json(const Node *n) {
-        _cleanup_(json_decrefp) json_t *o = NULL;
-        NodeInfo info;
-
-        node_get_info(n, &info);
-        o = json_object();
-        if (!o)
-                return NULL;
-        if (json_add(o, "name", json_text(info.name)) < 0 ||
-            json_add(o, "address", json_text(info.address)) < 0 ||
-            json_add(o, "port", json_integer(info.port)) < 0 ||
-            json_add(o, "state", json_text(node_state_to_string(info.state))) < 0 ||
-            json_add(o, "draining", json_boolean(info.draining)) < 0 ||
-            json_add(o, "route", json_text(info.route)) < 0 ||
-            json_add(o, "sessions_up", json_integer(info.sessions_up)) < 0 ||
-            json_add(o, "sessions_total", json_integer(info.sessions_total)) < 0 ||
-            json_add(o, "streams", json_integer(info.streams)) < 0 ||
-            json_add(o, "streams_total", json_uint(info.streams_total)) < 0 ||
-            json_add(o, "reconnects", json_uint(info.reconnects)) < 0 ||
-            json_add(o, "last_error", json_text(info.last_error)) < 0 ||
-            json_add(o, "host_key", json_text(info.host_key)) < 0 ||
-            json_add(o, "probe", probe_to_json(&info.probe)) < 0 ||
-            json_add(o, "state_since", json_timestamp(info.state_since)) < 0 ||
-            json_add(o, "migrated", json_boolean(info.migrated)) < 0 ||
-            json_add(o, "falling_back", json_boolean(info.falling_back)) < 0 ||
-            json_add(o, "fallbacks", json_uint(info.fallbacks)) < 0 ||
-            json_add(o, "upstream_probe", probe_to_json(&info.upstream)) < 0)
-                return NULL;
-        return TAKE_PTR(o);
-}
-
-static json_t *status_to_json(Daemon *d) {
-        _cleanup_(json_decrefp) json_t *o = NULL, *states = NULL;
-        unsigned counts[_NODE_STATE_MAX] = {};
-        size_t n = daemon_n_nodes(d);
-
-        for (size_t i = 0; i < n; i++) {
-                NodeInfo info;
-                node_get_info(daemon_node(d, i), &info);
-                if (info.state >= 0 && info.state < _NODE_STATE_MAX)
-                        counts[info.state]++;
-        }
-
-        states = json_object();
-        if (!states)
-                return NULL;
-        /* "up" always, first; then every state some node is in. */
-        if (json_add(states, node_state_to_string(NODE_UP), json_integer(counts[NODE_UP])) < 0)
-                return NULL;
-        for (NodeState s = 0; s < _NODE_STATE_MAX; s++) {
-                const char *name = node_state_to_string(s);
-                if (s == NODE_UP || counts[s] == 0 || !name)
-                        continue;
-                if (json_add(states, name, json_integer(counts[s])) < 0)
-                        return NULL;
-        }
-
-        o = json_object();
-        if (!o)
-                return NULL;
-        if (json_add(o, "version", json_string(PACKAGE_VERSION)) < 0 ||
-            json_add(o, "nodes_total", json_uint(n)) < 0 ||
-            json_add(o, "nodes_up", json_integer(counts[NODE_UP])) < 0 ||
-            json_add(o, "streams", json_integer(daemon_streams(d))) < 0 ||
-            json_add(o, "states", TAKE_PTR(states)) < 0 ||
-            json_add(o, "handshakes_in_flight", json_integer(daemon_handshakes_in_flight(d))) < 0)
-                return NULL;
-        return TAKE_PTR(o);
-}
-
-static json_t *nodes_to_json(Daemon *d) {
-        _cleanup_(json_decrefp) json_t *o = NULL, *list = NULL;
-        size_t n = daemon_n_nodes(d);
-
-        list = json_array();
-        if (!list)
-                return NULL;
-        for (size_t i = 0; i < n; i++)
-                if (json_array_append_new(list, node_to_json(daemon_node(d, i))) < 0)
-                        return NULL;
-        o = json_object();
-        if (!o)
-                return NULL;
-        if (json_add(o, "nodes", TAKE_PTR(list)) < 0)
-                return NULL;
-        return TAKE_PTR(o);
-}
-
-/* ---- GET /v1/migration: the move to Konnectivity ------------------------------- */
-
-static bool char_is_alnum(char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-/* Text that a YAML plain scalar and a shell word both take as it is: a path
- * or URL of ordinary characters, starting with a letter, digit or '/' and
- * not ending in ':' (no ": ", no '#', no quotes, no spaces). */
-static bool text_is_plain(const char *s) {
-        if (!*s || !(s[0] == '/' || char_is_alnum(s[0])) || s[strlen(s) - 1] == ':')
-                return false;
-        for (const char *p = s; *p; p++)
-                if (!char_is_alnum(*p) && !strchr("/._~+=,@%:-", *p))
-                        return false;
-        return true;
-}
-
-/* A YAML scalar: plain when it can be, else double-quoted with escapes. */
-static void put_yaml_scalar(FILE *f, const char *s) {
-        if (text_is_plain(s)) {
-                fputs(s, f);
-                return;
-        }
-        fputc('"', f);
-        for (const unsigned char *p = (const unsigned char *) s; *p; p++)
-                if (*p == '"' || *p == '\\')
-                        fprintf(f, "\\%c", *p);
-                else if (*p < 0x20 || *p == 0x7f)
-                        fprintf(f, "\\x%02x", *p);
-                else
-                        fputc(*p, f);
-        fputc('"', f);
-}
-
-/* A shell word: as it is when it can be, else single-quoted. */
-static void put_shell_word(FILE *f, const char *s) {
-        if (text_is_plain(s)) {
-                fputs(s, f);
-                return;
-        }
-        fputc('\'', f);
-        for (const char *p = s; *p; p++)
-                if (*p == '\'')
-                        fputs("'\\''", f);
-                else
-                        fputc(*p, f);
-        fputc('\'', f);
-}
-
-/* Close an open_memstream() stream: its buffer (set only by the close),
- * or NULL when a write or the close failed. */
-static char *memstream_done(FILE *f, char **buf) {
-        bool failed = ferror(f);
-
-        if (fclose(f) != 0 || failed) {
-                free(*buf);
-                return NULL;
-        }
-        return *buf;
-}
-
-/* What kube-apiserver is given once every node is on Konnectivity: the
- * same HTTPConnect egress, now to konnectivity-server itself (its socket,
- * or its TCP frontend with the TLS material sshtund uses for it). */
-static char *egress_selector_yaml(const ConfigKonnectivity *k) {
-        char *buf = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&buf, &len);
-
-        if (!f)
-                return NULL;
-        fputs("apiVersion: apiserver.k8s.io/v1beta1\n"
-              "kind: EgressSelectorConfiguration\n"
-              "egressSelections:\n"
-              "- name: cluster\n"
-              "  connection:\n"
-              "    proxyProtocol: HTTPConnect\n"
-              "    transport:\n",
-              f);
-        if (strncmp(k->upstream, "unix:", 5) == 0) {
-                fputs("      uds:\n        udsName: ", f);
-                put_yaml_scalar(f, k->upstream + 5);
-                fputc('\n', f);
-        } else {
-                _cleanup_free_ char *url = NULL;
-
-                /* "tcp:HOST:PORT" as written, brackets of an IPv6 host included */
-                if (asprintf(&url, "%s://%s", k->ca_file ? "https" : "http", k->upstream + 4) < 0) {
-                        url = NULL;
-                        fclose(f);
-                        free(buf);
-                        return NULL;
-                }
-                fputs("      tcp:\n        url: ", f);
-                put_yaml_scalar(f, url);
-                fputc('\n', f);
-                if (k->ca_file) {
-                        fputs("        tlsConfig:\n          caBundle: ", f);
-                        put_yaml_scalar(f, k->ca_file);
-                        fputc('\n', f);
-                        if (k->cert_file && k->key_file) {
-                                fputs("          clientCert: ", f);
-                                put_yaml_scalar(f, k->cert_file);
-                                fputs("\n          clientKey: ", f);
-                                put_yaml_scalar(f, k->key_file);
-                                fputc('\n', f);
-                        }
-                }
-        }
-        return memstream_done(f, &buf);
-}
-
-/* konnectivity-server's flags for that egress: HTTP CONNECT on the same
- * frontend, and each CONNECT routed to the agent of the node it names
- * (destHost), as the per-node checks have been using it. A UDS frontend
- * needs --server-port=0: konnectivity-server refuses a port with one. */
-static char *konnectivity_server_flags(const ConfigKonnectivity *k) {
-        char *buf = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&buf, &len);
-
-        if (!f)
-                return NULL;
-        fputs("--mode=http-connect ", f);
-        if (strncmp(k->upstream, "unix:", 5) == 0) {
-                fputs("--uds-name=", f);
-                put_shell_word(f, k->upstream + 5);
-                fputs(" --server-port=0", f);
-        } else {
-                _cleanup_free_ char *host = NULL;
-                uint16_t port = 0;
-
-                if (hostport_split(k->upstream + 4, &host, &port) == -ENOMEM) {
-                        fclose(f);
-                        free(buf);
-                        return NULL;
-                }
-                fprintf(f, "--server-port=%u", port);
-        }
-        fputs(" --proxy-strategies=destHost", f);
-        return memstream_done(f, &buf);
-}
-
-static json_t *final_switch_to_json(const ConfigKonnectivity *k) {
-        _cleanup_free_ char *yaml = egress_selector_yaml(k), *flags = konnectivity_server_flags(k);
-
-        if (!yaml || !flags)
-                return NULL;
-        return json_pack("{s:o, s:o}", "egress_selector_configuration", json_text(yaml),
-                         "konnectivity_server_flags", json_text(flags));
-}
-
-/* Per node: where its streams go and whether the path through
- * konnectivity-server works (ready: a node on SSH may move). The final
- * switch shows once every node is migrated, routed upstream and passing. */
-static json_t *migration_to_json(Daemon *d) {
-        const ConfigKonnectivity *k = &daemon_config(d)->konnectivity;
-        _cleanup_(json_decrefp) json_t *o = NULL, *list = NULL;
-        size_t n = daemon_n_nodes(d), on = 0, ready = 0;
-        bool all = n > 0 && k->upstream;
-
-        list = json_array();
-        if (!list)
-                return NULL;
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_(json_decrefp) json_t *e = NULL;
-                NodeInfo info;
-                bool on_k, ok;
-
-                node_get_info(daemon_node(d, i), &info);
-                on_k = streq_ptr(info.route, "konnectivity");
-                ok = info.upstream.valid && info.upstream.ok;
-                if (on_k)
-                        on++;
-                else if (ok)
-                        ready++;
-                all = all && info.migrated && on_k && ok;
-
-                e = json_object();
-                if (!e || json_add(e, "name", json_text(info.name)) < 0 ||
-                    json_add(e, "route", json_text(info.route)) < 0 ||
-                    json_add(e, "migrated", json_boolean(info.migrated)) < 0 ||
-                    json_add(e, "upstream_probe", probe_to_json(&info.upstream)) < 0 ||
-                    json_add(e, "probe", probe_to_json(&info.probe)) < 0 ||
-                    json_add(e, "ready", json_boolean(ok)) < 0 || json_array_append_new(list, TAKE_PTR(e)) < 0)
-                        return NULL;
-        }
-
-        o = json_object();
-        if (!o)
-                return NULL;
-        if (json_add(o, "upstream", json_text(k->upstream)) < 0 ||
-            json_add(o, "fallback_to_ssh", json_boolean(k->fallback_to_ssh)) < 0 ||
-            json_add(o, "nodes_total", json_uint(n)) < 0 ||
-            json_add(o, "nodes_on_konnectivity", json_uint(on)) < 0 ||
-            json_add(o, "nodes_ready", json_uint(ready)) < 0 || json_add(o, "nodes", TAKE_PTR(list)) < 0 ||
-            json_add(o, "final_switch", all ? final_switch_to_json(k) : json_null()) < 0)
-                return NULL;
-        return TAKE_PTR(o);
-}
-
-/* Serialise and drop 'v' (NULL means an allocation failed on the way). */
-static int json_to_body(json_t *v, char **ret) {
-        char *s;
-
-        if (!v)
-                return -ENOMEM;
-        /* 9 digits: latencies to the microsecond, without binary noise */
-        s = json_dumps(v, JSON_PRESERVE_ORDER | JSON_COMPACT | JSON_REAL_PRECISION(9));
-        json_decref(v);
-        if (!s)
-                return -ENOMEM;
-        *ret = s;
-        return 0;
-}
-
-static int error_body(const char *message, char **ret) {
-        json_t *o = json_object();
-
-        if (o && json_add(o, "error", json_text(message)) < 0) {
-                json_decref(o);
-                o = NULL;
-        }
-        return json_to_body(o, ret);
-}
+/* ---- request targets and replies ------------------------------------------- */
 
 static int unhex(char c) {
         if (c >= '0' && c <= '9')
@@ -532,7 +53,7 @@ static int unhex(char c) {
 }
 
 /* Percent-decode s[0..n). -EINVAL for a broken escape or an encoded NUL. */
-static int url_decode(const char *s, size_t n, char **ret) {
+int admin_url_decode(const char *s, size_t n, char **ret) {
         char *out = malloc(n + 1), *p = out;
 
         if (!out)
@@ -559,28 +80,21 @@ static int url_decode(const char *s, size_t n, char **ret) {
         return 0;
 }
 
-typedef struct AdminReply {
-        int status;
-        char *body;
-        const char *content_type;
-        const char *allow;
-} AdminReply;
-
 static int reply_json(AdminReply *r, int status, json_t *v) {
         r->status = status;
         r->content_type = JSON_TYPE;
-        return json_to_body(v, &r->body);
+        return admin_json_to_body(v, &r->body);
 }
 
-static int reply_error(AdminReply *r, int status, const char *message) {
+int admin_reply_error(AdminReply *r, int status, const char *message) {
         r->status = status;
         r->content_type = JSON_TYPE;
-        return error_body(message, &r->body);
+        return admin_error_body(message, &r->body);
 }
 
-static int reply_not_allowed(AdminReply *r, const char *allow) {
+int admin_reply_not_allowed(AdminReply *r, const char *allow) {
         r->allow = allow;
-        return reply_error(r, 405, "method not allowed");
+        return admin_reply_error(r, 405, "method not allowed");
 }
 
 /* The path of a request target: origin-form ("/v1/status?x") or
@@ -608,7 +122,7 @@ static int reply_no_such_node(AdminReply *reply, const char *name) {
                 message = NULL;
                 return -ENOMEM;
         }
-        return reply_error(reply, 404, message);
+        return admin_reply_error(reply, 404, message);
 }
 
 /* ---- operator actions: POST /v1/nodes/NAME/{reconnect,drain,undrain} ------ */
@@ -644,10 +158,10 @@ static int route_node_action(Daemon *d, const char *method, const char *raw_name
         int r;
 
         if (!streq(method, "POST"))
-                return reply_not_allowed(reply, "POST");
-        r = url_decode(raw_name, raw_len, &name);
+                return admin_reply_not_allowed(reply, "POST");
+        r = admin_url_decode(raw_name, raw_len, &name);
         if (r == -EINVAL)
-                return reply_error(reply, 400, "malformed node name in path");
+                return admin_reply_error(reply, 400, "malformed node name in path");
         if (r < 0)
                 return r;
         n = daemon_find_node(d, name);
@@ -658,162 +172,7 @@ static int route_node_action(Daemon *d, const char *method, const char *raw_name
                 log_node(LOG_NOTICE, node_name(n), "%s requested over the admin API (%u streams open)",
                          node_actions[action].name, node_streams(n));
         node_actions[action].run(n);
-        return reply_json(reply, 200, node_to_json(n));
-}
-
-/* ---- host key scans: what to scan ------------------------------------------- */
-
-typedef struct ScanTarget {
-        char *text; /* as asked */
-        char *node; /* the node it names, or NULL */
-        char *host;
-        uint16_t port;
-} ScanTarget;
-
-static void scan_target_done(ScanTarget *t) {
-        free(t->text);
-        free(t->node);
-        free(t->host);
-        *t = (ScanTarget) {};
-}
-
-/* The value of 'key' in the query of a request target, percent-decoded:
- * -ENOENT when absent, -EINVAL when malformed. */
-static int query_param(const char *target, const char *key, char **ret) {
-        const char *q = strchr(target, '?');
-        size_t klen = strlen(key);
-
-        if (!q)
-                return -ENOENT;
-        for (q++; *q && *q != '#';) {
-                size_t n = strcspn(q, "&#");
-
-                if (n > klen && strncmp(q, key, klen) == 0 && q[klen] == '=')
-                        return url_decode(q + klen + 1, n - klen - 1, ret);
-                q += n;
-                if (*q == '&')
-                        q++;
-        }
-        return -ENOENT;
-}
-
-/* A DNS name as a node's address may be written: letters, digits, '-',
- * '_' and '.', not starting with '-' or '.'. */
-static bool scan_host_is_name(const char *s) {
-        size_t n = strlen(s);
-
-        if (n == 0 || n > ADMIN_SCAN_HOST_MAX || s[0] == '-' || s[0] == '.')
-                return false;
-        for (const char *c = s; *c; c++)
-                if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-                      strchr("-_.", *c)))
-                        return false;
-        return true;
-}
-
-/* NODE (a configured node's address and port), HOST, HOST:PORT, [HOST],
- * [HOST]:PORT or a bare IPv6 literal; ssh.port when no port is given.
- * -EINVAL (with *ret_error, static text) or -ENOMEM. */
-static int scan_target_parse(Daemon *d, const char *text, ScanTarget *ret, const char **ret_error) {
-        _cleanup_(scan_target_done) ScanTarget t = {};
-        const char *colon = strchr(text, ':');
-        Node *n = daemon_find_node(d, text);
-        IpAddr ip;
-        int r;
-
-        t.text = strdup(text);
-        if (!t.text)
-                return -ENOMEM;
-        if (n) {
-                const ConfigNode *cn = node_config(n);
-                t.node = strdup(node_name(n));
-                t.host = strdup(cn->address);
-                t.port = cn->port;
-                if (!t.node || !t.host)
-                        return -ENOMEM;
-                *ret = t;
-                t = (ScanTarget) {};
-                return 0;
-        }
-
-        if (text[0] == '[') {
-                /* known_hosts writes "[host]:port" for any host */
-                const char *close = strchr(text, ']');
-
-                if (!close || (close[1] && (close[1] != ':' || port_parse(close + 2, &t.port) < 0))) {
-                        *ret_error = "not a node name, HOST or HOST:PORT";
-                        return -EINVAL;
-                }
-                if (!close[1])
-                        t.port = daemon_config(d)->ssh.port;
-                t.host = strndup(text + 1, (size_t) (close - text - 1));
-                if (!t.host)
-                        return -ENOMEM;
-        } else if (colon && !strchr(colon + 1, ':')) {
-                r = hostport_split(text, &t.host, &t.port);
-                if (r == -ENOMEM)
-                        return r;
-                if (r < 0) {
-                        *ret_error = "not a node name, HOST or HOST:PORT";
-                        return -EINVAL;
-                }
-        } else {
-                t.host = strdup(text);
-                if (!t.host)
-                        return -ENOMEM;
-                t.port = daemon_config(d)->ssh.port;
-        }
-        if (ipaddr_parse(t.host, &ip) < 0 && !scan_host_is_name(t.host)) {
-                *ret_error = "not a node name, HOST or HOST:PORT";
-                return -EINVAL;
-        }
-        *ret = t;
-        t = (ScanTarget) {};
-        return 0;
-}
-
-/* The target of POST /v1/hostkeys/scan?target=...: 0 and *ret, or 1 when
- * the request is bad and *reply holds the 400. */
-static int scan_target_from_request(Daemon *d, const char *target, ScanTarget *ret, AdminReply *reply) {
-        _cleanup_free_ char *text = NULL, *message = NULL;
-        const char *error = NULL;
-        int r;
-
-        r = query_param(target, "target", &text);
-        if (r == -ENOENT || (r >= 0 && !*text))
-                error = "missing target: POST " SCAN_PATH "?target=NODE|HOST[:PORT]";
-        else if (r == -EINVAL)
-                error = "malformed target in the query";
-        else if (r < 0)
-                return r;
-        if (error) {
-                r = reply_error(reply, 400, error);
-                return r < 0 ? r : 1;
-        }
-
-        r = scan_target_parse(d, text, ret, &error);
-        if (r != -EINVAL)
-                return r;
-        if (asprintf(&message, "%s: %s", error, text) < 0) {
-                message = NULL;
-                return -ENOMEM;
-        }
-        r = reply_error(reply, 400, message);
-        return r < 0 ? r : 1;
-}
-
-/* Outside the socket server a scan has no connection to wait on: the
- * request is only checked. */
-static int route_scan(Daemon *d, const char *method, const char *target, AdminReply *reply) {
-        _cleanup_(scan_target_done) ScanTarget t = {};
-        int r;
-
-        if (!streq(method, "POST"))
-                return reply_not_allowed(reply, "POST");
-        r = scan_target_from_request(d, target, &t, reply);
-        if (r != 0)
-                return r < 0 ? r : 0;
-        return reply_error(reply, 500, "host key scans are answered on the admin socket only");
+        return reply_json(reply, 200, admin_node_to_json(n));
 }
 
 /* ---- health and metrics: the routes metrics_listen serves too ---------------- */
@@ -866,11 +225,11 @@ static int route_public(Daemon *d, const char *method, const char *path, size_t 
 
         if (path_is(path, len, "/healthz"))
                 r = streq(method, "GET") ? reply_text(reply, 200, TEXT_TYPE, strdup("ok\n"))
-                                         : reply_not_allowed(reply, "GET");
+                                         : admin_reply_not_allowed(reply, "GET");
         else if (path_is(path, len, "/readyz"))
-                r = streq(method, "GET") ? admin_readyz(d, reply) : reply_not_allowed(reply, "GET");
+                r = streq(method, "GET") ? admin_readyz(d, reply) : admin_reply_not_allowed(reply, "GET");
         else if (path_is(path, len, "/metrics"))
-                r = streq(method, "GET") ? admin_metrics(d, reply) : reply_not_allowed(reply, "GET");
+                r = streq(method, "GET") ? admin_metrics(d, reply) : admin_reply_not_allowed(reply, "GET");
         else
                 return 0;
         return r < 0 ? r : 1;
@@ -886,7 +245,7 @@ static int admin_route_public_only(Daemon *d, const char *method, const char *ta
         r = route_public(d, method, path, len, reply);
         if (r != 0)
                 return r < 0 ? r : 0;
-        return reply_error(reply, 404, "not found");
+        return admin_reply_error(reply, 404, "not found");
 }
 
 /* ---- POST /v1/reload ---------------------------------------------------------- */
@@ -901,7 +260,7 @@ static int admin_reload(Daemon *d, AdminReply *reply) {
                 return r;
         if (r < 0)
                 /* the request was fine, the file is not: the daemon could not do it */
-                return reply_error(reply, 500, error ? error : strerror(-r));
+                return admin_reply_error(reply, 500, error ? error : strerror(-r));
         v = json_pack("{s:b, s:I}", "reloaded", 1, "nodes_total", (json_int_t) daemon_n_nodes(d));
         if (!v)
                 return -ENOMEM;
@@ -924,24 +283,24 @@ static int admin_route(Daemon *d, const char *method, const char *target, AdminR
                 return handled < 0 ? handled : 0;
         if (path_is(path, len, "/v1/status")) {
                 if (!get)
-                        return reply_not_allowed(reply, "GET");
-                return reply_json(reply, 200, status_to_json(d));
+                        return admin_reply_not_allowed(reply, "GET");
+                return reply_json(reply, 200, admin_status_to_json(d));
         }
         if (path_is(path, len, "/v1/nodes")) {
                 if (!get)
-                        return reply_not_allowed(reply, "GET");
-                return reply_json(reply, 200, nodes_to_json(d));
+                        return admin_reply_not_allowed(reply, "GET");
+                return reply_json(reply, 200, admin_nodes_to_json(d));
         }
         if (path_is(path, len, "/v1/migration")) {
                 if (!get)
-                        return reply_not_allowed(reply, "GET");
-                return reply_json(reply, 200, migration_to_json(d));
+                        return admin_reply_not_allowed(reply, "GET");
+                return reply_json(reply, 200, admin_migration_to_json(d));
         }
         if (path_is(path, len, SCAN_PATH))
-                return route_scan(d, method, target, reply);
+                return admin_route_scan(d, method, target, reply);
         if (path_is(path, len, "/v1/reload")) {
                 if (!streq(method, "POST"))
-                        return reply_not_allowed(reply, "POST");
+                        return admin_reply_not_allowed(reply, "POST");
                 return admin_reload(d, reply);
         }
         if (len > strlen(nodes_prefix) && strncmp(path, nodes_prefix, strlen(nodes_prefix)) == 0) {
@@ -960,18 +319,18 @@ static int admin_route(Daemon *d, const char *method, const char *target, AdminR
                 int r;
 
                 if (!get)
-                        return reply_not_allowed(reply, "GET");
-                r = url_decode(raw, len - strlen(nodes_prefix), &name);
+                        return admin_reply_not_allowed(reply, "GET");
+                r = admin_url_decode(raw, len - strlen(nodes_prefix), &name);
                 if (r == -EINVAL)
-                        return reply_error(reply, 400, "malformed node name in path");
+                        return admin_reply_error(reply, 400, "malformed node name in path");
                 if (r < 0)
                         return r;
                 n = daemon_find_node(d, name);
                 if (n)
-                        return reply_json(reply, 200, node_to_json(n));
+                        return reply_json(reply, 200, admin_node_to_json(n));
                 return reply_no_such_node(reply, name);
         }
-        return reply_error(reply, 404, "not found");
+        return admin_reply_error(reply, 404, "not found");
 }
 
 int admin_handle(Daemon *d, const char *method, const char *target, int *ret_status, char **ret_body,
@@ -998,12 +357,10 @@ int admin_handle(Daemon *d, const char *method, const char *target, int *ret_sta
 
 /* ---- connections ---------------------------------------------------------- */
 
-static AdminScan *scan_free(AdminScan *scan);
-
-static AdminConn *conn_free(AdminConn *c) {
+AdminConn *admin_conn_free(AdminConn *c) {
         if (!c)
                 return NULL;
-        scan_free(c->scan);
+        admin_scan_free(c->scan);
         c->io = sd_event_source_disable_unref(c->io);
         c->timer = sd_event_source_disable_unref(c->timer);
         c->fd = safe_close(c->fd);
@@ -1044,8 +401,8 @@ static int conn_flush(AdminConn *c) {
         return sd_event_source_set_io_events(c->io, EPOLLIN);
 }
 
-static int conn_reply(AdminConn *c, int status, const char *body, const char *content_type,
-                      const char *allow) {
+int admin_conn_reply(AdminConn *c, int status, const char *body, const char *content_type,
+                     const char *allow) {
         _cleanup_free_ char *head = NULL;
         char extra[128];
         size_t len;
@@ -1068,293 +425,12 @@ static int conn_reply(AdminConn *c, int status, const char *body, const char *co
         return conn_flush(c);
 }
 
-static int conn_reply_error(AdminConn *c, int status, const char *message) {
+int admin_conn_reply_error(AdminConn *c, int status, const char *message) {
         _cleanup_free_ char *body = NULL;
 
-        if (error_body(message, &body) < 0)
+        if (admin_error_body(message, &body) < 0)
                 return -ENOMEM;
-        return conn_reply(c, status, body, JSON_TYPE, NULL);
-}
-
-/* ---- host key scans: a scan_only session per request ---------------------- */
-
-/* The connection waits while the session runs. The session reports from
- * inside its own processing, so its callback only records the outcome and
- * the 'finish' defer source replies and frees it from the loop. A client
- * that leaves (or the timeout) frees the scan at once: that never happens
- * inside the session's callback. */
-struct AdminScan {
-        Admin *admin;
-        AdminScan *prev, *next;
-        AdminConn *conn;
-        Session *session;
-        sd_event_source *finish;
-        ScanTarget target;
-        int status; /* 0 until the outcome is known */
-        char *body; /* the reply; NULL with a status: out of memory */
-};
-
-static AdminScan *scan_free(AdminScan *scan) {
-        if (!scan)
-                return NULL;
-        if (scan->conn)
-                scan->conn->scan = NULL;
-        scan->finish = sd_event_source_disable_unref(scan->finish);
-        scan->session = session_free(scan->session);
-        if (scan->admin) {
-                if (scan->prev)
-                        scan->prev->next = scan->next;
-                else
-                        scan->admin->scans = scan->next;
-                if (scan->next)
-                        scan->next->prev = scan->prev;
-                scan->admin->n_scans--;
-        }
-        scan_target_done(&scan->target);
-        free(scan->body);
-        free(scan);
-        return NULL;
-}
-
-/* One SSH wire-format string at p: its bytes and length, and where the next
- * field starts (NULL when it runs past 'end'). */
-static const uint8_t *blob_string(const uint8_t *p, const uint8_t *end, const uint8_t **ret,
-                                  uint32_t *ret_len) {
-        uint32_t n;
-
-        if (end - p < 4)
-                return NULL;
-        n = (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
-        p += 4;
-        if ((size_t) (end - p) < n)
-                return NULL;
-        *ret = p;
-        *ret_len = n;
-        return p + n;
-}
-
-/* Bits of an mpint's magnitude. */
-static unsigned mpint_bits(const uint8_t *p, uint32_t n) {
-        while (n > 0 && *p == 0) {
-                p++;
-                n--;
-        }
-        if (n == 0)
-                return 0;
-        return (n - 1) * 8 + (unsigned) (32 - __builtin_clz(*p));
-}
-
-/* The key size `ssh-keygen -l` prints, or 0 when unknown. */
-static unsigned host_key_bits(const void *blob, size_t len, const char *type) {
-        const uint8_t *p = blob, *end = p + len, *s;
-        uint32_t n;
-
-        if (streq(type, "ssh-ed25519") || streq(type, "sk-ssh-ed25519@openssh.com"))
-                return 256;
-        if (streq(type, "ssh-ed448"))
-                return 456;
-        if (strncmp(type, "ecdsa-sha2-nistp", 16) == 0 || strncmp(type, "sk-ecdsa-sha2-nistp", 19) == 0) {
-                char *rest;
-                unsigned long bits = strtoul(strstr(type, "nistp") + 5, &rest, 10);
-                return (*rest == 0 || *rest == '@') && (bits == 256 || bits == 384 || bits == 521)
-                               ? (unsigned) bits
-                               : 0;
-        }
-        p = blob_string(p, end, &s, &n); /* the type */
-        if (p && streq(type, "ssh-rsa")) {
-                p = blob_string(p, end, &s, &n); /* e */
-                if (p && blob_string(p, end, &s, &n))
-                        return mpint_bits(s, n);
-        }
-        if (p && streq(type, "ssh-dss") && blob_string(p, end, &s, &n))
-                return mpint_bits(s, n);
-        return 0;
-}
-
-static const char *const host_key_check_names[] = {
-        [HOSTKEY_OK] = "ok",
-        [HOSTKEY_UNKNOWN] = "unknown",
-        [HOSTKEY_MISMATCH] = "mismatch",
-        [HOSTKEY_REVOKED] = "revoked",
-};
-
-static json_t *scan_result_to_json(Daemon *d, const ScanTarget *t, const void *blob, size_t len,
-                                   const char *type) {
-        _cleanup_(json_decrefp) json_t *o = NULL;
-        _cleanup_free_ char *line = NULL;
-        char fingerprint[HOSTKEY_FINGERPRINT_MAX];
-        unsigned bits = host_key_bits(blob, len, type);
-        /* what sshtund itself would make of this key */
-        HostKeyCheck check = known_hosts_check(daemon_known_hosts(d), t->host, t->port, blob, len);
-
-        line = hostkey_known_hosts_line(t->host, t->port, blob, len);
-        if (!line)
-                return NULL;
-        hostkey_fingerprint(blob, len, fingerprint, sizeof(fingerprint));
-        o = json_object();
-        if (!o)
-                return NULL;
-        if (json_add(o, "target", json_text(t->text)) < 0 ||
-            json_add(o, "node", json_text(t->node)) < 0 ||
-            json_add(o, "host", json_text(t->host)) < 0 ||
-            json_add(o, "port", json_integer(t->port)) < 0 ||
-            json_add(o, "key_type", json_text(type)) < 0 ||
-            json_add(o, "bits", bits ? json_integer(bits) : json_null()) < 0 ||
-            json_add(o, "fingerprint", json_text(fingerprint)) < 0 ||
-            json_add(o, "known_hosts_line", json_text(line)) < 0 ||
-            json_add(o, "known_hosts", json_text(daemon_config(d)->ssh.known_hosts)) < 0 ||
-            json_add(o, "known_hosts_check", json_text(host_key_check_names[check])) < 0)
-                return NULL;
-        return TAKE_PTR(o);
-}
-
-/* The session ended: turn that into the reply. */
-static void scan_settle(AdminScan *scan) {
-        Daemon *d = scan->admin->daemon;
-        const ScanTarget *t = &scan->target;
-        _cleanup_free_ char *message = NULL;
-        char type[64];
-        size_t len = 0;
-        const void *blob = session_host_key_blob(scan->session, &len);
-
-        if (session_failure(scan->session) == SESSION_FAILURE_SCANNED && blob && len > 0 &&
-            hostkey_type(blob, len, type, sizeof(type)) >= 0) {
-                scan->status = 200;
-                if (json_to_body(scan_result_to_json(d, t, blob, len, type), &scan->body) < 0)
-                        scan->body = NULL;
-                log_info("Host key scan of %s (%s port %u): %s", t->text, t->host, (unsigned) t->port,
-                         strna(session_host_key(scan->session)));
-                return;
-        }
-
-        scan->status = 502;
-        if (session_failure(scan->session) == SESSION_FAILURE_SCANNED)
-                message = strdup("the server sent a host key sshtund cannot read");
-        else
-                message = strdup(strna(session_last_error(scan->session)));
-        log_info("Host key scan of %s (%s port %u) failed: %s", t->text, t->host, (unsigned) t->port,
-                 strna(message));
-        if (!message || error_body(message, &scan->body) < 0)
-                scan->body = NULL;
-}
-
-static void on_scan_changed(Session *s, void *userdata) {
-        AdminScan *scan = userdata;
-
-        if (session_state(s) != SESSION_FAILED || scan->status != 0)
-                return;
-        scan_settle(scan);
-        (void) sd_event_source_set_enabled(scan->finish, SD_EVENT_ONESHOT);
-}
-
-static int on_scan_finish(sd_event_source *es, void *userdata) {
-        AdminScan *scan = userdata;
-        AdminConn *c = scan->conn;
-        _cleanup_free_ char *body = TAKE_PTR(scan->body);
-        int status = scan->status, r;
-
-        scan_free(scan);
-        if (!c)
-                return 0;
-        if (body)
-                r = conn_reply(c, status, body, JSON_TYPE, NULL);
-        else
-                r = conn_reply_error(c, 500, "out of memory");
-        /* the scan used up the connection's time: allow the usual for the rest */
-        if (r >= 0)
-                r = sd_event_source_set_time_relative(c->timer, ADMIN_TIMEOUT_USEC);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
-        if (r < 0)
-                conn_free(c);
-        return 0;
-}
-
-/* Start scanning for 'c'; takes the target. */
-static int scan_start(AdminConn *c, ScanTarget *t) {
-        Admin *a = c->admin;
-        Daemon *d = a->daemon;
-        const ConfigSsh *cfg = &daemon_config(d)->ssh;
-        _cleanup_free_ char *log_name = NULL;
-        usec_t timeout = MIN(sec_to_usec(cfg->connect_timeout), ADMIN_SCAN_TIMEOUT_USEC) +
-                         ADMIN_SCAN_GRACE_USEC;
-        AdminScan *scan;
-        int r;
-
-        scan = calloc(1, sizeof(*scan));
-        if (!scan)
-                return -ENOMEM;
-        scan->target = *t;
-        *t = (ScanTarget) {};
-        if (asprintf(&log_name, "scan:%s", scan->target.node ?: scan->target.host) < 0) {
-                log_name = NULL;
-                scan_free(scan);
-                return -ENOMEM;
-        }
-
-        r = sd_event_add_defer(daemon_event(d), &scan->finish, on_scan_finish, scan);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(scan->finish, SD_EVENT_OFF);
-        if (r >= 0)
-                r = sd_event_source_set_description(scan->finish, "admin-scan-finish");
-        if (r >= 0) {
-                SessionParams p = {
-                        .node_name = log_name,
-                        .address = scan->target.host,
-                        .port = scan->target.port,
-                        .changed = on_scan_changed,
-                        .userdata = scan,
-                        .scan_only = true,
-                };
-                r = session_new(d, NULL, &p, &scan->session);
-        }
-        /* the session's connect_timeout ends the scan; this is the backstop */
-        if (r >= 0)
-                r = sd_event_source_set_time_relative(c->timer, timeout);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
-        if (r < 0) {
-                log_warning_errno(r, "Cannot start a host key scan of %s: %m", scan->target.text);
-                scan_free(scan);
-                return r;
-        }
-
-        scan->admin = a;
-        scan->next = a->scans;
-        if (a->scans)
-                a->scans->prev = scan;
-        a->scans = scan;
-        a->n_scans++;
-        scan->conn = c;
-        c->scan = scan;
-        c->state = CONN_SCANNING;
-        buffer_done(&c->in);
-
-        log_debug("Scanning the host key of %s (%s port %u)", scan->target.text, scan->target.host,
-                  (unsigned) scan->target.port);
-        session_connect(scan->session);
-        return 0;
-}
-
-static int conn_scan(AdminConn *c, const char *target) {
-        _cleanup_(scan_target_done) ScanTarget t = {};
-        AdminReply reply = {};
-        int r;
-
-        r = scan_target_from_request(c->admin->daemon, target, &t, &reply);
-        if (r > 0) {
-                r = conn_reply(c, reply.status, reply.body, reply.content_type, NULL);
-                free(reply.body);
-                return r;
-        }
-        if (r < 0)
-                return conn_reply_error(c, 500, "out of memory");
-        if (c->admin->n_scans >= ADMIN_SCANS_MAX)
-                return conn_reply_error(c, 503, "too many host key scans in progress; try again shortly");
-        r = scan_start(c, &t);
-        if (r < 0)
-                return conn_reply_error(c, 500, "cannot start the scan");
-        return 0;
+        return admin_conn_reply(c, status, body, JSON_TYPE, NULL);
 }
 
 /* While a scan runs the client only waits. One that closes the connection
@@ -1377,26 +453,6 @@ static int conn_watch(AdminConn *c, uint32_t revents) {
         return sd_event_source_set_io_events(c->io, 0); /* HUP and ERR still wake us */
 }
 
-/* The backstop timer: the session never ended. */
-static int conn_scan_timeout(AdminConn *c) {
-        _cleanup_free_ char *message = NULL;
-        AdminScan *scan = c->scan;
-        int r;
-
-        if (asprintf(&message, "no host key from %s port %u in time", scan->target.host,
-                     (unsigned) scan->target.port) < 0) {
-                message = NULL;
-                return -ENOMEM;
-        }
-        scan_free(scan);
-        r = conn_reply_error(c, 504, message);
-        if (r >= 0)
-                r = sd_event_source_set_time_relative(c->timer, ADMIN_GRACE_USEC);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
-        return r;
-}
-
 static bool is_scan_request(const HttpRequest *req) {
         const char *path;
         size_t len;
@@ -1415,10 +471,10 @@ static int conn_handle_public(AdminConn *c, const HttpRequest *req) {
                                     &reply);
         body = reply.body;
         if (r < 0)
-                return conn_reply_error(c, 500, "out of memory");
+                return admin_conn_reply_error(c, 500, "out of memory");
         if (body && strlen(body) > ADMIN_BODY_MAX)
-                return conn_reply_error(c, 500, "reply too large");
-        return conn_reply(c, reply.status, body, reply.content_type, reply.allow);
+                return admin_conn_reply_error(c, 500, "reply too large");
+        return admin_conn_reply(c, reply.status, body, reply.content_type, reply.allow);
 }
 
 static int conn_handle(AdminConn *c, const HttpRequest *req) {
@@ -1430,14 +486,14 @@ static int conn_handle(AdminConn *c, const HttpRequest *req) {
                 return conn_handle_public(c, req);
 
         if (is_scan_request(req))
-                return conn_scan(c, http_request_target(req));
+                return admin_conn_scan(c, http_request_target(req));
         r = admin_handle(c->admin->daemon, http_request_method(req), http_request_target(req), &status,
                          &body, &content_type, &allow);
         if (r < 0)
-                return conn_reply_error(c, 500, "out of memory");
+                return admin_conn_reply_error(c, 500, "out of memory");
         if (body && strlen(body) > ADMIN_BODY_MAX)
-                return conn_reply_error(c, 500, "reply too large");
-        return conn_reply(c, status, body, content_type, allow);
+                return admin_conn_reply_error(c, 500, "reply too large");
+        return admin_conn_reply(c, status, body, content_type, allow);
 }
 
 static int conn_read_head(AdminConn *c) {
@@ -1449,7 +505,7 @@ static int conn_read_head(AdminConn *c) {
         if (n == -EAGAIN || n == -EINTR)
                 return 0;
         if (n == -ENOBUFS)
-                return conn_reply_error(c, 431, "request head too large");
+                return admin_conn_reply_error(c, 431, "request head too large");
         if (n < 0)
                 return (int) n;
         if (n == 0)
@@ -1460,9 +516,9 @@ static int conn_read_head(AdminConn *c) {
         if (r == 0)
                 return 0;
         if (r == -EMSGSIZE)
-                return conn_reply_error(c, 431, "request head too large");
+                return admin_conn_reply_error(c, 431, "request head too large");
         if (r == -EBADMSG)
-                return conn_reply_error(c, 400, "malformed request");
+                return admin_conn_reply_error(c, 400, "malformed request");
         if (r < 0)
                 return r;
         return conn_handle(c, req);
@@ -1500,7 +556,7 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                 break;
         }
         if (r < 0)
-                conn_free(c);
+                admin_conn_free(c);
         return 0;
 }
 
@@ -1509,21 +565,21 @@ static int on_conn_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         int r;
 
         if (c->state == CONN_SCANNING) {
-                if (conn_scan_timeout(c) < 0)
-                        conn_free(c);
+                if (admin_conn_scan_timeout(c) < 0)
+                        admin_conn_free(c);
                 return 0;
         }
         if (c->state != CONN_READING) {
-                conn_free(c);
+                admin_conn_free(c);
                 return 0;
         }
-        r = conn_reply_error(c, 408, "request timeout");
+        r = admin_conn_reply_error(c, 408, "request timeout");
         if (r >= 0)
                 r = sd_event_source_set_time_relative(c->timer, ADMIN_GRACE_USEC);
         if (r >= 0)
                 r = sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
         if (r < 0)
-                conn_free(c);
+                admin_conn_free(c);
         return 0;
 }
 
@@ -1551,7 +607,7 @@ static int conn_new(Admin *a, int fd) {
         if (r >= 0)
                 r = sd_event_source_set_description(c->timer, "admin-connection-timeout");
         if (r < 0) {
-                conn_free(c);
+                admin_conn_free(c);
                 return r;
         }
 
@@ -1801,9 +857,9 @@ Admin *admin_free(Admin *a) {
         if (!a)
                 return NULL;
         while (a->conns)
-                conn_free(a->conns);
+                admin_conn_free(a->conns);
         while (a->scans)
-                scan_free(a->scans);
+                admin_scan_free(a->scans);
         a->io = sd_event_source_disable_unref(a->io);
         a->resume = sd_event_source_disable_unref(a->resume);
         a->fd = safe_close(a->fd);

@@ -1,0 +1,118 @@
+/* What admin.c (routing, connections, the sockets), admin-json.c (the JSON
+ * views) and admin-scan.c (host key scans) share. Other modules use admin.h. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+#include <systemd/sd-event.h>
+
+#include "admin.h"
+#include "buffer.h"
+#include "log.h"
+#include "macro.h"
+#include "node.h"
+
+/* A connection has this long for its whole exchange, request to close. */
+#define ADMIN_TIMEOUT_USEC (10 * USEC_PER_SEC)
+/* After a 408 is queued: time left to deliver it. */
+#define ADMIN_GRACE_USEC (1 * USEC_PER_SEC)
+
+#define JSON_TYPE "application/json"
+#define SCAN_PATH "/v1/hostkeys/scan"
+
+typedef enum ConnState {
+        CONN_READING,   /* the request head */
+        CONN_SCANNING,  /* waiting for a host key scan to answer */
+        CONN_WRITING,   /* the reply */
+        CONN_LINGERING, /* reply sent, write side shut: drop input until EOF */
+} ConnState;
+
+typedef struct AdminConn AdminConn;
+typedef struct AdminScan AdminScan;
+
+struct AdminConn {
+        Admin *admin;
+        AdminConn *prev, *next;
+        int fd;
+        ConnState state;
+        AdminScan *scan; /* CONN_SCANNING */
+        sd_event_source *io;
+        sd_event_source *timer;
+        Buffer in;
+        Buffer out;
+        size_t discarded;
+};
+
+struct Admin {
+        Daemon *daemon;
+        char *path;
+        int fd;
+        bool bound;   /* we created 'path' */
+        dev_t dev;    /* ... as this inode, so that we unlink only our own */
+        ino_t ino;
+        sd_event_source *io;
+        sd_event_source *resume;
+        AdminConn *conns;
+        unsigned n_conns;
+        AdminScan *scans;
+        unsigned n_scans;
+        RateLimit full_log;
+        RateLimit accept_log;
+        bool metrics_only; /* metrics_listen: /metrics, /healthz and /readyz, nothing else */
+};
+
+typedef struct AdminReply {
+        int status;
+        char *body;
+        const char *content_type;
+        const char *allow;
+} AdminReply;
+
+/* admin-json.c */
+
+/* A JSON string for text that may hold bytes from a peer (NULL: JSON null);
+ * NULL only when out of memory. */
+json_t *admin_json_text(const char *s);
+/* Adds key → v, taking the reference; v NULL (a failed allocation) gives -ENOMEM. */
+int admin_json_add(json_t *o, const char *key, json_t *v);
+/* Serialise and drop 'v' (NULL means an allocation failed on the way). */
+int admin_json_to_body(json_t *v, char **ret);
+/* The body {"error": message}. */
+int admin_error_body(const char *message, char **ret);
+/* GET /v1/nodes/NAME: one node's state. */
+json_t *admin_node_to_json(const Node *n);
+/* GET /v1/status: the daemon's summary. */
+json_t *admin_status_to_json(Daemon *d);
+/* GET /v1/nodes: every node. */
+json_t *admin_nodes_to_json(Daemon *d);
+/* GET /v1/migration: the move to Konnectivity, node by node. */
+json_t *admin_migration_to_json(Daemon *d);
+
+/* admin-scan.c */
+
+/* Route POST /v1/hostkeys/scan outside the socket server: only checked. */
+int admin_route_scan(Daemon *d, const char *method, const char *target, AdminReply *reply);
+/* Answer POST /v1/hostkeys/scan on 'c': a 400 or 503 now, else a scan that replies later. */
+int admin_conn_scan(AdminConn *c, const char *target);
+/* The backstop timer of a scanning connection fired: drop the scan, reply 504. */
+int admin_conn_scan_timeout(AdminConn *c);
+/* Stops a scan and detaches it from its connection (which stays open). */
+AdminScan *admin_scan_free(AdminScan *scan);
+
+/* admin.c */
+
+/* Percent-decode s[0..n). -EINVAL for a broken escape or an encoded NUL. */
+int admin_url_decode(const char *s, size_t n, char **ret);
+/* Set *r to a JSON error reply. */
+int admin_reply_error(AdminReply *r, int status, const char *message);
+/* Set *r to a 405 whose Allow header is 'allow' (a static string). */
+int admin_reply_not_allowed(AdminReply *r, const char *allow);
+/* Queue a reply and start writing it; the connection closes after it. */
+int admin_conn_reply(AdminConn *c, int status, const char *body, const char *content_type, const char *allow);
+/* Queue a JSON error reply, as admin_conn_reply(). */
+int admin_conn_reply_error(AdminConn *c, int status, const char *message);
+/* Close a connection and free it, with its scan. */
+AdminConn *admin_conn_free(AdminConn *c);

@@ -1,0 +1,62 @@
+/* What sshtunctl.c (the command line, the actions), sshtunctl-client.c (the
+ * request over admin.sock) and sshtunctl-show.c (the views) share. */
+#pragma once
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include "macro.h"
+
+#define EXIT_USAGE 64
+#define EXIT_UNREACHABLE 3
+/* Node names in the request path; the daemon's request head limit is 8 KiB. */
+#define CTL_NAME_MAX 1024
+
+typedef enum Output {
+        OUTPUT_TABLE,
+        OUTPUT_WIDE,
+        OUTPUT_JSON,
+} Output;
+
+typedef struct Ctl {
+        const char *socket;
+        Output output;
+        bool color;
+        bool nagios;     /* check: any failure is one "SSHTUND UNKNOWN" line on stdout, exit 3 */
+        usec_t timeout;  /* for the whole command ... */
+        usec_t deadline; /* ... ending here (CLOCK_MONOTONIC) */
+} Ctl;
+
+/* Say why the command failed (stderr, or the check's UNKNOWN line); returns the exit status. */
+_printf_(3, 4) int ctl_fail(const Ctl *ctl, int status, const char *format, ...);
+/* ctl_fail() for out of memory. */
+int ctl_oom(const Ctl *ctl);
+/* 'method' 'target'; a 200 reply's JSON object into *ret; else says why, returns the exit status. */
+int ctl_request_json(const Ctl *ctl, const char *method, const char *target, json_t **ret);
+/* ctl_request_json() with GET. */
+int ctl_get_json(const Ctl *ctl, const char *target, json_t **ret);
+/* 's' percent-encoded for a request path (malloc'd; NULL when out of memory). */
+char *path_escape(const char *s);
+/* "/v1/nodes/NAME" + suffix, the name escaped; NULL when out of memory. */
+char *node_path(const char *name, const char *suffix);
+
+/* The string member 'key' of 'o', or NULL. */
+const char *json_str(const json_t *o, const char *key);
+/* The integer member 'key' of 'o', or 0. */
+json_int_t json_int(const json_t *o, const char *key);
+/* "s" unless n is 1. */
+const char *plural(json_int_t n);
+/* 'v' as indented JSON on stdout; returns 0 or the exit status. */
+int print_json(const Ctl *ctl, const json_t *v);
+
+/* `status`: the summary line, then the node table; returns the exit status (so do the others). */
+int cmd_status(const Ctl *ctl);
+/* `nodes`: the node table. */
+int cmd_nodes(const Ctl *ctl);
+/* `node NAME`: every field of one node. */
+int cmd_node(const Ctl *ctl, const char *name);
+/* `check`: one line for Nagios and its kin; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. */
+int cmd_check(const Ctl *ctl);
+/* `migration`: per node its route, upstream check and readiness; the final switch once all moved. */
+int cmd_migration(const Ctl *ctl);
