@@ -14,6 +14,7 @@
 #include "list.h"
 #include "resolve.h"
 #include "session.h"
+#include "ssharena.h"
 
 /* Per-channel buffers: bounded, so a slow reader costs at most this plus
  * one SSH window (CHANNEL_WINDOW) of memory. */
@@ -106,6 +107,7 @@ struct Session {
         sd_event_source *timer; /* connect timeout, then liveness ticks */
         sd_event_source *defer; /* coalesced "run the pump" requests */
         LIBSSH2_SESSION *ssh;
+        SshArena arena; /* every block of ssh, released after it is freed */
 
         Buffer outq;
         bool rx_drained; /* last recv() said EAGAIN and epoll has not woken us */

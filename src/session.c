@@ -72,7 +72,22 @@ static void session_process(Session *s);
 static void session_fail(Session *s, SessionFailure f, const char *fmt, ...) _printf_(3, 4);
 static void session_update_io(Session *s);
 
-/* --- libssh2 I/O callbacks -------------------------------------------- */
+/* --- libssh2 memory and I/O callbacks --------------------------------- */
+
+static LIBSSH2_ALLOC_FUNC(session_alloc_cb) {
+        Session *s = *abstract;
+        return ssh_arena_alloc(&s->arena, count);
+}
+
+static LIBSSH2_REALLOC_FUNC(session_realloc_cb) {
+        Session *s = *abstract;
+        return ssh_arena_realloc(&s->arena, ptr, count);
+}
+
+static LIBSSH2_FREE_FUNC(session_free_cb) {
+        Session *s = *abstract;
+        ssh_arena_free(&s->arena, ptr);
+}
 
 static LIBSSH2_SEND_FUNC(session_send_cb) {
         Session *s = *abstract;
@@ -208,6 +223,8 @@ static void session_teardown(Session *s, int channel_error, const char *why) {
                 libssh2_session_free(s->ssh);
                 s->ssh = NULL;
         }
+        /* what libssh2 forgot (see ssharena.h) */
+        (void) ssh_arena_release(&s->arena, NULL);
         s->fd = safe_close(s->fd);
         buffer_done(&s->outq);
         s->rx_drained = false;
@@ -307,7 +324,7 @@ static void session_start_handshake(Session *s) {
                 s->local_port = ntohs(local.ss_family == AF_INET ? ((struct sockaddr_in *) &local)->sin_port
                                                                   : ((struct sockaddr_in6 *) &local)->sin6_port);
 
-        s->ssh = libssh2_session_init_ex(NULL, NULL, NULL, s);
+        s->ssh = libssh2_session_init_ex(session_alloc_cb, session_free_cb, session_realloc_cb, s);
         if (!s->ssh) {
                 session_fail(s, SESSION_FAILURE_PROTOCOL, "cannot allocate an SSH session");
                 return;
