@@ -94,38 +94,40 @@ static int add_node_row(Table *t, const json_t *node, Output output) {
         return table_add_cell(t, last_error, TABLE_COLOR_NONE);
 }
 
+/* One row per node of 'nodes' (an array) under 'headers', to stdout. */
+static int print_rows(const Ctl *ctl, const json_t *nodes, const char *const *headers, size_t n_headers,
+                      int (*add_row)(Table *t, const json_t *node, Output output)) {
+        _cleanup_(table_freep) Table *t = NULL;
+        _cleanup_free_ char *text = NULL;
+        const json_t *node;
+        size_t i;
+
+        if (table_new(headers, n_headers, &t) < 0)
+                return ctl_oom(ctl);
+        json_array_foreach(nodes, i, node)
+                if (add_row(t, node, ctl->output) < 0)
+                        return ctl_oom(ctl);
+        if (table_format(t, ctl->color, &text) < 0)
+                return ctl_oom(ctl);
+        fputs(text, stdout);
+        return 0;
+}
+
 static int print_node_table(const Ctl *ctl, const json_t *nodes) {
         static const char *const headers[] = { "NODE",    "ADDRESS", "STATE", "ROUTE",     "SESSIONS",
                                                "STREAMS", "PROBE",   "SINCE", "LAST ERROR" };
         static const char *const headers_wide[] = { "NODE",  "ADDRESS", "STATE",    "ROUTE",
                                                     "SESSIONS", "STREAMS", "PROBE", "SINCE",
                                                     "HOST KEY", "RECONNECTS", "LAST ERROR" };
-        _cleanup_(table_freep) Table *t = NULL;
-        _cleanup_free_ char *text = NULL;
-        const json_t *node;
-        size_t i;
-        int r;
-
         if (!json_is_array(nodes))
                 return ctl_fail(ctl, EXIT_FAILURE, "malformed reply from %s: no node list", ctl->socket);
         if (json_array_size(nodes) == 0) {
                 fprintf(stderr, "No nodes configured.\n");
                 return 0;
         }
-
         if (ctl->output == OUTPUT_WIDE)
-                r = table_new(headers_wide, ELEMENTSOF(headers_wide), &t);
-        else
-                r = table_new(headers, ELEMENTSOF(headers), &t);
-        if (r < 0)
-                return ctl_oom(ctl);
-        json_array_foreach(nodes, i, node)
-                if (add_node_row(t, node, ctl->output) < 0)
-                        return ctl_oom(ctl);
-        if (table_format(t, ctl->color, &text) < 0)
-                return ctl_oom(ctl);
-        fputs(text, stdout);
-        return 0;
+                return print_rows(ctl, nodes, headers_wide, ELEMENTSOF(headers_wide), add_node_row);
+        return print_rows(ctl, nodes, headers, ELEMENTSOF(headers), add_node_row);
 }
 
 int print_json(const Ctl *ctl, const json_t *v) {
@@ -387,10 +389,7 @@ int cmd_migration(const Ctl *ctl) {
         static const char *const headers_wide[] = { "NODE",  "ROUTE",    "UPSTREAM",      "SSH PROBE",
                                                     "READY", "MIGRATED", "UPSTREAM ERROR" };
         _cleanup_(json_decrefp) json_t *v = NULL;
-        _cleanup_(table_freep) Table *t = NULL;
-        _cleanup_free_ char *text = NULL;
-        const json_t *nodes, *node, *fs;
-        size_t i;
+        const json_t *nodes, *fs;
         int r;
 
         r = ctl_get_json(ctl, "/v1/migration", &v);
@@ -404,17 +403,11 @@ int cmd_migration(const Ctl *ctl) {
                 return ctl_fail(ctl, EXIT_FAILURE, "malformed reply from %s: no node list", ctl->socket);
         if (json_array_size(nodes) > 0) {
                 if (ctl->output == OUTPUT_WIDE)
-                        r = table_new(headers_wide, ELEMENTSOF(headers_wide), &t);
+                        r = print_rows(ctl, nodes, headers_wide, ELEMENTSOF(headers_wide), add_migration_row);
                 else
-                        r = table_new(headers, ELEMENTSOF(headers), &t);
-                if (r < 0)
-                        return ctl_oom(ctl);
-                json_array_foreach(nodes, i, node)
-                        if (add_migration_row(t, node, ctl->output) < 0)
-                                return ctl_oom(ctl);
-                if (table_format(t, ctl->color, &text) < 0)
-                        return ctl_oom(ctl);
-                fputs(text, stdout);
+                        r = print_rows(ctl, nodes, headers, ELEMENTSOF(headers), add_migration_row);
+                if (r != 0)
+                        return r;
                 putchar('\n');
         }
 

@@ -1411,6 +1411,22 @@ def open_fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def wait_fds_back(pid, base, timeout=20, what="", slack=3):
+    """Wait until pid has base +- slack descriptors open; returns how many.
+    Raises AssertionError (a test's failure, not the harness's) if not."""
+    last = {}
+
+    def back():
+        last["fds"] = open_fds(pid)
+        return abs(last["fds"] - base) <= slack
+
+    try:
+        wait_until(back, timeout, "the daemon's descriptors back to the baseline")
+    except HarnessError as e:
+        raise AssertionError(f"{what}{e}: {last['fds']} open, baseline {base}") from None
+    return last["fds"]
+
+
 class HoldServer(TcpServer):
     """Reads until the client's EOF, then keeps its side open (it neither
     writes nor closes) until the test ends: a target that outlives the

@@ -295,19 +295,10 @@ def test_chaos_under_load(env):
     print(f"every node back up with full pools {time.monotonic() - t1:.1f} s after the chaos")
     tl.wait_until(lambda: d.status()["streams"] == 0, 15, "/v1/status streams back to 0")
     assert all(n["streams"] == 0 for n in d.nodes_info())
-    last = {}
-
-    def fds_back():
-        last["fds"] = tl.open_fds(d.pid)
-        return abs(last["fds"] - base_fds) <= 3
-
-    try:
-        tl.wait_until(fds_back, 20, "the daemon's descriptors back to the baseline")
-    except tl.HarnessError as e:
-        raise AssertionError(f"{e}: {last['fds']} open, baseline {base_fds}") from None
+    fds = tl.wait_fds_back(d.pid, base_fds)
     rss_bound = RSS_BOUND_MIB + (2 * ASAN_QUARANTINE_MIB if asan else 0)
     grown = (d.rss_kb() - base_rss) / 1024
-    print(f"RSS {base_rss} KiB before, {d.rss_kb()} KiB after ({grown:+.1f} MiB); fds {base_fds} -> {last['fds']}")
+    print(f"RSS {base_rss} KiB before, {d.rss_kb()} KiB after ({grown:+.1f} MiB); fds {base_fds} -> {fds}")
     assert grown < rss_bound, f"RSS grew by {grown:.1f} MiB over the run (bound {rss_bound} MiB)"
 
     # and every node carries a stream again

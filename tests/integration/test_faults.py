@@ -187,16 +187,7 @@ def check_nothing_left(d, nodes, base_fds, base_rss_kb, asan, seed):
         assert d.node_info(n.name)["streams"] == 0, n.name
     # reset sessions come back; then every descriptor of the run is closed
     wait_full_pools(d, nodes, 60)
-    last = {}
-
-    def fds_back():
-        last["fds"] = tl.open_fds(d.pid)
-        return abs(last["fds"] - base_fds) <= 3
-
-    try:
-        tl.wait_until(fds_back, 20, "the daemon's descriptors back to the baseline")
-    except tl.HarnessError as e:
-        raise AssertionError(f"seed {seed}: {e}: {last['fds']} open, baseline {base_fds}") from None
+    tl.wait_fds_back(d.pid, base_fds, what=f"seed {seed}: ")
     bound = RSS_BOUND_MIB + (2 * ASAN_QUARANTINE_MIB if asan else 0)
     grown = (d.rss_kb() - base_rss_kb) // 1024
     assert grown < bound, f"seed {seed}: RSS grew by {grown} MiB over the run (bound {bound} MiB)"

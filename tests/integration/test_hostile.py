@@ -81,19 +81,6 @@ def check_all_408(replies, within):
     assert not not408, f"{len(not408)} idle connections ended without a 408: {not408[:5]}"
 
 
-def fds_back(d, base):
-    last = {}
-
-    def back():
-        last["fds"] = tl.open_fds(d.pid)
-        return abs(last["fds"] - base) <= 3
-
-    try:
-        tl.wait_until(back, 20, "the daemon's descriptors back to the baseline")
-    except tl.HarnessError as e:
-        raise AssertionError(f"{e}: {last['fds']} open, baseline {base}") from None
-
-
 @pytest.mark.alarm(120)
 def test_idle_crowd_does_not_delay_a_real_client(env):
     """Below proxy.max_clients (default 4096) 2,000 silent connections are
@@ -127,7 +114,7 @@ def test_idle_crowd_does_not_delay_a_real_client(env):
     finally:
         for s, _ in crowd:
             s.close()
-    fds_back(d, base_fds)
+    tl.wait_fds_back(d.pid, base_fds)
     assert d.status()["streams"] == 0
     assert echo_ok(d.tunnel(n1.addr, echo.port), b"and after")
 
@@ -187,7 +174,7 @@ def test_idle_crowd_beyond_max_clients_waits_its_turn(env):
     print(f"peak descriptors over the baseline: {peak[0]}")
     assert peak[0] <= max_clients + 5, f"{peak[0]} descriptors over the baseline with max_clients {max_clients}"
     assert peak[0] >= max_clients - 5, f"only {peak[0]} connections taken: max_clients not reached"
-    fds_back(d, base_fds)
+    tl.wait_fds_back(d.pid, base_fds)
     assert echo_ok(d.tunnel(n1.addr, echo.port), b"room again")
 
 

@@ -146,17 +146,7 @@ def test_500_concurrent_streams_leave_nothing_behind(env):
     tl.wait_until(lambda: all(d.node_info(n.name)["streams"] == 0 for n in nodes), 30,
                   "every node's stream count back to 0")
     assert d.status()["streams"] == 0
-    last = {}
-
-    def fds_back():
-        last["fds"] = tl.open_fds(d.pid)
-        return last["fds"] <= base_fds + 3
-
-    try:
-        tl.wait_until(fds_back, 20, "the daemon's descriptors back to the baseline")
-    except tl.HarnessError as e:
-        raise AssertionError(f"{e}: {last['fds']} open, baseline {base_fds}") from None
-    assert last["fds"] >= base_fds - 3, f"{last['fds']} open, baseline {base_fds}"
+    tl.wait_fds_back(d.pid, base_fds)
     # and it still serves
     s = d.tunnel(nodes[0].addr, echo["n1"].port)
     assert echo_ok(s, b"after the crowd")

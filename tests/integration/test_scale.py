@@ -208,14 +208,5 @@ def test_a_thousand_nodes_and_ten_thousand_streams(env):
             st.sock.close()
 
     tl.wait_until(lambda: d.status()["streams"] == 0, 60, "/v1/status streams back to 0")
-    fds = {}
-
-    def fds_back():
-        fds["n"] = tl.open_fds(d.pid)
-        return abs(fds["n"] - base_fds) <= 3
-
-    try:
-        tl.wait_until(fds_back, 30, "the daemon's descriptors back to the baseline")
-    except tl.HarnessError as e:
-        raise AssertionError(f"{e}: {fds['n']} open, baseline {base_fds}") from None
+    tl.wait_fds_back(d.pid, base_fds, timeout=30)
     assert d.status()["nodes_up"] == N_NODES
