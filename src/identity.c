@@ -8,10 +8,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
 
 #include "hostkey.h"
@@ -46,6 +49,21 @@ struct Identity {
         char type[KEY_TYPE_MAX];
         char fingerprint[HOSTKEY_FINGERPRINT_MAX];
         mode_t mode;
+        EVP_PKEY *pkey;    /* the private key, parsed once: signing needs no decoding */
+        const EVP_MD *md;  /* ECDSA's hash (RFC 5656 6.2.1); NULL for ed25519 */
+        uint8_t *pub;      /* the SSH public key blob */
+        size_t pub_len;
+};
+
+/* ECDSA curves: OpenSSL's group name, SSH's curve name, the hash it signs with. */
+static const struct {
+        const char *group;
+        const char *curve;
+        const char *md;
+} ec_curves[] = {
+        { "prime256v1", "nistp256", "SHA256" },
+        { "secp384r1", "nistp384", "SHA384" },
+        { "secp521r1", "nistp521", "SHA512" },
 };
 
 /* A bounded cursor over SSH wire-format data (RFC 4251 uint32 and string). */
@@ -84,6 +102,23 @@ static bool string_is(const uint8_t *s, size_t n, const char *what) {
         return n == strlen(what) && memcmp(s, what, n) == 0;
 }
 
+static int set_public_blob(Identity *id, const uint8_t *blob, size_t len) {
+        id->pub = malloc(len);
+        if (!id->pub)
+                return -ENOMEM;
+        memcpy(id->pub, blob, len);
+        id->pub_len = len;
+        return 0;
+}
+
+/* The hash an ECDSA key of SSH curve 'curve' signs with; NULL if none. */
+static const EVP_MD *ec_curve_md(const char *curve) {
+        for (size_t i = 0; i < ELEMENTSOF(ec_curves); i++)
+                if (streq(curve, ec_curves[i].curve))
+                        return EVP_get_digestbyname(ec_curves[i].md);
+        return NULL;
+}
+
 typedef struct SecretBuf {
         uint8_t *buf;
         size_t len;
@@ -102,6 +137,30 @@ static void evp_pkey_freep(EVP_PKEY **p) {
 
 static void bio_freep(BIO **p) {
         BIO_free(*p);
+}
+
+static void param_bld_freep(OSSL_PARAM_BLD **p) {
+        OSSL_PARAM_BLD_free(*p);
+}
+
+static void params_freep(OSSL_PARAM **p) {
+        OSSL_PARAM_free(*p);
+}
+
+static void pkey_ctx_freep(EVP_PKEY_CTX **p) {
+        EVP_PKEY_CTX_free(*p);
+}
+
+static void bn_clear_freep(BIGNUM **p) {
+        BN_clear_free(*p);
+}
+
+static void md_ctx_freep(EVP_MD_CTX **p) {
+        EVP_MD_CTX_free(*p);
+}
+
+static void ecdsa_sig_freep(ECDSA_SIG **p) {
+        ECDSA_SIG_free(*p);
 }
 
 /* Refuses every passphrase request: the daemon cannot prompt. */
@@ -144,6 +203,65 @@ static int openssh_decode(const char *begin, const char *end, SecretBuf *ret) {
         }
         ret->buf = out;
         ret->len = n;
+        return 0;
+}
+
+/* The private half of an unencrypted openssh-key-v1 key, after its type
+ * (OpenSSH's sshkey_private_serialize): ed25519 "string pub(32), string
+ * seed(32) || pub(32)"; ECDSA "string curve, string Q, mpint d". */
+static int openssh_private_key(Identity *id, Reader *pr) {
+        const uint8_t *a, *b, *c;
+        size_t a_len, b_len, c_len;
+
+        if (streq(id->type, "ssh-ed25519")) {
+                if (reader_string(pr, &a, &a_len) < 0 || reader_string(pr, &b, &b_len) < 0 ||
+                    a_len != 32 || b_len != 64 || memcmp(a, b + 32, 32) != 0)
+                        return -EBADMSG;
+                id->pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, b, 32);
+                if (!id->pkey) {
+                        ERR_clear_error();
+                        return -EBADMSG;
+                }
+                return 0;
+        }
+
+        _cleanup_(param_bld_freep) OSSL_PARAM_BLD *bld = NULL;
+        _cleanup_(params_freep) OSSL_PARAM *params = NULL;
+        _cleanup_(pkey_ctx_freep) EVP_PKEY_CTX *ctx = NULL;
+        _cleanup_(bn_clear_freep) BIGNUM *d = NULL;
+        const char *group = NULL;
+        char curve[16];
+
+        if (reader_string(pr, &a, &a_len) < 0 || reader_string(pr, &b, &b_len) < 0 ||
+            reader_string(pr, &c, &c_len) < 0 || a_len >= sizeof curve)
+                return -EBADMSG;
+        memcpy(curve, a, a_len);
+        curve[a_len] = 0;
+        for (size_t i = 0; i < ELEMENTSOF(ec_curves); i++)
+                if (streq(curve, ec_curves[i].curve))
+                        group = ec_curves[i].group;
+        if (!group || strlen(id->type) <= strlen("ecdsa-sha2-") || !streq(id->type + 11, curve))
+                return -EBADMSG;
+        id->md = ec_curve_md(curve);
+        if (!id->md)
+                return -EBADMSG;
+
+        d = BN_bin2bn(c, (int) c_len, NULL);
+        bld = OSSL_PARAM_BLD_new();
+        if (!d || !bld)
+                return -ENOMEM;
+        if (OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) != 1 ||
+            OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, b, b_len) != 1 ||
+            OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, d) != 1)
+                return -ENOMEM;
+        params = OSSL_PARAM_BLD_to_param(bld);
+        ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+        if (!params || !ctx)
+                return -ENOMEM;
+        if (EVP_PKEY_fromdata_init(ctx) != 1 || EVP_PKEY_fromdata(ctx, &id->pkey, EVP_PKEY_KEYPAIR, params) != 1) {
+                ERR_clear_error();
+                return -EBADMSG;
+        }
         return 0;
 }
 
@@ -201,6 +319,14 @@ static int parse_openssh(Identity *id, const char *begin, const char **ret_reaso
             reader_string(&pr, &ptype, &ptype_len) < 0 || !string_is(ptype, ptype_len, id->type))
                 goto corrupt;
 
+        k = openssh_private_key(id, &pr);
+        if (k == -ENOMEM)
+                return k;
+        if (k < 0)
+                goto corrupt;
+        k = set_public_blob(id, pub, pub_len);
+        if (k < 0)
+                return k;
         hostkey_fingerprint(pub, pub_len, id->fingerprint, sizeof id->fingerprint);
         return 0;
 
@@ -221,14 +347,6 @@ static void put_string(uint8_t **p, const void *s, size_t n) {
 /* Builds the SSH public blob of an EC key (RFC 5656 section 3.1) to name
  * its type and compute the fingerprint ssh-keygen shows. */
 static int ec_public_blob(Identity *id, EVP_PKEY *pkey, const char **ret_reason) {
-        static const struct {
-                const char *group;
-                const char *curve;
-        } curves[] = {
-                { "prime256v1", "nistp256" },
-                { "secp384r1", "nistp384" },
-                { "secp521r1", "nistp521" },
-        };
         char group[64];
         uint8_t point[256], blob[512], *p;
         size_t point_len = 0;
@@ -238,9 +356,9 @@ static int ec_public_blob(Identity *id, EVP_PKEY *pkey, const char **ret_reason)
                 *ret_reason = "unsupported ECDSA curve; use nistp256, nistp384 or nistp521";
                 return -EINVAL;
         }
-        for (size_t i = 0; i < ELEMENTSOF(curves); i++)
-                if (streq(group, curves[i].group))
-                        curve = curves[i].curve;
+        for (size_t i = 0; i < ELEMENTSOF(ec_curves); i++)
+                if (streq(group, ec_curves[i].group))
+                        curve = ec_curves[i].curve;
         if (!curve) {
                 *ret_reason = "unsupported ECDSA curve; use nistp256, nistp384 or nistp521";
                 return -EINVAL;
@@ -262,7 +380,12 @@ static int ec_public_blob(Identity *id, EVP_PKEY *pkey, const char **ret_reason)
         put_string(&p, curve, strlen(curve));
         put_string(&p, point, point_len);
         hostkey_fingerprint(blob, (size_t) (p - blob), id->fingerprint, sizeof id->fingerprint);
-        return 0;
+        id->md = ec_curve_md(curve);
+        if (!id->md) {
+                *ret_reason = "unsupported ECDSA curve; use nistp256, nistp384 or nistp521";
+                return -EINVAL;
+        }
+        return set_public_blob(id, blob, (size_t) (p - blob));
 }
 
 /* PEM forms that OpenSSL parses: SEC1 "EC PRIVATE KEY" and PKCS#8. */
@@ -288,8 +411,13 @@ static int parse_pem(Identity *id, const char **ret_reason) {
         }
 
         switch (EVP_PKEY_get_base_id(pkey)) {
-        case EVP_PKEY_EC:
-                return ec_public_blob(id, pkey, ret_reason);
+        case EVP_PKEY_EC: {
+                int k = ec_public_blob(id, pkey, ret_reason);
+                if (k < 0)
+                        return k;
+                id->pkey = TAKE_PTR(pkey);
+                return 0;
+        }
         case EVP_PKEY_RSA:
         case EVP_PKEY_RSA_PSS:
                 *ret_reason = REASON_RSA;
@@ -434,6 +562,8 @@ Identity *identity_free(Identity *id) {
                 OPENSSL_cleanse(id->data, id->size + 1);
                 free(id->data);
         }
+        EVP_PKEY_free(id->pkey);
+        free(id->pub);
         free(id->path);
         free(id);
         return NULL;
@@ -463,4 +593,71 @@ bool identity_is_world_readable(const Identity *id) {
 
 bool identity_is_group_or_world_readable(const Identity *id) {
         return (id->mode & 077) != 0;
+}
+
+const uint8_t *identity_public_blob(const Identity *id, size_t *ret_len) {
+        *ret_len = id->pub_len;
+        return id->pub;
+}
+
+/* Appends 'bn' as an SSH mpint (RFC 4251 section 5) at *p. */
+static void put_mpint(uint8_t **p, const BIGNUM *bn) {
+        uint8_t buf[80]; /* nistp521: 66 bytes */
+        int n = BN_bn2bin(bn, buf);
+        size_t lead = n > 0 && (buf[0] & 0x80) ? 1 : 0;
+        size_t len = (size_t) n + lead;
+
+        (*p)[0] = (uint8_t) (len >> 24);
+        (*p)[1] = (uint8_t) (len >> 16);
+        (*p)[2] = (uint8_t) (len >> 8);
+        (*p)[3] = (uint8_t) len;
+        (*p)[4] = 0;
+        memcpy(*p + 4 + lead, buf, (size_t) n);
+        *p += 4 + len;
+}
+
+int identity_sign(const Identity *id, const uint8_t *data, size_t len, uint8_t *sig, size_t *ret_len) {
+        _cleanup_(md_ctx_freep) EVP_MD_CTX *ctx = NULL;
+        _cleanup_(ecdsa_sig_freep) ECDSA_SIG *es = NULL;
+        uint8_t der[160];
+        const uint8_t *q = der;
+        const BIGNUM *r, *s;
+        size_t n;
+        uint8_t *p;
+
+        ctx = EVP_MD_CTX_new();
+        if (!ctx)
+                return -ENOMEM;
+        if (!id->md) {
+                /* ed25519: the 64 bytes as they are */
+                n = IDENTITY_SIGNATURE_MAX;
+                if (EVP_DigestSignInit(ctx, NULL, NULL, NULL, id->pkey) != 1 ||
+                    EVP_DigestSign(ctx, sig, &n, data, len) != 1 || n != 64) {
+                        ERR_clear_error();
+                        return -EIO;
+                }
+                *ret_len = n;
+                return 0;
+        }
+
+        /* ECDSA: DER from OpenSSL, "mpint r, mpint s" for SSH (RFC 5656 3.1.2) */
+        n = sizeof der;
+        if (EVP_DigestSignInit(ctx, NULL, id->md, NULL, id->pkey) != 1 ||
+            EVP_DigestSign(ctx, der, &n, data, len) != 1) {
+                ERR_clear_error();
+                return -EIO;
+        }
+        es = d2i_ECDSA_SIG(NULL, &q, (long) n);
+        if (!es) {
+                ERR_clear_error();
+                return -EIO;
+        }
+        ECDSA_SIG_get0(es, &r, &s);
+        if (BN_num_bytes(r) > 66 || BN_num_bytes(s) > 66)
+                return -EIO;
+        p = sig;
+        put_mpint(&p, r);
+        put_mpint(&p, s);
+        *ret_len = (size_t) (p - sig);
+        return 0;
 }

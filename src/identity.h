@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct Identity Identity;
 
@@ -24,7 +25,18 @@ Identity *identity_free(Identity *id);
 
 /* The key type as SSH names it: "ssh-ed25519", "ecdsa-sha2-nistp256", ... */
 const char *identity_type(const Identity *id);
-/* The file's bytes, for libssh2_userauth_publickey_frommemory(). */
+/* Room identity_sign() needs: an ECDSA nistp521 "mpint r, mpint s". */
+#define IDENTITY_SIGNATURE_MAX 160
+
+/* The SSH public key blob (RFC 4253 6.6), as authorized_keys holds it. */
+const uint8_t *identity_public_blob(const Identity *id, size_t *ret_len);
+/* Signs data as SSH public-key authentication wants it (RFC 4252 7): the
+ * signature blob without its algorithm name, for libssh2's sign callback:
+ * ed25519's 64 bytes, or ECDSA's "mpint r, mpint s". sig has room for
+ * IDENTITY_SIGNATURE_MAX bytes. The key is parsed once at load, so a
+ * signature costs no decoding (OpenSSL 3's PEM decoder takes ~0.7 ms). */
+int identity_sign(const Identity *id, const uint8_t *data, size_t len, uint8_t *sig, size_t *ret_len);
+/* The file's bytes. */
 const char *identity_data(const Identity *id, size_t *ret_len);
 /* "SHA256:..." of the public key. */
 const char *identity_fingerprint(const Identity *id);

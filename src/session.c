@@ -89,6 +89,22 @@ static LIBSSH2_FREE_FUNC(session_free_cb) {
         ssh_arena_free(&s->arena, ptr);
 }
 
+/* libssh2 frees the signature with the session's allocator. */
+static LIBSSH2_USERAUTH_PUBLICKEY_SIGN_FUNC(session_sign_cb) {
+        Session *s = *abstract;
+        uint8_t buf[IDENTITY_SIGNATURE_MAX];
+        size_t n = 0;
+
+        if (identity_sign(daemon_identity(s->daemon), data, data_len, buf, &n) < 0)
+                return -1;
+        *sig = ssh_arena_alloc(&s->arena, n);
+        if (!*sig)
+                return -1;
+        memcpy(*sig, buf, n);
+        *sig_len = n;
+        return 0;
+}
+
 static LIBSSH2_SEND_FUNC(session_send_cb) {
         Session *s = *abstract;
 
@@ -594,11 +610,13 @@ static int session_step_auth(Session *s) {
         const ConfigSsh *cfg = session_cfg(s);
         const Identity *id = daemon_identity(s->daemon);
         size_t len;
-        const char *data = identity_data(id, &len);
+        const uint8_t *pub = identity_public_blob(id, &len);
+        void *abstract = s;
         int rc;
 
-        rc = libssh2_userauth_publickey_frommemory(s->ssh, cfg->user, strlen(cfg->user), NULL, 0, data, len,
-                                                   NULL);
+        /* our own signature: libssh2's _frommemory decodes the key file twice
+         * per attempt, through OpenSSL 3's slow PEM decoder first */
+        rc = libssh2_userauth_publickey(s->ssh, cfg->user, pub, len, session_sign_cb, &abstract);
         if (rc == LIBSSH2_ERROR_EAGAIN)
                 return 0;
         if (rc != 0) {

@@ -13,6 +13,12 @@
 
 #include <cmocka.h>
 
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+
 #include "identity.h"
 #include "macro.h"
 
@@ -96,6 +102,73 @@ static int group_teardown(void **state) {
         return 0;
 }
 
+/* An SSH string at *p (bounds checked by the caller's blob being ours). */
+static const uint8_t *ssh_string(const uint8_t **p, size_t *ret_len) {
+        const uint8_t *s = *p + 4;
+        *ret_len = (size_t) (*p)[0] << 24 | (size_t) (*p)[1] << 16 | (size_t) (*p)[2] << 8 | (*p)[3];
+        *p = s + *ret_len;
+        return s;
+}
+
+/* Verifies identity_sign()'s signature with OpenSSL and the public blob
+ * alone, as a node would: ed25519 raw, ECDSA "mpint r, mpint s". */
+static void check_signature(const Identity *id) {
+        static const uint8_t data[] = "session id and userauth request";
+        uint8_t sig[IDENTITY_SIGNATURE_MAX];
+        size_t sig_len = 0, blob_len, type_len, n;
+        const uint8_t *blob = identity_public_blob(id, &blob_len), *p = blob, *type, *a, *b;
+        EVP_PKEY *pkey = NULL;
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        const char *md = NULL;
+
+        assert_int_equal(identity_sign(id, data, sizeof data, sig, &sig_len), 0);
+        type = ssh_string(&p, &type_len);
+        if (type_len == 11 && memcmp(type, "ssh-ed25519", 11) == 0) {
+                a = ssh_string(&p, &n);
+                assert_int_equal(n, 32);
+                assert_int_equal(sig_len, 64);
+                pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, a, n);
+                assert_non_null(pkey);
+                assert_int_equal(EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pkey), 1);
+                assert_int_equal(EVP_DigestVerify(ctx, sig, sig_len, data, sizeof data), 1);
+                /* and not for other data */
+                assert_int_not_equal(EVP_DigestVerify(ctx, sig, sig_len, data, sizeof data - 1), 1);
+        } else {
+                size_t curve_len, q_len, r_len, s_len;
+                const uint8_t *curve = ssh_string(&p, &curve_len), *q = ssh_string(&p, &q_len), *sp = sig;
+                const char *group = curve[5] == '2' ? "prime256v1" : curve[5] == '3' ? "secp384r1" : "secp521r1";
+                OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+                OSSL_PARAM *params;
+                EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+                ECDSA_SIG *es = ECDSA_SIG_new();
+                unsigned char *der = NULL;
+                int der_len;
+
+                md = curve[5] == '2' ? "SHA256" : curve[5] == '3' ? "SHA384" : "SHA512";
+                assert_true(OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0));
+                assert_true(OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, q, q_len));
+                params = OSSL_PARAM_BLD_to_param(bld);
+                assert_int_equal(EVP_PKEY_fromdata_init(pctx), 1);
+                assert_int_equal(EVP_PKEY_fromdata(pctx, &pkey, EVP_PKEY_PUBLIC_KEY, params), 1);
+
+                a = ssh_string(&sp, &r_len);
+                b = ssh_string(&sp, &s_len);
+                assert_int_equal((size_t) (sp - sig), sig_len);
+                assert_int_equal(ECDSA_SIG_set0(es, BN_bin2bn(a, (int) r_len, NULL), BN_bin2bn(b, (int) s_len, NULL)), 1);
+                der_len = i2d_ECDSA_SIG(es, &der);
+                assert_true(der_len > 0);
+                assert_int_equal(EVP_DigestVerifyInit(ctx, NULL, EVP_get_digestbyname(md), NULL, pkey), 1);
+                assert_int_equal(EVP_DigestVerify(ctx, der, (size_t) der_len, data, sizeof data), 1);
+                OPENSSL_free(der);
+                ECDSA_SIG_free(es);
+                OSSL_PARAM_free(params);
+                OSSL_PARAM_BLD_free(bld);
+                EVP_PKEY_CTX_free(pctx);
+        }
+        EVP_PKEY_free(pkey);
+        EVP_MD_CTX_free(ctx);
+}
+
 /* Loads a key that must be accepted and compares it with ssh-keygen's view
  * of the matching .pub file. */
 static void check_accepted(const Fixture *fx, const char *name, const char *type) {
@@ -129,6 +202,7 @@ static void check_accepted(const Fixture *fx, const char *name, const char *type
         assert_int_equal(len, n);
         assert_memory_equal(d, data, n);
 
+        check_signature(id);
         identity_free(id);
 }
 
