@@ -27,8 +27,15 @@ struct IoPoll {
         unsigned n_watches;
         unsigned n_armed;
         bool dispatching;
-        IoWatch *graves; /* freed during the current batch */
+        bool free_pending; /* iopoll_free() from a handler: done after the batch */
+        IoWatch *graves;   /* freed during the current batch */
 };
+
+static void poll_destroy(IoPoll *p) {
+        p->source = sd_event_source_disable_unref(p->source);
+        safe_close(p->fd);
+        free(p);
+}
 
 static void watch_release(IoWatch *w) {
         w->poll->n_watches--;
@@ -47,7 +54,7 @@ static int on_poll_ready(sd_event_source *s, int fd, uint32_t revents, void *use
         /* more than a batch ready: the set stays readable and sd-event comes
          * back after the other sources had their turn */
         p->dispatching = true;
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n && !p->free_pending; i++) {
                 IoWatch *w = ev[i].data.ptr;
                 if (w->dead || w->events == 0)
                         continue; /* freed or disarmed by an earlier handler */
@@ -60,6 +67,8 @@ static int on_poll_ready(sd_event_source *s, int fd, uint32_t revents, void *use
                 p->graves = w->grave;
                 watch_release(w);
         }
+        if (p->free_pending)
+                poll_destroy(p); /* its owner let go of it from a handler */
         return 0;
 }
 
@@ -90,9 +99,10 @@ int iopoll_new(sd_event *e, IoPoll **ret) {
 IoPoll *iopoll_free(IoPoll *p) {
         if (!p)
                 return NULL;
-        p->source = sd_event_source_disable_unref(p->source);
-        safe_close(p->fd);
-        free(p);
+        if (p->dispatching)
+                p->free_pending = true;
+        else
+                poll_destroy(p);
         return NULL;
 }
 

@@ -22,8 +22,8 @@ typedef int (*IoWatchHandler)(IoWatch *w, int fd, uint32_t revents, void *userda
 /* A poll set dispatched from 'e' at the default priority. */
 int iopoll_new(sd_event *e, IoPoll **ret);
 
-/* Frees the set; watches still in it must have been freed. Accepts NULL,
- * returns NULL. */
+/* Frees the set; watches still in it must have been freed. Safe inside a
+ * handler (the set goes after the batch). Accepts NULL, returns NULL. */
 IoPoll *iopoll_free(IoPoll *p);
 
 /* Watch fd (not owned) for 'events' (EPOLLIN, EPOLLOUT; level-triggered). */

@@ -46,8 +46,8 @@ struct UpstreamConn {
         unsigned n_ref; /* its own, plus one per handler of ours on the stack */
         ConnState state;
         int fd;
-        sd_event_source *io, *timer, *defer;
-        bool io_off;
+        IoWatch *io; /* in the upstream's IoPoll */
+        sd_event_source *timer, *defer;
         ResolveQuery *query;
         struct sockaddr_storage addrs[UPSTREAM_ADDRS_MAX];
         socklen_t addr_lens[UPSTREAM_ADDRS_MAX];
@@ -91,7 +91,7 @@ static void conn_unref(UpstreamConn *c) {
 /* Let go of the socket and its sources; the object stays. */
 static void conn_release(UpstreamConn *c) {
         c->query = resolve_cancel(c->query);
-        c->io = sd_event_source_disable_unref(c->io);
+        c->io = iopoll_watch_free(c->io);
         c->timer = sd_event_source_disable_unref(c->timer);
         SSL_free(c->ssl);
         c->ssl = NULL;
@@ -151,18 +151,9 @@ static void conn_update_events(UpstreamConn *c) {
                 events |= c->read_wants_write ? EPOLLOUT : EPOLLIN;
         if (want_write)
                 events |= c->write_wants_read ? EPOLLIN : EPOLLOUT;
-        if (events == 0) {
-                /* epoll reports HUP and ERR whatever we ask for: with nothing
-                 * to do, a closed socket would spin the loop */
-                if (!c->io_off)
-                        (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
-                c->io_off = true;
-                return;
-        }
-        (void) sd_event_source_set_io_events(c->io, events);
-        if (c->io_off)
-                (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
-        c->io_off = false;
+        /* epoll reports HUP and ERR whatever we ask for: with nothing to
+         * do, a closed socket would spin the loop; events 0 takes it out */
+        (void) iopoll_watch_set_events(c->io, events);
 }
 
 /* --- transport: the socket, or TLS on it ----------------------------------------- */
@@ -280,7 +271,7 @@ static int conn_flush(UpstreamConn *c) {
 
 /* --- opening: connect, TLS, CONNECT, the reply ------------------------------------- */
 
-static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+static int on_io(IoWatch *w, int fd, uint32_t revents, void *userdata);
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata);
 static void conn_report_body(UpstreamConn *c);
 
@@ -318,7 +309,7 @@ static void conn_connect_next(UpstreamConn *c) {
                 const struct sockaddr *sa = (const struct sockaddr *) &c->addrs[i];
                 int r, one = 1;
 
-                c->io = sd_event_source_disable_unref(c->io);
+                c->io = iopoll_watch_free(c->io);
                 c->fd = safe_close(c->fd);
                 c->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
                 if (c->fd >= 0 && sa->sa_family != AF_UNIX)
@@ -327,13 +318,11 @@ static void conn_connect_next(UpstreamConn *c) {
                         conn_error(c, "cannot connect to %s: %m", c->upstream->address);
                         continue;
                 }
-                r = sd_event_add_io(c->upstream->event, &c->io, c->fd, EPOLLOUT, on_io, c);
+                r = iopoll_add(c->upstream->iopoll, c->fd, EPOLLOUT, on_io, c, &c->io);
                 if (r < 0) {
                         conn_error(c, "cannot watch the upstream socket: %s", strerror(-r));
                         break;
                 }
-                (void) sd_event_source_set_description(c->io, "upstream");
-                c->io_off = false;
                 c->state = CONN_CONNECTING; /* on_io checks SO_ERROR, even for a done connect */
                 return;
         }
@@ -574,7 +563,7 @@ static bool conn_step(UpstreamConn *c) {
         return c->state != s && c->state != CONN_CONNECTING && c->state != CONN_CLOSING;
 }
 
-static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+static int on_io(IoWatch *w, int fd, uint32_t revents, void *userdata) {
         UpstreamConn *c = conn_ref(userdata);
 
         while (conn_step(c))

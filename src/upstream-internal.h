@@ -7,6 +7,7 @@
 #include <openssl/ssl.h>
 #include <systemd/sd-event.h>
 
+#include "iopoll.h"
 #include "macro.h"
 #include "upstream.h"
 
@@ -25,6 +26,7 @@
 struct Upstream {
         unsigned n_ref;
         sd_event *event;
+        IoPoll *iopoll;               /* the conns' sockets (see iopoll.h) */
         char *address;                /* as configured */
         char *host;                   /* tcp: as configured */
         uint16_t port;

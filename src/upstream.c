@@ -33,6 +33,7 @@ Upstream *upstream_unref(Upstream *u) {
         if (!u || --u->n_ref > 0)
                 return NULL;
         SSL_CTX_free(u->ctx);
+        iopoll_free(u->iopoll);
         sd_event_unref(u->event);
         free(u->address);
         free(u->host);
@@ -114,6 +115,9 @@ int upstream_new(Daemon *d, Upstream **ret, char **ret_error) {
                 return -ENOMEM;
         u->n_ref = 1;
         u->event = sd_event_ref(daemon_event(d));
+        r = iopoll_new(u->event, &u->iopoll);
+        if (r < 0)
+                return r;
         u->address = strdup(a);
         if (!u->address)
                 return -ENOMEM;

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "iopoll.h"
+#include "macro.h"
 
 #define N_PAIRS 200
 
@@ -154,6 +155,48 @@ static void test_freed_during_batch_is_skipped(void **state) {
         sd_event_unref(e);
 }
 
+typedef struct Owner {
+        IoPoll *poll;
+        Pair pairs[3];
+        unsigned calls;
+} Owner;
+
+/* The last watch's handler lets go of everything, the set included: an
+ * Upstream whose last conn ends after a reload replaced it. */
+static int on_ready_free_all(IoWatch *w, int fd, uint32_t revents, void *userdata) {
+        Owner *o = userdata;
+
+        o->calls++;
+        for (size_t i = 0; i < ELEMENTSOF(o->pairs); i++)
+                o->pairs[i].w = iopoll_watch_free(o->pairs[i].w);
+        o->poll = iopoll_free(o->poll);
+        return 0;
+}
+
+static void test_freed_by_a_handler(void **state) {
+        sd_event *e;
+        Owner o = { 0 };
+
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(iopoll_new(e, &o.poll), 0);
+        for (size_t i = 0; i < ELEMENTSOF(o.pairs); i++) {
+                Pair *p = &o.pairs[i];
+                assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, p->fd), 0);
+                assert_int_equal(iopoll_add(o.poll, p->fd[0], EPOLLIN, on_ready_free_all, &o, &p->w), 0);
+                assert_int_equal(write(p->fd[1], "x", 1), 1);
+        }
+        /* the first handler frees the set; the others must not run */
+        assert_int_equal(sd_event_run(e, 0), 1);
+        assert_int_equal(o.calls, 1);
+        assert_null(o.poll);
+        assert_int_equal(sd_event_run(e, 0), 0);
+        for (size_t i = 0; i < ELEMENTSOF(o.pairs); i++) {
+                close(o.pairs[i].fd[0]);
+                close(o.pairs[i].fd[1]);
+        }
+        sd_event_unref(e);
+}
+
 static void test_bad_arguments(void **state) {
         sd_event *e;
         IoPoll *poll;
@@ -180,6 +223,7 @@ int main(void) {
                 cmocka_unit_test(test_batches_serve_everyone),
                 cmocka_unit_test(test_events_zero_silences_hangup),
                 cmocka_unit_test(test_freed_during_batch_is_skipped),
+                cmocka_unit_test(test_freed_by_a_handler),
                 cmocka_unit_test(test_bad_arguments),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
