@@ -335,11 +335,15 @@ corrupt:
         return -EINVAL;
 }
 
+static void put_u32(uint8_t *p, size_t n) {
+        p[0] = (uint8_t) (n >> 24);
+        p[1] = (uint8_t) (n >> 16);
+        p[2] = (uint8_t) (n >> 8);
+        p[3] = (uint8_t) n;
+}
+
 static void put_string(uint8_t **p, const void *s, size_t n) {
-        (*p)[0] = (uint8_t) (n >> 24);
-        (*p)[1] = (uint8_t) (n >> 16);
-        (*p)[2] = (uint8_t) (n >> 8);
-        (*p)[3] = (uint8_t) n;
+        put_u32(*p, n);
         memcpy(*p + 4, s, n);
         *p += 4 + n;
 }
@@ -607,10 +611,7 @@ static void put_mpint(uint8_t **p, const BIGNUM *bn) {
         size_t lead = n > 0 && (buf[0] & 0x80) ? 1 : 0;
         size_t len = (size_t) n + lead;
 
-        (*p)[0] = (uint8_t) (len >> 24);
-        (*p)[1] = (uint8_t) (len >> 16);
-        (*p)[2] = (uint8_t) (len >> 8);
-        (*p)[3] = (uint8_t) len;
+        put_u32(*p, len);
         (*p)[4] = 0;
         memcpy(*p + 4 + lead, buf, (size_t) n);
         *p += 4 + len;
