@@ -22,6 +22,7 @@
 #include "buffer.h"
 #include "daemon.h"
 #include "http.h"
+#include "iopoll.h"
 #include "list.h"
 #include "log.h"
 #include "metrics.h"
@@ -74,7 +75,7 @@ struct ProxyClient {
         ClientState state;
         ClientProtocol protocol;
         int fd;
-        sd_event_source *io;
+        IoWatch *io; /* in the daemon's IoPoll, like the relays' sockets */
         sd_event_source *timer;
         char peer[64];       /* for logs */
         char orig_host[48];  /* originator for direct-tcpip */
@@ -100,7 +101,7 @@ static void client_free(ProxyClient *c) {
         LIST_REMOVE(clients, p->clients, c);
         p->n_clients--;
         proxy_check_capacity(p);
-        c->io = sd_event_source_disable_unref(c->io);
+        c->io = iopoll_watch_free(c->io);
         c->timer = sd_event_source_disable_unref(c->timer);
         c->fd = safe_close(c->fd);
         if (c->ch) {
@@ -147,7 +148,7 @@ static int client_send(ProxyClient *c, const void *data, size_t len) {
         if (n < 0 && n != -EAGAIN)
                 return (int) n;
         if (!buffer_empty(&c->out))
-                (void) sd_event_source_set_io_events(c->io, EPOLLIN | EPOLLOUT);
+                (void) iopoll_watch_set_events(c->io, EPOLLIN | EPOLLOUT);
         return 0;
 }
 
@@ -225,7 +226,7 @@ static void client_answer(ProxyClient *c, ProxyOutcome outcome, int code, const 
                 client_free(c);
                 return;
         }
-        (void) sd_event_source_set_io_events(c->io, EPOLLOUT);
+        (void) iopoll_watch_set_events(c->io, EPOLLOUT);
         if (client_arm_timer(c, REPLY_FLUSH_USEC) < 0)
                 client_free(c);
 }
@@ -241,7 +242,7 @@ static void client_fail(ProxyClient *c, ProxyOutcome outcome, const char *fmt, .
         client_answer(c, outcome, outcome_status[outcome], NULL, body);
 }
 
-static int on_client_io(sd_event_source *es, int fd, uint32_t revents, void *userdata);
+static int on_client_io(IoWatch *w, int fd, uint32_t revents, void *userdata);
 
 /* The tunnel is open (an SSH channel or the upstream's): answer 200 (or
  * SOCKS5 success) and hand the socket and the far end to a relay. */
@@ -279,7 +280,7 @@ static void client_start_relay(ProxyClient *c, FarEnd far) {
                 .on_done = proxy_relay_done,
                 .userdata = p->daemon,
         };
-        c->io = sd_event_source_disable_unref(c->io);
+        c->io = iopoll_watch_free(c->io);
         /* counted first: a relay that fails at once ends inside relay_new()
          * and its on_done already uncounts it */
         p->n_streams++;
@@ -288,7 +289,7 @@ static void client_start_relay(ProxyClient *c, FarEnd far) {
                 /* still ours: fd and far end; on_done did not run */
                 p->n_streams--;
                 far.ops->abort(far.end);
-                if (sd_event_add_io(daemon_event(p->daemon), &c->io, c->fd, EPOLLOUT, on_client_io, c) < 0) {
+                if (iopoll_add(daemon_iopoll(p->daemon), c->fd, EPOLLOUT, on_client_io, c, &c->io) < 0) {
                         client_free(c);
                         return;
                 }
@@ -433,7 +434,7 @@ static void client_route(ProxyClient *c, const char *host, uint16_t port) {
 
         c->state = CLIENT_OPENING;
         /* no more reading until the tunnel exists; HUP and ERR still wake us */
-        (void) sd_event_source_set_io_events(c->io, 0);
+        (void) iopoll_watch_set_events(c->io, EPOLLHUP);
         if (client_arm_timer(c, sec_to_usec(cfg->proxy.open_timeout)) < 0) {
                 client_fail(c, PROXY_OUTCOME_UNAVAILABLE, "cannot arm the open timer");
                 return;
@@ -591,7 +592,7 @@ static void client_read(ProxyClient *c) {
                 client_read_http(c, (size_t) n);
 }
 
-static int on_client_io(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+static int on_client_io(IoWatch *w, int fd, uint32_t revents, void *userdata) {
         ProxyClient *c = userdata;
         ssize_t n;
 
@@ -605,7 +606,7 @@ static int on_client_io(sd_event_source *es, int fd, uint32_t revents, void *use
                                 break;
                         }
                         if (buffer_empty(&c->out))
-                                (void) sd_event_source_set_io_events(c->io, EPOLLIN);
+                                (void) iopoll_watch_set_events(c->io, EPOLLIN);
                 }
                 client_read(c);
                 break;
@@ -669,14 +670,13 @@ void request_new(Proxy *p, int fd, const AcceptorPeer *peer) {
         c->orig_port = peer->orig_port;
         proxy_check_capacity(p);
 
-        r = sd_event_add_io(daemon_event(p->daemon), &c->io, fd, EPOLLIN, on_client_io, c);
+        r = iopoll_add(daemon_iopoll(p->daemon), fd, EPOLLIN, on_client_io, c, &c->io);
         if (r >= 0)
                 r = client_arm_timer(c, sec_to_usec(cfg->proxy.header_timeout));
         if (r < 0) {
                 client_free(c);
                 return;
         }
-        (void) sd_event_source_set_description(c->io, "proxy-client");
 }
 
 void request_free(ProxyClient *c) {

@@ -163,6 +163,43 @@ def test_504_when_the_node_hangs(env, two):
     n1.thaw()
 
 
+def test_a_client_that_leaves_while_its_channel_opens_is_let_go(env, two):
+    """A client that hangs up while its node is slow to open the channel
+    costs nothing until open_timeout: its socket goes at once."""
+    n1, n2, e1, e2 = two
+    d = start(env, [n1, n2], open_timeout=30.0)
+    # the baseline once the start-up checks' admin connections are gone
+    time.sleep(0.5)
+    base = tl.open_fds(d.pid)
+    n1.freeze()
+    try:
+        socks = []
+        for _ in range(20):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(5)
+            s.connect(d.proxy_sock)
+            s.sendall(tl.connect_request(n1.addr, e1.port))
+            socks.append(s)
+        held = {}
+
+        def holding():
+            held["fds"] = tl.open_fds(d.pid)
+            return held["fds"] >= base + 18
+
+        try:
+            tl.wait_until(holding, 10, "the clients held while their opens wait")
+        except tl.HarnessError as e:
+            raise AssertionError(f"{e}: {held['fds']} descriptors open, {base} before the 20 clients") from None
+        for s in socks:
+            s.close()
+        tl.wait_fds_back(d.pid, base, timeout=5)  # open_timeout is 30 s
+        r = d.connect(n2.addr, e2.port)
+        assert r.status == 200, r
+        r.sock.close()
+    finally:
+        n1.thaw()
+
+
 def test_nothing_follows_the_200_head(env, two):
     """kube-apiserver fails the dial if any byte follows the head before it
     speaks: the 200 is the whole reply, no body, no stray bytes."""
