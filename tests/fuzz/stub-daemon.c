@@ -188,23 +188,6 @@ void node_reconnect(Node *n) {
         n->info.state = NODE_CONNECTING;
 }
 
-const char *node_state_to_string(NodeState s) {
-        static const char *const names[_NODE_STATE_MAX] = {
-                [NODE_CONNECTING] = "connecting",
-                [NODE_HANDSHAKING] = "handshaking",
-                [NODE_AUTHENTICATING] = "authenticating",
-                [NODE_UP] = "up",
-                [NODE_DEGRADED] = "degraded",
-                [NODE_BACKOFF] = "backoff",
-                [NODE_HOSTKEY_UNKNOWN] = "hostkey-unknown",
-                [NODE_HOSTKEY_MISMATCH] = "hostkey-mismatch",
-                [NODE_AUTH_FAILED] = "auth-failed",
-                [NODE_DRAINING] = "draining",
-                [NODE_DISABLED] = "disabled",
-        };
-        return s >= 0 && s < _NODE_STATE_MAX ? names[s] : NULL;
-}
-
 /* ---- sessions: linked, never called -------------------------------------- */
 
 int session_new(Daemon *d, Node *node, const SessionParams *p, Session **ret) {

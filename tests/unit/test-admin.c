@@ -251,23 +251,6 @@ const void *session_host_key_blob(const Session *s, size_t *ret_len) {
         return s->blob;
 }
 
-const char *node_state_to_string(NodeState s) {
-        static const char *const names[_NODE_STATE_MAX] = {
-                [NODE_CONNECTING] = "connecting",
-                [NODE_HANDSHAKING] = "handshaking",
-                [NODE_AUTHENTICATING] = "authenticating",
-                [NODE_UP] = "up",
-                [NODE_DEGRADED] = "degraded",
-                [NODE_BACKOFF] = "backoff",
-                [NODE_HOSTKEY_UNKNOWN] = "hostkey-unknown",
-                [NODE_HOSTKEY_MISMATCH] = "hostkey-mismatch",
-                [NODE_AUTH_FAILED] = "auth-failed",
-                [NODE_DRAINING] = "draining",
-                [NODE_DISABLED] = "disabled",
-        };
-        return s >= 0 && s < _NODE_STATE_MAX ? names[s] : NULL;
-}
-
 /* ---- fixtures --------------------------------------------------------------- */
 
 /* 2026-11-29T15:45:10.123456Z */

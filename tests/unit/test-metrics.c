@@ -50,33 +50,6 @@ void node_get_info(const Node *n, NodeInfo *ret) {
         *ret = n->info;
 }
 
-const char *node_state_to_string(NodeState s) {
-        static const char *const names[_NODE_STATE_MAX] = {
-                [NODE_CONNECTING] = "connecting",
-                [NODE_HANDSHAKING] = "handshaking",
-                [NODE_AUTHENTICATING] = "authenticating",
-                [NODE_UP] = "up",
-                [NODE_DEGRADED] = "degraded",
-                [NODE_BACKOFF] = "backoff",
-                [NODE_HOSTKEY_UNKNOWN] = "hostkey-unknown",
-                [NODE_HOSTKEY_MISMATCH] = "hostkey-mismatch",
-                [NODE_AUTH_FAILED] = "auth-failed",
-                [NODE_DRAINING] = "draining",
-                [NODE_DISABLED] = "disabled",
-        };
-        return s >= 0 && s < _NODE_STATE_MAX ? names[s] : NULL;
-}
-
-const char *stream_result_to_string(StreamResult r) {
-        static const char *const names[_STREAM_RESULT_MAX] = {
-                [STREAM_OK] = "ok",
-                [STREAM_REFUSED] = "refused",
-                [STREAM_UNAVAILABLE] = "unavailable",
-                [STREAM_ABANDONED] = "abandoned",
-        };
-        return r < _STREAM_RESULT_MAX ? names[r] : NULL;
-}
-
 /* ---- fixtures --------------------------------------------------------------- */
 
 static Node test_nodes[] = {
