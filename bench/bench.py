@@ -462,29 +462,6 @@ def ssh_base_argv(key, known_hosts, log_file=None):
     return argv
 
 
-def start_daemon(tl, d, prefix=(), timeout=30.0):
-    """Sshtund.start without -d (debug logging would be measured too),
-    optionally under a prefix such as `ip netns exec NS`."""
-    tl.require_binary(d.binary)
-    d.proc = tl._spawn([*prefix, d.binary, "-c", d.config_path], d.log_path, dict(os.environ))
-
-    def ready():
-        if d.proc.poll() is not None:
-            raise tl.HarnessError(f"sshtund exited with {d.proc.returncode}:\n"
-                                  + tl.tail(d.log_path, 40))
-        if not os.path.exists(d.admin_sock):
-            return False
-        try:
-            return d.admin_request("GET", "/healthz", timeout=2.0)[0] > 0
-        except OSError:
-            return False
-        except Exception:  # noqa: BLE001  http.client errors while it starts
-            return False
-
-    tl.wait_until(ready, timeout, "sshtund's admin socket")
-    return d
-
-
 def stop_proc(proc, timeout=5.0):
     if proc is None or proc.poll() is not None:
         return
@@ -530,11 +507,12 @@ class Bench:
         self.targets = {"echo": (addr, echo_port), "bulk": (addr, bulk_port)}
 
         self.known_hosts = env.known_hosts_file([self.node])
-        d = tl.Sshtund(env.dir, [self.node], env.client_key, start=False,
+        # without -d: debug logging would be measured too
+        d = tl.Sshtund(env.dir, [self.node], env.client_key, start=False, debug=False,
                        log={"level": "info", "target": "stderr"},
                        ssh={"max_streams_per_session": 2048})
         env.daemons.append(d)
-        self.daemon = start_daemon(tl, d)
+        self.daemon = d.start(30.0)
         d.wait_all_up(30)
 
         laddr = tl.loopback_address()
