@@ -1225,6 +1225,11 @@ class TestEnv:
             self._client_key = path
         return self._client_key
 
+    def use_client_key(self, path, pub):
+        """sshtund's identity from now on: nodes made afterwards authorize
+        'pub', daemons made afterwards use 'path'."""
+        self._client_key, self._client_pub = path, pub
+
     @property
     def client_pub(self):
         self.client_key  # noqa: B018  (generates it)

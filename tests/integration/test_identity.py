@@ -29,8 +29,7 @@ def make_identity(env, key):
     if key.endswith("-pem"):
         with open(path) as f:
             assert f.read().startswith("-----BEGIN EC PRIVATE KEY-----")
-    # the nodes made from here on authorize this key, and sshtund uses it
-    env._client_key, env._client_pub = path, pub
+    env.use_client_key(path, pub)
     return pub
 
 
