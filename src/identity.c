@@ -111,12 +111,12 @@ static int set_public_blob(Identity *id, const uint8_t *blob, size_t len) {
         return 0;
 }
 
-/* The hash an ECDSA key of SSH curve 'curve' signs with; NULL if none. */
-static const EVP_MD *ec_curve_md(const char *curve) {
+/* The ec_curves entry of SSH curve name 'curve', or -1. */
+static int ec_curve_index(const char *curve) {
         for (size_t i = 0; i < ELEMENTSOF(ec_curves); i++)
                 if (streq(curve, ec_curves[i].curve))
-                        return EVP_get_digestbyname(ec_curves[i].md);
-        return NULL;
+                        return (int) i;
+        return -1;
 }
 
 typedef struct SecretBuf {
@@ -229,20 +229,20 @@ static int openssh_private_key(Identity *id, Reader *pr) {
         _cleanup_(params_freep) OSSL_PARAM *params = NULL;
         _cleanup_(pkey_ctx_freep) EVP_PKEY_CTX *ctx = NULL;
         _cleanup_(bn_clear_freep) BIGNUM *d = NULL;
-        const char *group = NULL;
+        const char *group;
         char curve[16];
+        int k;
 
         if (reader_string(pr, &a, &a_len) < 0 || reader_string(pr, &b, &b_len) < 0 ||
             reader_string(pr, &c, &c_len) < 0 || a_len >= sizeof curve)
                 return -EBADMSG;
         memcpy(curve, a, a_len);
         curve[a_len] = 0;
-        for (size_t i = 0; i < ELEMENTSOF(ec_curves); i++)
-                if (streq(curve, ec_curves[i].curve))
-                        group = ec_curves[i].group;
-        if (!group || strlen(id->type) <= strlen("ecdsa-sha2-") || !streq(id->type + 11, curve))
+        k = ec_curve_index(curve);
+        if (k < 0 || strlen(id->type) <= strlen("ecdsa-sha2-") || !streq(id->type + 11, curve))
                 return -EBADMSG;
-        id->md = ec_curve_md(curve);
+        group = ec_curves[k].group;
+        id->md = EVP_get_digestbyname(ec_curves[k].md);
         if (!id->md)
                 return -EBADMSG;
 
@@ -354,15 +354,17 @@ static int ec_public_blob(Identity *id, EVP_PKEY *pkey, const char **ret_reason)
         char group[64];
         uint8_t point[256], blob[512], *p;
         size_t point_len = 0;
-        const char *curve = NULL;
+        const char *curve = NULL, *md = NULL;
 
         if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, NULL) != 1) {
                 *ret_reason = "unsupported ECDSA curve; use nistp256, nistp384 or nistp521";
                 return -EINVAL;
         }
         for (size_t i = 0; i < ELEMENTSOF(ec_curves); i++)
-                if (streq(group, ec_curves[i].group))
+                if (streq(group, ec_curves[i].group)) {
                         curve = ec_curves[i].curve;
+                        md = ec_curves[i].md;
+                }
         if (!curve) {
                 *ret_reason = "unsupported ECDSA curve; use nistp256, nistp384 or nistp521";
                 return -EINVAL;
@@ -384,7 +386,7 @@ static int ec_public_blob(Identity *id, EVP_PKEY *pkey, const char **ret_reason)
         put_string(&p, curve, strlen(curve));
         put_string(&p, point, point_len);
         hostkey_fingerprint(blob, (size_t) (p - blob), id->fingerprint, sizeof id->fingerprint);
-        id->md = ec_curve_md(curve);
+        id->md = EVP_get_digestbyname(md);
         if (!id->md) {
                 *ret_reason = "unsupported ECDSA curve; use nistp256, nistp384 or nistp521";
                 return -EINVAL;

@@ -80,15 +80,9 @@ int iopoll_new(sd_event *e, IoPoll **ret) {
         if (!p)
                 return -ENOMEM;
         p->fd = epoll_create1(EPOLL_CLOEXEC);
-        if (p->fd < 0) {
-                r = -errno;
-                free(p);
-                return r;
-        }
-        r = sd_event_add_io(e, &p->source, p->fd, EPOLLIN, on_poll_ready, p);
+        r = p->fd < 0 ? -errno : sd_event_add_io(e, &p->source, p->fd, EPOLLIN, on_poll_ready, p);
         if (r < 0) {
-                safe_close(p->fd);
-                free(p);
+                poll_destroy(p);
                 return r;
         }
         (void) sd_event_source_set_description(p->source, "iopoll");

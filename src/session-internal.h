@@ -112,7 +112,7 @@ struct Session {
         Buffer outq;
         bool rx_drained; /* last recv() said EAGAIN and epoll has not woken us */
         unsigned rx_calls; /* recv() calls since epoll last woke us */
-        size_t rx_bytes;   /* and the bytes they brought */
+        uint64_t rx_at_wakeup; /* rx_total then */
         uint64_t rx_at_start; /* rx_total when this connection began */
         bool rx_overflow;  /* the node sent HANDSHAKE_RX_LIMIT before the session was ready */
         bool dead;       /* the socket is gone: callbacks fail fast */

@@ -33,7 +33,6 @@
 #include "node.h"
 #include "session-internal.h"
 
-/* Host-key algorithms libssh2 1.10 can verify (no -cert: its init is NULL). */
 /* What one wakeup may read from a node before the loop turns: a node that
  * sends faster than we read (an endless banner arrives one recv() per byte)
  * must not keep the loop from its timers and from the other nodes. The
@@ -47,6 +46,7 @@
  * recv()): drop it now rather than at connect_timeout. */
 #define HANDSHAKE_RX_LIMIT (256U * 1024U)
 
+/* Host-key algorithms libssh2 1.10 can verify (no -cert: its init is NULL). */
 #define HOSTKEY_METHODS "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521"
 
 static const char *const state_names[_SESSION_STATE_MAX] = {
@@ -133,7 +133,7 @@ static LIBSSH2_RECV_FUNC(session_recv_cb) {
                 s->rx_overflow = true;
                 return -EMSGSIZE;
         }
-        if (s->rx_calls >= RX_CALLS_PER_WAKEUP || s->rx_bytes >= RX_BYTES_PER_WAKEUP) {
+        if (s->rx_calls >= RX_CALLS_PER_WAKEUP || s->rx_total - s->rx_at_wakeup >= RX_BYTES_PER_WAKEUP) {
                 /* budget spent: what is left waits for the next turn */
                 s->rx_drained = true;
                 return -EAGAIN;
@@ -150,7 +150,6 @@ static LIBSSH2_RECV_FUNC(session_recv_cb) {
         if (n == 0)
                 return -ECONNRESET; /* libssh2 treats 0 as an error anyway */
         s->rx_total += (uint64_t) n;
-        s->rx_bytes += (size_t) n;
         return n;
 }
 
@@ -245,7 +244,6 @@ static void session_teardown(Session *s, int channel_error, const char *why) {
         buffer_done(&s->outq);
         s->rx_drained = false;
         s->rx_calls = 0;
-        s->rx_bytes = 0;
         s->rx_overflow = false;
         s->local_port = 0;
         s->liveness_pending = false;
@@ -458,7 +456,7 @@ static void session_begin(void *userdata) {
 
         s->have_slot = true;
         s->connect_started = now_usec(CLOCK_MONOTONIC);
-        s->rx_at_start = s->rx_total;
+        s->rx_at_start = s->rx_at_wakeup = s->rx_total;
         r = session_arm_timer(s, sec_to_usec(session_cfg(s)->connect_timeout));
         if (r < 0) {
                 session_fail(s, SESSION_FAILURE_NETWORK, "cannot arm timer: %s", strerror(-r));
@@ -719,7 +717,7 @@ static int on_session_io(sd_event_source *es, int fd, uint32_t revents, void *us
         if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                 s->rx_drained = false;
                 s->rx_calls = 0;
-                s->rx_bytes = 0;
+                s->rx_at_wakeup = s->rx_total;
         }
         if ((revents & (EPOLLHUP | EPOLLERR)) && !(revents & EPOLLIN) && s->state == SESSION_READY &&
             !s->control && !s->opens) {
