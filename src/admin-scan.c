@@ -221,61 +221,6 @@ AdminScan *admin_scan_free(AdminScan *scan) {
         return NULL;
 }
 
-/* One SSH wire-format string at p: its bytes and length, and where the next
- * field starts (NULL when it runs past 'end'). */
-static const uint8_t *blob_string(const uint8_t *p, const uint8_t *end, const uint8_t **ret,
-                                  uint32_t *ret_len) {
-        uint32_t n;
-
-        if (end - p < 4)
-                return NULL;
-        n = (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
-        p += 4;
-        if ((size_t) (end - p) < n)
-                return NULL;
-        *ret = p;
-        *ret_len = n;
-        return p + n;
-}
-
-/* Bits of an mpint's magnitude. */
-static unsigned mpint_bits(const uint8_t *p, uint32_t n) {
-        while (n > 0 && *p == 0) {
-                p++;
-                n--;
-        }
-        if (n == 0)
-                return 0;
-        return (n - 1) * 8 + (unsigned) (32 - __builtin_clz(*p));
-}
-
-/* The key size `ssh-keygen -l` prints, or 0 when unknown. */
-static unsigned host_key_bits(const void *blob, size_t len, const char *type) {
-        const uint8_t *p = blob, *end = p + len, *s;
-        uint32_t n;
-
-        if (streq(type, "ssh-ed25519") || streq(type, "sk-ssh-ed25519@openssh.com"))
-                return 256;
-        if (streq(type, "ssh-ed448"))
-                return 456;
-        if (strncmp(type, "ecdsa-sha2-nistp", 16) == 0 || strncmp(type, "sk-ecdsa-sha2-nistp", 19) == 0) {
-                char *rest;
-                unsigned long bits = strtoul(strstr(type, "nistp") + 5, &rest, 10);
-                return (*rest == 0 || *rest == '@') && (bits == 256 || bits == 384 || bits == 521)
-                               ? (unsigned) bits
-                               : 0;
-        }
-        p = blob_string(p, end, &s, &n); /* the type */
-        if (p && streq(type, "ssh-rsa")) {
-                p = blob_string(p, end, &s, &n); /* e */
-                if (p && blob_string(p, end, &s, &n))
-                        return mpint_bits(s, n);
-        }
-        if (p && streq(type, "ssh-dss") && blob_string(p, end, &s, &n))
-                return mpint_bits(s, n);
-        return 0;
-}
-
 static const char *const host_key_check_names[] = {
         [HOSTKEY_OK] = "ok",
         [HOSTKEY_UNKNOWN] = "unknown",
@@ -288,7 +233,7 @@ static json_t *scan_result_to_json(Daemon *d, const ScanTarget *t, const void *b
         _cleanup_(json_decrefp) json_t *o = NULL;
         _cleanup_free_ char *line = NULL;
         char fingerprint[HOSTKEY_FINGERPRINT_MAX];
-        unsigned bits = host_key_bits(blob, len, type);
+        unsigned bits = hostkey_bits(blob, len);
         /* what sshtund itself would make of this key */
         HostKeyCheck check = known_hosts_check(daemon_known_hosts(d), t->host, t->port, blob, len);
 

@@ -1,7 +1,6 @@
 /* The channels of a session: the open FIFO (libssh2 keeps one open in
  * flight per session), the pump that moves bytes between libssh2 and the
  * channel buffers, and the closing of channels libssh2 may still hold. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 #include "metrics.h"
 #include "node.h"
 #include "session-internal.h"
+#include "sshwire.h"
 
 /* A user channel's open outcome, once, into its node's counters. */
 static void channel_account_open(SessionChannel *ch, StreamResult r) {
@@ -126,34 +126,25 @@ const char *session_ssh_error(Session *s) {
         return msg && *msg ? msg : "unknown error";
 }
 
-/* Build the RFC 4254 direct-tcpip open data. */
+/* Build the RFC 4254 direct-tcpip open data: host, port, originator host,
+ * originator port. */
 static int channel_set_target(SessionChannel *ch, const char *host, uint16_t port, const char *orig_host,
                               uint16_t orig_port) {
         size_t hl = strlen(host), ol = strlen(orig_host);
-        uint8_t *p;
+        SshWireWriter w;
 
         if (hl > 1024 || ol > 1024)
                 return -EINVAL;
-        ch->open_msg_len = 4 + hl + 4 + 4 + ol + 4;
-        ch->open_msg = p = malloc(ch->open_msg_len);
-        if (!p)
+        ch->open_msg_len = sshwire_string_size(hl) + 4 + sshwire_string_size(ol) + 4;
+        ch->open_msg = malloc(ch->open_msg_len);
+        if (!ch->open_msg)
                 return -ENOMEM;
-#define PUT32(v)                                    \
-        do {                                        \
-                uint32_t _v = htonl((uint32_t) (v)); \
-                memcpy(p, &_v, 4);                  \
-                p += 4;                             \
-        } while (0)
-        PUT32(hl);
-        memcpy(p, host, hl);
-        p += hl;
-        PUT32(port);
-        PUT32(ol);
-        memcpy(p, orig_host, ol);
-        p += ol;
-        PUT32(orig_port);
-#undef PUT32
-        return 0;
+        sshwire_writer_init(&w, ch->open_msg, ch->open_msg_len);
+        (void) sshwire_put_cstring(&w, host);
+        (void) sshwire_put_u32(&w, port);
+        (void) sshwire_put_cstring(&w, orig_host);
+        (void) sshwire_put_u32(&w, orig_port);
+        return sshwire_writer_finish(&w, &ch->open_msg_len);
 }
 
 void session_liveness_answered(Session *s) {

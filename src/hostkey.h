@@ -58,3 +58,6 @@ const char *hostkey_fingerprint(const void *blob, size_t blob_len, char *buf, si
 /* The key type named at the start of the blob ("ssh-ed25519"), copied into
  * buf; -EBADMSG if the blob is malformed, -ENOBUFS if buf is too small. */
 int hostkey_type(const void *blob, size_t blob_len, char *buf, size_t size);
+
+/* The key size `ssh-keygen -l` prints for this blob, or 0 when unknown. */
+unsigned hostkey_bits(const void *blob, size_t blob_len);

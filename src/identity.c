@@ -21,6 +21,7 @@
 #include "base64.h"
 #include "identity.h"
 #include "macro.h"
+#include "sshwire.h"
 
 /* A private key is a few KiB at most; anything larger is not a key. */
 #define IDENTITY_SIZE_MAX (64u * 1024u)
@@ -65,42 +66,6 @@ static const struct {
         { "secp384r1", "nistp384", "SHA384" },
         { "secp521r1", "nistp521", "SHA512" },
 };
-
-/* A bounded cursor over SSH wire-format data (RFC 4251 uint32 and string). */
-typedef struct Reader {
-        const uint8_t *p;
-        size_t left;
-} Reader;
-
-static int reader_u32(Reader *r, uint32_t *ret) {
-        if (r->left < 4)
-                return -EBADMSG;
-        *ret = (uint32_t) r->p[0] << 24 | (uint32_t) r->p[1] << 16 | (uint32_t) r->p[2] << 8 |
-               (uint32_t) r->p[3];
-        r->p += 4;
-        r->left -= 4;
-        return 0;
-}
-
-static int reader_string(Reader *r, const uint8_t **ret, size_t *ret_len) {
-        uint32_t n;
-        int k;
-
-        k = reader_u32(r, &n);
-        if (k < 0)
-                return k;
-        if (n > r->left)
-                return -EBADMSG;
-        *ret = r->p;
-        *ret_len = n;
-        r->p += n;
-        r->left -= n;
-        return 0;
-}
-
-static bool string_is(const uint8_t *s, size_t n, const char *what) {
-        return n == strlen(what) && memcmp(s, what, n) == 0;
-}
 
 static int set_public_blob(Identity *id, const uint8_t *blob, size_t len) {
         id->pub = malloc(len);
@@ -209,12 +174,12 @@ static int openssh_decode(const char *begin, const char *end, SecretBuf *ret) {
 /* The private half of an unencrypted openssh-key-v1 key, after its type
  * (OpenSSH's sshkey_private_serialize): ed25519 "string pub(32), string
  * seed(32) || pub(32)"; ECDSA "string curve, string Q, mpint d". */
-static int openssh_private_key(Identity *id, Reader *pr) {
+static int openssh_private_key(Identity *id, SshWireReader *pr) {
         const uint8_t *a, *b, *c;
         size_t a_len, b_len, c_len;
 
         if (streq(id->type, "ssh-ed25519")) {
-                if (reader_string(pr, &a, &a_len) < 0 || reader_string(pr, &b, &b_len) < 0 ||
+                if (sshwire_get_string(pr, &a, &a_len) < 0 || sshwire_get_string(pr, &b, &b_len) < 0 ||
                     a_len != 32 || b_len != 64 || memcmp(a, b + 32, 32) != 0)
                         return -EBADMSG;
                 id->pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, b, 32);
@@ -233,8 +198,8 @@ static int openssh_private_key(Identity *id, Reader *pr) {
         char curve[16];
         int k;
 
-        if (reader_string(pr, &a, &a_len) < 0 || reader_string(pr, &b, &b_len) < 0 ||
-            reader_string(pr, &c, &c_len) < 0 || a_len >= sizeof curve)
+        if (sshwire_get_string(pr, &a, &a_len) < 0 || sshwire_get_string(pr, &b, &b_len) < 0 ||
+            sshwire_get_string(pr, &c, &c_len) < 0 || a_len >= sizeof curve)
                 return -EBADMSG;
         memcpy(curve, a, a_len);
         curve[a_len] = 0;
@@ -273,7 +238,7 @@ static int parse_openssh(Identity *id, const char *begin, const char **ret_reaso
         size_t cipher_len, kdf_len, kdfopts_len, pub_len, priv_len, ptype_len;
         const char *end;
         uint32_t nkeys, check1, check2;
-        Reader r, pr;
+        SshWireReader r, pr;
         int k;
 
         begin += strlen(OPENSSH_BEGIN);
@@ -285,17 +250,17 @@ static int parse_openssh(Identity *id, const char *begin, const char **ret_reaso
 
         if (raw.len < sizeof(OPENSSH_MAGIC) || memcmp(raw.buf, OPENSSH_MAGIC, sizeof(OPENSSH_MAGIC)) != 0)
                 goto corrupt;
-        r = (Reader) { raw.buf + sizeof(OPENSSH_MAGIC), raw.len - sizeof(OPENSSH_MAGIC) };
-        if (reader_string(&r, &cipher, &cipher_len) < 0 ||
-            reader_string(&r, &kdf, &kdf_len) < 0 ||
-            reader_string(&r, &kdfopts, &kdfopts_len) < 0 ||
-            reader_u32(&r, &nkeys) < 0)
+        sshwire_reader_init(&r, raw.buf + sizeof(OPENSSH_MAGIC), raw.len - sizeof(OPENSSH_MAGIC));
+        if (sshwire_get_string(&r, &cipher, &cipher_len) < 0 ||
+            sshwire_get_string(&r, &kdf, &kdf_len) < 0 ||
+            sshwire_get_string(&r, &kdfopts, &kdfopts_len) < 0 ||
+            sshwire_get_u32(&r, &nkeys) < 0)
                 goto corrupt;
         if (nkeys != 1) {
                 *ret_reason = "the key file must hold exactly one key";
                 return -EINVAL;
         }
-        if (reader_string(&r, &pub, &pub_len) < 0 || reader_string(&r, &priv, &priv_len) < 0)
+        if (sshwire_get_string(&r, &pub, &pub_len) < 0 || sshwire_get_string(&r, &priv, &priv_len) < 0)
                 goto corrupt;
 
         k = hostkey_type(pub, pub_len, id->type, sizeof id->type);
@@ -305,18 +270,18 @@ static int parse_openssh(Identity *id, const char *begin, const char **ret_reaso
         if (k < 0)
                 return k;
 
-        if (!string_is(cipher, cipher_len, "none")) {
+        if (!sshwire_string_is(cipher, cipher_len, "none")) {
                 *ret_reason = REASON_PASSPHRASE;
                 return -EINVAL;
         }
-        if (!string_is(kdf, kdf_len, "none"))
+        if (!sshwire_string_is(kdf, kdf_len, "none"))
                 goto corrupt;
 
         /* Unencrypted: the check words must agree and the private key must be
          * of the public key's type, or libssh2 fails later with less to say. */
-        pr = (Reader) { priv, priv_len };
-        if (reader_u32(&pr, &check1) < 0 || reader_u32(&pr, &check2) < 0 || check1 != check2 ||
-            reader_string(&pr, &ptype, &ptype_len) < 0 || !string_is(ptype, ptype_len, id->type))
+        sshwire_reader_init(&pr, priv, priv_len);
+        if (sshwire_get_u32(&pr, &check1) < 0 || sshwire_get_u32(&pr, &check2) < 0 || check1 != check2 ||
+            sshwire_get_string(&pr, &ptype, &ptype_len) < 0 || !sshwire_string_is(ptype, ptype_len, id->type))
                 goto corrupt;
 
         k = openssh_private_key(id, &pr);
@@ -335,25 +300,13 @@ corrupt:
         return -EINVAL;
 }
 
-static void put_u32(uint8_t *p, size_t n) {
-        p[0] = (uint8_t) (n >> 24);
-        p[1] = (uint8_t) (n >> 16);
-        p[2] = (uint8_t) (n >> 8);
-        p[3] = (uint8_t) n;
-}
-
-static void put_string(uint8_t **p, const void *s, size_t n) {
-        put_u32(*p, n);
-        memcpy(*p + 4, s, n);
-        *p += 4 + n;
-}
-
 /* Builds the SSH public blob of an EC key (RFC 5656 section 3.1) to name
  * its type and compute the fingerprint ssh-keygen shows. */
 static int ec_public_blob(Identity *id, EVP_PKEY *pkey, const char **ret_reason) {
         char group[64];
-        uint8_t point[256], blob[512], *p;
-        size_t point_len = 0;
+        uint8_t point[256], blob[512];
+        size_t point_len = 0, blob_len = 0;
+        SshWireWriter w;
         const char *curve = NULL, *md = NULL;
 
         if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, NULL) != 1) {
@@ -381,17 +334,21 @@ static int ec_public_blob(Identity *id, EVP_PKEY *pkey, const char **ret_reason)
         }
 
         snprintf(id->type, sizeof id->type, "ecdsa-sha2-%s", curve);
-        p = blob;
-        put_string(&p, id->type, strlen(id->type));
-        put_string(&p, curve, strlen(curve));
-        put_string(&p, point, point_len);
-        hostkey_fingerprint(blob, (size_t) (p - blob), id->fingerprint, sizeof id->fingerprint);
+        sshwire_writer_init(&w, blob, sizeof blob);
+        (void) sshwire_put_cstring(&w, id->type);
+        (void) sshwire_put_cstring(&w, curve);
+        (void) sshwire_put_string(&w, point, point_len);
+        if (sshwire_writer_finish(&w, &blob_len) < 0) {
+                *ret_reason = REASON_CORRUPT;
+                return -EINVAL;
+        }
+        hostkey_fingerprint(blob, blob_len, id->fingerprint, sizeof id->fingerprint);
         id->md = EVP_get_digestbyname(md);
         if (!id->md) {
                 *ret_reason = "unsupported ECDSA curve; use nistp256, nistp384 or nistp521";
                 return -EINVAL;
         }
-        return set_public_blob(id, blob, (size_t) (p - blob));
+        return set_public_blob(id, blob, blob_len);
 }
 
 /* PEM forms that OpenSSL parses: SEC1 "EC PRIVATE KEY" and PKCS#8. */
@@ -606,17 +563,15 @@ const uint8_t *identity_public_blob(const Identity *id, size_t *ret_len) {
         return id->pub;
 }
 
-/* Appends 'bn' as an SSH mpint (RFC 4251 section 5) at *p. */
-static void put_mpint(uint8_t **p, const BIGNUM *bn) {
+/* Appends 'bn' as an SSH mpint (RFC 4251 section 5). */
+static int put_bignum(SshWireWriter *w, const BIGNUM *bn) {
         uint8_t buf[80]; /* nistp521: 66 bytes */
-        int n = BN_bn2bin(bn, buf);
-        size_t lead = n > 0 && (buf[0] & 0x80) ? 1 : 0;
-        size_t len = (size_t) n + lead;
+        int n;
 
-        put_u32(*p, len);
-        (*p)[4] = 0;
-        memcpy(*p + 4 + lead, buf, (size_t) n);
-        *p += 4 + len;
+        if (BN_num_bytes(bn) > (int) sizeof buf)
+                return -ENOBUFS;
+        n = BN_bn2bin(bn, buf);
+        return sshwire_put_mpint(w, buf, (size_t) MAX(n, 0));
 }
 
 int identity_sign(const Identity *id, const uint8_t *data, size_t len, uint8_t *sig, size_t *ret_len) {
@@ -625,8 +580,8 @@ int identity_sign(const Identity *id, const uint8_t *data, size_t len, uint8_t *
         uint8_t der[160];
         const uint8_t *q = der;
         const BIGNUM *r, *s;
+        SshWireWriter w;
         size_t n;
-        uint8_t *p;
 
         ctx = EVP_MD_CTX_new();
         if (!ctx)
@@ -658,9 +613,8 @@ int identity_sign(const Identity *id, const uint8_t *data, size_t len, uint8_t *
         ECDSA_SIG_get0(es, &r, &s);
         if (BN_num_bytes(r) > 66 || BN_num_bytes(s) > 66)
                 return -EIO;
-        p = sig;
-        put_mpint(&p, r);
-        put_mpint(&p, s);
-        *ret_len = (size_t) (p - sig);
-        return 0;
+        sshwire_writer_init(&w, sig, IDENTITY_SIGNATURE_MAX);
+        (void) put_bignum(&w, r);
+        (void) put_bignum(&w, s);
+        return sshwire_writer_finish(&w, ret_len) < 0 ? -EIO : 0;
 }
