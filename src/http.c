@@ -374,8 +374,36 @@ static int http_status_line_parse(const char *p, const char *e, HttpResponseHead
         return 0;
 }
 
-static int http_header_line_check(const char *p, const char *e) {
+/* A Content-Length value (digits, optional whitespace around): the
+ * number, or -EBADMSG. Values beyond HTTP_CONTENT_LENGTH_MAX read as that
+ * plus one, enough for a caller to refuse them. */
+static int64_t http_content_length_parse(const char *p, const char *e) {
+        int64_t n = 0;
+        bool digits = false;
+
+        while (p < e && (*p == ' ' || *p == '\t'))
+                p++;
+        for (; p < e && is_digit(*p); p++) {
+                n = n > HTTP_CONTENT_LENGTH_MAX / 10 ? HTTP_CONTENT_LENGTH_MAX + 1 : n * 10 + (*p - '0');
+                n = MIN(n, HTTP_CONTENT_LENGTH_MAX + 1);
+                digits = true;
+        }
+        while (p < e && (*p == ' ' || *p == '\t'))
+                p++;
+        return digits && p == e ? n : -EBADMSG;
+}
+
+static int http_header_line_check(const char *p, const char *e, int64_t *content_length) {
+        static const char cl[] = "content-length:";
         const char *colon = NULL;
+
+        if ((size_t) (e - p) >= strlen(cl) && strncasecmp(p, cl, strlen(cl)) == 0) {
+                int64_t n = http_content_length_parse(p + strlen(cl), e);
+                /* a second, different length: a response smuggling another */
+                if (n < 0 || (*content_length >= 0 && *content_length != n))
+                        return -EBADMSG;
+                *content_length = n;
+        }
 
         /* obs-fold continues the previous field: tolerated, its content checked */
         if (*p != ' ' && *p != '\t') {
@@ -395,7 +423,7 @@ static int http_header_line_check(const char *p, const char *e) {
 
 int http_response_parse(const char *buf, size_t len, size_t limit, HttpResponseHead *ret) {
         const char *p, *end, *lf;
-        HttpResponseHead h = {};
+        HttpResponseHead h = { .content_length = -1 };
         int r;
 
         assert(buf || len == 0);
@@ -429,7 +457,7 @@ int http_response_parse(const char *buf, size_t len, size_t limit, HttpResponseH
                 e = http_line_trim_cr(p, lf);
                 if (e == p)
                         break;
-                r = http_header_line_check(p, e);
+                r = http_header_line_check(p, e, &h.content_length);
                 if (r < 0)
                         return r;
                 p = lf + 1;

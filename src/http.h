@@ -57,8 +57,12 @@ char *http_response_format(int code, const char *reason, const char *extra_heade
                            size_t *ret_len);
 
 /* One HTTP/1.x response head, as a client needs it. */
+/* Larger Content-Length values read as HTTP_CONTENT_LENGTH_MAX + 1. */
+#define HTTP_CONTENT_LENGTH_MAX (INT64_C(1) << 40)
+
 typedef struct HttpResponseHead {
         int version_minor; /* 0 or 1 */
+        int64_t content_length; /* -1 when the head has none */
         int status;        /* 100..599 */
         char reason[64];   /* the reason phrase, truncated, bytes outside printable ASCII as '?';
                             * "" when the server sent none */
@@ -74,6 +78,7 @@ typedef struct HttpResponseHead {
  *   0           incomplete so far, and nothing seen is invalid: read more.
  *   -EMSGSIZE   no end of head within 'limit' bytes.
  *   -EBADMSG    not an HTTP/1.x response: bad status line, a control
- *               character, a header line without a colon.
+ *               character, a header line without a colon, a malformed
+ *               Content-Length or two that differ.
  * *ret is written only when the return value is > 0. */
 int http_response_parse(const char *buf, size_t len, size_t limit, HttpResponseHead *ret);

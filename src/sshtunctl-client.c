@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -16,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "http.h"
 #include "macro.h"
 #include "sshtunctl-internal.h"
 #include "table.h"
@@ -134,66 +134,6 @@ static int send_all(const Ctl *ctl, int fd, const char *p, size_t len) {
         return 0;
 }
 
-/* Find the end of the head in data[0..len): the offset after CRLFCRLF, or 0. */
-static size_t head_end(const char *data, size_t len) {
-        for (size_t i = 3; i < len; i++)
-                if (data[i - 3] == '\r' && data[i - 2] == '\n' && data[i - 1] == '\r' && data[i] == '\n')
-                        return i + 1;
-        return 0;
-}
-
-/* Parse "HTTP/1.x DDD ..." and the Content-Length of a complete head.
- * *ret_length is -1 when the reply has none. -EBADMSG when malformed. */
-static int parse_head(const char *data, size_t head_len, int *ret_status, int64_t *ret_length) {
-        const char *p = data, *end = data + head_len;
-        int64_t length = -1;
-        int status;
-
-        if (head_len < 12 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') || p[8] != ' ')
-                return -EBADMSG;
-        for (int i = 9; i < 12; i++)
-                if (p[i] < '0' || p[i] > '9')
-                        return -EBADMSG;
-        status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
-        if (status < 100)
-                return -EBADMSG;
-
-        p = memchr(p, '\n', (size_t) (end - p));
-        if (!p)
-                return -EBADMSG;
-        for (p++; p < end && *p != '\r';) {
-                const char *eol = memchr(p, '\n', (size_t) (end - p));
-                static const char cl[] = "content-length:";
-
-                if (!eol)
-                        return -EBADMSG;
-                if ((size_t) (eol - p) > strlen(cl) && strncasecmp(p, cl, strlen(cl)) == 0) {
-                        const char *v = p + strlen(cl);
-                        int64_t n = 0;
-                        bool digits = false;
-
-                        while (*v == ' ' || *v == '\t')
-                                v++;
-                        for (; *v >= '0' && *v <= '9'; v++) {
-                                if (n > (CTL_BODY_MAX + 1) / 10)
-                                        n = CTL_BODY_MAX + 1; /* too large; keep it so */
-                                else
-                                        n = n * 10 + (*v - '0');
-                                digits = true;
-                        }
-                        while (*v == ' ' || *v == '\t')
-                                v++;
-                        if (!digits || *v != '\r' || (length >= 0 && length != n))
-                                return -EBADMSG;
-                        length = n;
-                }
-                p = eol + 1;
-        }
-        *ret_status = status;
-        *ret_length = length;
-        return 0;
-}
-
 /* Percent-encode a node name for the request path. */
 char *path_escape(const char *s) {
         static const char hex[] = "0123456789ABCDEF";
@@ -288,12 +228,19 @@ static int ctl_request(const Ctl *ctl, const char *method, const char *target, R
                 len += (size_t) n;
 
                 if (head == 0) {
-                        head = head_end(data, len);
-                        if (head == 0 && len > CTL_HEAD_MAX)
+                        HttpResponseHead h;
+
+                        r = http_response_parse(data, len, CTL_HEAD_MAX, &h);
+                        if (r == -EMSGSIZE)
                                 return ctl_fail(ctl, EXIT_FAILURE, "malformed reply from %s: head too large",
                                                 ctl->socket);
-                        if (head > 0 && parse_head(data, head, &status, &length) < 0)
+                        if (r < 0)
                                 return ctl_fail(ctl, EXIT_FAILURE, "malformed reply from %s", ctl->socket);
+                        if (r > 0) {
+                                head = (size_t) r;
+                                status = h.status;
+                                length = h.content_length;
+                        }
                         if (length > CTL_BODY_MAX)
                                 return ctl_fail(ctl, EXIT_FAILURE, "reply from %s is too large", ctl->socket);
                 }

@@ -11,7 +11,8 @@
 #include "macro.h"
 
 static bool head_equal(const HttpResponseHead *a, const HttpResponseHead *b) {
-        return a->version_minor == b->version_minor && a->status == b->status && streq(a->reason, b->reason);
+        return a->version_minor == b->version_minor && a->status == b->status && streq(a->reason, b->reason) &&
+               a->content_length == b->content_length;
 }
 
 /* http_response_format() output, with a reason and a body from the input. */
@@ -41,6 +42,7 @@ static void check_round_trip(const uint8_t *data, size_t size, uint64_t h) {
                 return;
         fuzz_check(r > 0);
         fuzz_check(head.status == code && head.version_minor == 1);
+        fuzz_check(head.content_length == (int64_t) size);
         fuzz_check(memcmp(out + r, data, size) == 0 && (size_t) r + size == n);
 }
 
@@ -68,6 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 fuzz_check(buf[r - 1] == '\n');
                 fuzz_check(whole.status >= 100 && whole.status <= 599);
                 fuzz_check(whole.version_minor == 0 || whole.version_minor == 1);
+                fuzz_check(whole.content_length >= -1 && whole.content_length <= HTTP_CONTENT_LENGTH_MAX + 1);
                 fuzz_check(strlen(whole.reason) < sizeof(whole.reason));
                 for (const char *c = whole.reason; *c; c++)
                         fuzz_check((*c >= 0x20 && *c < 0x7f) || *c == '\t');

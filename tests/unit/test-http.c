@@ -369,6 +369,37 @@ static void test_response_format(void **state) {
         free(s);
 }
 
+static void test_response_content_length(void **state) {
+        static const struct {
+                const char *head;
+                int r;            /* 1: complete (the whole text), or the error */
+                int64_t length;
+        } cases[] = {
+                { "HTTP/1.1 200 OK\r\n\r\n", 1, -1 },
+                { "HTTP/1.1 200 OK\r\nContent-Length: 42\r\n\r\n", 1, 42 },
+                { "HTTP/1.1 200 OK\r\ncontent-length:\t7 \r\n\r\n", 1, 7 },
+                /* the same length twice is one length */
+                { "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", 1, 5 },
+                /* two that differ, a sign, a list, no digits: not a response to trust */
+                { "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", -EBADMSG, 0 },
+                { "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", -EBADMSG, 0 },
+                { "HTTP/1.1 200 OK\r\nContent-Length: 1, 1\r\n\r\n", -EBADMSG, 0 },
+                { "HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n", -EBADMSG, 0 },
+                /* far too large: kept above the limit, never wrapped */
+                { "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n", 1,
+                  HTTP_CONTENT_LENGTH_MAX + 1 },
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                HttpResponseHead h = { .content_length = 12345 };
+                int r = http_response_parse(cases[i].head, strlen(cases[i].head), 4096, &h);
+
+                assert_int_equal(r, cases[i].r > 0 ? (int) strlen(cases[i].head) : cases[i].r);
+                if (r > 0)
+                        assert_int_equal(h.content_length, cases[i].length);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_kube_apiserver_head),
@@ -385,6 +416,7 @@ int main(void) {
                 cmocka_unit_test(test_too_many_headers),
                 cmocka_unit_test(test_status_reason),
                 cmocka_unit_test(test_response_format),
+                cmocka_unit_test(test_response_content_length),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
