@@ -10,7 +10,7 @@
 
 #include <libconfig.h>
 
-#include "config.h"
+#include "conf.h"
 #include "macro.h"
 
 /* A config file is written by the administrator, but a typo must still not

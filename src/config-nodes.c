@@ -494,3 +494,59 @@ const ConfigNode *config_find_node(const Config *c, const char *name) {
 bool config_node_same_endpoint(const ConfigNode *a, const ConfigNode *b) {
         return a && b && a->port == b->port && streq_ptr(a->address, b->address);
 }
+
+void config_node_done(ConfigNode *c) {
+        free(c->name);
+        free(c->address);
+        strv_free(c->hostnames);
+        *c = (ConfigNode) {};
+}
+
+int config_node_copy(const ConfigNode *src, ConfigNode *dst) {
+        size_t n = strv_length(src->hostnames);
+
+        *dst = *src;
+        dst->name = strdup(src->name);
+        dst->address = strdup(src->address);
+        dst->hostnames = calloc(n + 1, sizeof(char *));
+        if (!dst->name || !dst->address || !dst->hostnames)
+                goto fail;
+        for (size_t i = 0; i < n; i++)
+                if (!(dst->hostnames[i] = strdup(src->hostnames[i])))
+                        goto fail;
+        dst->file = NULL; /* points into a Config that may go away */
+        return 0;
+fail:
+        config_node_done(dst);
+        return -ENOMEM;
+}
+
+bool config_konnectivity_lists(const Config *c, const char *name) {
+        if (!c->konnectivity.upstream)
+                return false;
+        for (char **i = c->konnectivity.nodes; i && *i; i++)
+                if (streq(*i, "*") || streq(*i, name))
+                        return true;
+        return false;
+}
+
+static bool strv_equal(char **a, char **b) {
+        size_t i;
+        for (i = 0; a && b && a[i] && b[i]; i++)
+                if (!streq(a[i], b[i]))
+                        return false;
+        return (!a || !a[i]) && (!b || !b[i]);
+}
+
+bool config_probe_equal(const ConfigProbe *a, const ConfigProbe *b) {
+        return a->type == b->type && streq_ptr(a->target_host, b->target_host) && a->target_port == b->target_port &&
+               streq_ptr(a->path, b->path) && a->interval == b->interval && a->timeout == b->timeout &&
+               streq_ptr(a->ca_file, b->ca_file);
+}
+
+bool config_konnectivity_equal(const ConfigKonnectivity *a, const ConfigKonnectivity *b) {
+        return streq_ptr(a->upstream, b->upstream) && streq_ptr(a->ca_file, b->ca_file) &&
+               streq_ptr(a->cert_file, b->cert_file) && streq_ptr(a->key_file, b->key_file) &&
+               streq_ptr(a->server_name, b->server_name) && a->probe_port == b->probe_port &&
+               a->fallback_to_ssh == b->fallback_to_ssh && strv_equal(a->nodes, b->nodes);
+}

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 #include "config-internal.h"
-#include "config.h"
+#include "conf.h"
 #include "identity.h"
 #include "macro.h"
 #include "router.h"

@@ -9,7 +9,7 @@
 
 #include <systemd/sd-event.h>
 
-#include "config.h"
+#include "conf.h"
 #include "hostkey.h"
 #include "identity.h"
 

@@ -67,32 +67,6 @@ struct Node {
         uint64_t up_failures;
 };
 
-static void config_node_done(ConfigNode *c) {
-        free(c->name);
-        free(c->address);
-        strv_free(c->hostnames);
-        *c = (ConfigNode) {};
-}
-
-static int config_node_copy(const ConfigNode *src, ConfigNode *dst) {
-        size_t n = strv_length(src->hostnames);
-
-        *dst = *src;
-        dst->name = strdup(src->name);
-        dst->address = strdup(src->address);
-        dst->hostnames = calloc(n + 1, sizeof(char *));
-        if (!dst->name || !dst->address || !dst->hostnames)
-                goto fail;
-        for (size_t i = 0; i < n; i++)
-                if (!(dst->hostnames[i] = strdup(src->hostnames[i])))
-                        goto fail;
-        dst->file = NULL; /* points into a Config that may go away */
-        return 0;
-fail:
-        config_node_done(dst);
-        return -ENOMEM;
-}
-
 static NodeState node_compute_state(const Node *n) {
         bool connecting = false, handshaking = false, authenticating = false;
 
@@ -382,15 +356,6 @@ int node_update(Node *n, const ConfigNode *cn) {
         return 1;
 }
 
-bool node_listed_for_konnectivity(const Config *cfg, const char *name) {
-        if (!cfg->konnectivity.upstream)
-                return false;
-        for (char **i = cfg->konnectivity.nodes; i && *i; i++)
-                if (streq(*i, "*") || streq(*i, name))
-                        return true;
-        return false;
-}
-
 int node_new(Daemon *d, const ConfigNode *cn, Node **ret) {
         const Config *cfg = daemon_config(d);
         Node *n;
@@ -410,7 +375,7 @@ int node_new(Daemon *d, const ConfigNode *cn, Node **ret) {
                 return r;
         }
 
-        n->migrated = node_listed_for_konnectivity(cfg, n->cfg.name);
+        n->migrated = config_konnectivity_lists(cfg, n->cfg.name);
         r = node_set_pool_size(n, n->migrated && !cfg->konnectivity.fallback_to_ssh ? 0 : MAX(cfg->ssh.pool_size, 1u));
         if (r < 0) {
                 node_free(n);

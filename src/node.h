@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "conf.h"
 #include "macro.h"
 #include "session.h"
 
@@ -160,8 +160,6 @@ void node_probe_result(Node *n, bool ok, usec_t latency, const char *error);
  * creation and on reload: a node leaving the list goes back to SSH only
  * once an SSH session is ready, so no request fails on the way). */
 void node_set_migrated(Node *n, bool migrated);
-/* True if the configuration routes node 'name' to konnectivity. */
-bool node_listed_for_konnectivity(const Config *cfg, const char *name);
 bool node_migrated(const Node *n);
 /* Where a new stream goes now. */
 NodeRoute node_route(Node *n);

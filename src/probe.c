@@ -15,7 +15,7 @@
 #include <systemd/sd-event.h>
 
 #include "buffer.h"
-#include "config.h"
+#include "conf.h"
 #include "daemon.h"
 #include "http.h"
 #include "log.h"

@@ -5,7 +5,7 @@
 
 #include <stdbool.h>
 
-#include "config.h"
+#include "conf.h"
 
 typedef struct Daemon Daemon;
 typedef struct Proxy Proxy;

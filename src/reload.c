@@ -109,27 +109,6 @@ void daemon_free_retiring(Daemon *d) {
 
 /* --- the node list ---------------------------------------------------------- */
 
-static bool probe_config_same(const ConfigProbe *a, const ConfigProbe *b) {
-        return a->type == b->type && streq_ptr(a->target_host, b->target_host) && a->target_port == b->target_port &&
-               streq_ptr(a->path, b->path) && a->interval == b->interval && a->timeout == b->timeout &&
-               streq_ptr(a->ca_file, b->ca_file);
-}
-
-static bool strv_same(char **a, char **b) {
-        size_t i;
-        for (i = 0; a && b && a[i] && b[i]; i++)
-                if (!streq(a[i], b[i]))
-                        return false;
-        return (!a || !a[i]) && (!b || !b[i]);
-}
-
-static bool konnectivity_config_same(const ConfigKonnectivity *a, const ConfigKonnectivity *b) {
-        return streq_ptr(a->upstream, b->upstream) && streq_ptr(a->ca_file, b->ca_file) &&
-               streq_ptr(a->cert_file, b->cert_file) && streq_ptr(a->key_file, b->key_file) &&
-               streq_ptr(a->server_name, b->server_name) && a->probe_port == b->probe_port &&
-               a->fallback_to_ssh == b->fallback_to_ssh && strv_same(a->nodes, b->nodes);
-}
-
 /* Make the daemon's nodes those of 'cfg' (already d->config, or the nodes-
  * only source): new ones connect, removed ones drain, changed endpoints
  * reconnect, the rest keep their sessions and streams. */
@@ -356,19 +335,19 @@ int daemon_reload(Daemon *d, bool nodes_only, char **ret_error) {
                 log_error_errno(r, "Cannot apply the node list: %m");
                 r = 0;
         }
-        if (!konnectivity_config_same(&new->konnectivity, &old->konnectivity) &&
+        if (!config_konnectivity_equal(&new->konnectivity, &old->konnectivity) &&
             daemon_setup_konnectivity(d) < 0)
                 log_error("konnectivity: the upstream could not be set up: its nodes go over SSH");
         for (size_t i = 0; i < d->n_nodes; i++) {
                 Node *n = d->nodes[i];
-                bool migrated = node_listed_for_konnectivity(new, node_name(n));
+                bool migrated = config_konnectivity_lists(new, node_name(n));
 
                 node_set_migrated(n, migrated);
                 /* SSH stays warm for migrated nodes only when it may take over */
                 (void) node_set_pool_size(n, migrated && !new->konnectivity.fallback_to_ssh
                                                      ? 0
                                                      : MAX(new->ssh.pool_size, 1u));
-                if (!probe_config_same(&new->probe, &old->probe))
+                if (!config_probe_equal(&new->probe, &old->probe))
                         (void) node_reset_probe(n);
         }
         migration_nodes_changed(d->migration);

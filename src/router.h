@@ -8,9 +8,22 @@
 #include <stdint.h>
 
 #include "address.h"
-#include "config.h"
 
 typedef struct Router Router;
+
+/* One proxy.allow rule: what a client may reach through the front door. */
+typedef enum AllowKind {
+        ALLOW_NODES, /* the nodes' names, hostnames, addresses and pod CIDRs */
+        ALLOW_CIDR,
+} AllowKind;
+
+typedef struct AllowRule {
+        AllowKind kind;
+        Cidr cidr;         /* ALLOW_CIDR */
+        PortRange *ports;  /* NULL/0: every port */
+        size_t n_ports;
+        char *text;        /* as written, for messages */
+} AllowRule;
 
 /* A router with the given allowlist rules (copied). */
 int router_new(const AllowRule *rules, size_t n_rules, Router **ret);

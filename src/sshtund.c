@@ -11,7 +11,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "conf.h"
 #include "daemon.h"
 #include "identity.h"
 #include "log.h"

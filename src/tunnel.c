@@ -20,7 +20,7 @@
 
 #include "address.h"
 #include "buffer.h"
-#include "config.h"
+#include "conf.h"
 #include "daemon.h"
 #include "http.h"
 #include "macro.h"

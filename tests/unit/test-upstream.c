@@ -26,7 +26,7 @@
 #include <openssl/x509.h>
 
 #include "buffer.h"
-#include "config.h"
+#include "conf.h"
 #include "daemon.h"
 #include "macro.h"
 #include "relay.h"

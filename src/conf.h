@@ -1,6 +1,8 @@
 /* The validated configuration: what sshtund.conf (libconfig syntax) says,
  * after every key has been type-checked and every value parsed. Built by
- * config_load(), read-only afterwards, replaced whole on reload. */
+ * config_load(), read-only afterwards, replaced whole on reload. The
+ * header of config.c, config-nodes.c and config-parse.c: named conf.h
+ * because config.h is autoconf's. */
 #pragma once
 
 #include <stdbool.h>
@@ -10,6 +12,7 @@
 
 #include "address.h"
 #include "log.h"
+#include "router.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/sshtund/sshtund.conf"
 
@@ -29,19 +32,6 @@ typedef enum ProbeType {
         PROBE_HTTP,
         PROBE_HTTPS,
 } ProbeType;
-
-typedef enum AllowKind {
-        ALLOW_NODES, /* the nodes' names, hostnames, addresses and pod CIDRs */
-        ALLOW_CIDR,
-} AllowKind;
-
-typedef struct AllowRule {
-        AllowKind kind;
-        Cidr cidr;         /* ALLOW_CIDR */
-        PortRange *ports;  /* NULL/0: every port */
-        size_t n_ports;
-        char *text;        /* as written, for messages */
-} AllowRule;
 
 typedef struct ConfigSsh {
         char *user;                       /* default "sshtund" */
@@ -163,3 +153,16 @@ const ConfigNode *config_find_node(const Config *c, const char *name);
 /* True if the two nodes would connect the same way (address, port): used by
  * reload to keep unchanged nodes' sessions. */
 bool config_node_same_endpoint(const ConfigNode *a, const ConfigNode *b);
+
+/* A deep copy of 'src' into *dst (which owns it then, until
+ * config_node_done()); its 'file' is not kept (it points into a Config). */
+int config_node_copy(const ConfigNode *src, ConfigNode *dst);
+void config_node_done(ConfigNode *c);
+
+/* True if konnectivity.nodes lists 'name' (or "*") and an upstream is set. */
+bool config_konnectivity_lists(const Config *c, const char *name);
+
+/* Equal sections: a reload that leaves them alone keeps what was built from
+ * them (the probes, the upstream). */
+bool config_probe_equal(const ConfigProbe *a, const ConfigProbe *b);
+bool config_konnectivity_equal(const ConfigKonnectivity *a, const ConfigKonnectivity *b);
