@@ -11,7 +11,7 @@
 
 #include <libconfig.h>
 
-#include "../../src/config.h"
+#include "../../src/conf.h"
 #include "fuzz.h"
 #include "macro.h"
 #include "router.h"
