@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 /* by path: the build directory's autoconf config.h has the same name */
-#include "../../src/config.h"
+#include "../../src/conf.h"
 #include "macro.h"
 
 typedef struct Fixture {
