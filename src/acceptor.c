@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "acceptor.h"
 #include "listen.h"
@@ -28,6 +29,8 @@ struct Acceptor {
         sd_event_source *io;
         sd_event_source *rest_timer;
         bool adopted; /* from the service manager: not ours to unlink */
+        dev_t dev;    /* our unix socket's inode: unlinked only while it is still ours */
+        ino_t ino;
         bool held;    /* by the owner */
         bool resting; /* after a descriptor shortage, until rest_timer fires */
         char *label;
@@ -76,17 +79,18 @@ static void describe_peer(int fd, const struct sockaddr_storage *sa, AcceptorPee
         char ip[INET6_ADDRSTRLEN] = "?";
 
         *ret = (AcceptorPeer) {};
-        if (sa->ss_family == AF_INET) {
+        if (sa->ss_family == AF_INET || sa->ss_family == AF_INET6) {
                 const struct sockaddr_in *in = (const struct sockaddr_in *) sa;
-                inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
-                ret->orig_port = ntohs(in->sin_port);
-                snprintf(ret->text, sizeof(ret->text), "%s:%u", ip, ret->orig_port);
-                snprintf(ret->orig_host, sizeof(ret->orig_host), "%s", ip);
-        } else if (sa->ss_family == AF_INET6) {
                 const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) sa;
-                inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
-                ret->orig_port = ntohs(in6->sin6_port);
-                snprintf(ret->text, sizeof(ret->text), "[%s]:%u", ip, ret->orig_port);
+
+                if (sa->ss_family == AF_INET) {
+                        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+                        ret->orig_port = ntohs(in->sin_port);
+                } else {
+                        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+                        ret->orig_port = ntohs(in6->sin6_port);
+                }
+                hostport_format(ip, ret->orig_port, ret->text, sizeof(ret->text));
                 snprintf(ret->orig_host, sizeof(ret->orig_host), "%s", ip);
         } else {
                 struct ucred cred;
@@ -194,10 +198,16 @@ int acceptor_new(sd_event *e, const ListenAddress *address, const AcceptorParams
                         goto fail;
                 }
         } else {
+                struct stat st;
+
                 r = listen_socket_open(&a->address, p->mode, p->gid, SOMAXCONN);
                 if (r < 0)
                         goto fail;
                 a->fd = r;
+                if (a->address.kind == LISTEN_UNIX && lstat(a->address.path, &st) == 0) {
+                        a->dev = st.st_dev;
+                        a->ino = st.st_ino;
+                }
         }
         r = sd_event_add_io(e, &a->io, a->fd, EPOLLIN, on_listener, a);
         if (r < 0)
@@ -217,7 +227,7 @@ Acceptor *acceptor_free(Acceptor *a) {
         a->rest_timer = sd_event_source_disable_unref(a->rest_timer);
         if (a->fd >= 0) {
                 if (!a->adopted)
-                        listen_socket_unlink(&a->address);
+                        listen_socket_unlink(&a->address, a->dev, a->ino);
                 a->fd = safe_close(a->fd);
         }
         listen_address_done(&a->address);

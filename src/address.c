@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +152,43 @@ int port_parse(const char *s, uint16_t *ret) {
         if (ret)
                 *ret = (uint16_t) v;
         return 0;
+}
+
+const char *hostport_format(const char *host, uint16_t port, char *buf, size_t size) {
+        snprintf(buf, size, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, (unsigned) port);
+        return buf;
+}
+
+char *hostport_join(const char *host, uint16_t port) {
+        char *s;
+
+        if (asprintf(&s, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, (unsigned) port) < 0)
+                return NULL;
+        return s;
+}
+
+const char *sockaddr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t size) {
+        char ip[INET6_ADDRSTRLEN] = "?";
+
+        if (sa->sa_family == AF_INET && len >= (socklen_t) sizeof(struct sockaddr_in)) {
+                const struct sockaddr_in *in = (const struct sockaddr_in *) sa;
+                inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+                return hostport_format(ip, ntohs(in->sin_port), buf, size);
+        }
+        if (sa->sa_family == AF_INET6 && len >= (socklen_t) sizeof(struct sockaddr_in6)) {
+                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) sa;
+                inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+                return hostport_format(ip, ntohs(in6->sin6_port), buf, size);
+        }
+        if (sa->sa_family == AF_UNIX && len > (socklen_t) offsetof(struct sockaddr_un, sun_path)) {
+                const struct sockaddr_un *un = (const struct sockaddr_un *) sa;
+                size_t n = strnlen(un->sun_path, MIN(sizeof(un->sun_path),
+                                                     (size_t) len - offsetof(struct sockaddr_un, sun_path)));
+                snprintf(buf, size, "unix:%.*s", (int) n, un->sun_path);
+                return buf;
+        }
+        snprintf(buf, size, "?");
+        return buf;
 }
 
 int hostport_split(const char *s, char **ret_host, uint16_t *ret_port) {

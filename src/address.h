@@ -37,6 +37,15 @@ const char *cidr_to_string(const Cidr *c, char *buf, size_t size);
  * must be non-empty; the port is decimal 1..65535. -EINVAL on anything else,
  * -ENOMEM on allocation failure. */
 int hostport_split(const char *s, char **ret_host, uint16_t *ret_port);
+/* The other way: "host:port", or "[host]:port" when the host holds a ':'
+ * (an IPv6 literal), into buf (cut short if it does not fit); returns buf. */
+const char *hostport_format(const char *host, uint16_t port, char *buf, size_t size);
+/* The same, malloc'd; NULL when out of memory. */
+char *hostport_join(const char *host, uint16_t port);
+/* A socket address as text: "10.0.0.7:22", "[fd00::7]:22", "unix:/path";
+ * returns buf. */
+const char *sockaddr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
+
 /* Parse a decimal port 1..65535 with no sign, spaces or leading junk. */
 int port_parse(const char *s, uint16_t *ret);
 

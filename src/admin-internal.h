@@ -9,11 +9,13 @@
 #include <jansson.h>
 #include <systemd/sd-event.h>
 
+#include "acceptor.h"
 #include "admin.h"
 #include "buffer.h"
+#include "list.h"
 #include "log.h"
 #include "macro.h"
-#include "node.h"
+#include "nodeinfo.h"
 
 /* A connection has this long for its whole exchange, request to close. */
 #define ADMIN_TIMEOUT_USEC (10 * USEC_PER_SEC)
@@ -35,7 +37,7 @@ typedef struct AdminScan AdminScan;
 
 struct AdminConn {
         Admin *admin;
-        AdminConn *prev, *next;
+        LIST_FIELDS(AdminConn, conns);
         int fd;
         ConnState state;
         AdminScan *scan; /* CONN_SCANNING */
@@ -47,21 +49,15 @@ struct AdminConn {
 };
 
 struct Admin {
-        Daemon *daemon;
-        char *path;
-        int fd;
-        bool bound;   /* we created 'path' */
-        dev_t dev;    /* ... as this inode, so that we unlink only our own */
-        ino_t ino;
-        sd_event_source *io;
-        sd_event_source *resume;
+        AdminEnv env;
+        AdminAccess access;
+        char *label; /* "admin socket unix:/run/sshtund/admin.sock", for logs */
+        Acceptor *acceptor;
         AdminConn *conns;
         unsigned n_conns;
         AdminScan *scans;
         unsigned n_scans;
         RateLimit full_log;
-        RateLimit accept_log;
-        bool metrics_only; /* metrics_listen: /metrics, /healthz and /readyz, nothing else */
 };
 
 typedef struct AdminReply {
@@ -83,18 +79,18 @@ int admin_json_to_body(json_t *v, char **ret);
 /* The body {"error": message}. */
 int admin_error_body(const char *message, char **ret);
 /* GET /v1/nodes/NAME: one node's state. */
-json_t *admin_node_to_json(const Node *n);
+json_t *admin_node_to_json(const NodeInfo *info);
 /* GET /v1/status: the daemon's summary. */
-json_t *admin_status_to_json(Daemon *d);
+json_t *admin_status_to_json(const AdminEnv *env);
 /* GET /v1/nodes: every node. */
-json_t *admin_nodes_to_json(Daemon *d);
+json_t *admin_nodes_to_json(const AdminEnv *env);
 /* GET /v1/migration: the move to Konnectivity, node by node. */
-json_t *admin_migration_to_json(Daemon *d);
+json_t *admin_migration_to_json(const AdminEnv *env);
 
 /* admin-scan.c */
 
 /* Route POST /v1/hostkeys/scan outside the socket server: only checked. */
-int admin_route_scan(Daemon *d, const char *method, const char *target, AdminReply *reply);
+int admin_route_scan(const AdminEnv *env, const char *method, const char *target, AdminReply *reply);
 /* Answer POST /v1/hostkeys/scan on 'c': a 400 or 503 now, else a scan that replies later. */
 int admin_conn_scan(AdminConn *c, const char *target);
 /* The backstop timer of a scanning connection fired: drop the scan, reply 504. */

@@ -12,9 +12,8 @@
 
 #include "address.h"
 #include "admin-internal.h"
-#include "daemon.h"
 #include "macro.h"
-#include "node.h"
+#include "nodeinfo.h"
 
 /* Length of the well-formed UTF-8 sequence at s (as jansson checks it: no
  * overlongs, no surrogates, nothing above U+10FFFF), or 0. */
@@ -120,11 +119,10 @@ static json_t *probe_to_json(const ProbeInfo *p) {
         return TAKE_PTR(o);
 }
 
-json_t *admin_node_to_json(const Node *n) {
+json_t *admin_node_to_json(const NodeInfo *n) {
         _cleanup_(json_decrefp) json_t *o = NULL;
-        NodeInfo info;
+        const NodeInfo info = *n;
 
-        node_get_info(n, &info);
         o = json_object();
         if (!o)
                 return NULL;
@@ -133,7 +131,7 @@ json_t *admin_node_to_json(const Node *n) {
             admin_json_add(o, "port", json_integer(info.port)) < 0 ||
             admin_json_add(o, "state", admin_json_text(node_state_to_string(info.state))) < 0 ||
             admin_json_add(o, "draining", json_boolean(info.draining)) < 0 ||
-            admin_json_add(o, "route", admin_json_text(info.route)) < 0 ||
+            admin_json_add(o, "route", admin_json_text(node_route_to_string(info.route))) < 0 ||
             admin_json_add(o, "sessions_up", json_integer(info.sessions_up)) < 0 ||
             admin_json_add(o, "sessions_total", json_integer(info.sessions_total)) < 0 ||
             admin_json_add(o, "streams", json_integer(info.streams)) < 0 ||
@@ -151,17 +149,19 @@ json_t *admin_node_to_json(const Node *n) {
         return TAKE_PTR(o);
 }
 
-json_t *admin_status_to_json(Daemon *d) {
+json_t *admin_status_to_json(const AdminEnv *env) {
         _cleanup_(json_decrefp) json_t *o = NULL, *states = NULL;
+        _cleanup_free_ NodeInfo *infos = NULL;
         unsigned counts[_NODE_STATE_MAX] = {};
-        size_t n = daemon_n_nodes(d);
+        AdminStatus status;
+        size_t n = 0;
 
-        for (size_t i = 0; i < n; i++) {
-                NodeInfo info;
-                node_get_info(daemon_node(d, i), &info);
-                if (info.state >= 0 && info.state < _NODE_STATE_MAX)
-                        counts[info.state]++;
-        }
+        if (env->ops->nodes(env->userdata, &infos, &n) < 0)
+                return NULL;
+        env->ops->status(env->userdata, &status);
+        for (size_t i = 0; i < n; i++)
+                if (infos[i].state >= 0 && infos[i].state < _NODE_STATE_MAX)
+                        counts[infos[i].state]++;
 
         states = json_object();
         if (!states)
@@ -183,22 +183,25 @@ json_t *admin_status_to_json(Daemon *d) {
         if (admin_json_add(o, "version", json_string(PACKAGE_VERSION)) < 0 ||
             admin_json_add(o, "nodes_total", json_uint(n)) < 0 ||
             admin_json_add(o, "nodes_up", json_integer(counts[NODE_UP])) < 0 ||
-            admin_json_add(o, "streams", json_integer(daemon_streams(d))) < 0 ||
+            admin_json_add(o, "streams", json_integer(status.streams)) < 0 ||
             admin_json_add(o, "states", TAKE_PTR(states)) < 0 ||
-            admin_json_add(o, "handshakes_in_flight", json_integer(daemon_handshakes_in_flight(d))) < 0)
+            admin_json_add(o, "handshakes_in_flight", json_integer(status.handshakes_in_flight)) < 0)
                 return NULL;
         return TAKE_PTR(o);
 }
 
-json_t *admin_nodes_to_json(Daemon *d) {
+json_t *admin_nodes_to_json(const AdminEnv *env) {
         _cleanup_(json_decrefp) json_t *o = NULL, *list = NULL;
-        size_t n = daemon_n_nodes(d);
+        _cleanup_free_ NodeInfo *infos = NULL;
+        size_t n = 0;
 
+        if (env->ops->nodes(env->userdata, &infos, &n) < 0)
+                return NULL;
         list = json_array();
         if (!list)
                 return NULL;
         for (size_t i = 0; i < n; i++)
-                if (json_array_append_new(list, admin_node_to_json(daemon_node(d, i))) < 0)
+                if (json_array_append_new(list, admin_node_to_json(&infos[i])) < 0)
                         return NULL;
         o = json_object();
         if (!o)
@@ -364,22 +367,25 @@ static json_t *final_switch_to_json(const ConfigKonnectivity *k) {
 /* Per node: where its streams go and whether the path through
  * konnectivity-server works (ready: a node on SSH may move). The final
  * switch shows once every node is migrated, routed upstream and passing. */
-json_t *admin_migration_to_json(Daemon *d) {
-        const ConfigKonnectivity *k = &daemon_config(d)->konnectivity;
+json_t *admin_migration_to_json(const AdminEnv *env) {
+        const ConfigKonnectivity *k = &env->ops->config(env->userdata)->konnectivity;
         _cleanup_(json_decrefp) json_t *o = NULL, *list = NULL;
-        size_t n = daemon_n_nodes(d), on = 0, ready = 0;
-        bool all = n > 0 && k->upstream;
+        _cleanup_free_ NodeInfo *infos = NULL;
+        size_t n = 0, on = 0, ready = 0;
+        bool all;
 
+        if (env->ops->nodes(env->userdata, &infos, &n) < 0)
+                return NULL;
+        all = n > 0 && k->upstream;
         list = json_array();
         if (!list)
                 return NULL;
         for (size_t i = 0; i < n; i++) {
                 _cleanup_(json_decrefp) json_t *e = NULL;
-                NodeInfo info;
+                const NodeInfo info = infos[i];
                 bool on_k, ok;
 
-                node_get_info(daemon_node(d, i), &info);
-                on_k = streq_ptr(info.route, "konnectivity");
+                on_k = info.route == ROUTE_KONNECTIVITY;
                 ok = info.upstream.valid && info.upstream.ok;
                 if (on_k)
                         on++;
@@ -389,7 +395,7 @@ json_t *admin_migration_to_json(Daemon *d) {
 
                 e = json_object();
                 if (!e || admin_json_add(e, "name", admin_json_text(info.name)) < 0 ||
-                    admin_json_add(e, "route", admin_json_text(info.route)) < 0 ||
+                    admin_json_add(e, "route", admin_json_text(node_route_to_string(info.route))) < 0 ||
                     admin_json_add(e, "migrated", json_boolean(info.migrated)) < 0 ||
                     admin_json_add(e, "upstream_probe", probe_to_json(&info.upstream)) < 0 ||
                     admin_json_add(e, "probe", probe_to_json(&info.probe)) < 0 ||

@@ -10,11 +10,10 @@
 
 #include "address.h"
 #include "admin-internal.h"
-#include "daemon.h"
 #include "hostkey.h"
+#include "list.h"
 #include "log.h"
 #include "macro.h"
-#include "node.h"
 #include "session.h"
 
 /* Host key scans in flight; more get 503. */
@@ -79,21 +78,21 @@ static bool scan_host_is_name(const char *s) {
 /* NODE (a configured node's address and port), HOST, HOST:PORT, [HOST],
  * [HOST]:PORT or a bare IPv6 literal; ssh.port when no port is given.
  * -EINVAL (with *ret_error, static text) or -ENOMEM. */
-static int scan_target_parse(Daemon *d, const char *text, ScanTarget *ret, const char **ret_error) {
+static int scan_target_parse(const AdminEnv *env, const char *text, ScanTarget *ret, const char **ret_error) {
         _cleanup_(scan_target_done) ScanTarget t = {};
         const char *colon = strchr(text, ':');
-        Node *n = daemon_find_node(d, text);
+        NodeInfo info;
+        bool node = env->ops->node(env->userdata, text, &info) >= 0;
         IpAddr ip;
         int r;
 
         t.text = strdup(text);
         if (!t.text)
                 return -ENOMEM;
-        if (n) {
-                const ConfigNode *cn = node_config(n);
-                t.node = strdup(node_name(n));
-                t.host = strdup(cn->address);
-                t.port = cn->port;
+        if (node) {
+                t.node = strdup(info.name);
+                t.host = strdup(info.address);
+                t.port = info.port;
                 if (!t.node || !t.host)
                         return -ENOMEM;
                 *ret = t;
@@ -110,7 +109,7 @@ static int scan_target_parse(Daemon *d, const char *text, ScanTarget *ret, const
                         return -EINVAL;
                 }
                 if (!close[1])
-                        t.port = daemon_config(d)->ssh.port;
+                        t.port = env->ops->config(env->userdata)->ssh.port;
                 t.host = strndup(text + 1, (size_t) (close - text - 1));
                 if (!t.host)
                         return -ENOMEM;
@@ -126,7 +125,7 @@ static int scan_target_parse(Daemon *d, const char *text, ScanTarget *ret, const
                 t.host = strdup(text);
                 if (!t.host)
                         return -ENOMEM;
-                t.port = daemon_config(d)->ssh.port;
+                t.port = env->ops->config(env->userdata)->ssh.port;
         }
         if (ipaddr_parse(t.host, &ip) < 0 && !scan_host_is_name(t.host)) {
                 *ret_error = "not a node name, HOST or HOST:PORT";
@@ -139,7 +138,8 @@ static int scan_target_parse(Daemon *d, const char *text, ScanTarget *ret, const
 
 /* The target of POST /v1/hostkeys/scan?target=...: 0 and *ret, or 1 when
  * the request is bad and *reply holds the 400. */
-static int scan_target_from_request(Daemon *d, const char *target, ScanTarget *ret, AdminReply *reply) {
+static int scan_target_from_request(const AdminEnv *env, const char *target, ScanTarget *ret,
+                                    AdminReply *reply) {
         _cleanup_free_ char *text = NULL, *message = NULL;
         const char *error = NULL;
         int r;
@@ -156,7 +156,7 @@ static int scan_target_from_request(Daemon *d, const char *target, ScanTarget *r
                 return r < 0 ? r : 1;
         }
 
-        r = scan_target_parse(d, text, ret, &error);
+        r = scan_target_parse(env, text, ret, &error);
         if (r != -EINVAL)
                 return r;
         if (asprintf(&message, "%s: %s", error, text) < 0) {
@@ -169,13 +169,13 @@ static int scan_target_from_request(Daemon *d, const char *target, ScanTarget *r
 
 /* Outside the socket server a scan has no connection to wait on: the
  * request is only checked. */
-int admin_route_scan(Daemon *d, const char *method, const char *target, AdminReply *reply) {
+int admin_route_scan(const AdminEnv *env, const char *method, const char *target, AdminReply *reply) {
         _cleanup_(scan_target_done) ScanTarget t = {};
         int r;
 
         if (!streq(method, "POST"))
                 return admin_reply_not_allowed(reply, "POST");
-        r = scan_target_from_request(d, target, &t, reply);
+        r = scan_target_from_request(env, target, &t, reply);
         if (r != 0)
                 return r < 0 ? r : 0;
         return admin_reply_error(reply, 500, "host key scans are answered on the admin socket only");
@@ -190,7 +190,8 @@ int admin_route_scan(Daemon *d, const char *method, const char *target, AdminRep
  * inside the session's callback. */
 struct AdminScan {
         Admin *admin;
-        AdminScan *prev, *next;
+        LIST_FIELDS(AdminScan, scans);
+        const SessionOps *ops;
         AdminConn *conn;
         Session *session;
         sd_event_source *finish;
@@ -205,14 +206,10 @@ AdminScan *admin_scan_free(AdminScan *scan) {
         if (scan->conn)
                 scan->conn->scan = NULL;
         scan->finish = sd_event_source_disable_unref(scan->finish);
-        scan->session = session_free(scan->session);
+        if (scan->session)
+                scan->session = scan->ops->destroy(scan->session);
         if (scan->admin) {
-                if (scan->prev)
-                        scan->prev->next = scan->next;
-                else
-                        scan->admin->scans = scan->next;
-                if (scan->next)
-                        scan->next->prev = scan->prev;
+                LIST_REMOVE(scans, scan->admin->scans, scan);
                 scan->admin->n_scans--;
         }
         scan_target_done(&scan->target);
@@ -228,14 +225,14 @@ static const char *const host_key_check_names[] = {
         [HOSTKEY_REVOKED] = "revoked",
 };
 
-static json_t *scan_result_to_json(Daemon *d, const ScanTarget *t, const void *blob, size_t len,
+static json_t *scan_result_to_json(const AdminEnv *env, const ScanTarget *t, const void *blob, size_t len,
                                    const char *type) {
         _cleanup_(json_decrefp) json_t *o = NULL;
         _cleanup_free_ char *line = NULL;
         char fingerprint[HOSTKEY_FINGERPRINT_MAX];
         unsigned bits = hostkey_bits(blob, len);
         /* what sshtund itself would make of this key */
-        HostKeyCheck check = known_hosts_check(daemon_known_hosts(d), t->host, t->port, blob, len);
+        HostKeyCheck check = known_hosts_check(env->sessions->known_hosts, t->host, t->port, blob, len);
 
         line = hostkey_known_hosts_line(t->host, t->port, blob, len);
         if (!line)
@@ -252,7 +249,7 @@ static json_t *scan_result_to_json(Daemon *d, const ScanTarget *t, const void *b
             admin_json_add(o, "bits", bits ? json_integer(bits) : json_null()) < 0 ||
             admin_json_add(o, "fingerprint", admin_json_text(fingerprint)) < 0 ||
             admin_json_add(o, "known_hosts_line", admin_json_text(line)) < 0 ||
-            admin_json_add(o, "known_hosts", admin_json_text(daemon_config(d)->ssh.known_hosts)) < 0 ||
+            admin_json_add(o, "known_hosts", admin_json_text(env->ops->config(env->userdata)->ssh.known_hosts)) < 0 ||
             admin_json_add(o, "known_hosts_check", admin_json_text(host_key_check_names[check])) < 0)
                 return NULL;
         return TAKE_PTR(o);
@@ -260,28 +257,29 @@ static json_t *scan_result_to_json(Daemon *d, const ScanTarget *t, const void *b
 
 /* The session ended: turn that into the reply. */
 static void scan_settle(AdminScan *scan) {
-        Daemon *d = scan->admin->daemon;
+        const AdminEnv *env = &scan->admin->env;
         const ScanTarget *t = &scan->target;
         _cleanup_free_ char *message = NULL;
         char type[64];
         size_t len = 0;
-        const void *blob = session_host_key_blob(scan->session, &len);
+        const SessionOps *ops = scan->ops;
+        const void *blob = ops->host_key_blob(scan->session, &len);
 
-        if (session_failure(scan->session) == SESSION_FAILURE_SCANNED && blob && len > 0 &&
+        if (ops->failure(scan->session) == SESSION_FAILURE_SCANNED && blob && len > 0 &&
             hostkey_type(blob, len, type, sizeof(type)) >= 0) {
                 scan->status = 200;
-                if (admin_json_to_body(scan_result_to_json(d, t, blob, len, type), &scan->body) < 0)
+                if (admin_json_to_body(scan_result_to_json(env, t, blob, len, type), &scan->body) < 0)
                         scan->body = NULL;
                 log_info("Host key scan of %s (%s port %u): %s", t->text, t->host, (unsigned) t->port,
-                         strna(session_host_key(scan->session)));
+                         strna(ops->host_key(scan->session)));
                 return;
         }
 
         scan->status = 502;
-        if (session_failure(scan->session) == SESSION_FAILURE_SCANNED)
+        if (ops->failure(scan->session) == SESSION_FAILURE_SCANNED)
                 message = strdup("the server sent a host key sshtund cannot read");
         else
-                message = strdup(strna(session_last_error(scan->session)));
+                message = strdup(strna(ops->last_error(scan->session)));
         log_info("Host key scan of %s (%s port %u) failed: %s", t->text, t->host, (unsigned) t->port,
                  strna(message));
         if (!message || admin_error_body(message, &scan->body) < 0)
@@ -291,11 +289,15 @@ static void scan_settle(AdminScan *scan) {
 static void on_scan_changed(Session *s, void *userdata) {
         AdminScan *scan = userdata;
 
-        if (session_state(s) != SESSION_FAILED || scan->status != 0)
+        if (scan->ops->state(s) != SESSION_FAILED || scan->status != 0)
                 return;
         scan_settle(scan);
         (void) sd_event_source_set_enabled(scan->finish, SD_EVENT_ONESHOT);
 }
+
+static const SessionHooks scan_hooks = {
+        .changed = on_scan_changed,
+};
 
 static int on_scan_finish(sd_event_source *es, void *userdata) {
         AdminScan *scan = userdata;
@@ -323,8 +325,8 @@ static int on_scan_finish(sd_event_source *es, void *userdata) {
 /* Start scanning for 'c'; takes the target. */
 static int scan_start(AdminConn *c, ScanTarget *t) {
         Admin *a = c->admin;
-        Daemon *d = a->daemon;
-        const ConfigSsh *cfg = &daemon_config(d)->ssh;
+        const AdminEnv *env = &a->env;
+        const ConfigSsh *cfg = &env->ops->config(env->userdata)->ssh;
         _cleanup_free_ char *log_name = NULL;
         usec_t timeout = MIN(sec_to_usec(cfg->connect_timeout), ADMIN_SCAN_TIMEOUT_USEC) +
                          ADMIN_SCAN_GRACE_USEC;
@@ -334,6 +336,7 @@ static int scan_start(AdminConn *c, ScanTarget *t) {
         scan = calloc(1, sizeof(*scan));
         if (!scan)
                 return -ENOMEM;
+        scan->ops = env->session_ops;
         scan->target = *t;
         *t = (ScanTarget) {};
         if (asprintf(&log_name, "scan:%s", scan->target.node ?: scan->target.host) < 0) {
@@ -342,7 +345,7 @@ static int scan_start(AdminConn *c, ScanTarget *t) {
                 return -ENOMEM;
         }
 
-        r = sd_event_add_defer(daemon_event(d), &scan->finish, on_scan_finish, scan);
+        r = sd_event_add_defer(env->event, &scan->finish, on_scan_finish, scan);
         if (r >= 0)
                 r = sd_event_source_set_enabled(scan->finish, SD_EVENT_OFF);
         if (r >= 0)
@@ -352,11 +355,11 @@ static int scan_start(AdminConn *c, ScanTarget *t) {
                         .node_name = log_name,
                         .address = scan->target.host,
                         .port = scan->target.port,
-                        .changed = on_scan_changed,
+                        .hooks = &scan_hooks,
                         .userdata = scan,
                         .scan_only = true,
                 };
-                r = session_new(d, NULL, &p, &scan->session);
+                r = env->session_ops->create(env->sessions, &p, &scan->session);
         }
         /* the session's connect_timeout ends the scan; this is the backstop */
         if (r >= 0)
@@ -370,10 +373,7 @@ static int scan_start(AdminConn *c, ScanTarget *t) {
         }
 
         scan->admin = a;
-        scan->next = a->scans;
-        if (a->scans)
-                a->scans->prev = scan;
-        a->scans = scan;
+        LIST_PREPEND(scans, a->scans, scan);
         a->n_scans++;
         scan->conn = c;
         c->scan = scan;
@@ -382,7 +382,7 @@ static int scan_start(AdminConn *c, ScanTarget *t) {
 
         log_debug("Scanning the host key of %s (%s port %u)", scan->target.text, scan->target.host,
                   (unsigned) scan->target.port);
-        session_connect(scan->session);
+        scan->ops->connect(scan->session);
         return 0;
 }
 
@@ -391,7 +391,7 @@ int admin_conn_scan(AdminConn *c, const char *target) {
         AdminReply reply = {};
         int r;
 
-        r = scan_target_from_request(c->admin->daemon, target, &t, &reply);
+        r = scan_target_from_request(&c->admin->env, target, &t, &reply);
         if (r > 0) {
                 r = admin_conn_reply(c, reply.status, reply.body, reply.content_type, NULL);
                 free(reply.body);

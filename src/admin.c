@@ -13,18 +13,16 @@
 
 #include <jansson.h>
 
+#include "acceptor.h"
 #include "address.h"
 #include "admin-internal.h"
 #include "admin.h"
 #include "buffer.h"
 #include "http.h"
-#include "listen.h"
+#include "list.h"
 #include "log.h"
 #include "macro.h"
-#include "metrics.h"
-#include "node.h"
 
-#define ADMIN_BACKLOG 64
 #define ADMIN_CONNECTIONS_MAX 64
 #define ADMIN_TIMER_ACCURACY_USEC (100 * USEC_PER_MSEC)
 /* Request bodies and trailing junk we read and drop before closing. */
@@ -32,9 +30,6 @@
 /* Largest reply body; sshtunctl refuses more than this. */
 #define ADMIN_BODY_MAX (16 * 1024 * 1024)
 #define ADMIN_HEAD_ROOM 1024
-#define ADMIN_ACCEPT_BATCH 16
-/* Out of file descriptors: stop accepting for a while instead of spinning. */
-#define ADMIN_ACCEPT_PAUSE_USEC (250 * USEC_PER_MSEC)
 #define ADMIN_LOG_INTERVAL_USEC (10 * USEC_PER_SEC)
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Admin *, admin_free);
@@ -127,23 +122,20 @@ static int reply_no_such_node(AdminReply *reply, const char *name) {
 
 /* ---- operator actions: POST /v1/nodes/NAME/{reconnect,drain,undrain} ------ */
 
-static const struct {
-        const char *name;
-        void (*run)(Node *n);
-} node_actions[] = {
-        { "reconnect", node_reconnect },
-        { "drain", node_drain },
-        { "undrain", node_undrain },
+static const char *const node_actions[_ADMIN_ACTION_MAX] = {
+        [ADMIN_ACTION_RECONNECT] = "reconnect",
+        [ADMIN_ACTION_DRAIN] = "drain",
+        [ADMIN_ACTION_UNDRAIN] = "undrain",
 };
 
-/* "NAME/ACTION" after "/v1/nodes/": the action's index, and the raw name. */
-static bool node_action_match(const char *rest, size_t len, size_t *ret_action, size_t *ret_name_len) {
+/* "NAME/ACTION" after "/v1/nodes/": the action, and the raw name. */
+static bool node_action_match(const char *rest, size_t len, AdminAction *ret_action, size_t *ret_name_len) {
         const char *slash = memchr(rest, '/', len);
 
         if (!slash || slash == rest)
                 return false;
-        for (size_t i = 0; i < ELEMENTSOF(node_actions); i++)
-                if (path_is(slash + 1, len - (size_t) (slash + 1 - rest), node_actions[i].name)) {
+        for (AdminAction i = 0; i < _ADMIN_ACTION_MAX; i++)
+                if (path_is(slash + 1, len - (size_t) (slash + 1 - rest), node_actions[i])) {
                         *ret_action = i;
                         *ret_name_len = (size_t) (slash - rest);
                         return true;
@@ -151,10 +143,10 @@ static bool node_action_match(const char *rest, size_t len, size_t *ret_action, 
         return false;
 }
 
-static int route_node_action(Daemon *d, const char *method, const char *raw_name, size_t raw_len,
-                             size_t action, AdminReply *reply) {
+static int route_node_action(const AdminEnv *env, const char *method, const char *raw_name, size_t raw_len,
+                             AdminAction action, AdminReply *reply) {
         _cleanup_free_ char *name = NULL;
-        Node *n;
+        NodeInfo info;
         int r;
 
         if (!streq(method, "POST"))
@@ -164,15 +156,12 @@ static int route_node_action(Daemon *d, const char *method, const char *raw_name
                 return admin_reply_error(reply, 400, "malformed node name in path");
         if (r < 0)
                 return r;
-        n = daemon_find_node(d, name);
-        if (!n)
+        r = env->ops->action(env->userdata, name, action, &info);
+        if (r == -ENOENT)
                 return reply_no_such_node(reply, name);
-
-        if (!streq(node_actions[action].name, "reconnect")) /* node.c logs its reconnects */
-                log_node(LOG_NOTICE, node_name(n), "%s requested over the admin API (%u streams open)",
-                         node_actions[action].name, node_streams(n));
-        node_actions[action].run(n);
-        return reply_json(reply, 200, admin_node_to_json(n));
+        if (r < 0)
+                return admin_reply_error(reply, 500, strerror(-r));
+        return reply_json(reply, 200, admin_node_to_json(&info));
 }
 
 /* ---- health and metrics: the routes metrics_listen serves too ---------------- */
@@ -189,25 +178,27 @@ static int reply_text(AdminReply *r, int status, const char *content_type, char 
         return 0;
 }
 
-static int admin_metrics(Daemon *d, AdminReply *reply) {
-        return reply_text(reply, 200, METRICS_TYPE, metrics_render(d, NULL));
+static int admin_metrics(const AdminEnv *env, AdminReply *reply) {
+        return reply_text(reply, 200, METRICS_TYPE, env->ops->metrics(env->userdata, NULL));
 }
 
 /* Ready when at least admin.ready_min_fraction of the nodes are up or
  * degraded (degraded nodes still carry streams). With no nodes there is
  * nothing to wait for: ready. */
-static int admin_readyz(Daemon *d, AdminReply *reply) {
-        double fraction = daemon_config(d)->admin.ready_min_fraction;
-        size_t n = daemon_n_nodes(d), ok = 0;
+static int admin_readyz(const AdminEnv *env, AdminReply *reply) {
+        double fraction = env->ops->config(env->userdata)->admin.ready_min_fraction;
+        _cleanup_free_ NodeInfo *infos = NULL;
+        size_t n = 0, ok = 0;
         char *body = NULL;
         bool ready;
+        int r;
 
-        for (size_t i = 0; i < n; i++) {
-                NodeInfo info;
-                node_get_info(daemon_node(d, i), &info);
-                if (info.state == NODE_UP || info.state == NODE_DEGRADED)
+        r = env->ops->nodes(env->userdata, &infos, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                if (infos[i].state == NODE_UP || infos[i].state == NODE_DEGRADED)
                         ok++;
-        }
         /* the slack keeps 0.28 of 25 nodes at 7, not at 7.000000000000001 */
         ready = n == 0 || (double) ok + 1e-9 >= fraction * (double) n;
         if (n == 0) {
@@ -220,29 +211,30 @@ static int admin_readyz(Daemon *d, AdminReply *reply) {
 
 /* 1 if 'path' is one of these routes (the reply is set), 0 if not, or
  * -ENOMEM. */
-static int route_public(Daemon *d, const char *method, const char *path, size_t len, AdminReply *reply) {
+static int route_public(const AdminEnv *env, const char *method, const char *path, size_t len, AdminReply *reply) {
         int r;
 
         if (path_is(path, len, "/healthz"))
                 r = streq(method, "GET") ? reply_text(reply, 200, TEXT_TYPE, strdup("ok\n"))
                                          : admin_reply_not_allowed(reply, "GET");
         else if (path_is(path, len, "/readyz"))
-                r = streq(method, "GET") ? admin_readyz(d, reply) : admin_reply_not_allowed(reply, "GET");
+                r = streq(method, "GET") ? admin_readyz(env, reply) : admin_reply_not_allowed(reply, "GET");
         else if (path_is(path, len, "/metrics"))
-                r = streq(method, "GET") ? admin_metrics(d, reply) : admin_reply_not_allowed(reply, "GET");
+                r = streq(method, "GET") ? admin_metrics(env, reply) : admin_reply_not_allowed(reply, "GET");
         else
                 return 0;
         return r < 0 ? r : 1;
 }
 
 /* What metrics_listen answers: the routes above, 404 for the rest. */
-static int admin_route_public_only(Daemon *d, const char *method, const char *target, AdminReply *reply) {
+static int admin_route_public_only(const AdminEnv *env, const char *method, const char *target,
+                                   AdminReply *reply) {
         const char *path;
         size_t len;
         int r;
 
         target_path(target, &path, &len);
-        r = route_public(d, method, path, len, reply);
+        r = route_public(env, method, path, len, reply);
         if (r != 0)
                 return r < 0 ? r : 0;
         return admin_reply_error(reply, 404, "not found");
@@ -250,18 +242,23 @@ static int admin_route_public_only(Daemon *d, const char *method, const char *ta
 
 /* ---- POST /v1/reload ---------------------------------------------------------- */
 
-static int admin_reload(Daemon *d, AdminReply *reply) {
+static int admin_reload(const AdminEnv *env, AdminReply *reply) {
         _cleanup_free_ char *error = NULL;
+        _cleanup_free_ NodeInfo *list = NULL;
+        size_t n = 0;
         json_t *v;
         int r;
 
-        r = daemon_reload(d, false, &error);
+        r = env->ops->reload(env->userdata, &error);
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
                 /* the request was fine, the file is not: the daemon could not do it */
                 return admin_reply_error(reply, 500, error ? error : strerror(-r));
-        v = json_pack("{s:b, s:I}", "reloaded", 1, "nodes_total", (json_int_t) daemon_n_nodes(d));
+        r = env->ops->nodes(env->userdata, &list, &n);
+        if (r < 0)
+                return r;
+        v = json_pack("{s:b, s:I}", "reloaded", 1, "nodes_total", (json_int_t) n);
         if (!v)
                 return -ENOMEM;
         return reply_json(reply, 200, v);
@@ -269,7 +266,7 @@ static int admin_reload(Daemon *d, AdminReply *reply) {
 
 /* ---- the whole API ---------------------------------------------------------- */
 
-static int admin_route(Daemon *d, const char *method, const char *target, AdminReply *reply) {
+static int admin_route(const AdminEnv *env, const char *method, const char *target, AdminReply *reply) {
         static const char nodes_prefix[] = "/v1/nodes/";
         bool get = streq(method, "GET");
         const char *path;
@@ -278,44 +275,45 @@ static int admin_route(Daemon *d, const char *method, const char *target, AdminR
 
         target_path(target, &path, &len);
 
-        handled = route_public(d, method, path, len, reply);
+        handled = route_public(env, method, path, len, reply);
         if (handled != 0)
                 return handled < 0 ? handled : 0;
         if (path_is(path, len, "/v1/status")) {
                 if (!get)
                         return admin_reply_not_allowed(reply, "GET");
-                return reply_json(reply, 200, admin_status_to_json(d));
+                return reply_json(reply, 200, admin_status_to_json(env));
         }
         if (path_is(path, len, "/v1/nodes")) {
                 if (!get)
                         return admin_reply_not_allowed(reply, "GET");
-                return reply_json(reply, 200, admin_nodes_to_json(d));
+                return reply_json(reply, 200, admin_nodes_to_json(env));
         }
         if (path_is(path, len, "/v1/migration")) {
                 if (!get)
                         return admin_reply_not_allowed(reply, "GET");
-                return reply_json(reply, 200, admin_migration_to_json(d));
+                return reply_json(reply, 200, admin_migration_to_json(env));
         }
         if (path_is(path, len, SCAN_PATH))
-                return admin_route_scan(d, method, target, reply);
+                return admin_route_scan(env, method, target, reply);
         if (path_is(path, len, "/v1/reload")) {
                 if (!streq(method, "POST"))
                         return admin_reply_not_allowed(reply, "POST");
-                return admin_reload(d, reply);
+                return admin_reload(env, reply);
         }
         if (len > strlen(nodes_prefix) && strncmp(path, nodes_prefix, strlen(nodes_prefix)) == 0) {
-                size_t action, name_len;
+                AdminAction action;
+                size_t name_len;
 
                 if (node_action_match(path + strlen(nodes_prefix), len - strlen(nodes_prefix), &action,
                                       &name_len))
-                        return route_node_action(d, method, path + strlen(nodes_prefix), name_len, action,
+                        return route_node_action(env, method, path + strlen(nodes_prefix), name_len, action,
                                                  reply);
         }
         if (len > strlen(nodes_prefix) && strncmp(path, nodes_prefix, strlen(nodes_prefix)) == 0 &&
             !memchr(path + strlen(nodes_prefix), '/', len - strlen(nodes_prefix))) {
                 _cleanup_free_ char *name = NULL;
                 const char *raw = path + strlen(nodes_prefix);
-                Node *n;
+                NodeInfo info;
                 int r;
 
                 if (!get)
@@ -325,24 +323,25 @@ static int admin_route(Daemon *d, const char *method, const char *target, AdminR
                         return admin_reply_error(reply, 400, "malformed node name in path");
                 if (r < 0)
                         return r;
-                n = daemon_find_node(d, name);
-                if (n)
-                        return reply_json(reply, 200, admin_node_to_json(n));
+                r = env->ops->node(env->userdata, name, &info);
+                if (r >= 0)
+                        return reply_json(reply, 200, admin_node_to_json(&info));
                 return reply_no_such_node(reply, name);
         }
         return admin_reply_error(reply, 404, "not found");
 }
 
-int admin_handle(Daemon *d, const char *method, const char *target, int *ret_status, char **ret_body,
-                 const char **ret_content_type, const char **ret_allow) {
+int admin_handle(const AdminEnv *env, AdminAccess access, const char *method, const char *target,
+                 int *ret_status, char **ret_body, const char **ret_content_type, const char **ret_allow) {
         AdminReply reply = {};
         int r;
 
-        assert(d);
+        assert(env);
         assert(method);
         assert(target);
 
-        r = admin_route(d, method, target, &reply);
+        r = access == ADMIN_ACCESS_PUBLIC ? admin_route_public_only(env, method, target, &reply)
+                                          : admin_route(env, method, target, &reply);
         if (r < 0) {
                 free(reply.body);
                 return r;
@@ -367,12 +366,7 @@ AdminConn *admin_conn_free(AdminConn *c) {
         buffer_done(&c->in);
         buffer_done(&c->out);
         if (c->admin) {
-                if (c->prev)
-                        c->prev->next = c->next;
-                else
-                        c->admin->conns = c->next;
-                if (c->next)
-                        c->next->prev = c->prev;
+                LIST_REMOVE(conns, c->admin->conns, c);
                 c->admin->n_conns--;
         }
         free(c);
@@ -461,33 +455,15 @@ static bool is_scan_request(const HttpRequest *req) {
         return streq(http_request_method(req), "POST") && path_is(path, len, SCAN_PATH);
 }
 
-/* metrics_listen: the public routes only, whatever else the API has. */
-static int conn_handle_public(AdminConn *c, const HttpRequest *req) {
-        AdminReply reply = {};
-        _cleanup_free_ char *body = NULL;
-        int r;
-
-        r = admin_route_public_only(c->admin->daemon, http_request_method(req), http_request_target(req),
-                                    &reply);
-        body = reply.body;
-        if (r < 0)
-                return admin_conn_reply_error(c, 500, "out of memory");
-        if (body && strlen(body) > ADMIN_BODY_MAX)
-                return admin_conn_reply_error(c, 500, "reply too large");
-        return admin_conn_reply(c, reply.status, body, reply.content_type, reply.allow);
-}
-
 static int conn_handle(AdminConn *c, const HttpRequest *req) {
+        const Admin *a = c->admin;
         _cleanup_free_ char *body = NULL;
         const char *content_type = NULL, *allow = NULL;
         int status, r;
 
-        if (c->admin->metrics_only)
-                return conn_handle_public(c, req);
-
-        if (is_scan_request(req))
+        if (a->access == ADMIN_ACCESS_FULL && is_scan_request(req))
                 return admin_conn_scan(c, http_request_target(req));
-        r = admin_handle(c->admin->daemon, http_request_method(req), http_request_target(req), &status,
+        r = admin_handle(&a->env, a->access, http_request_method(req), http_request_target(req), &status,
                          &body, &content_type, &allow);
         if (r < 0)
                 return admin_conn_reply_error(c, 500, "out of memory");
@@ -585,7 +561,7 @@ static int on_conn_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 /* Takes 'fd' in every case. */
 static int conn_new(Admin *a, int fd) {
-        sd_event *e = daemon_event(a->daemon);
+        sd_event *e = a->env.event;
         AdminConn *c;
         int r;
 
@@ -612,261 +588,95 @@ static int conn_new(Admin *a, int fd) {
         }
 
         c->admin = a;
-        c->next = a->conns;
-        if (a->conns)
-                a->conns->prev = c;
-        a->conns = c;
+        LIST_PREPEND(conns, a->conns, c);
         a->n_conns++;
         return 0;
 }
 
-static int on_accept_resume(sd_event_source *s, uint64_t usec, void *userdata) {
-        Admin *a = userdata;
-
-        (void) sd_event_source_set_enabled(a->io, SD_EVENT_ON);
-        return 0;
-}
-
-/* Stop accepting for a moment: the socket stays readable while we are out
- * of descriptors, and a level-triggered source would spin. */
-static void admin_pause_accept(Admin *a) {
-        int r;
-
-        if (!a->resume) {
-                r = sd_event_add_time_relative(daemon_event(a->daemon), &a->resume, CLOCK_MONOTONIC,
-                                               ADMIN_ACCEPT_PAUSE_USEC, ADMIN_TIMER_ACCURACY_USEC,
-                                               on_accept_resume, a);
-                if (r >= 0)
-                        (void) sd_event_source_set_description(a->resume, "admin-accept-resume");
-        } else {
-                r = sd_event_source_set_time_relative(a->resume, ADMIN_ACCEPT_PAUSE_USEC);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(a->resume, SD_EVENT_ONESHOT);
-        }
-        /* Without a timer to turn it back on, keep accepting (and spinning)
-         * rather than go deaf for good. */
-        if (r >= 0)
-                (void) sd_event_source_set_enabled(a->io, SD_EVENT_OFF);
-}
-
-static const char *suppressed_note(unsigned n, char *buf, size_t size) {
-        if (n == 0)
-                return "";
-        snprintf(buf, size, " (%u more since the last message)", n);
-        return buf;
-}
-
-static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+static void on_accept(Acceptor *acceptor, int fd, const AcceptorPeer *peer, void *userdata) {
         Admin *a = userdata;
         unsigned suppressed;
-        char note[64];
+        int r;
 
-        for (unsigned i = 0; i < ADMIN_ACCEPT_BATCH; i++) {
-                int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                int r;
-
-                if (cfd < 0) {
-                        r = -errno;
-                        if (r == -EAGAIN || r == -EWOULDBLOCK)
-                                return 0;
-                        if (r == -EINTR || r == -ECONNABORTED)
-                                continue;
-                        if (ratelimit_below(&a->accept_log, &suppressed))
-                                log_warning_errno(r, "Failed to accept an admin connection: %m%s",
-                                                  suppressed_note(suppressed, note, sizeof(note)));
-                        if (r == -EMFILE || r == -ENFILE || r == -ENOBUFS || r == -ENOMEM)
-                                admin_pause_accept(a);
-                        return 0;
-                }
-
-                if (a->n_conns >= ADMIN_CONNECTIONS_MAX) {
-                        safe_close(cfd);
-                        if (ratelimit_below(&a->full_log, &suppressed))
-                                log_warning("Admin socket %s: %u connections open, refusing more%s", a->path,
-                                            a->n_conns, suppressed_note(suppressed, note, sizeof(note)));
-                        continue;
-                }
-
-                r = conn_new(a, cfd);
-                if (r < 0 && ratelimit_below(&a->accept_log, &suppressed))
-                        log_warning_errno(r, "Failed to set up an admin connection: %m%s",
-                                          suppressed_note(suppressed, note, sizeof(note)));
+        if (a->n_conns >= ADMIN_CONNECTIONS_MAX) {
+                safe_close(fd);
+                if (ratelimit_below(&a->full_log, &suppressed))
+                        log_warning("%s: %u connections open, refusing more (%u more since the last message)",
+                                    a->label, a->n_conns, suppressed);
+                return;
         }
-        return 0;
+        r = conn_new(a, fd);
+        if (r < 0 && ratelimit_below(&a->full_log, &suppressed))
+                log_warning_errno(r, "%s: cannot set up a connection: %m", a->label);
 }
 
 /* ---- the listening socket ------------------------------------------------- */
 
-static int mkdir_parent(const char *path) {
-        _cleanup_free_ char *dir = NULL;
-        const char *slash = strrchr(path, '/');
-
-        if (!slash || slash == path)
-                return 0;
-        dir = strndup(path, (size_t) (slash - path));
-        if (!dir)
-                return -ENOMEM;
-        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
-}
-
-/* A socket file nobody listens on is left over from a daemon that died:
- * remove it. A live one means another sshtund owns the path. */
-static int remove_stale_socket(const char *path, const struct sockaddr_un *sa, socklen_t salen) {
-        _cleanup_close_ int fd = -1;
-        struct stat st;
-
-        if (lstat(path, &st) < 0)
-                return errno == ENOENT ? 0 : -errno;
-        if (!S_ISSOCK(st.st_mode))
-                return -EEXIST;
-
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (connect(fd, (const struct sockaddr *) sa, salen) == 0)
-                return -EADDRINUSE;
-        switch (errno) {
-        case EAGAIN:      /* listening, backlog full */
-        case EINPROGRESS:
-                return -EADDRINUSE;
-        case ENOENT:      /* gone meanwhile */
-                return 0;
-        case ECONNREFUSED:
-                if (unlink(path) < 0 && errno != ENOENT)
-                        return -errno;
-                return 0;
-        default:
-                return -errno;
-        }
-}
-
-int admin_new(Daemon *d, const char *path, Admin **ret) {
+int admin_new(const AdminEnv *env, const ListenAddress *address, const AdminParams *p, Admin **ret) {
         _cleanup_(admin_freep) Admin *a = NULL;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        socklen_t salen;
-        struct stat st;
-        mode_t old_umask;
-        size_t len;
+        _cleanup_free_ char *where = NULL;
         int r;
 
-        assert(d);
-        assert(path);
-        assert(ret);
-
-        len = strlen(path);
-        if (len == 0)
-                return -EINVAL;
-        if (len >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        memcpy(sa.sun_path, path, len);
-        salen = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + len + 1);
-
-        a = calloc(1, sizeof(*a));
-        if (!a)
-                return -ENOMEM;
-        a->daemon = d;
-        a->fd = -1;
-        a->full_log = (RateLimit) { .interval = ADMIN_LOG_INTERVAL_USEC, .burst = 1 };
-        a->accept_log = (RateLimit) { .interval = ADMIN_LOG_INTERVAL_USEC, .burst = 1 };
-        a->path = strdup(path);
-        if (!a->path)
-                return -ENOMEM;
-
-        r = mkdir_parent(path);
-        if (r < 0)
-                return r;
-        r = remove_stale_socket(path, &sa, salen);
-        if (r < 0)
-                return r;
-
-        a->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (a->fd < 0)
-                return -errno;
-        /* Created 0600 from the start: no window in which others may connect. */
-        old_umask = umask(0177);
-        r = bind(a->fd, (const struct sockaddr *) &sa, salen) < 0 ? -errno : 0;
-        umask(old_umask);
-        if (r < 0)
-                return r;
-        if (lstat(path, &st) < 0)
-                return -errno;
-        a->bound = true;
-        a->dev = st.st_dev;
-        a->ino = st.st_ino;
-        if (chmod(path, 0600) < 0)
-                return -errno;
-        if (listen(a->fd, ADMIN_BACKLOG) < 0)
-                return -errno;
-
-        r = sd_event_add_io(daemon_event(d), &a->io, a->fd, EPOLLIN, on_accept, a);
-        if (r < 0)
-                return r;
-        r = sd_event_source_set_description(a->io, "admin-listen");
-        if (r < 0)
-                return r;
-
-        *ret = TAKE_PTR(a);
-        return 0;
-}
-
-int admin_new_metrics(Daemon *d, const ListenAddress *address, Admin **ret) {
-        _cleanup_(admin_freep) Admin *a = NULL;
-        int r;
-
-        assert(d);
+        assert(env);
         assert(address);
         assert(ret);
 
         /* unauthenticated: a TCP port for scrapers, never a socket file
          * someone could mistake for the admin socket */
-        if (address->kind != LISTEN_TCP)
+        if (p->access == ADMIN_ACCESS_PUBLIC && address->kind != LISTEN_TCP) {
+                if (p->activated_fd >= 0)
+                        safe_close(p->activated_fd);
                 return -EAFNOSUPPORT;
+        }
         a = calloc(1, sizeof(*a));
-        if (!a)
+        if (!a) {
+                if (p->activated_fd >= 0)
+                        safe_close(p->activated_fd);
                 return -ENOMEM;
-        a->daemon = d;
-        a->fd = -1;
-        a->metrics_only = true;
+        }
+        a->env = *env;
+        a->access = p->access;
         a->full_log = (RateLimit) { .interval = ADMIN_LOG_INTERVAL_USEC, .burst = 1 };
-        a->accept_log = (RateLimit) { .interval = ADMIN_LOG_INTERVAL_USEC, .burst = 1 };
-        a->path = listen_address_to_string(address);
-        if (!a->path)
+        where = listen_address_to_string(address);
+        if (!where || asprintf(&a->label, "%s %s", p->access == ADMIN_ACCESS_PUBLIC ? "admin.metrics_listen"
+                                                                                   : "admin socket",
+                               where) < 0) {
+                a->label = NULL;
+                if (p->activated_fd >= 0)
+                        safe_close(p->activated_fd);
                 return -ENOMEM;
-
-        r = listen_socket_open(address, 0, (gid_t) -1, ADMIN_BACKLOG);
+        }
+        r = acceptor_new(env->event, address,
+                         &(AcceptorParams) {
+                                 .mode = p->mode,
+                                 .gid = p->gid,
+                                 .label = a->label,
+                                 .description = p->access == ADMIN_ACCESS_PUBLIC ? "metrics-listen" : "admin-listen",
+                                 .handler = on_accept,
+                                 .userdata = a,
+                                 .adopt = p->activated_fd >= 0,
+                                 .fd = p->activated_fd,
+                         },
+                         &a->acceptor);
         if (r < 0)
                 return r;
-        a->fd = r;
-
-        r = sd_event_add_io(daemon_event(d), &a->io, a->fd, EPOLLIN, on_accept, a);
-        if (r < 0)
-                return r;
-        r = sd_event_source_set_description(a->io, "metrics-listen");
-        if (r < 0)
-                return r;
-
         *ret = TAKE_PTR(a);
         return 0;
 }
 
 Admin *admin_free(Admin *a) {
-        struct stat st;
-
         if (!a)
                 return NULL;
         while (a->conns)
                 admin_conn_free(a->conns);
         while (a->scans)
                 admin_scan_free(a->scans);
-        a->io = sd_event_source_disable_unref(a->io);
-        a->resume = sd_event_source_disable_unref(a->resume);
-        a->fd = safe_close(a->fd);
-        /* Leave the path alone if another process has replaced it since. */
-        if (a->bound && lstat(a->path, &st) == 0 && st.st_dev == a->dev && st.st_ino == a->ino)
-                (void) unlink(a->path);
-        free(a->path);
+        a->acceptor = acceptor_free(a->acceptor);
+        free(a->label);
         free(a);
         return NULL;
+}
+
+bool admin_adopted(const Admin *a) {
+        return acceptor_adopted(a->acceptor);
 }

@@ -6,10 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon.h"
 #include "log.h"
 #include "metrics.h"
-#include "node.h"
 #include "session-internal.h"
 #include "sshwire.h"
 
@@ -17,12 +15,13 @@
 static void channel_account_open(SessionChannel *ch, StreamResult r) {
         Session *s = ch->session;
 
-        if (!channel_is_stream(ch) || ch->counted || !s->node)
+        if (!channel_is_stream(ch) || ch->counted)
                 return;
         ch->counted = true;
-        node_count_stream(s->node, r);
+        if (s->hooks->stream_opened)
+                s->hooks->stream_opened(s, r, s->userdata);
         if (r == STREAM_OK)
-                metrics_observe(daemon_metrics(s->daemon), METRICS_STREAM_OPEN,
+                metrics_observe(s->env->metrics, METRICS_STREAM_OPEN,
                                 (double) (now_usec(CLOCK_MONOTONIC) - ch->queued_at) / USEC_PER_SEC);
 }
 
@@ -68,8 +67,8 @@ void channel_unlink(SessionChannel *ch) {
 void channel_retire(SessionChannel *ch) {
         Session *s = ch->session;
 
-        if (ch->state == CHANNEL_OPEN && channel_is_stream(ch) && s->node)
-                node_count_bytes(s->node, ch->bytes_tx, ch->bytes_rx);
+        if (ch->state == CHANNEL_OPEN && channel_is_stream(ch) && s->hooks->stream_closed)
+                s->hooks->stream_closed(s, ch->bytes_tx, ch->bytes_rx, s->userdata);
         channel_unlink(ch);
         if (!ch->ch) {
                 channel_free(ch);
@@ -499,6 +498,26 @@ int session_open_probe_channel(Session *s, const char *host, uint16_t port, cons
         return open_channel(s, true, host, port, orig_host, orig_port, cb, userdata, ret);
 }
 
+static int ops_open_channel(Session *s, bool probe, const char *host, uint16_t port, const char *orig_host,
+                            uint16_t orig_port, const ChannelCallbacks *cb, void *userdata, SessionChannel **ret) {
+        return open_channel(s, probe, host, port, orig_host, orig_port, cb, userdata, ret);
+}
+
+const SessionOps session_ops = {
+        .create = session_new,
+        .destroy = session_free,
+        .connect = session_connect,
+        .disconnect = session_disconnect,
+        .state = session_state,
+        .failure = session_failure,
+        .last_error = session_last_error,
+        .host_key = session_host_key,
+        .host_key_blob = session_host_key_blob,
+        .up_duration = session_up_duration,
+        .channels = session_channels,
+        .open_channel = ops_open_channel,
+};
+
 Buffer *session_channel_rx(SessionChannel *ch) {
         return &ch->rx;
 }
@@ -514,10 +533,6 @@ void session_channel_consumed(SessionChannel *ch) {
 
 Buffer *session_channel_tx(SessionChannel *ch) {
         return &ch->tx;
-}
-
-size_t session_channel_tx_room(const SessionChannel *ch) {
-        return buffer_room(&ch->tx);
 }
 
 void session_channel_kick(SessionChannel *ch) {

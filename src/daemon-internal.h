@@ -4,25 +4,37 @@
 
 #include <systemd/sd-event.h>
 
+#include "admin.h"
 #include "daemon.h"
+#include "filewatch.h"
+#include "gate.h"
+#include "hostkey.h"
 #include "log.h"
+#include "probe.h"
+#include "rng.h"
+#include "session.h"
+#include "upstream.h"
 
-typedef struct Admin Admin;
 typedef struct Forwards Forwards;
-typedef struct Migration Migration;
-
-typedef struct HandshakeWaiter {
-        HandshakeResume resume;
-        void *userdata;
-} HandshakeWaiter;
+typedef struct Proxy Proxy;
 
 struct Daemon {
         sd_event *event;
-        IoPoll *iopoll; /* the streams' client sockets */
+        IoPoll *iopoll; /* the streams' and the front door's client sockets */
         Config *config;
         Identity *identity;
         KnownHosts *known_hosts;
         Router *router;
+        Rng rng;
+        Gate *handshakes; /* ssh.max_handshakes */
+        Metrics *metrics;
+        AuditLog *audit;
+        ProbeTls *probe_tls; /* https probes: one context for every node */
+
+        /* what the nodes and their sessions are given; reload updates them */
+        SessionEnv sessions;
+        NodeEnv node_env;
+        AdminEnv admin_env;
 
         Node **nodes;
         size_t n_nodes;
@@ -30,7 +42,6 @@ struct Daemon {
         size_t n_retiring;
         sd_event_source *retire_timer;
 
-        Metrics *metrics;
         Upstream *upstream;
         Migration *migration;
         Proxy *proxy;
@@ -38,12 +49,6 @@ struct Daemon {
         Admin *admin;
         Admin *metrics_listener; /* admin.metrics_listen, or NULL */
 
-        unsigned handshakes;
-        HandshakeWaiter *waiters; /* FIFO: [waiters_head, n_waiters) */
-        size_t n_waiters, waiters_head, waiters_alloc;
-
-        uint64_t rng[2];
-        RateLimit handshake_log;
         sd_event_source *sig_term, *sig_int, *sig_hup;
         sd_event_source *status_timer;
         sd_event_source *startup_timer; /* the grace before the front door opens */
@@ -51,22 +56,32 @@ struct Daemon {
         usec_t drain_deadline;
         bool stopping;
         bool log_override; /* -d: the configuration's log settings do not apply */
-        int nodes_watch_fd;               /* inotify on nodes_file's directory, or -1 */
-        int nodes_watch_wd;
-        sd_event_source *nodes_watch;
-        sd_event_source *nodes_debounce;  /* changes come in bursts (write, rename) */
+        FileWatch *nodes_watch;       /* nodes_file */
+        FileWatch *known_hosts_watch; /* ssh.known_hosts */
         usec_t startup_deadline;
 };
 
-
-/* (Re)create the upstream and its path checks from the configuration. */
+/* (Re)create the upstream from the configuration and hand it, the
+ * configuration and the nodes to the migration. */
 int daemon_setup_konnectivity(Daemon *d);
+/* The node list changed: routes and checks follow. */
+void daemon_update_routes(Daemon *d);
 
 /* Rebuild the router from the allowlist and the current nodes. */
 int daemon_rebuild_router(Daemon *d);
-/* Start (or move) the inotify watch on nodes_file's directory. */
-int daemon_watch_nodes_file(Daemon *d);
-void daemon_unwatch_nodes_file(Daemon *d);
+/* Start (or move) the watches on nodes_file and known_hosts. */
+int daemon_watch_files(Daemon *d);
+void daemon_unwatch_files(Daemon *d);
+/* Read ssh.known_hosts again; on failure the old set stays. */
+int daemon_load_known_hosts(Daemon *d);
+/* Load the https probes' TLS context for the current probe section. */
+int daemon_load_probe_tls(Daemon *d);
+/* admin.metrics_listen's server, or NULL when it is unset. */
+int daemon_open_metrics_listener(Daemon *d, Admin **ret);
 /* Free retiring nodes (shutdown). */
 void daemon_free_retiring(Daemon *d);
 void daemon_notify_status(Daemon *d);
+/* A node's snapshot with its route fields. */
+void daemon_node_info(const Daemon *d, const Node *n, NodeInfo *ret);
+/* Streams open across all nodes and the upstream. */
+unsigned daemon_streams(const Daemon *d);

@@ -1,12 +1,11 @@
 /* The daemon object: owner of the loop, the configuration, the nodes, the
- * router, the front door and the admin socket; start, signals, shutdown. */
+ * router, the front door and the admin sockets; start, signals, shutdown. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/random.h>
 
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -24,27 +23,133 @@
 #include "router.h"
 #include "upstream.h"
 
-/* xorshift128+: jitter and fallback picks, not secrets */
-static uint64_t rng_next(Daemon *d) {
-        uint64_t s1 = d->rng[0];
-        const uint64_t s0 = d->rng[1];
-        d->rng[0] = s0;
-        s1 ^= s1 << 23;
-        d->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
-        return d->rng[1] + s0;
+/* Audit lines for finished streams: enough to see every stream of a quiet
+ * cluster, few enough that a connection storm cannot flood the journal. */
+#define AUDIT_BURST 100
+#define AUDIT_INTERVAL_USEC (10 * USEC_PER_SEC)
+
+/* --- what the nodes report ----------------------------------------------- */
+
+static void on_node_changed(Node *n, void *userdata) {
+        Daemon *d = userdata;
+
+        migration_node_changed(d->migration, n);
 }
 
-uint64_t daemon_random(Daemon *d, uint64_t n) {
-        if (n <= 1)
-                return 0;
-        /* rejection sampling keeps it uniform */
-        uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-        uint64_t v;
-        do
-                v = rng_next(d);
-        while (v >= limit);
-        return v % n;
+void daemon_node_info(const Daemon *d, const Node *n, NodeInfo *ret) {
+        node_get_info(n, ret);
+        migration_fill_info(d->migration, n, ret);
 }
+
+/* --- the admin API's view of the daemon ---------------------------------------- */
+
+static int admin_nodes(void *userdata, NodeInfo **ret, size_t *ret_n) {
+        Daemon *d = userdata;
+        NodeInfo *infos = NULL;
+
+        if (d->n_nodes > 0) {
+                infos = calloc(d->n_nodes, sizeof(NodeInfo));
+                if (!infos)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; i < d->n_nodes; i++)
+                daemon_node_info(d, d->nodes[i], &infos[i]);
+        *ret = infos;
+        *ret_n = d->n_nodes;
+        return 0;
+}
+
+static int admin_node(void *userdata, const char *name, NodeInfo *ret) {
+        Daemon *d = userdata;
+        Node *n = daemon_find_node(d, name);
+
+        if (!n)
+                return -ENOENT;
+        daemon_node_info(d, n, ret);
+        return 0;
+}
+
+static void admin_status(void *userdata, AdminStatus *ret) {
+        Daemon *d = userdata;
+
+        *ret = (AdminStatus) {
+                .streams = daemon_streams(d),
+                .handshakes_in_flight = gate_holders(d->handshakes),
+        };
+}
+
+static int admin_action(void *userdata, const char *name, AdminAction a, NodeInfo *ret) {
+        static const char *const names[_ADMIN_ACTION_MAX] = {
+                [ADMIN_ACTION_RECONNECT] = "reconnect",
+                [ADMIN_ACTION_DRAIN] = "drain",
+                [ADMIN_ACTION_UNDRAIN] = "undrain",
+        };
+        Daemon *d = userdata;
+        Node *n = daemon_find_node(d, name);
+
+        if (!n)
+                return -ENOENT;
+        switch (a) {
+        case ADMIN_ACTION_RECONNECT:
+                /* the operator may just have added its key: take the file as it is now */
+                if (known_hosts_is_stale(d->known_hosts))
+                        (void) daemon_load_known_hosts(d);
+                node_reconnect(n); /* logs itself */
+                break;
+        case ADMIN_ACTION_DRAIN:
+        case ADMIN_ACTION_UNDRAIN:
+                log_node(LOG_NOTICE, node_name(n), "%s requested over the admin API (%u streams open)", names[a],
+                         node_streams(n));
+                if (a == ADMIN_ACTION_DRAIN)
+                        node_drain(n);
+                else
+                        node_undrain(n);
+                break;
+        default:
+                return -EINVAL;
+        }
+        daemon_node_info(d, n, ret);
+        return 0;
+}
+
+static int admin_reload(void *userdata, char **ret_error) {
+        return daemon_reload(userdata, false, ret_error);
+}
+
+static char *admin_metrics(void *userdata, size_t *ret_len) {
+        Daemon *d = userdata;
+        _cleanup_free_ NodeInfo *infos = NULL;
+        size_t n = 0;
+
+        /* one snapshot for every family, so they agree with each other */
+        if (admin_nodes(d, &infos, &n) < 0)
+                return NULL;
+        return metrics_render(d->metrics,
+                              &(MetricsView) {
+                                      .nodes = infos,
+                                      .n_nodes = n,
+                                      .handshakes_in_flight = gate_holders(d->handshakes),
+                                      .stream_log_suppressed = audit_suppressed(d->audit),
+                              },
+                              ret_len);
+}
+
+static const Config *admin_config(void *userdata) {
+        Daemon *d = userdata;
+        return d->config;
+}
+
+static const AdminOps admin_ops = {
+        .nodes = admin_nodes,
+        .node = admin_node,
+        .status = admin_status,
+        .action = admin_action,
+        .reload = admin_reload,
+        .metrics = admin_metrics,
+        .config = admin_config,
+};
+
+/* --- the object ------------------------------------------------------------------- */
 
 int daemon_new(Config *config, Identity *identity, Daemon **ret) {
         Daemon *d;
@@ -55,14 +160,7 @@ int daemon_new(Config *config, Identity *identity, Daemon **ret) {
                 return -ENOMEM;
         d->config = config;
         d->identity = identity;
-        d->nodes_watch_fd = -1;
-        d->handshake_log = (RateLimit) { .interval = 60 * USEC_PER_SEC, .burst = 1 };
-        if (getrandom(d->rng, sizeof(d->rng), 0) != sizeof(d->rng)) {
-                d->rng[0] = (uint64_t) now_usec(CLOCK_REALTIME);
-                d->rng[1] = (uint64_t) getpid() * 0x9E3779B97F4A7C15ULL;
-        }
-        if (!d->rng[0] && !d->rng[1])
-                d->rng[1] = 1;
+        rng_init(&d->rng);
 
         r = sd_event_new(&d->event);
         if (r < 0)
@@ -73,17 +171,52 @@ int daemon_new(Config *config, Identity *identity, Daemon **ret) {
         r = metrics_new(&d->metrics);
         if (r < 0)
                 goto fail;
+        r = audit_new(AUDIT_BURST, AUDIT_INTERVAL_USEC, &d->audit);
+        if (r < 0)
+                goto fail;
+        r = gate_new(config->ssh.max_handshakes, "ssh.max_handshakes", &d->handshakes);
+        if (r < 0)
+                goto fail;
         r = router_new(config->proxy.allow, config->proxy.n_allow, &d->router);
         if (r < 0)
                 goto fail;
-        r = known_hosts_load(config->ssh.known_hosts, &d->known_hosts);
-        if (r < 0) {
-                log_error_errno(r, "Cannot read %s: %m", config->ssh.known_hosts);
+        r = daemon_load_known_hosts(d);
+        if (r < 0)
                 goto fail;
-        }
-        if (known_hosts_bad_lines(d->known_hosts) > 0)
-                log_warning("%s: %zu lines could not be parsed and are ignored", config->ssh.known_hosts,
-                            known_hosts_bad_lines(d->known_hosts));
+        r = daemon_load_probe_tls(d);
+        if (r < 0)
+                goto fail;
+        r = migration_new(d->event, &d->rng, &d->migration);
+        if (r < 0)
+                goto fail;
+
+        d->sessions = (SessionEnv) {
+                .event = d->event,
+                .iopoll = d->iopoll,
+                .ssh = &config->ssh,
+                .identity = identity,
+                .known_hosts = d->known_hosts,
+                .handshakes = d->handshakes,
+                .metrics = d->metrics,
+        };
+        d->node_env = (NodeEnv) {
+                .event = d->event,
+                .sessions = &d->sessions,
+                .session_ops = &session_ops,
+                .rng = &d->rng,
+                .metrics = d->metrics,
+                .probe = &config->probe,
+                .probe_tls = d->probe_tls,
+                .changed = on_node_changed,
+                .userdata = d,
+        };
+        d->admin_env = (AdminEnv) {
+                .event = d->event,
+                .ops = &admin_ops,
+                .userdata = d,
+                .sessions = &d->sessions,
+                .session_ops = &session_ops,
+        };
 
         d->nodes = calloc(MAX(config->n_nodes, (size_t) 1), sizeof(Node *));
         if (!d->nodes) {
@@ -92,15 +225,14 @@ int daemon_new(Config *config, Identity *identity, Daemon **ret) {
         }
         for (size_t i = 0; i < config->n_nodes; i++) {
                 const ConfigNode *cn = &config->nodes[i];
-                r = node_new(d, cn, &d->nodes[i]);
+                r = node_new(&d->node_env, cn, migration_pool_size(config, cn->name), &d->nodes[i]);
                 if (r < 0)
                         goto fail;
                 d->n_nodes++;
-                r = router_add_node(d->router, cn->name, cn->address, cn->hostnames,
-                                    cn->has_pod_cidr ? &cn->pod_cidr : NULL, d->nodes[i]);
-                if (r < 0)
-                        goto fail;
         }
+        r = daemon_rebuild_router(d);
+        if (r < 0)
+                goto fail;
         *ret = d;
         return 0;
 fail:
@@ -119,16 +251,16 @@ Daemon *daemon_free(Daemon *d) {
         d->metrics_listener = admin_free(d->metrics_listener);
         d->admin = admin_free(d->admin);
         d->migration = migration_free(d->migration);
-        daemon_unwatch_nodes_file(d);
+        daemon_unwatch_files(d);
         daemon_free_retiring(d);
         for (size_t i = 0; i < d->n_nodes; i++)
                 node_free(d->nodes[i]);
         free(d->nodes);
         /* after the proxy: streams through it end with it */
         d->upstream = upstream_free(d->upstream);
-        free(d->waiters);
         router_free(d->router);
         known_hosts_free(d->known_hosts);
+        probe_tls_unref(d->probe_tls);
         d->sig_term = sd_event_source_disable_unref(d->sig_term);
         d->sig_int = sd_event_source_disable_unref(d->sig_int);
         d->sig_hup = sd_event_source_disable_unref(d->sig_hup);
@@ -137,12 +269,56 @@ Daemon *daemon_free(Daemon *d) {
         d->drain_timer = sd_event_source_disable_unref(d->drain_timer);
         d->iopoll = iopoll_free(d->iopoll);
         sd_event_unref(d->event);
+        gate_free(d->handshakes);
+        audit_free(d->audit);
         metrics_free(d->metrics);
         config_free(d->config);
         identity_free(d->identity);
         free(d);
         return NULL;
 }
+
+int daemon_load_known_hosts(Daemon *d) {
+        const char *path = d->config->ssh.known_hosts;
+        KnownHosts *kh;
+        int r;
+
+        r = known_hosts_load(path, &kh);
+        if (r < 0) {
+                if (!d->known_hosts)
+                        return log_error_errno(r, "Cannot read %s: %m", path);
+                return log_warning_errno(r, "Cannot re-read %s, keeping the previous contents: %m", path);
+        }
+        if (known_hosts_bad_lines(kh) > 0)
+                log_warning("%s: %zu lines could not be parsed and are ignored", path, known_hosts_bad_lines(kh));
+        if (d->known_hosts)
+                log_info("Read %s: %zu entries", path, known_hosts_entries(kh));
+        known_hosts_free(d->known_hosts);
+        d->known_hosts = kh;
+        d->sessions.known_hosts = kh;
+        return 0;
+}
+
+int daemon_load_probe_tls(Daemon *d) {
+        const ConfigProbe *p = &d->config->probe;
+        _cleanup_free_ char *error = NULL;
+        ProbeTls *t = NULL;
+        int r;
+
+        if (p->type == PROBE_HTTPS) {
+                r = probe_tls_new(p->ca_file, &t, &error);
+                if (r < 0)
+                        return log_error_errno(r, "probe.ca_file %s: %s", strna(p->ca_file),
+                                               error ? error : strerror(-r));
+        }
+        /* probes made before keep theirs until they are remade */
+        probe_tls_unref(d->probe_tls);
+        d->probe_tls = t;
+        d->node_env.probe_tls = t;
+        return 0;
+}
+
+/* --- signals, start-up, status -------------------------------------------------- */
 
 static int on_drain_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Daemon *d = userdata;
@@ -261,7 +437,29 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* The admin socket, adopted when the service manager passed it (by its
+ * name "admin" or its path). */
+static int daemon_open_admin(Daemon *d, ListenFds *activated) {
+        ListenAddress where = { .kind = LISTEN_UNIX, .path = d->config->admin.socket };
+        ListenAddress named = {};
+        int fd, r;
+
+        fd = listen_fds_take(activated, &where);
+        if (fd < 0)
+                fd = listen_fds_take_named(activated, "admin", &named);
+        r = admin_new(&d->admin_env, named.path ? &named : &where,
+                      &(AdminParams) { .access = ADMIN_ACCESS_FULL, .mode = 0600, .gid = (gid_t) -1,
+                                       .activated_fd = fd },
+                      &d->admin);
+        listen_address_done(&named);
+        if (r < 0)
+                return log_error_errno(r, "Cannot listen on admin socket %s: %m", d->config->admin.socket);
+        return 0;
+}
+
 int daemon_start(Daemon *d) {
+        ListenFds *activated = NULL;
+        size_t unused;
         sigset_t mask;
         int r;
 
@@ -286,25 +484,18 @@ int daemon_start(Daemon *d) {
         if (r < 0)
                 log_warning_errno(r, "Cannot set up the watchdog: %m");
 
-        r = admin_new(d, d->config->admin.socket, &d->admin);
-        if (r < 0)
-                return log_error_errno(r, "Cannot listen on admin socket %s: %m", d->config->admin.socket);
-        if (d->config->admin.has_metrics_listen) {
-                _cleanup_free_ char *where = listen_address_to_string(&d->config->admin.metrics_listen);
-                r = admin_new_metrics(d, &d->config->admin.metrics_listen, &d->metrics_listener);
-                if (r < 0)
-                        return log_error_errno(r, "Cannot listen on admin.metrics_listen %s: %m", strna(where));
-        }
-        ListenFds *activated = NULL;
-        size_t unused;
         r = listen_fds_new(&activated);
         if (r < 0)
                 log_warning_errno(r, "Cannot read the sockets passed by the service manager: %m");
-        r = proxy_new(d, activated, &d->proxy);
+        r = daemon_open_admin(d, activated);
+        if (r >= 0)
+                r = daemon_open_metrics_listener(d, &d->metrics_listener);
+        if (r >= 0)
+                r = proxy_new(d, activated, &d->proxy);
         activated = listen_fds_free(activated, &unused);
         if (unused > 0)
-                log_warning("%zu socket(s) passed by the service manager match no proxy.listen address "
-                            "and are not named \"proxy\": closed", unused);
+                log_warning("%zu socket(s) passed by the service manager match no listen address "
+                            "and are not named \"proxy\" or \"admin\": closed", unused);
         if (r < 0)
                 return r;
         r = forwards_new(d, &d->forwards);
@@ -316,7 +507,7 @@ int daemon_start(Daemon *d) {
                 return r;
         for (size_t i = 0; i < d->n_nodes; i++)
                 node_start(d->nodes[i]);
-        (void) daemon_watch_nodes_file(d);
+        (void) daemon_watch_files(d);
 
         r = sd_event_add_time_relative(d->event, &d->status_timer, CLOCK_MONOTONIC, 5 * USEC_PER_SEC,
                                        USEC_PER_SEC, on_status_timer, d);
@@ -340,6 +531,24 @@ int daemon_start(Daemon *d) {
         }
         (void) sd_event_source_set_enabled(d->startup_timer, SD_EVENT_ON);
         (void) sd_event_source_set_description(d->startup_timer, "startup-grace");
+        return 0;
+}
+
+/* admin.metrics_listen: the public routes on TCP, or NULL when unset. */
+int daemon_open_metrics_listener(Daemon *d, Admin **ret) {
+        const ConfigAdmin *a = &d->config->admin;
+        _cleanup_free_ char *where = NULL;
+        int r;
+
+        *ret = NULL;
+        if (!a->has_metrics_listen)
+                return 0;
+        r = admin_new(&d->admin_env, &a->metrics_listen,
+                      &(AdminParams) { .access = ADMIN_ACCESS_PUBLIC, .gid = (gid_t) -1, .activated_fd = -1 }, ret);
+        if (r < 0) {
+                where = listen_address_to_string(&a->metrics_listen);
+                return log_error_errno(r, "Cannot listen on admin.metrics_listen %s: %m", strna(where));
+        }
         return 0;
 }
 
@@ -372,27 +581,8 @@ void daemon_chown_sockets(Daemon *d, uid_t uid) {
                         chown_socket(&c->proxy.listen[i], uid);
         for (size_t i = 0; i < c->n_forwards; i++)
                 chown_socket(&c->forwards[i].listen, uid);
-        chown_socket(&admin, uid);
-}
-
-IoPoll *daemon_iopoll(const Daemon *d) {
-        return d->iopoll;
-}
-
-sd_event *daemon_event(const Daemon *d) {
-        return d->event;
-}
-
-const Config *daemon_config(const Daemon *d) {
-        return d->config;
-}
-
-const Identity *daemon_identity(const Daemon *d) {
-        return d->identity;
-}
-
-Router *daemon_router(const Daemon *d) {
-        return d->router;
+        if (d->admin && !admin_adopted(d->admin))
+                chown_socket(&admin, uid);
 }
 
 int daemon_setup_konnectivity(Daemon *d) {
@@ -400,38 +590,52 @@ int daemon_setup_konnectivity(Daemon *d) {
         Upstream *u = NULL;
         int r;
 
-        d->migration = migration_free(d->migration);
         if (d->config->konnectivity.upstream) {
-                r = upstream_new(d, &u, &error);
+                r = upstream_new(d->event, &d->config->konnectivity, &u, &error);
                 if (r < 0)
                         return log_error_errno(r, "konnectivity: %s", error ? error : strerror(-r));
         }
-        /* conns already open keep the old one alive until they end */
+        /* tunnels already open keep the old one alive until they end */
         upstream_free(d->upstream);
         d->upstream = u;
         if (u)
                 log_info("Konnectivity upstream %s", upstream_address(u));
-        return migration_new(d, &d->migration);
+        daemon_update_routes(d);
+        return 0;
 }
 
-Upstream *daemon_upstream(const Daemon *d) {
-        return d->upstream;
+void daemon_update_routes(Daemon *d) {
+        migration_update(d->migration, d->config, d->upstream, d->nodes, d->n_nodes);
+}
+
+/* --- accessors ------------------------------------------------------------------- */
+
+sd_event *daemon_event(const Daemon *d) {
+        return d->event;
+}
+
+IoPoll *daemon_iopoll(const Daemon *d) {
+        return d->iopoll;
+}
+
+AuditLog *daemon_audit(const Daemon *d) {
+        return d->audit;
+}
+
+const Config *daemon_config(const Daemon *d) {
+        return d->config;
+}
+
+Router *daemon_router(const Daemon *d) {
+        return d->router;
 }
 
 Metrics *daemon_metrics(const Daemon *d) {
         return d->metrics;
 }
 
-Proxy *daemon_proxy(const Daemon *d) {
-        return d->proxy;
-}
-
-size_t daemon_n_nodes(const Daemon *d) {
-        return d->n_nodes;
-}
-
-Node *daemon_node(const Daemon *d, size_t i) {
-        return i < d->n_nodes ? d->nodes[i] : NULL;
+Migration *daemon_migration(const Daemon *d) {
+        return d->migration;
 }
 
 Node *daemon_find_node(const Daemon *d, const char *name) {
@@ -449,7 +653,7 @@ Node *daemon_pick_any_node(Daemon *d) {
                 total += node_free_capacity(d->nodes[i]);
         if (total == 0)
                 return NULL;
-        pick = daemon_random(d, total);
+        pick = rng_uniform(&d->rng, total);
         for (size_t i = 0; i < d->n_nodes; i++) {
                 uint64_t w = node_free_capacity(d->nodes[i]);
                 if (pick < w)
@@ -471,76 +675,10 @@ unsigned daemon_streams(const Daemon *d) {
         return n;
 }
 
-const KnownHosts *daemon_known_hosts(Daemon *d) {
-        if (known_hosts_is_stale(d->known_hosts)) {
-                KnownHosts *kh;
-                int r = known_hosts_load(d->config->ssh.known_hosts, &kh);
-                if (r < 0)
-                        log_warning_errno(r, "Cannot re-read %s, keeping the previous contents: %m",
-                                          d->config->ssh.known_hosts);
-                else {
-                        known_hosts_free(d->known_hosts);
-                        d->known_hosts = kh;
-                        log_info("Re-read %s: %zu entries", d->config->ssh.known_hosts,
-                                 known_hosts_entries(kh));
-                }
-        }
-        return d->known_hosts;
-}
+void daemon_relay_done(void *userdata) {
+        Daemon *d = userdata;
 
-bool daemon_handshake_acquire(Daemon *d, HandshakeResume resume, void *userdata) {
-        if (d->handshakes < d->config->ssh.max_handshakes && d->n_waiters == 0) {
-                d->handshakes++;
-                return true;
-        }
-        if (d->waiters_head + d->n_waiters == d->waiters_alloc) {
-                if (d->waiters_head > 0) {
-                        memmove(d->waiters, d->waiters + d->waiters_head, d->n_waiters * sizeof(*d->waiters));
-                        d->waiters_head = 0;
-                } else {
-                        size_t n = MAX(d->waiters_alloc * 2, (size_t) 16);
-                        HandshakeWaiter *w = realloc(d->waiters, n * sizeof(*w));
-                        if (!w) {
-                                /* cannot queue: let it through rather than stall forever */
-                                d->handshakes++;
-                                return true;
-                        }
-                        d->waiters = w;
-                        d->waiters_alloc = n;
-                }
-        }
-        d->waiters[d->waiters_head + d->n_waiters++] = (HandshakeWaiter) { resume, userdata };
-        unsigned suppressed;
-        if (ratelimit_below(&d->handshake_log, &suppressed))
-                log_info("ssh.max_handshakes (%u) in flight: further connects wait their turn", d->config->ssh.max_handshakes);
-        return false;
-}
-
-void daemon_handshake_cancel(Daemon *d, void *userdata) {
-        for (size_t i = 0; i < d->n_waiters; i++) {
-                HandshakeWaiter *w = &d->waiters[d->waiters_head + i];
-                if (w->userdata == userdata) {
-                        memmove(w, w + 1, (d->n_waiters - i - 1) * sizeof(*w));
-                        d->n_waiters--;
-                        return;
-                }
-        }
-}
-
-void daemon_handshake_release(Daemon *d) {
-        if (d->handshakes > 0)
-                d->handshakes--;
-        while (d->n_waiters > 0 && d->handshakes < d->config->ssh.max_handshakes) {
-                HandshakeWaiter w = d->waiters[d->waiters_head];
-                d->waiters_head++;
-                d->n_waiters--;
-                if (d->n_waiters == 0)
-                        d->waiters_head = 0;
-                d->handshakes++;
-                w.resume(w.userdata);
-        }
-}
-
-unsigned daemon_handshakes_in_flight(const Daemon *d) {
-        return d->handshakes;
+        /* the front door may have been closed (shutdown) while streams ran */
+        if (d->proxy)
+                proxy_relay_done(d->proxy);
 }

@@ -1,5 +1,7 @@
 /* The daemon: owns the event loop, the configuration, the nodes, the
- * listeners, the admin socket and every live stream; start and shutdown. */
+ * listeners, the admin sockets and every live stream; start, reload and
+ * shutdown. Its direct children (the front door, the forwards) reach back
+ * through the accessors below; nothing further down knows the daemon. */
 #pragma once
 
 #include <stdbool.h>
@@ -9,13 +11,16 @@
 
 #include <systemd/sd-event.h>
 
+#include "audit.h"
 #include "conf.h"
-#include "hostkey.h"
 #include "identity.h"
+#include "iopoll.h"
+#include "metrics.h"
+#include "migration.h"
+#include "node.h"
+#include "router.h"
 
 typedef struct Daemon Daemon;
-typedef struct Node Node;
-typedef struct Router Router;
 
 /* Takes ownership of 'config' and 'identity'. Binds nothing yet. */
 int daemon_new(Config *config, Identity *identity, Daemon **ret);
@@ -38,45 +43,23 @@ int daemon_run(Daemon *d);
  * before dropping privileges, so the daemon can still remove them. */
 void daemon_chown_sockets(Daemon *d, uid_t uid);
 
+/* --- for the daemon's direct children ----------------------------------- */
+
 sd_event *daemon_event(const Daemon *d);
-/* Where streams watch their client sockets (see iopoll.h). */
-typedef struct IoPoll IoPoll;
+/* Where streams and front-door requests watch their client sockets. */
 IoPoll *daemon_iopoll(const Daemon *d);
+/* The stream audit log every relay writes to. */
+AuditLog *daemon_audit(const Daemon *d);
 const Config *daemon_config(const Daemon *d);
-const Identity *daemon_identity(const Daemon *d);
 Router *daemon_router(const Daemon *d);
-/* The Konnectivity upstream, or NULL when none is configured. */
-typedef struct Upstream Upstream;
-Upstream *daemon_upstream(const Daemon *d);
-
-/* Counters and histograms. */
-typedef struct Metrics Metrics;
 Metrics *daemon_metrics(const Daemon *d);
+/* Where each node's streams go. */
+Migration *daemon_migration(const Daemon *d);
 
-/* The front door, or NULL once it is closed. */
-typedef struct Proxy Proxy;
-Proxy *daemon_proxy(const Daemon *d);
-
-size_t daemon_n_nodes(const Daemon *d);
-Node *daemon_node(const Daemon *d, size_t i);
 Node *daemon_find_node(const Daemon *d, const char *name);
-/* A random ready node (fallback = "any"), or NULL. */
+/* A random ready node (fallback = "any"), weighted by free capacity, or NULL. */
 Node *daemon_pick_any_node(Daemon *d);
 
-/* Streams open across all nodes. */
-unsigned daemon_streams(const Daemon *d);
-
-/* The known_hosts set, reloaded first if the file changed. */
-const KnownHosts *daemon_known_hosts(Daemon *d);
-
-/* Handshake slots (ssh.max_handshakes): acquire returns true if the caller
- * may start now; otherwise 'resume' is called with 'userdata' when a slot
- * frees. cancel removes a waiter; release returns a slot. */
-typedef void (*HandshakeResume)(void *userdata);
-bool daemon_handshake_acquire(Daemon *d, HandshakeResume resume, void *userdata);
-void daemon_handshake_cancel(Daemon *d, void *userdata);
-void daemon_handshake_release(Daemon *d);
-unsigned daemon_handshakes_in_flight(const Daemon *d);
-
-/* Uniform random number in [0, n) from the daemon's generator. */
-uint64_t daemon_random(Daemon *d, uint64_t n);
+/* A relay the front door started ended (RelayParams.on_done with the
+ * daemon as userdata): the front door, if still open, counts it out. */
+void daemon_relay_done(void *userdata);

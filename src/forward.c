@@ -10,6 +10,7 @@
 #include <systemd/sd-event.h>
 
 #include "acceptor.h"
+#include "address.h"
 #include "daemon.h"
 #include "forward.h"
 #include "list.h"
@@ -137,7 +138,7 @@ static void on_open_done(SessionChannel *ch, int error, const char *reason, void
         };
         /* one io source per fd: the relay adds its own */
         c->io = sd_event_source_disable_unref(c->io);
-        r = relay_new(d, c->fd, far_end_channel(ch), &rp, &relay);
+        r = relay_new(daemon_iopoll(d), daemon_audit(d), c->fd, far_end_channel(ch), &rp, &relay);
         if (r < 0) {
                 /* fd and channel are still ours: client_fail() drops both */
                 client_fail(c, "cannot start the stream: %s", strerror(-r));
@@ -232,14 +233,6 @@ static void on_accept(Acceptor *a, int fd, const AcceptorPeer *peer, void *userd
         (void) sd_event_source_set_description(c->timer, "forward-open-timer");
 }
 
-static char *format_target(const char *host, uint16_t port) {
-        char *s;
-
-        if (asprintf(&s, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port) < 0)
-                return NULL;
-        return s;
-}
-
 static int forward_init(Forwards *fs, Forward *f, size_t i, const ConfigForward *cf, gid_t gid) {
         const ConfigProxy *proxy = &daemon_config(fs->daemon)->proxy;
         _cleanup_free_ char *listen = NULL;
@@ -252,7 +245,7 @@ static int forward_init(Forwards *fs, Forward *f, size_t i, const ConfigForward 
         f->node = strdup(cf->node);
         f->host = strdup(cf->target_host);
         f->port = cf->target_port;
-        f->target = format_target(cf->target_host, cf->target_port);
+        f->target = hostport_join(cf->target_host, cf->target_port);
         if (!listen || !f->node || !f->host || !f->target ||
             asprintf(&f->name, "forwards[%zu] (%s)", i, listen) < 0) {
                 f->name = NULL;
@@ -308,7 +301,7 @@ static int forward_new(Forwards *fs, size_t i, const ConfigForward *cf, gid_t gi
 static int forward_retarget(Forward *f, size_t i, const ConfigForward *cf) {
         _cleanup_free_ char *listen = listen_address_to_string(&cf->listen);
         char *node = strdup(cf->node), *host = strdup(cf->target_host);
-        char *target = format_target(cf->target_host, cf->target_port), *name = NULL;
+        char *target = hostport_join(cf->target_host, cf->target_port), *name = NULL;
 
         if (!listen || !node || !host || !target || asprintf(&name, "forwards[%zu] (%s)", i, listen) < 0) {
                 free(node);
@@ -438,12 +431,4 @@ Forwards *forwards_free(Forwards *fs) {
         free(fs->forwards);
         free(fs);
         return NULL;
-}
-
-unsigned forwards_pending(const Forwards *fs) {
-        unsigned n = 0;
-
-        for (size_t i = 0; i < fs->n_forwards; i++)
-                n += fs->forwards[i]->n_clients;
-        return n;
 }

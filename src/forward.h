@@ -21,5 +21,3 @@ Forwards *forwards_free(Forwards *f);
  * changes and -errno returns. */
 int forwards_reload(Forwards *f);
 
-/* Connections accepted by every forward whose channel is still opening. */
-unsigned forwards_pending(const Forwards *f);

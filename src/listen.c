@@ -49,10 +49,13 @@ static int unix_socket_check_stale(const struct sockaddr_storage *sa, socklen_t 
                 return errno == ENOENT ? 0 : -errno;
         if (!S_ISSOCK(st.st_mode))
                 return -EEXIST;
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        /* non-blocking: a live socket whose backlog is full must not hold us */
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return -errno;
         if (connect(fd, (const struct sockaddr *) sa, len) == 0)
+                return -EADDRINUSE;
+        if (errno == EAGAIN || errno == EINPROGRESS)
                 return -EADDRINUSE;
         if (errno != ECONNREFUSED && errno != ENOENT)
                 return -errno;
@@ -115,8 +118,12 @@ int listen_socket_open(const ListenAddress *a, mode_t mode, gid_t gid, int backl
         return TAKE_FD(fd);
 }
 
-void listen_socket_unlink(const ListenAddress *a) {
-        if (a->kind == LISTEN_UNIX && a->path)
+void listen_socket_unlink(const ListenAddress *a, dev_t dev, ino_t ino) {
+        struct stat st;
+
+        if (a->kind != LISTEN_UNIX || !a->path)
+                return;
+        if (lstat(a->path, &st) == 0 && st.st_dev == dev && st.st_ino == ino)
                 (void) unlink(a->path);
 }
 

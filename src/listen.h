@@ -13,8 +13,10 @@
  * fd or -errno. */
 int listen_socket_open(const ListenAddress *a, mode_t mode, gid_t gid, int backlog);
 
-/* Unlink a unix socket path we created (no-op for tcp). */
-void listen_socket_unlink(const ListenAddress *a);
+/* Unlink a unix socket path we created (no-op for tcp), unless another
+ * process has replaced it since: 'dev' and 'ino' are those of ours (from
+ * lstat() after listen_socket_open()). */
+void listen_socket_unlink(const ListenAddress *a, dev_t dev, ino_t ino);
 
 /* Sockets handed over by the service manager (socket activation,
  * sd_listen_fds(3)): each is taken by the listener it belongs to; what is

@@ -92,10 +92,6 @@ int log_get_max_level(void) {
         return log_max_level;
 }
 
-LogTarget log_get_target(void) {
-        return log_target;
-}
-
 int log_internal(int level, int error, const char *node, const char *file, int line,
                  const char *func, const char *format, ...) {
         char msg[2048];

@@ -29,8 +29,6 @@ const char *log_level_to_string(int level);
  * exists, else stderr) and the maximum level written. */
 void log_setup(LogTarget target, int max_level);
 int log_get_max_level(void);
-/* Where AUTO resolved to, for tests and diagnostics. */
-LogTarget log_get_target(void);
 
 /* Write one message. 'error' is an errno value (sign ignored) made available
  * to %m; returns -abs(error) so callers can "return log_error_errno(r, ...)".

@@ -7,11 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon.h"
 #include "log.h"
 #include "macro.h"
 #include "metrics.h"
-#include "node.h"
+#include "nodeinfo.h"
 
 /* Upper bounds in seconds: opens and probes take milliseconds on a LAN and
  * up to the timeouts on a bad day; SSH connects include key exchange. */
@@ -34,16 +33,9 @@ static const int frontdoor_codes[] = { 200, 400, 403, 405, 408, 431, 500, 502, 5
 #define FRONTDOOR_CODE_MIN 100
 #define FRONTDOOR_CODE_MAX 599
 
-/* Audit lines for finished streams: enough to see every stream of a quiet
- * cluster, few enough that a connection storm cannot flood the journal. */
-#define STREAM_LOG_INTERVAL_USEC (10 * USEC_PER_SEC)
-#define STREAM_LOG_BURST 100
-
 struct Metrics {
         Histogram hist[_METRICS_HISTOGRAM_MAX];
         uint64_t frontdoor[FRONTDOOR_CODE_MAX - FRONTDOOR_CODE_MIN + 1]; /* by code */
-        RateLimit stream_log;
-        uint64_t stream_log_suppressed;
 };
 
 int metrics_new(Metrics **ret) {
@@ -59,7 +51,6 @@ int metrics_new(Metrics **ret) {
 
         if (!m)
                 return -ENOMEM;
-        m->stream_log = (RateLimit) { .interval = STREAM_LOG_INTERVAL_USEC, .burst = STREAM_LOG_BURST };
         for (int i = 0; i < _METRICS_HISTOGRAM_MAX; i++) {
                 m->hist[i].bounds = defs[i].b;
                 m->hist[i].n_bounds = defs[i].n;
@@ -100,16 +91,6 @@ void metrics_count_frontdoor(Metrics *m, int code) {
         if (!m || code < FRONTDOOR_CODE_MIN || code > FRONTDOOR_CODE_MAX)
                 return;
         m->frontdoor[code - FRONTDOOR_CODE_MIN]++;
-}
-
-bool metrics_stream_log_allow(Metrics *m, unsigned *ret_suppressed) {
-        if (!m)
-                return false;
-        if (!ratelimit_below(&m->stream_log, ret_suppressed)) {
-                m->stream_log_suppressed++;
-                return false;
-        }
-        return true;
 }
 
 /* ---- the exposition --------------------------------------------------------- */
@@ -275,7 +256,7 @@ static void put_nodes(FILE *f, const NodeInfo *infos, size_t n) {
         for (size_t i = 0; i < n; i++)
                 for (size_t r = 0; r < ELEMENTSOF(routes); r++)
                         put_node_sample(f, "sshtund_node_route", infos[i].name, "route", routes[r],
-                                        streq_ptr(infos[i].route, routes[r]));
+                                        streq(node_route_to_string(infos[i].route), routes[r]));
 
         put_family(f, "sshtund_streams_total", "counter",
                    "Stream opens through the node by outcome: ok, refused (by the node), unavailable "
@@ -312,20 +293,11 @@ static void put_frontdoor(FILE *f, const Metrics *m) {
         }
 }
 
-char *metrics_render(Daemon *d, size_t *ret_len) {
-        _cleanup_free_ NodeInfo *infos = NULL;
-        const Metrics *m = daemon_metrics(d);
-        size_t n = daemon_n_nodes(d), len = 0;
+char *metrics_render(const Metrics *m, const MetricsView *v, size_t *ret_len) {
         char *buf = NULL;
+        size_t len = 0;
         bool failed;
         FILE *f;
-
-        /* one snapshot for every family, so they agree with each other */
-        infos = calloc(MAX(n, (size_t) 1), sizeof(NodeInfo));
-        if (!infos)
-                return NULL;
-        for (size_t i = 0; i < n; i++)
-                node_get_info(daemon_node(d, i), &infos[i]);
 
         f = open_memstream(&buf, &len);
         if (!f)
@@ -336,11 +308,11 @@ char *metrics_render(Daemon *d, size_t *ret_len) {
         put_label_value(f, PACKAGE_VERSION);
         fputs("} 1\n", f);
 
-        put_nodes(f, infos, n);
+        put_nodes(f, v->nodes, v->n_nodes);
 
         put_family(f, "sshtund_handshakes_in_flight", "gauge",
                    "SSH handshakes under way, whole daemon (at most ssh.max_handshakes).");
-        fprintf(f, "sshtund_handshakes_in_flight %u\n", daemon_handshakes_in_flight(d));
+        fprintf(f, "sshtund_handshakes_in_flight %u\n", v->handshakes_in_flight);
 
         if (m) {
                 put_frontdoor(f, m);
@@ -353,10 +325,10 @@ char *metrics_render(Daemon *d, size_t *ret_len) {
                               &m->hist[METRICS_SSH_CONNECT]);
                 put_histogram(f, "sshtund_probe_seconds", "Duration of kubelet health probes through a node.",
                               &m->hist[METRICS_PROBE]);
-                put_family(f, "sshtund_stream_log_suppressed_total", "counter",
-                           "Audit log lines for finished streams held back by the rate limit.");
-                fprintf(f, "sshtund_stream_log_suppressed_total %" PRIu64 "\n", m->stream_log_suppressed);
         }
+        put_family(f, "sshtund_stream_log_suppressed_total", "counter",
+                   "Audit log lines for finished streams held back by the rate limit.");
+        fprintf(f, "sshtund_stream_log_suppressed_total %" PRIu64 "\n", v->stream_log_suppressed);
 
         /* open_memstream reports a failed allocation as a stream error */
         failed = ferror(f);

@@ -1,13 +1,15 @@
 /* Counters and histograms the daemon keeps for Prometheus, and the text
- * exposition (format 0.0.4). Per-node figures live in the nodes and are
- * read through node_get_info() at scrape time; daemon-wide ones here. */
+ * exposition (format 0.0.4). Daemon-wide figures are kept here; per-node
+ * figures live in the nodes and come to metrics_render() as a snapshot,
+ * with the other gauges of the moment. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct Daemon Daemon;
+#include "nodeinfo.h"
+
 typedef struct Metrics Metrics;
 
 typedef enum MetricsHistogram {
@@ -27,13 +29,15 @@ void metrics_observe(Metrics *m, MetricsHistogram h, double seconds);
  * HTTP status of the same outcome). */
 void metrics_count_frontdoor(Metrics *m, int code);
 
-/* The daemon-wide budget of per-stream audit log lines (100 per 10 s):
- * true if one may be written now, and then *ret_suppressed (may be NULL)
- * holds how many were held back since the last one written. Held-back
- * lines are counted for sshtund_stream_log_suppressed_total. */
-bool metrics_stream_log_allow(Metrics *m, unsigned *ret_suppressed);
+/* What the exposition shows besides the counters: the state of the moment. */
+typedef struct MetricsView {
+        const NodeInfo *nodes;           /* one snapshot of every node */
+        size_t n_nodes;
+        unsigned handshakes_in_flight;
+        uint64_t stream_log_suppressed;  /* audit lines held back, ever */
+} MetricsView;
 
-/* The whole exposition (text format 0.0.4) for the daemon's current state,
- * malloc'd and NUL-terminated, its length in *ret_len (may be NULL); NULL on
- * allocation failure. */
-char *metrics_render(Daemon *d, size_t *ret_len);
+/* The whole exposition (text format 0.0.4) of 'm' and 'v', malloc'd and
+ * NUL-terminated, its length in *ret_len (may be NULL); NULL on allocation
+ * failure. A pure function of what it is given. */
+char *metrics_render(const Metrics *m, const MetricsView *v, size_t *ret_len);

@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "backoff.h"
-#include "daemon.h"
 #include "log.h"
 #include "node.h"
 #include "probe.h"
@@ -28,7 +27,8 @@ typedef struct PoolSlot {
 } PoolSlot;
 
 struct Node {
-        Daemon *daemon;
+        const NodeEnv *env;
+        const SessionOps *ops;
         ConfigNode cfg;
 
         PoolSlot **slots; /* each apart: timers point at them */
@@ -57,21 +57,14 @@ struct Node {
         uint64_t streams_by_result[_STREAM_RESULT_MAX];
         uint64_t bytes_up, bytes_down;
 
-        bool migrated;        /* in konnectivity.nodes */
-        bool rolling_back;    /* left the list: konnectivity until SSH is ready */
-        bool falling_back;    /* last route decision went to SSH for lack of upstream */
-        bool up_valid, up_ok; /* the upstream path check */
-        usec_t up_latency, up_at;
-        char *up_error;
-        uint64_t fallbacks;
-        uint64_t up_failures;
+        NodeHealth health; /* pool size 0: as the owner says */
 };
 
 static NodeState node_compute_state(const Node *n) {
         bool connecting = false, handshaking = false, authenticating = false;
 
         for (unsigned i = 0; i < n->n_slots; i++) {
-                switch (session_state(n->slots[i]->session)) {
+                switch (n->ops->state(n->slots[i]->session)) {
                 case SESSION_READY:
                         /* SSH works: what the operator and the probe say decides */
                         if (n->draining)
@@ -80,7 +73,6 @@ static NodeState node_compute_state(const Node *n) {
                                 return NODE_DEGRADED;
                         return NODE_UP;
                 case SESSION_WAITING:
-                case SESSION_RESOLVING:
                 case SESSION_CONNECTING:
                         connecting = true;
                         break;
@@ -94,13 +86,13 @@ static NodeState node_compute_state(const Node *n) {
                         break;
                 }
         }
-        if (n->migrated && n->n_slots == 0) {
-                /* no SSH kept: the upstream path is the node's health */
+        if (n->n_slots == 0) {
+                /* no SSH kept: the owner's view of the path it uses */
                 if (n->draining)
                         return NODE_DRAINING;
-                if (!n->up_valid)
+                if (n->health == NODE_HEALTH_UNKNOWN)
                         return NODE_CONNECTING;
-                return n->up_ok ? NODE_UP : NODE_DEGRADED;
+                return n->health == NODE_HEALTH_OK ? NODE_UP : NODE_DEGRADED;
         }
         if (n->refusal != _NODE_STATE_INVALID)
                 return n->refusal;
@@ -125,19 +117,8 @@ static bool state_has_ssh(NodeState st) {
         return st == NODE_UP || st == NODE_DEGRADED || st == NODE_DRAINING;
 }
 
-static void node_update_state(Node *n) {
-        NodeState st = node_compute_state(n);
-
-        probe_set_active(n->probe, state_has_ssh(st));
-        if (st == n->state)
-                return;
-
-        NodeState old = n->state;
-        n->state = st;
-        if (st != NODE_CONNECTING && st != NODE_HANDSHAKING && st != NODE_AUTHENTICATING)
-                n->settled = true;
-        n->state_since = now_usec(CLOCK_REALTIME);
-
+/* What an operator reads in the journal when the node's state changes. */
+static void node_log_transition(Node *n, NodeState old, NodeState st) {
         switch (st) {
         case NODE_UP:
                 if (old == NODE_DEGRADED)
@@ -170,9 +151,24 @@ static void node_update_state(Node *n) {
         }
 }
 
+static void node_update_state(Node *n) {
+        NodeState st = node_compute_state(n);
+
+        probe_set_active(n->probe, state_has_ssh(st));
+        if (st == n->state)
+                return;
+        node_log_transition(n, n->state, st);
+        n->state = st;
+        if (st != NODE_CONNECTING && st != NODE_HANDSHAKING && st != NODE_AUTHENTICATING)
+                n->settled = true;
+        n->state_since = now_usec(CLOCK_REALTIME);
+        if (n->env->changed)
+                n->env->changed(n, n->env->userdata);
+}
+
 static int on_retry(sd_event_source *es, uint64_t usec, void *userdata) {
         PoolSlot *slot = userdata;
-        session_connect(slot->session);
+        slot->node->ops->connect(slot->session);
         return 0;
 }
 
@@ -187,8 +183,8 @@ static void slot_schedule_retry(PoolSlot *slot, usec_t delay) {
                 if (r >= 0)
                         r = sd_event_source_set_enabled(slot->retry, SD_EVENT_ONESHOT);
         } else {
-                r = sd_event_add_time(daemon_event(n->daemon), &slot->retry, CLOCK_MONOTONIC, when,
-                                      50 * USEC_PER_MSEC, on_retry, slot);
+                r = sd_event_add_time(n->env->event, &slot->retry, CLOCK_MONOTONIC, when, 50 * USEC_PER_MSEC,
+                                      on_retry, slot);
                 if (r >= 0)
                         (void) sd_event_source_set_description(slot->retry, "node-retry");
         }
@@ -196,41 +192,46 @@ static void slot_schedule_retry(PoolSlot *slot, usec_t delay) {
                 log_node(LOG_ERR, n->cfg.name, "cannot schedule reconnect: %s", strerror(-r));
 }
 
-static uint64_t node_random(void *userdata, uint64_t n) {
-        return daemon_random(userdata, n);
+static uint64_t backoff_random(void *userdata, uint64_t n) {
+        return rng_uniform(userdata, n);
 }
 
-static void node_session_changed(Session *s, void *userdata) {
-        Node *n = userdata;
-        PoolSlot *slot = NULL;
-
+static PoolSlot *node_find_slot(const Node *n, const Session *s) {
         for (unsigned i = 0; i < n->n_slots; i++)
                 if (n->slots[i]->session == s)
-                        slot = n->slots[i];
+                        return n->slots[i];
+        return NULL;
+}
+
+static void on_session_changed(Session *s, void *userdata) {
+        Node *n = userdata;
+        const SessionOps *ops = n->ops;
+        PoolSlot *slot = node_find_slot(n, s);
+
         if (!slot)
                 return; /* still being built */
 
-        if (session_host_key(s) && !streq_ptr(n->host_key, session_host_key(s))) {
+        if (ops->host_key(s) && !streq_ptr(n->host_key, ops->host_key(s))) {
                 free(n->host_key);
-                n->host_key = strdup(session_host_key(s));
+                n->host_key = strdup(ops->host_key(s));
         }
 
-        switch (session_state(s)) {
+        switch (ops->state(s)) {
         case SESSION_READY:
                 n->refusal = _NODE_STATE_INVALID;
                 node_set_last_error(n, NULL);
                 break;
 
         case SESSION_FAILED: {
-                SessionFailure f = session_failure(s);
-                usec_t up = session_up_duration(s);
+                SessionFailure f = ops->failure(s);
+                usec_t up = ops->up_duration(s);
                 usec_t delay;
 
                 if (up > 0 && f != SESSION_FAILURE_CLOSED)
                         n->reconnects++;
                 if (up >= BACKOFF_RESET_AFTER_USEC)
                         backoff_reset(&slot->backoff);
-                node_set_last_error(n, session_last_error(s));
+                node_set_last_error(n, ops->last_error(s));
                 switch (f) {
                 case SESSION_FAILURE_HOSTKEY_UNKNOWN:
                         n->refusal = NODE_HOSTKEY_UNKNOWN;
@@ -252,11 +253,11 @@ static void node_session_changed(Session *s, void *userdata) {
                 if (f == SESSION_FAILURE_HOSTKEY_UNKNOWN || f == SESSION_FAILURE_HOSTKEY_MISMATCH ||
                     f == SESSION_FAILURE_AUTH)
                         delay = REFUSAL_RETRY_MIN_USEC +
-                                daemon_random(n->daemon, REFUSAL_RETRY_MAX_USEC - REFUSAL_RETRY_MIN_USEC + 1);
+                                rng_uniform(n->env->rng, REFUSAL_RETRY_MAX_USEC - REFUSAL_RETRY_MIN_USEC + 1);
                 else
-                        delay = backoff_next(&slot->backoff, node_random, n->daemon);
+                        delay = backoff_next(&slot->backoff, backoff_random, n->env->rng);
                 log_node(LOG_DEBUG, n->cfg.name, "session %u: %s; retry in %.1f s", slot->index,
-                         strna(session_last_error(s)), (double) delay / USEC_PER_SEC);
+                         strna(ops->last_error(s)), (double) delay / USEC_PER_SEC);
                 slot_schedule_retry(slot, delay);
                 break;
         }
@@ -266,12 +267,31 @@ static void node_session_changed(Session *s, void *userdata) {
         node_update_state(n);
 }
 
+/* A stream's open ended on one of our sessions. */
+static void on_stream_opened(Session *s, StreamResult r, void *userdata) {
+        node_count_stream(userdata, r);
+}
+
+/* An open stream ended: its bytes. */
+static void on_stream_closed(Session *s, uint64_t up, uint64_t down, void *userdata) {
+        Node *n = userdata;
+
+        n->bytes_up += up;
+        n->bytes_down += down;
+}
+
+static const SessionHooks session_hooks = {
+        .changed = on_session_changed,
+        .stream_opened = on_stream_opened,
+        .stream_closed = on_stream_closed,
+};
+
 static void slot_free(PoolSlot *slot) {
         if (!slot)
                 return;
         slot->retry = sd_event_source_disable_unref(slot->retry);
         /* detach first: the teardown must not call back into a dying slot */
-        session_free(TAKE_PTR(slot->session));
+        slot->node->ops->destroy(TAKE_PTR(slot->session));
         free(slot);
 }
 
@@ -282,7 +302,7 @@ static int slot_new(Node *n, unsigned index, PoolSlot **ret) {
                 .address = n->cfg.address,
                 .port = n->cfg.port,
                 .index = index,
-                .changed = node_session_changed,
+                .hooks = &session_hooks,
                 .userdata = n,
         };
         int r;
@@ -292,7 +312,7 @@ static int slot_new(Node *n, unsigned index, PoolSlot **ret) {
         slot->node = n;
         slot->index = index;
         slot->backoff = (Backoff) { .base = BACKOFF_BASE_USEC, .cap = BACKOFF_CAP_USEC };
-        r = session_new(n->daemon, n, &p, &slot->session);
+        r = n->ops->create(n->env->sessions, &p, &slot->session);
         if (r < 0) {
                 free(slot);
                 return r;
@@ -318,7 +338,7 @@ int node_set_pool_size(Node *n, unsigned size) {
                 if (r < 0)
                         return r;
                 if (n->started)
-                        session_connect(n->slots[n->n_slots]->session);
+                        n->ops->connect(n->slots[n->n_slots]->session);
                 n->n_slots++;
         }
         if (n->started)
@@ -356,15 +376,94 @@ int node_update(Node *n, const ConfigNode *cn) {
         return 1;
 }
 
-int node_new(Daemon *d, const ConfigNode *cn, Node **ret) {
-        const Config *cfg = daemon_config(d);
+/* --- the probe ------------------------------------------------------------- */
+
+static int probe_open_channel(void *userdata, const char *host, uint16_t port, const ChannelCallbacks *cb,
+                              void *cb_userdata, SessionChannel **ret) {
+        Node *n = userdata;
+        Session *best = NULL;
+
+        /* a probe checks the path, whatever the operator or the load says */
+        for (unsigned i = 0; i < n->n_slots; i++) {
+                Session *s = n->slots[i]->session;
+                if (n->ops->state(s) == SESSION_READY &&
+                    (!best || n->ops->channels(s) < n->ops->channels(best)))
+                        best = s;
+        }
+        if (!best)
+                return -EHOSTDOWN;
+        /* what a kubelet sees as the caller: the node itself */
+        return n->ops->open_channel(best, true, host, port, "127.0.0.1", 0, cb, cb_userdata, ret);
+}
+
+/* A probe finished: a failing one turns an up node "degraded" (still
+ * routed), a passing one turns it back. The state change is what is
+ * logged (node_log_transition); each run only at debug level. */
+static void probe_result(void *userdata, bool ok, usec_t latency, const char *error) {
+        Node *n = userdata;
+
+        n->probe_valid = true;
+        n->probe_ok = ok;
+        n->probe_latency = latency;
+        n->probe_at = now_usec(CLOCK_REALTIME);
+        if (!ok) {
+                n->probe_failures++;
+                if (!streq_ptr(n->probe_error, error)) {
+                        free(n->probe_error);
+                        n->probe_error = error ? strdup(error) : NULL;
+                }
+        } else {
+                free(n->probe_error);
+                n->probe_error = NULL;
+        }
+        log_node(LOG_DEBUG, n->cfg.name, "probe %s in %.3f s%s%s", ok ? "passed" : "failed",
+                 (double) latency / USEC_PER_SEC, ok ? "" : ": ", ok ? "" : strna(error));
+        node_update_state(n);
+}
+
+static const ProbeHooks probe_hooks = {
+        .open_channel = probe_open_channel,
+        .result = probe_result,
+};
+
+static int node_make_probe(Node *n) {
+        return probe_new(&(ProbeParams) {
+                                 .event = n->env->event,
+                                 .config = n->env->probe,
+                                 .tls = n->env->probe_tls,
+                                 .rng = n->env->rng,
+                                 .metrics = n->env->metrics,
+                                 .node = &n->cfg,
+                                 .hooks = &probe_hooks,
+                                 .userdata = n,
+                         },
+                         &n->probe);
+}
+
+int node_reset_probe(Node *n) {
+        int r;
+
+        n->probe = probe_free(n->probe);
+        /* the old settings' verdict does not carry over */
+        n->probe_valid = false;
+        r = node_make_probe(n);
+        if (r < 0)
+                return log_node_full_errno(LOG_ERR, n->cfg.name, r, "cannot set up the probe: %m");
+        node_update_state(n);
+        return 0;
+}
+
+/* --- the object ------------------------------------------------------------ */
+
+int node_new(const NodeEnv *env, const ConfigNode *cn, unsigned pool_size, Node **ret) {
         Node *n;
         int r;
 
         n = calloc(1, sizeof(*n));
         if (!n)
                 return -ENOMEM;
-        n->daemon = d;
+        n->env = env;
+        n->ops = env->session_ops;
         n->state = NODE_CONNECTING;
         n->state_since = now_usec(CLOCK_REALTIME);
         n->refusal = _NODE_STATE_INVALID;
@@ -374,14 +473,9 @@ int node_new(Daemon *d, const ConfigNode *cn, Node **ret) {
                 free(n);
                 return r;
         }
-
-        n->migrated = config_konnectivity_lists(cfg, n->cfg.name);
-        r = node_set_pool_size(n, n->migrated && !cfg->konnectivity.fallback_to_ssh ? 0 : MAX(cfg->ssh.pool_size, 1u));
-        if (r < 0) {
-                node_free(n);
-                return r;
-        }
-        r = probe_new(d, n, &n->probe);
+        r = node_set_pool_size(n, pool_size);
+        if (r >= 0)
+                r = node_make_probe(n);
         if (r < 0) {
                 node_free(n);
                 return r;
@@ -401,7 +495,6 @@ Node *node_free(Node *n) {
         free(n->last_error);
         free(n->host_key);
         free(n->probe_error);
-        free(n->up_error);
         free(n);
         return NULL;
 }
@@ -409,7 +502,7 @@ Node *node_free(Node *n) {
 void node_start(Node *n) {
         n->started = true;
         for (unsigned i = 0; i < n->n_slots; i++)
-                session_connect(n->slots[i]->session);
+                n->ops->connect(n->slots[i]->session);
         node_update_state(n);
 }
 
@@ -426,24 +519,11 @@ bool node_started(const Node *n) {
         return n->started;
 }
 
-int node_reset_probe(Node *n) {
-        int r;
-
-        n->probe = probe_free(n->probe);
-        /* the old settings' verdict does not carry over */
-        n->probe_valid = false;
-        r = probe_new(n->daemon, n, &n->probe);
-        if (r < 0)
-                return log_node_full_errno(LOG_ERR, n->cfg.name, r, "cannot set up the probe: %m");
-        node_update_state(n);
-        return 0;
-}
-
 void node_disconnect(Node *n, const char *why) {
         n->stopping = true;
         for (unsigned i = 0; i < n->n_slots; i++) {
                 n->slots[i]->retry = sd_event_source_disable_unref(n->slots[i]->retry);
-                session_disconnect(n->slots[i]->session, why);
+                n->ops->disconnect(n->slots[i]->session, why);
         }
 }
 
@@ -462,7 +542,7 @@ NodeState node_state(const Node *n) {
 unsigned node_streams(const Node *n) {
         unsigned c = 0;
         for (unsigned i = 0; i < n->n_slots; i++)
-                c += session_channels(n->slots[i]->session);
+                c += n->ops->channels(n->slots[i]->session);
         return c;
 }
 
@@ -470,14 +550,14 @@ void node_get_info(const Node *n, NodeInfo *ret) {
         unsigned up = 0;
 
         for (unsigned i = 0; i < n->n_slots; i++)
-                if (session_state(n->slots[i]->session) == SESSION_READY)
+                if (n->ops->state(n->slots[i]->session) == SESSION_READY)
                         up++;
         *ret = (NodeInfo) {
                 .name = n->cfg.name,
                 .address = n->cfg.address,
                 .port = n->cfg.port,
                 .state = n->state,
-                .route = node_route_to_string(node_route((Node *) n)),
+                .route = ROUTE_SSH,
                 .sessions_up = up,
                 .sessions_total = n->n_slots,
                 .streams = node_streams(n),
@@ -497,17 +577,6 @@ void node_get_info(const Node *n, NodeInfo *ret) {
                 .probe_failures = n->probe_failures,
                 .bytes_up = n->bytes_up,
                 .bytes_down = n->bytes_down,
-                .migrated = n->migrated,
-                .falling_back = n->falling_back,
-                .upstream = {
-                        .valid = n->up_valid,
-                        .ok = n->up_ok,
-                        .latency = n->up_latency,
-                        .at = n->up_at,
-                        .error = n->up_error,
-                },
-                .fallbacks = n->fallbacks,
-                .upstream_failures = n->up_failures,
         };
         memcpy(ret->streams_by_result, n->streams_by_result, sizeof(ret->streams_by_result));
 }
@@ -533,33 +602,17 @@ void node_reconnect(Node *n) {
                 /* the operator asked: no backoff, refusals included */
                 (void) sd_event_source_set_enabled(slot->retry, SD_EVENT_OFF);
                 backoff_reset(&slot->backoff);
-                session_disconnect(slot->session, "reconnect requested by the operator");
-                session_connect(slot->session);
+                n->ops->disconnect(slot->session, "reconnect requested by the operator");
+                n->ops->connect(slot->session);
         }
         n->refusal = _NODE_STATE_INVALID;
         node_update_state(n);
 }
 
-void node_probe_result(Node *n, bool ok, usec_t latency, const char *error) {
-        bool was_ok = n->probe_ok || !n->probe_valid;
-
-        n->probe_valid = true;
-        n->probe_ok = ok;
-        n->probe_latency = latency;
-        n->probe_at = now_usec(CLOCK_REALTIME);
-        if (!ok) {
-                n->probe_failures++;
-                if (!streq_ptr(n->probe_error, error)) {
-                        free(n->probe_error);
-                        n->probe_error = error ? strdup(error) : NULL;
-                }
-        } else {
-                free(n->probe_error);
-                n->probe_error = NULL;
-        }
-        if (was_ok != ok)
-                log_node(LOG_DEBUG, n->cfg.name, "probe %s%s%s", ok ? "passes" : "fails", ok ? "" : ": ",
-                         ok ? "" : strna(error));
+void node_set_health(Node *n, NodeHealth h) {
+        if (n->health == h)
+                return;
+        n->health = h;
         node_update_state(n);
 }
 
@@ -568,25 +621,24 @@ void node_count_stream(Node *n, StreamResult r) {
                 n->streams_by_result[r]++;
 }
 
-void node_count_bytes(Node *n, uint64_t up, uint64_t down) {
-        n->bytes_up += up;
-        n->bytes_down += down;
+static unsigned node_max_streams(const Node *n) {
+        return n->env->sessions->ssh->max_streams_per_session;
 }
 
 /* The ready session with the fewest channels, if it has room. */
 static Session *node_pick_session(const Node *n, bool *ret_full) {
-        unsigned max = daemon_config(n->daemon)->ssh.max_streams_per_session;
+        unsigned max = node_max_streams(n);
         Session *best = NULL;
         bool any_ready = false;
 
         for (unsigned i = 0; i < n->n_slots; i++) {
                 Session *s = n->slots[i]->session;
-                if (session_state(s) != SESSION_READY)
+                if (n->ops->state(s) != SESSION_READY)
                         continue;
                 any_ready = true;
-                if (session_channels(s) >= max)
+                if (n->ops->channels(s) >= max)
                         continue;
-                if (!best || session_channels(s) < session_channels(best))
+                if (!best || n->ops->channels(s) < n->ops->channels(best))
                         best = s;
         }
         *ret_full = any_ready && !best;
@@ -594,14 +646,14 @@ static Session *node_pick_session(const Node *n, bool *ret_full) {
 }
 
 unsigned node_free_capacity(const Node *n) {
-        unsigned max = daemon_config(n->daemon)->ssh.max_streams_per_session, free_slots = 0;
+        unsigned max = node_max_streams(n), free_slots = 0;
 
         if (n->state != NODE_UP && n->state != NODE_DEGRADED)
                 return 0; /* draining nodes take no new streams */
         for (unsigned i = 0; i < n->n_slots; i++) {
                 Session *s = n->slots[i]->session;
-                if (session_state(s) == SESSION_READY && session_channels(s) < max)
-                        free_slots += max - session_channels(s);
+                if (n->ops->state(s) == SESSION_READY && n->ops->channels(s) < max)
+                        free_slots += max - n->ops->channels(s);
         }
         return free_slots;
 }
@@ -613,6 +665,13 @@ bool node_settled(const Node *n) {
 bool node_is_ready(const Node *n) {
         bool full;
         return (n->state == NODE_UP || n->state == NODE_DEGRADED) && node_pick_session(n, &full);
+}
+
+bool node_has_ready_session(const Node *n) {
+        for (unsigned i = 0; i < n->n_slots; i++)
+                if (n->ops->state(n->slots[i]->session) == SESSION_READY)
+                        return true;
+        return false;
 }
 
 int node_open_channel(Node *n, const char *host, uint16_t port, const char *orig_host,
@@ -634,103 +693,15 @@ int node_open_channel(Node *n, const char *host, uint16_t port, const char *orig
                                 log_node(LOG_WARNING, n->cfg.name,
                                          "every session is at ssh.max_streams_per_session (%u): new streams "
                                          "get 503 (%u more times since the last message)",
-                                         daemon_config(n->daemon)->ssh.max_streams_per_session, suppressed);
+                                         node_max_streams(n), suppressed);
                         node_count_stream(n, STREAM_UNAVAILABLE);
                         return -EBUSY;
                 }
                 node_count_stream(n, STREAM_UNAVAILABLE);
                 return -EHOSTDOWN;
         }
-        r = session_open_channel(s, host, port, orig_host, orig_port, cb, userdata, ret);
+        r = n->ops->open_channel(s, false, host, port, orig_host, orig_port, cb, userdata, ret);
         if (r >= 0)
                 n->streams_total++;
         return r;
-}
-
-int node_open_probe_channel(Node *n, const char *host, uint16_t port, const ChannelCallbacks *cb,
-                            void *userdata, SessionChannel **ret) {
-        Session *best = NULL;
-
-        /* a probe checks the path, whatever the operator or the load says */
-        for (unsigned i = 0; i < n->n_slots; i++) {
-                Session *s = n->slots[i]->session;
-                if (session_state(s) == SESSION_READY && (!best || session_channels(s) < session_channels(best)))
-                        best = s;
-        }
-        if (!best)
-                return -EHOSTDOWN;
-        /* what a kubelet sees as the caller: the node itself */
-        return session_open_probe_channel(best, host, port, "127.0.0.1", 0, cb, userdata, ret);
-}
-
-/* --- konnectivity ------------------------------------------------------------ */
-
-static bool node_has_ready_session(const Node *n) {
-        for (unsigned i = 0; i < n->n_slots; i++)
-                if (session_state(n->slots[i]->session) == SESSION_READY)
-                        return true;
-        return false;
-}
-
-void node_set_migrated(Node *n, bool migrated) {
-        const Config *cfg = daemon_config(n->daemon);
-        unsigned want;
-
-        if (migrated == n->migrated)
-                return;
-        if (!migrated && n->started)
-                /* rollback: keep the upstream until SSH can take over */
-                n->rolling_back = true;
-        n->migrated = migrated;
-        log_node(LOG_NOTICE, n->cfg.name, "route: %s", migrated ? "konnectivity" : "ssh");
-
-        /* SSH stays warm for migrated nodes only when it may take over */
-        want = migrated && !cfg->konnectivity.fallback_to_ssh ? 0 : MAX(cfg->ssh.pool_size, 1u);
-        (void) node_set_pool_size(n, want);
-        node_update_state(n);
-}
-
-bool node_migrated(const Node *n) {
-        return n->migrated;
-}
-
-NodeRoute node_route(Node *n) {
-        const Config *cfg = daemon_config(n->daemon);
-        bool ssh_ready = node_has_ready_session(n);
-        bool fall_back;
-
-        if (n->rolling_back && ssh_ready)
-                n->rolling_back = false;
-        if (!n->migrated)
-                return n->rolling_back && cfg->konnectivity.upstream ? ROUTE_KONNECTIVITY : ROUTE_SSH;
-        /* a failing upstream path sends new streams over SSH while it can */
-        fall_back = cfg->konnectivity.fallback_to_ssh && n->up_valid && !n->up_ok && ssh_ready;
-        if (fall_back != n->falling_back) {
-                n->falling_back = fall_back;
-                if (fall_back)
-                        log_node(LOG_WARNING, n->cfg.name, "upstream path failing (%s): new streams go over SSH",
-                                 strna(n->up_error));
-                else
-                        log_node(LOG_NOTICE, n->cfg.name, "upstream path back: new streams go to konnectivity");
-        }
-        return fall_back ? ROUTE_SSH : ROUTE_KONNECTIVITY;
-}
-
-void node_upstream_result(Node *n, bool ok, usec_t latency, const char *error) {
-        n->up_valid = true;
-        n->up_ok = ok;
-        if (!ok)
-                n->up_failures++;
-        n->up_latency = latency;
-        n->up_at = now_usec(CLOCK_REALTIME);
-        if (!streq_ptr(n->up_error, ok ? NULL : error)) {
-                free(n->up_error);
-                n->up_error = !ok && error ? strdup(error) : NULL;
-        }
-        (void) node_route(n); /* logs a change of route */
-        node_update_state(n);
-}
-
-void node_count_fallback(Node *n) {
-        n->fallbacks++;
 }

@@ -14,13 +14,12 @@
 #include <openssl/x509v3.h>
 #include <systemd/sd-event.h>
 
+#include "address.h"
 #include "buffer.h"
 #include "conf.h"
-#include "daemon.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
-#include "node.h"
 #include "probe.h"
 #include "session.h"
 
@@ -31,13 +30,13 @@
 
 /* The originator a probe's direct-tcpip open names. */
 
-/* The TLS client context: made once, shared by every run of a probe and
- * meant to be shared by all the probes of a daemon (hence the count). */
-typedef struct ProbeTls {
+/* The TLS client context: made once per CA file, shared by every run of
+ * every node's probe. */
+struct ProbeTls {
         unsigned n_ref;
         SSL_CTX *ctx;
         bool verify; /* probe.ca_file was set */
-} ProbeTls;
+};
 
 typedef enum ProbeStep {
         PROBE_IDLE,    /* waiting for the next run, or inactive */
@@ -46,8 +45,12 @@ typedef enum ProbeStep {
 } ProbeStep;
 
 struct Probe {
-        Daemon *daemon;
-        Node *node;
+        sd_event *event;
+        Rng *rng;
+        Metrics *metrics;
+        const ConfigNode *node;
+        const ProbeHooks *hooks;
+        void *userdata;
 
         /* the configuration it was made with */
         ProbeType type;
@@ -73,7 +76,7 @@ struct Probe {
 };
 
 static const char *probe_node_name(const Probe *p) {
-        return node_name(p->node);
+        return p->node->name;
 }
 
 /* --- pure parts --------------------------------------------------------------- */
@@ -120,15 +123,8 @@ static bool host_is_ip(const char *host) {
         return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
-static char *host_port(const char *host, uint16_t port) {
-        char *s = NULL;
-        if (asprintf(&s, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, (unsigned) port) < 0)
-                return NULL;
-        return s;
-}
-
 char *probe_http_request(const char *host, uint16_t port, const char *path) {
-        _cleanup_free_ char *hp = host_port(host, port);
+        _cleanup_free_ char *hp = hostport_join(host, port);
         char *s = NULL;
 
         if (!hp)
@@ -146,7 +142,13 @@ char *probe_http_request(const char *host, uint16_t port, const char *path) {
 
 /* --- the TLS context ---------------------------------------------------------- */
 
-static ProbeTls *probe_tls_unref(ProbeTls *t) {
+ProbeTls *probe_tls_ref(ProbeTls *t) {
+        if (t)
+                t->n_ref++;
+        return t;
+}
+
+ProbeTls *probe_tls_unref(ProbeTls *t) {
         if (!t || --t->n_ref > 0)
                 return NULL;
         SSL_CTX_free(t->ctx);
@@ -164,8 +166,7 @@ static const char *tls_error_reason(void) {
 
 static int probe_verify(int ok, X509_STORE_CTX *xs);
 
-/* ret_error: why probe.ca_file is no good, malloc'd (or NULL). */
-static int probe_tls_new(const char *ca_file, ProbeTls **ret, char **ret_error) {
+int probe_tls_new(const char *ca_file, ProbeTls **ret, char **ret_error) {
         ProbeTls *t;
 
         t = calloc(1, sizeof(*t));
@@ -316,10 +317,9 @@ static _printf_(4, 5) void probe_finish(Probe *p, bool ok, bool graceful, const 
         }
         probe_end_run(p, graceful);
         probe_rearm(p);
-        metrics_observe(daemon_metrics(p->daemon), METRICS_PROBE, (double) latency / USEC_PER_SEC);
-        log_node(LOG_DEBUG, probe_node_name(p), "probe %s %s in %.3f s%s%s", p->target, ok ? "passed" : "failed",
-                 (double) latency / USEC_PER_SEC, ok ? "" : ": ", error);
-        node_probe_result(p->node, ok, latency, ok ? NULL : error);
+        metrics_observe(p->metrics, METRICS_PROBE, (double) latency / USEC_PER_SEC);
+        /* the node logs what it makes of it */
+        p->hooks->result(p->userdata, ok, latency, ok ? NULL : error);
 }
 
 /* The run ended without a result (its SSH session went away): the next
@@ -346,7 +346,7 @@ static bool cert_names(X509 *cert, const char *name) {
 /* The names a kubelet certificate may rightly carry: the probe target as
  * the node sees it, and the node as sshtund knows it. */
 static bool probe_cert_matches(const Probe *p, X509 *cert) {
-        const ConfigNode *cn = node_config(p->node);
+        const ConfigNode *cn = p->node;
 
         if (cert_names(cert, p->host) || cert_names(cert, cn->name) || cert_names(cert, cn->address))
                 return true;
@@ -392,7 +392,7 @@ static void probe_tls_fail(Probe *p, bool eof, const char *what) {
         probe_tls_flush(p);
         if (p->tls->verify && v != X509_V_OK) {
                 if (v == X509_V_ERR_HOSTNAME_MISMATCH) {
-                        const ConfigNode *cn = node_config(p->node);
+                        const ConfigNode *cn = p->node;
                         char names[160] = "";
 
                         names_append(names, sizeof(names), p->host);
@@ -653,9 +653,9 @@ static void probe_run(Probe *p) {
         int r;
 
         /* draining or full, the path is still checked: a probe is not a
-         * stream (node_open_probe_channel) */
+         * stream (ProbeHooks.open_channel) */
         p->started = now_usec(CLOCK_MONOTONIC);
-        r = node_open_probe_channel(p->node, p->host, p->port, &probe_callbacks, p, &p->ch);
+        r = p->hooks->open_channel(p->userdata, p->host, p->port, &probe_callbacks, p, &p->ch);
         if (r == -EHOSTDOWN) {
                 /* no session can take a channel now: no verdict on the kubelet */
                 log_node(LOG_DEBUG, probe_node_name(p), "probe skipped: no ready session");
@@ -684,8 +684,8 @@ static int on_probe_timer(sd_event_source *es, uint64_t usec, void *userdata) {
 
 /* --- the object ----------------------------------------------------------------------- */
 
-int probe_new(Daemon *d, Node *node, Probe **ret) {
-        const ConfigProbe *cfg = &daemon_config(d)->probe;
+int probe_new(const ProbeParams *pp, Probe **ret) {
+        const ConfigProbe *cfg = pp->config;
         Probe *p;
         int r;
 
@@ -693,18 +693,24 @@ int probe_new(Daemon *d, Node *node, Probe **ret) {
                 *ret = NULL;
                 return 0;
         }
+        if (cfg->type == PROBE_HTTPS && !pp->tls)
+                return -EINVAL;
         p = calloc(1, sizeof(*p));
         if (!p)
                 return -ENOMEM;
-        p->daemon = d;
-        p->node = node;
+        p->event = pp->event;
+        p->rng = pp->rng;
+        p->metrics = pp->metrics;
+        p->node = pp->node;
+        p->hooks = pp->hooks;
+        p->userdata = pp->userdata;
         p->type = cfg->type;
         p->port = cfg->target_port;
         p->interval = MAX(sec_to_usec(cfg->interval), USEC_PER_MSEC);
         p->timeout = MAX(sec_to_usec(cfg->timeout), USEC_PER_MSEC);
         buffer_init(&p->plain, PROBE_HEAD_MAX);
         p->host = strdup(cfg->target_host);
-        p->target = p->host ? host_port(p->host, p->port) : NULL;
+        p->target = p->host ? hostport_join(p->host, p->port) : NULL;
         if (!p->target)
                 goto oom;
         if (p->type == PROBE_HTTP || p->type == PROBE_HTTPS) {
@@ -712,20 +718,12 @@ int probe_new(Daemon *d, Node *node, Probe **ret) {
                 if (!p->request)
                         goto oom;
         }
-        if (p->type == PROBE_HTTPS) {
-                _cleanup_free_ char *error = NULL;
-
-                r = probe_tls_new(cfg->ca_file, &p->tls, &error);
-                if (r < 0) {
-                        log_error("probe.ca_file %s: %s", strna(cfg->ca_file), error ? error : strerror(-r));
-                        probe_free(p);
-                        return r;
-                }
-        }
+        if (p->type == PROBE_HTTPS)
+                p->tls = probe_tls_ref(pp->tls);
 
         /* timers a few per mille of the interval apart may share a wakeup;
          * coarser, and nodes would probe in bunches */
-        r = sd_event_add_time(daemon_event(d), &p->timer, CLOCK_MONOTONIC, 0,
+        r = sd_event_add_time(p->event, &p->timer, CLOCK_MONOTONIC, 0,
                               CLAMP(p->interval / 500, USEC_PER_MSEC, 20 * USEC_PER_MSEC), on_probe_timer, p);
         if (r < 0) {
                 probe_free(p);
@@ -765,6 +763,6 @@ void probe_set_active(Probe *p, bool active) {
                 return;
         }
         /* somewhere in the interval: nodes that come up together probe apart */
-        p->next_at = now_usec(CLOCK_MONOTONIC) + daemon_random(p->daemon, p->interval);
+        p->next_at = now_usec(CLOCK_MONOTONIC) + rng_uniform(p->rng, p->interval);
         probe_arm(p);
 }

@@ -4,34 +4,70 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 
-typedef struct Daemon Daemon;
-typedef struct Node Node;
+#include <systemd/sd-event.h>
+
+#include "conf.h"
+#include "macro.h"
+#include "metrics.h"
+#include "rng.h"
+#include "session.h"
+
 typedef struct Probe Probe;
 
-/* A prober for 'node' following the daemon's probe configuration as it is
- * now (it keeps a copy: a new configuration needs a new Probe). It runs
- * only while the node can carry streams (probe_set_active). Results go to
- * node_probe_result(). With probe.type = "none" no Probe is created
- * (*ret = NULL, returns 0). An https probe loads probe.ca_file here and
- * fails (logged) when it cannot. */
-int probe_new(Daemon *d, Node *node, Probe **ret);
+/* The TLS client context of https probes: one per probe.ca_file, shared
+ * by every node's probe (each Probe holds a reference). */
+typedef struct ProbeTls ProbeTls;
+
+/* Load 'ca_file' (NULL: no verification). On failure -errno and, if
+ * ret_error is not NULL, a malloc'd reason ("no usable CA certificate (no
+ * certificate or crl found)"). Reads the file. */
+int probe_tls_new(const char *ca_file, ProbeTls **ret, char **ret_error);
+ProbeTls *probe_tls_ref(ProbeTls *t);
+/* Drop a reference; accepts NULL; returns NULL. */
+ProbeTls *probe_tls_unref(ProbeTls *t);
+
+/* Whether 'path' can serve as probe.ca_file (readable, PEM, at least one
+ * certificate), for configuration checks. Returns 0, or -errno and, if
+ * ret_reason is not NULL, a malloc'd reason. Reads the file. */
+int probe_ca_file_check(const char *path, char **ret_reason);
+
+/* What a probe asks of its node and tells it. */
+typedef struct ProbeHooks {
+        /* Open a channel to host:port from the node for the probe, on any
+         * ready session; -EHOSTDOWN when none is ready (no verdict then). */
+        int (*open_channel)(void *userdata, const char *host, uint16_t port, const ChannelCallbacks *cb,
+                            void *cb_userdata, SessionChannel **ret);
+        /* A run ended with a verdict: 'error' is NULL when it passed. The
+         * probe may be freed or deactivated from inside. */
+        void (*result)(void *userdata, bool ok, usec_t latency, const char *error);
+} ProbeHooks;
+
+typedef struct ProbeParams {
+        sd_event *event;
+        const ConfigProbe *config; /* copied: a new configuration needs a new Probe */
+        ProbeTls *tls;             /* https: the shared context (a reference is taken) */
+        Rng *rng;                  /* the phase within the interval */
+        Metrics *metrics;          /* probe durations; may be NULL */
+        const ConfigNode *node;    /* its name for logs, its names for certificate messages; must outlive the probe */
+        const ProbeHooks *hooks;
+        void *userdata;
+} ProbeParams;
+
+/* A prober for one node. It runs only while the node can carry streams
+ * (probe_set_active). With probe.type = "none" no Probe is created
+ * (*ret = NULL, returns 0); an https probe without 'tls' is -EINVAL. */
+int probe_new(const ProbeParams *p, Probe **ret);
 /* Stops the timer and any probe in flight. Accepts NULL, returns NULL. */
 Probe *probe_free(Probe *p);
 /* The node became able (or unable) to carry streams: start probing at a
  * random point of the interval, or stop. */
 void probe_set_active(Probe *p, bool active);
 
-/* Whether 'path' can serve as probe.ca_file (readable, PEM, at least one
- * certificate), for configuration checks. Returns 0, or -errno and, if
- * ret_reason is not NULL, a malloc'd reason ("no usable CA certificate
- * (no certificate or crl found)"). Reads the file. */
-int probe_ca_file_check(const char *path, char **ret_reason);
-
 /* --- the pure parts, for tests -------------------------------------------- */
 
 #include <stddef.h>
-#include <stdint.h>
 
 /* The most response-head bytes an http or https probe reads (interim 1xx
  * heads included) before it gives up. */

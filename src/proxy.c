@@ -31,7 +31,7 @@ static void proxy_set_listening(Proxy *p, bool on) {
  * new dials until one ends. */
 void proxy_check_capacity(Proxy *p) {
         unsigned max = daemon_config(p->daemon)->proxy.max_clients;
-        unsigned used = p->n_clients + p->n_streams;
+        unsigned used = p->n_requests + p->n_streams;
 
         if (!p->full && used >= max) {
                 unsigned suppressed;
@@ -47,12 +47,7 @@ void proxy_check_capacity(Proxy *p) {
         }
 }
 
-void proxy_relay_done(void *userdata) {
-        Proxy *p = daemon_proxy(userdata);
-
-        /* the front door may have been closed (shutdown) while streams ran */
-        if (!p)
-                return;
+void proxy_relay_done(Proxy *p) {
         if (p->n_streams > 0)
                 p->n_streams--;
         proxy_check_capacity(p);
@@ -137,8 +132,8 @@ fail:
 Proxy *proxy_free(Proxy *p) {
         if (!p)
                 return NULL;
-        while (p->clients)
-                request_free(p->clients);
+        while (p->requests)
+                request_free(p->requests);
         for (size_t i = 0; i < p->n_listeners; i++)
                 acceptor_free(p->listeners[i]);
         free(p->listeners);
@@ -221,8 +216,4 @@ bool proxy_listener_adopted(const Proxy *p, const ListenAddress *a) {
                 if (listen_address_equal(acceptor_address(p->listeners[i]), a))
                         return acceptor_adopted(p->listeners[i]);
         return false;
-}
-
-unsigned proxy_pending(const Proxy *p) {
-        return p->n_clients;
 }

@@ -36,5 +36,7 @@ void proxy_hold(Proxy *p, bool hold);
 /* True if the listener for 'a' was passed by the service manager. */
 bool proxy_listener_adopted(const Proxy *p, const ListenAddress *a);
 
-/* Requests read or waiting for their channel. */
-unsigned proxy_pending(const Proxy *p);
+/* A relay a request started ended (through daemon_relay_done(): the
+ * front door may be gone by then). */
+void proxy_relay_done(Proxy *p);
+

@@ -9,17 +9,13 @@
 
 #include <systemd/sd-event.h>
 
-#include "daemon.h"
+#include "audit.h"
 #include "iopoll.h"
 #include "log.h"
-#include "metrics.h"
 #include "relay.h"
 
-/* Longest field of the audit line, quoted; longer text is cut. */
-#define AUDIT_FIELD_MAX 256
-
 struct Relay {
-        Daemon *daemon;
+        AuditLog *audit;
         int fd;
         IoWatch *io;       /* the client socket, in the daemon's IoPoll */
         FarEnd far;      /* far.end is NULL once the far end is gone */
@@ -263,14 +259,14 @@ FarEnd far_end_channel(SessionChannel *ch) {
 }
 
 
-int relay_new(Daemon *d, int fd, FarEnd far, const RelayParams *p, Relay **ret) {
+int relay_new(IoPoll *poll, AuditLog *audit, int fd, FarEnd far, const RelayParams *p, Relay **ret) {
         Relay *r;
         int e;
 
         r = calloc(1, sizeof(*r));
         if (!r)
                 return -ENOMEM;
-        r->daemon = d;
+        r->audit = audit;
         r->fd = fd;
         r->far = far;
         r->started = now_usec(CLOCK_MONOTONIC);
@@ -292,7 +288,7 @@ int relay_new(Daemon *d, int fd, FarEnd far, const RelayParams *p, Relay **ret) 
         /* early bytes count as taken from the client: they are in tx now */
         r->bytes_up = p->early_len;
 
-        e = iopoll_add(daemon_iopoll(d), fd, EPOLLIN, on_client_io, r, &r->io);
+        e = iopoll_add(poll, fd, EPOLLIN, on_client_io, r, &r->io);
         if (e < 0) {
                 r->fd = -1;
                 r->far.end = NULL;
@@ -348,52 +344,19 @@ static void relay_destroy(Relay *r, bool graceful) {
         free(r);
 }
 
-/* s in double quotes for the audit line: a quote, a backslash or a control
- * byte from a peer (the target is what the client asked for) cannot fake a
- * field or a line; they become '?'. */
-static const char *audit_quote(const char *s, char *buf, size_t size) {
-        size_t j = 0;
-
-        buf[j++] = '"';
-        for (const char *p = s ?: ""; *p && j + 2 < size; p++) {
-                unsigned char c = (unsigned char) *p;
-                buf[j++] = c < 0x20 || c == 0x7f || c == '"' || c == '\\' ? '?' : (char) c;
-        }
-        buf[j++] = '"';
-        buf[j] = 0;
-        return buf;
-}
-
-/* The audit line of one finished stream, at info level, within the
- * daemon-wide budget; the first line after a dropped run says how many
- * were dropped. */
-static void relay_log_end(Relay *r, const char *result, const char *detail) {
-        char client[AUDIT_FIELD_MAX], target[AUDIT_FIELD_MAX], res[AUDIT_FIELD_MAX],
-                error[AUDIT_FIELD_MAX + 8] = "";
-        usec_t dur = now_usec(CLOCK_MONOTONIC) - r->started;
-        unsigned suppressed = 0;
-
-        if (log_get_max_level() < LOG_INFO)
-                return;
-        if (!metrics_stream_log_allow(daemon_metrics(r->daemon), &suppressed))
-                return;
-        if (suppressed > 0)
-                log_info("%u stream lines suppressed", suppressed);
-        if (detail && *detail) {
-                char q[AUDIT_FIELD_MAX];
-                snprintf(error, sizeof(error), " error=%s", audit_quote(detail, q, sizeof(q)));
-        }
-        log_node(LOG_INFO, r->node, "stream client=%s target=%s result=%s%s bytes_up=%llu bytes_down=%llu "
-                 "duration=%.3fs",
-                 audit_quote(r->client, client, sizeof(client)), audit_quote(r->target, target, sizeof(target)),
-                 audit_quote(result, res, sizeof(res)), error, (unsigned long long) r->bytes_up,
-                 (unsigned long long) r->bytes_down, (double) dur / USEC_PER_SEC);
-}
-
 /* The stream ended: 'result' is "done", "reset by client", "node closed"
  * or an error text; 'detail' (may be NULL) says more. */
 static void relay_finish(Relay *r, bool graceful, const char *result, const char *detail) {
-        relay_log_end(r, result, detail);
+        audit_stream_end(r->audit, &(AuditStream) {
+                                           .node = r->node,
+                                           .client = r->client,
+                                           .target = r->target,
+                                           .result = result,
+                                           .detail = detail,
+                                           .bytes_up = r->bytes_up,
+                                           .bytes_down = r->bytes_down,
+                                           .duration = now_usec(CLOCK_MONOTONIC) - r->started,
+                                   });
         relay_destroy(r, graceful);
 }
 

@@ -7,11 +7,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "audit.h"
 #include "buffer.h"
+#include "iopoll.h"
 #include "session.h"
 
-typedef struct Daemon Daemon;
-typedef struct Node Node;
 typedef struct Relay Relay;
 
 /* What the far end tells the relay (the relay passes itself as 'relay'). */
@@ -59,11 +59,10 @@ typedef struct RelayParams {
         void *userdata;
 } RelayParams;
 
-/* Take over 'fd' and the far end and start relaying. On failure the caller
- * still owns both. */
-int relay_new(Daemon *d, int fd, FarEnd far, const RelayParams *p, Relay **ret);
+/* Take over 'fd' and the far end and start relaying; the client socket is
+ * watched through 'poll'; every stream that ends writes one line to
+ * 'audit' (within its budget). On failure the caller still owns both. */
+int relay_new(IoPoll *poll, AuditLog *audit, int fd, FarEnd far, const RelayParams *p, Relay **ret);
 /* Abort the stream: close the client socket, drop the channel; its audit
- * line says "aborted". Accepts NULL. (Every stream that ends writes one
- * audit line at info level, within the daemon-wide budget of
- * metrics_stream_log_allow().) */
+ * line says "aborted". Accepts NULL. */
 Relay *relay_free(Relay *r);

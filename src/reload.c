@@ -1,19 +1,17 @@
 /* Reload: apply a new configuration to the running daemon, changing only
  * what changed. Nodes are matched by name; listeners by address; a file
- * that does not load changes nothing. Also the nodes_file watch. */
+ * that does not load changes nothing. Also the watches on nodes_file and
+ * known_hosts. */
 #include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/inotify.h>
-#include <unistd.h>
 
 #include <systemd/sd-daemon.h>
 
 #include "admin.h"
 #include "daemon-internal.h"
+#include "filewatch.h"
 #include "forward.h"
 #include "log.h"
 #include "migration.h"
@@ -21,10 +19,10 @@
 #include "proxy.h"
 #include "router.h"
 
-/* How often retiring nodes are looked at, and how long changes to the
- * nodes_file directory may keep coming before it is read. */
+/* How often retiring nodes are looked at, and how long changes to a
+ * watched file's directory may keep coming before it is read. */
 #define RETIRE_CHECK_USEC (250 * USEC_PER_MSEC)
-#define NODES_DEBOUNCE_USEC (200 * USEC_PER_MSEC)
+#define WATCH_DEBOUNCE_USEC (200 * USEC_PER_MSEC)
 
 int daemon_rebuild_router(Daemon *d) {
         Router *r;
@@ -142,7 +140,7 @@ static int daemon_apply_nodes(Daemon *d, const ConfigNode *want, size_t n_want, 
                                 moved++;
                         continue;
                 }
-                r = node_new(d, &want[i], &next[i]);
+                r = node_new(&d->node_env, &want[i], migration_pool_size(d->config, want[i].name), &next[i]);
                 if (r < 0) {
                         log_node(LOG_ERR, want[i].name, "cannot add the node: %s", strerror(-r));
                         continue;
@@ -195,6 +193,7 @@ static int reload_identity(Daemon *d, const Config *old, char **ret_error) {
         if (r >= 0) {
                 identity_free(d->identity);
                 d->identity = id;
+                d->sessions.identity = id;
                 return 0;
         }
         if (!streq(path, old->ssh.identity)) {
@@ -248,8 +247,12 @@ static int reload_listeners(Daemon *d, const Config *old, char **ret_error) {
                 }
         }
         if (!streq(d->config->admin.socket, old->admin.socket)) {
+                ListenAddress where = { .kind = LISTEN_UNIX, .path = d->config->admin.socket };
                 Admin *a;
-                r = admin_new(d, d->config->admin.socket, &a);
+                r = admin_new(&d->admin_env, &where,
+                              &(AdminParams) { .access = ADMIN_ACCESS_FULL, .mode = 0600, .gid = (gid_t) -1,
+                                               .activated_fd = -1 },
+                              &a);
                 if (r < 0) {
                         if (asprintf(ret_error, "admin.socket %s: %s", d->config->admin.socket, strerror(-r)) < 0)
                                 *ret_error = NULL;
@@ -264,13 +267,11 @@ static int reload_listeners(Daemon *d, const Config *old, char **ret_error) {
             (d->config->admin.has_metrics_listen &&
              !listen_address_equal(&d->config->admin.metrics_listen, &old->admin.metrics_listen))) {
                 Admin *m = NULL;
-                if (d->config->admin.has_metrics_listen) {
-                        r = admin_new_metrics(d, &d->config->admin.metrics_listen, &m);
-                        if (r < 0) {
-                                if (asprintf(ret_error, "admin.metrics_listen: %s", strerror(-r)) < 0)
-                                        *ret_error = NULL;
-                                return r;
-                        }
+                r = daemon_open_metrics_listener(d, &m);
+                if (r < 0) {
+                        if (asprintf(ret_error, "admin.metrics_listen: %s", strerror(-r)) < 0)
+                                *ret_error = NULL;
+                        return r;
                 }
                 daemon_retire_admin(d, d->metrics_listener);
                 d->metrics_listener = m;
@@ -278,10 +279,18 @@ static int reload_listeners(Daemon *d, const Config *old, char **ret_error) {
         return 0;
 }
 
+/* The environments the nodes and sessions read point into the
+ * configuration: at the one in force. */
+static void daemon_point_envs(Daemon *d) {
+        d->sessions.ssh = &d->config->ssh;
+        d->node_env.probe = &d->config->probe;
+}
+
 int daemon_reload(Daemon *d, bool nodes_only, char **ret_error) {
         _cleanup_free_ char *error = NULL;
         Config *new = NULL, *old;
         unsigned added = 0, removed = 0, moved = 0;
+        bool probe_changed;
         int r;
 
         (void) sd_notifyf(0, "RELOADING=1\nSTATUS=Reloading %s", d->config->path);
@@ -302,12 +311,13 @@ int daemon_reload(Daemon *d, bool nodes_only, char **ret_error) {
                 SWAP_TWO(d->config->files, new->files);
                 d->config->nodes_file_missing = new->nodes_file_missing;
                 config_free(new);
-                migration_nodes_changed(d->migration);
+                daemon_update_routes(d);
                 goto done;
         }
 
         old = d->config;
         d->config = new;
+        daemon_point_envs(d);
 
         r = reload_identity(d, old, &error);
         if (r < 0)
@@ -320,14 +330,12 @@ int daemon_reload(Daemon *d, bool nodes_only, char **ret_error) {
                 log_warning("user changed: privileges are dropped at start only; restart sshtund to apply");
         if (!d->log_override)
                 log_setup(new->log.target, new->log.level);
-        if (!streq(new->ssh.known_hosts, old->ssh.known_hosts)) {
-                KnownHosts *kh;
-                if (known_hosts_load(new->ssh.known_hosts, &kh) >= 0) {
-                        known_hosts_free(d->known_hosts);
-                        d->known_hosts = kh;
-                } else
-                        log_warning("Cannot read %s: keeping the previous known hosts", new->ssh.known_hosts);
-        }
+        gate_set_limit(d->handshakes, new->ssh.max_handshakes);
+        /* the file may have changed too, whatever its name */
+        (void) daemon_load_known_hosts(d);
+        probe_changed = !config_probe_equal(&new->probe, &old->probe);
+        if (probe_changed)
+                (void) daemon_load_probe_tls(d);
 
         /* nodes last: the listeners are settled and cannot fail any more */
         r = daemon_apply_nodes(d, new->nodes, new->n_nodes, &added, &removed, &moved);
@@ -335,24 +343,20 @@ int daemon_reload(Daemon *d, bool nodes_only, char **ret_error) {
                 log_error_errno(r, "Cannot apply the node list: %m");
                 r = 0;
         }
-        if (!config_konnectivity_equal(&new->konnectivity, &old->konnectivity) &&
-            daemon_setup_konnectivity(d) < 0)
-                log_error("konnectivity: the upstream could not be set up: its nodes go over SSH");
+        if (!config_konnectivity_equal(&new->konnectivity, &old->konnectivity)) {
+                if (daemon_setup_konnectivity(d) < 0)
+                        log_error("konnectivity: the upstream could not be set up: its nodes go over SSH");
+        } else
+                daemon_update_routes(d);
         for (size_t i = 0; i < d->n_nodes; i++) {
                 Node *n = d->nodes[i];
-                bool migrated = config_konnectivity_lists(new, node_name(n));
 
-                node_set_migrated(n, migrated);
-                /* SSH stays warm for migrated nodes only when it may take over */
-                (void) node_set_pool_size(n, migrated && !new->konnectivity.fallback_to_ssh
-                                                     ? 0
-                                                     : MAX(new->ssh.pool_size, 1u));
-                if (!config_probe_equal(&new->probe, &old->probe))
+                (void) node_set_pool_size(n, migration_pool_size(new, node_name(n)));
+                if (probe_changed)
                         (void) node_reset_probe(n);
         }
-        migration_nodes_changed(d->migration);
-        if (!streq_ptr(new->nodes_file, old->nodes_file))
-                (void) daemon_watch_nodes_file(d);
+        if (!streq_ptr(new->nodes_file, old->nodes_file) || !streq(new->ssh.known_hosts, old->ssh.known_hosts))
+                (void) daemon_watch_files(d);
 
         config_free(old);
 done:
@@ -364,6 +368,7 @@ done:
 undo:
         /* a step that binds failed: everything goes back */
         d->config = old;
+        daemon_point_envs(d);
         if (d->proxy)
                 (void) proxy_reload(d->proxy, &new->proxy);
         if (d->forwards)
@@ -377,84 +382,37 @@ fail:
         return r < 0 ? r : -EINVAL;
 }
 
-/* --- nodes_file: re-read when it changes ---------------------------------- */
+/* --- nodes_file and known_hosts: re-read when they change -------------------------- */
 
-static int on_nodes_debounce(sd_event_source *s, uint64_t usec, void *userdata) {
-        Daemon *d = userdata;
-
-        (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
-        (void) daemon_reload(d, true, NULL);
-        return 0;
+static void on_nodes_file_changed(FileWatch *w, const char *path, void *userdata) {
+        (void) daemon_reload(userdata, true, NULL);
 }
 
-static int on_nodes_watch(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        Daemon *d = userdata;
-        char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-        _cleanup_free_ char *copy = strdup(d->config->nodes_file ? d->config->nodes_file : "");
-        const char *base = copy ? basename(copy) : "";
-        bool ours = false;
-        ssize_t n;
-
-        while ((n = read(fd, buf, sizeof(buf))) > 0)
-                for (char *p = buf; p < buf + n;) {
-                        const struct inotify_event *e = (const struct inotify_event *) p;
-                        if (e->len > 0 && streq(e->name, base))
-                                ours = true;
-                        p += sizeof(*e) + e->len;
-                }
-        if (!ours)
-                return 0;
-        /* a rename or a burst of writes: read once things settle */
-        (void) sd_event_source_set_time_relative(d->nodes_debounce, NODES_DEBOUNCE_USEC);
-        (void) sd_event_source_set_enabled(d->nodes_debounce, SD_EVENT_ONESHOT);
-        return 0;
+static void on_known_hosts_changed(FileWatch *w, const char *path, void *userdata) {
+        (void) daemon_load_known_hosts(userdata);
 }
 
-void daemon_unwatch_nodes_file(Daemon *d) {
-        d->nodes_watch = sd_event_source_disable_unref(d->nodes_watch);
-        d->nodes_debounce = sd_event_source_disable_unref(d->nodes_debounce);
-        d->nodes_watch_fd = safe_close(d->nodes_watch_fd);
+void daemon_unwatch_files(Daemon *d) {
+        d->nodes_watch = filewatch_free(d->nodes_watch);
+        d->known_hosts_watch = filewatch_free(d->known_hosts_watch);
 }
 
-int daemon_watch_nodes_file(Daemon *d) {
-        _cleanup_free_ char *copy = NULL;
-        const char *dir;
-        int r;
+int daemon_watch_files(Daemon *d) {
+        const Config *c = d->config;
+        int r, ret = 0;
 
-        daemon_unwatch_nodes_file(d);
-        if (!d->config->nodes_file)
-                return 0;
-        if (d->config->nodes_file_missing)
-                log_warning("nodes_file %s does not exist yet: no nodes from it until it does",
-                            d->config->nodes_file);
-
-        copy = strdup(d->config->nodes_file);
-        if (!copy)
-                return -ENOMEM;
-        dir = dirname(copy);
-
-        d->nodes_watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-        if (d->nodes_watch_fd < 0)
-                return log_warning_errno(errno, "Cannot watch %s: %m; reload to pick up changes",
-                                         d->config->nodes_file);
-        /* the directory, not the file: atomic renames replace the inode */
-        d->nodes_watch_wd = inotify_add_watch(d->nodes_watch_fd, dir,
-                                              IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM);
-        if (d->nodes_watch_wd < 0) {
-                r = log_warning_errno(errno, "Cannot watch %s: %m; reload to pick up changes", dir);
-                daemon_unwatch_nodes_file(d);
-                return r;
+        daemon_unwatch_files(d);
+        if (c->nodes_file) {
+                if (c->nodes_file_missing)
+                        log_warning("nodes_file %s does not exist yet: no nodes from it until it does", c->nodes_file);
+                r = filewatch_new(d->event, c->nodes_file, WATCH_DEBOUNCE_USEC, on_nodes_file_changed, d,
+                                  &d->nodes_watch);
+                if (r < 0)
+                        ret = log_warning_errno(r, "Cannot watch %s: %m; reload to pick up changes", c->nodes_file);
         }
-        r = sd_event_add_io(d->event, &d->nodes_watch, d->nodes_watch_fd, EPOLLIN, on_nodes_watch, d);
-        if (r >= 0)
-                r = sd_event_add_time_relative(d->event, &d->nodes_debounce, CLOCK_MONOTONIC, NODES_DEBOUNCE_USEC,
-                                               10 * USEC_PER_MSEC, on_nodes_debounce, d);
-        if (r < 0) {
-                daemon_unwatch_nodes_file(d);
-                return log_warning_errno(r, "Cannot watch %s: %m", dir);
-        }
-        (void) sd_event_source_set_enabled(d->nodes_debounce, SD_EVENT_OFF);
-        (void) sd_event_source_set_description(d->nodes_watch, "nodes-file-watch");
-        (void) sd_event_source_set_description(d->nodes_debounce, "nodes-file-debounce");
-        return 0;
+        r = filewatch_new(d->event, c->ssh.known_hosts, WATCH_DEBOUNCE_USEC, on_known_hosts_changed, d,
+                          &d->known_hosts_watch);
+        if (r < 0)
+                ret = log_warning_errno(r, "Cannot watch %s: %m; reload to pick up changes", c->ssh.known_hosts);
+        return ret;
 }

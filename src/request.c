@@ -31,7 +31,8 @@
 #include "relay.h"
 #include "router.h"
 #include "socks.h"
-#include "upstream.h"
+#include "migration.h"
+#include "tunnel.h"
 
 #define REPLY_FLUSH_USEC (5 * USEC_PER_SEC)
 /* Client bytes accepted after the head before the tunnel opens (a TLS
@@ -40,7 +41,7 @@
 
 static const char reply_200[] = "HTTP/1.1 200 Connection Established\r\n\r\n";
 
-typedef struct ProxyClient ProxyClient;
+typedef struct Request Request;
 
 typedef enum ClientState {
         CLIENT_READING,
@@ -69,9 +70,9 @@ static const int outcome_status[_PROXY_OUTCOME_MAX] = {
         [PROXY_OUTCOME_OPEN_TIMEOUT] = 504,
 };
 
-struct ProxyClient {
+struct Request {
         Proxy *proxy;
-        LIST_FIELDS(ProxyClient, clients);
+        LIST_FIELDS(Request, requests);
         ClientState state;
         ClientProtocol protocol;
         int fd;
@@ -87,7 +88,7 @@ struct ProxyClient {
         Buffer out;          /* SOCKS5 method reply not yet written, or the error reply */
 
         SessionChannel *ch;
-        UpstreamConn *up; /* the CONNECT through the Konnectivity upstream, while it opens */
+        Tunnel *up; /* the CONNECT through the Konnectivity upstream, while it opens */
         char *node;
         char *target; /* "host:port" as written */
         char *host;   /* target host and port, kept for a fallback to SSH */
@@ -95,11 +96,11 @@ struct ProxyClient {
         usec_t accepted;
 };
 
-static void client_free(ProxyClient *c) {
+static void client_free(Request *c) {
         Proxy *p = c->proxy;
 
-        LIST_REMOVE(clients, p->clients, c);
-        p->n_clients--;
+        LIST_REMOVE(requests, p->requests, c);
+        p->n_requests--;
         proxy_check_capacity(p);
         c->io = iopoll_watch_free(c->io);
         c->timer = sd_event_source_disable_unref(c->timer);
@@ -109,7 +110,7 @@ static void client_free(ProxyClient *c) {
                 session_channel_abort(ch);
         }
         if (c->up)
-                upstream_conn_abort(TAKE_PTR(c->up));
+                tunnel_abort(TAKE_PTR(c->up));
         free(c->host);
         buffer_done(&c->in);
         buffer_done(&c->out);
@@ -120,7 +121,7 @@ static void client_free(ProxyClient *c) {
 
 static int on_client_timer(sd_event_source *es, uint64_t usec, void *userdata);
 
-static int client_arm_timer(ProxyClient *c, usec_t after) {
+static int client_arm_timer(Request *c, usec_t after) {
         usec_t when = now_usec(CLOCK_MONOTONIC) + after;
         int r;
 
@@ -139,7 +140,7 @@ static int client_arm_timer(ProxyClient *c, usec_t after) {
 
 /* Queue 'len' bytes for the client and write what the socket takes now;
  * the rest goes out when it is writable. */
-static int client_send(ProxyClient *c, const void *data, size_t len) {
+static int client_send(Request *c, const void *data, size_t len) {
         ssize_t n;
 
         if (buffer_append(&c->out, data, len) != (ssize_t) len)
@@ -155,7 +156,7 @@ static int client_send(ProxyClient *c, const void *data, size_t len) {
 /* The error reply in the client's protocol, appended to c->out (after a
  * SOCKS5 method reply still there). Nothing for a SOCKS5 client that never
  * got a method, nor for one the table says is just closed. */
-static int client_queue_error(ProxyClient *c, ProxyOutcome outcome, int code, const char *reason,
+static int client_queue_error(Request *c, ProxyOutcome outcome, int code, const char *reason,
                               const char *body) {
         _cleanup_free_ char *reply = NULL, *text = NULL;
         size_t len;
@@ -186,7 +187,7 @@ static int client_queue_error(ProxyClient *c, ProxyOutcome outcome, int code, co
 /* Answer with an error - the HTTP status 'code' (with 'reason', or the
  * standard phrase when NULL) or the SOCKS5 REP of 'outcome' - then close
  * once it is written. */
-static void client_answer(ProxyClient *c, ProxyOutcome outcome, int code, const char *reason, const char *body) {
+static void client_answer(Request *c, ProxyOutcome outcome, int code, const char *reason, const char *body) {
         Proxy *p = c->proxy;
         char what[64];
         unsigned suppressed;
@@ -214,7 +215,7 @@ static void client_answer(ProxyClient *c, ProxyOutcome outcome, int code, const 
                 session_channel_abort(ch);
         }
         if (c->up)
-                upstream_conn_abort(TAKE_PTR(c->up));
+                tunnel_abort(TAKE_PTR(c->up));
         if (client_queue_error(c, outcome, code, reason, body) < 0) {
                 client_free(c);
                 return;
@@ -231,8 +232,8 @@ static void client_answer(ProxyClient *c, ProxyOutcome outcome, int code, const 
                 client_free(c);
 }
 
-static void client_fail(ProxyClient *c, ProxyOutcome outcome, const char *fmt, ...) _printf_(3, 4);
-static void client_fail(ProxyClient *c, ProxyOutcome outcome, const char *fmt, ...) {
+static void client_fail(Request *c, ProxyOutcome outcome, const char *fmt, ...) _printf_(3, 4);
+static void client_fail(Request *c, ProxyOutcome outcome, const char *fmt, ...) {
         char body[512];
         va_list ap;
 
@@ -246,7 +247,7 @@ static int on_client_io(IoWatch *w, int fd, uint32_t revents, void *userdata);
 
 /* The tunnel is open (an SSH channel or the upstream's): answer 200 (or
  * SOCKS5 success) and hand the socket and the far end to a relay. */
-static void client_start_relay(ProxyClient *c, FarEnd far) {
+static void client_start_relay(Request *c, FarEnd far) {
         Proxy *p = c->proxy;
         /* a SOCKS5 method reply the socket did not take yet goes first */
         uint8_t head[SOCKS_METHOD_REPLY_LEN + sizeof(reply_200)];
@@ -277,14 +278,14 @@ static void client_start_relay(ProxyClient *c, FarEnd far) {
                  * speaks; SOCKS5 clients of talk-first servers (SMTP, FTP,
                  * databases) wait for them */
                 .node_may_speak_first = c->protocol == PROTOCOL_SOCKS,
-                .on_done = proxy_relay_done,
+                .on_done = daemon_relay_done,
                 .userdata = p->daemon,
         };
         c->io = iopoll_watch_free(c->io);
         /* counted first: a relay that fails at once ends inside relay_new()
          * and its on_done already uncounts it */
         p->n_streams++;
-        r = relay_new(p->daemon, c->fd, far, &rp, &relay);
+        r = relay_new(daemon_iopoll(p->daemon), daemon_audit(p->daemon), c->fd, far, &rp, &relay);
         if (r < 0) {
                 /* still ours: fd and far end; on_done did not run */
                 p->n_streams--;
@@ -302,7 +303,7 @@ static void client_start_relay(ProxyClient *c, FarEnd far) {
 }
 
 static void on_open_done(SessionChannel *ch, int error, const char *reason, void *userdata) {
-        ProxyClient *c = userdata;
+        Request *c = userdata;
 
         if (error < 0) {
                 c->ch = NULL; /* gone */
@@ -328,7 +329,7 @@ static const ChannelCallbacks open_callbacks = {
 
 /* The request is complete, whatever its protocol: check it and route it. */
 /* Open the stream through one of the node's SSH sessions. */
-static void client_open_ssh(ProxyClient *c, Node *node) {
+static void client_open_ssh(Request *c, Node *node) {
         const Config *cfg = daemon_config(c->proxy->daemon);
         int r;
 
@@ -362,9 +363,9 @@ static ProxyOutcome outcome_for_upstream_status(int status) {
         }
 }
 
-static void on_upstream_opened(UpstreamConn *uc, int status, const char *reason, const char *body,
+static void on_upstream_opened(Tunnel *uc, int status, const char *reason, const char *body,
                                void *userdata) {
-        ProxyClient *c = userdata;
+        Request *c = userdata;
         Daemon *d = c->proxy->daemon;
         Node *node;
 
@@ -373,7 +374,7 @@ static void on_upstream_opened(UpstreamConn *uc, int status, const char *reason,
         if (status == 200) {
                 if (node)
                         node_count_stream(node, STREAM_OK);
-                client_start_relay(c, upstream_far_end(uc));
+                client_start_relay(c, tunnel_far_end(uc));
                 return;
         }
         if (node && status >= 400)
@@ -391,15 +392,17 @@ static void on_upstream_opened(UpstreamConn *uc, int status, const char *reason,
         if (node && daemon_config(d)->konnectivity.fallback_to_ssh && node_is_ready(node)) {
                 log_node(LOG_NOTICE, c->node, "konnectivity upstream unreachable (%s): this stream goes over SSH",
                          strna(reason));
-                node_count_fallback(node);
+                migration_count_fallback(daemon_migration(d), node);
                 client_open_ssh(c, node);
                 return;
         }
         client_fail(c, PROXY_OUTCOME_REFUSED, "konnectivity upstream %s unreachable: %s",
-                    daemon_upstream(d) ? upstream_address(daemon_upstream(d)) : "?", strna(reason));
+                    migration_upstream(daemon_migration(d)) ? upstream_address(migration_upstream(daemon_migration(d)))
+                                                            : "?",
+                    strna(reason));
 }
 
-static void client_route(ProxyClient *c, const char *host, uint16_t port) {
+static void client_route(Request *c, const char *host, uint16_t port) {
         Proxy *p = c->proxy;
         Daemon *d = p->daemon;
         const Config *cfg = daemon_config(d);
@@ -440,8 +443,9 @@ static void client_route(ProxyClient *c, const char *host, uint16_t port) {
                 return;
         }
 
-        if (node_route(node) == ROUTE_KONNECTIVITY && daemon_upstream(d)) {
-                r = upstream_connect(daemon_upstream(d), host, port, on_upstream_opened, c, &c->up);
+        Migration *m = daemon_migration(d);
+        if (migration_route(m, node) == ROUTE_KONNECTIVITY && migration_upstream(m)) {
+                r = tunnel_open(migration_upstream(m), host, port, on_upstream_opened, c, &c->up);
                 if (r >= 0)
                         return;
                 log_node(LOG_WARNING, c->node, "cannot start a CONNECT to the konnectivity upstream: %s",
@@ -450,15 +454,15 @@ static void client_route(ProxyClient *c, const char *host, uint16_t port) {
                         client_fail(c, PROXY_OUTCOME_UNAVAILABLE, "konnectivity upstream: %s", strerror(-r));
                         return;
                 }
-                node_count_fallback(node);
-        } else if (node_migrated(node) && daemon_upstream(d))
+                migration_count_fallback(m, node);
+        } else if (migration_listed(m, node))
                 /* migrated, but its upstream path fails: SSH takes the stream */
-                node_count_fallback(node);
+                migration_count_fallback(m, node);
         client_open_ssh(c, node);
 }
 
 /* HTTP CONNECT: the head is complete. */
-static void client_handle_head(ProxyClient *c, HttpRequest *req) {
+static void client_handle_head(Request *c, HttpRequest *req) {
         _cleanup_free_ char *host = NULL;
         uint16_t port;
         const char *target = http_request_target(req);
@@ -479,7 +483,7 @@ static void client_handle_head(ProxyClient *c, HttpRequest *req) {
         client_route(c, host, port);
 }
 
-static void client_read_http(ProxyClient *c, size_t n_new) {
+static void client_read_http(Request *c, size_t n_new) {
         HttpRequest *req = NULL;
         int r;
 
@@ -512,7 +516,7 @@ static void client_read_http(ProxyClient *c, size_t n_new) {
 
 /* SOCKS5: the greeting, answered at once, then the request (a client may
  * send both in one go). */
-static void client_read_socks(ProxyClient *c) {
+static void client_read_socks(Request *c) {
         const uint8_t *in = buffer_head(&c->in);
         size_t len = buffer_len(&c->in);
         SocksRequest req;
@@ -560,15 +564,15 @@ static void client_read_socks(ProxyClient *c) {
                 return;
         }
         c->head_len = c->greeting_len + (size_t) r;
-        if (asprintf(&c->target, strchr(req.host, ':') ? "[%s]:%u" : "%s:%u", req.host, req.port) < 0) {
-                c->target = NULL;
+        c->target = hostport_join(req.host, req.port);
+        if (!c->target) {
                 client_free(c);
                 return;
         }
         client_route(c, req.host, req.port);
 }
 
-static void client_read(ProxyClient *c) {
+static void client_read(Request *c) {
         ssize_t n;
 
         n = buffer_read_fd(&c->in, c->fd);
@@ -593,7 +597,7 @@ static void client_read(ProxyClient *c) {
 }
 
 static int on_client_io(IoWatch *w, int fd, uint32_t revents, void *userdata) {
-        ProxyClient *c = userdata;
+        Request *c = userdata;
         ssize_t n;
 
         switch (c->state) {
@@ -627,7 +631,7 @@ static int on_client_io(IoWatch *w, int fd, uint32_t revents, void *userdata) {
 }
 
 static int on_client_timer(sd_event_source *es, uint64_t usec, void *userdata) {
-        ProxyClient *c = userdata;
+        Request *c = userdata;
         const Config *cfg = daemon_config(c->proxy->daemon);
 
         switch (c->state) {
@@ -650,7 +654,7 @@ static int on_client_timer(sd_event_source *es, uint64_t usec, void *userdata) {
 
 void request_new(Proxy *p, int fd, const AcceptorPeer *peer) {
         const Config *cfg = daemon_config(p->daemon);
-        ProxyClient *c;
+        Request *c;
         int r;
 
         c = calloc(1, sizeof(*c));
@@ -663,8 +667,8 @@ void request_new(Proxy *p, int fd, const AcceptorPeer *peer) {
         c->accepted = now_usec(CLOCK_MONOTONIC);
         buffer_init(&c->in, HTTP_HEAD_MAX + EARLY_DATA_MAX);
         buffer_init(&c->out, 4096);
-        LIST_PREPEND(clients, p->clients, c);
-        p->n_clients++;
+        LIST_PREPEND(requests, p->requests, c);
+        p->n_requests++;
         snprintf(c->peer, sizeof(c->peer), "%s", peer->text);
         snprintf(c->orig_host, sizeof(c->orig_host), "%s", peer->orig_host);
         c->orig_port = peer->orig_port;
@@ -679,6 +683,6 @@ void request_new(Proxy *p, int fd, const AcceptorPeer *peer) {
         }
 }
 
-void request_free(ProxyClient *c) {
+void request_free(Request *c) {
         client_free(c);
 }

@@ -12,7 +12,7 @@
 #include "buffer.h"
 #include "hostkey.h"
 #include "list.h"
-#include "resolve.h"
+#include "connector.h"
 #include "session.h"
 #include "ssharena.h"
 
@@ -77,8 +77,9 @@ struct SessionChannel {
 };
 
 struct Session {
-        Daemon *daemon;
-        Node *node;
+        const SessionEnv *env;
+        const SessionHooks *hooks;
+        void *userdata;
         char *node_name;
         char *address;
         uint16_t port;
@@ -86,8 +87,6 @@ struct Session {
 
         SessionState state;
         SessionFailure failure;
-        SessionChanged changed;
-        void *userdata;
         bool scan_only;
         uint8_t *scanned_key; /* scan_only: the blob */
         size_t scanned_key_len;
@@ -96,10 +95,7 @@ struct Session {
         char host_key[HOSTKEY_FINGERPRINT_MAX];
         bool have_slot;
 
-        ResolveQuery *resolve;
-        struct sockaddr_storage addrs[8];
-        socklen_t addr_lens[8];
-        unsigned n_addrs, addr_next;
+        Connector *connector; /* SESSION_CONNECTING */
 
         int fd;
         uint16_t local_port;

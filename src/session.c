@@ -25,12 +25,10 @@
 #include <systemd/sd-event.h>
 
 #include "address.h"
-#include "daemon.h"
 #include "hostkey.h"
 #include "identity.h"
 #include "log.h"
 #include "metrics.h"
-#include "node.h"
 #include "session-internal.h"
 
 /* What one wakeup may read from a node before the loop turns: a node that
@@ -52,7 +50,6 @@
 static const char *const state_names[_SESSION_STATE_MAX] = {
         [SESSION_IDLE] = "idle",
         [SESSION_WAITING] = "waiting",
-        [SESSION_RESOLVING] = "resolving",
         [SESSION_CONNECTING] = "connecting",
         [SESSION_HANDSHAKING] = "handshaking",
         [SESSION_AUTHENTICATING] = "authenticating",
@@ -65,7 +62,7 @@ const char *session_state_to_string(SessionState s) {
 }
 
 static const ConfigSsh *session_cfg(const Session *s) {
-        return &daemon_config(s->daemon)->ssh;
+        return s->env->ssh;
 }
 
 static void session_process(Session *s);
@@ -95,7 +92,7 @@ static LIBSSH2_USERAUTH_PUBLICKEY_SIGN_FUNC(session_sign_cb) {
         uint8_t buf[IDENTITY_SIGNATURE_MAX];
         size_t n = 0;
 
-        if (identity_sign(daemon_identity(s->daemon), data, data_len, buf, &n) < 0)
+        if (identity_sign(s->env->identity, data, data_len, buf, &n) < 0)
                 return -1;
         *sig = ssh_arena_alloc(&s->arena, n);
         if (!*sig)
@@ -171,15 +168,11 @@ static void session_update_io(Session *s) {
 
         if (!s->io)
                 return;
-        if (s->state == SESSION_CONNECTING)
-                events = EPOLLOUT;
-        else {
-                /* without a control channel, bytes nobody asked for stay in
-                 * the kernel: stop polling for them (level-triggered epoll
-                 * would spin) until a channel or an open wants to read */
-                bool stalled = s->state == SESSION_READY && !s->rx_drained && !s->control && !s->opens;
-                events = (stalled ? 0 : EPOLLIN) | (buffer_empty(&s->outq) ? 0 : EPOLLOUT);
-        }
+        /* without a control channel, bytes nobody asked for stay in the
+         * kernel: stop polling for them (level-triggered epoll would spin)
+         * until a channel or an open wants to read */
+        bool stalled = s->state == SESSION_READY && !s->rx_drained && !s->control && !s->opens;
+        events = (stalled ? 0 : EPOLLIN) | (buffer_empty(&s->outq) ? 0 : EPOLLOUT);
         (void) sd_event_source_set_io_events(s->io, events);
 }
 
@@ -188,7 +181,7 @@ static void session_update_io(Session *s) {
 static void session_release_slot(Session *s) {
         if (s->have_slot) {
                 s->have_slot = false;
-                daemon_handshake_release(s->daemon);
+                gate_release(s->env->handshakes);
         }
 }
 
@@ -196,8 +189,7 @@ static void session_set_state(Session *s, SessionState st) {
         if (s->state == st)
                 return;
         s->state = st;
-        if (s->changed)
-                s->changed(s, s->userdata);
+        s->hooks->changed(s, s->userdata);
 }
 
 /* Everything that holds the connection goes; channels fail. */
@@ -206,8 +198,8 @@ static void session_teardown(Session *s, int channel_error, const char *why) {
 
         /* from here on libssh2's I/O callbacks fail and no new channel opens */
         s->dead = true;
-        s->resolve = resolve_cancel(s->resolve);
-        daemon_handshake_cancel(s->daemon, s);
+        s->connector = connector_free(s->connector);
+        gate_cancel(s->env->handshakes, s);
         session_release_slot(s);
         s->timer = sd_event_source_disable_unref(s->timer);
         s->io = sd_event_source_disable_unref(s->io);
@@ -281,62 +273,30 @@ static int session_arm_timer(Session *s, usec_t after) {
                         r = sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);
                 return r;
         }
-        r = sd_event_add_time(daemon_event(s->daemon), &s->timer, CLOCK_MONOTONIC, when, 10 * USEC_PER_MSEC,
+        r = sd_event_add_time(s->env->event, &s->timer, CLOCK_MONOTONIC, when, 10 * USEC_PER_MSEC,
                               on_session_timer, s);
         if (r >= 0)
                 (void) sd_event_source_set_description(s->timer, "session-timer");
         return r;
 }
 
-static const char *format_sockaddr(const struct sockaddr_storage *sa, char *buf, size_t size) {
-        char host[INET6_ADDRSTRLEN] = "?";
-        uint16_t port = 0;
-
-        if (sa->ss_family == AF_INET) {
-                const struct sockaddr_in *in = (const struct sockaddr_in *) sa;
-                inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-                port = ntohs(in->sin_port);
-                snprintf(buf, size, "%s:%u", host, port);
-        } else {
-                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) sa;
-                inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-                port = ntohs(in6->sin6_port);
-                snprintf(buf, size, "[%s]:%u", host, port);
-        }
-        return buf;
-}
-
 static int on_session_io(sd_event_source *es, int fd, uint32_t revents, void *userdata);
 
-static void session_connect_next(Session *s);
-
-/* The TCP connect to the current address failed: try the next one, or give up. */
-static void session_connect_failed(Session *s, int error) {
-        const struct sockaddr_storage *sa = &s->addrs[s->addr_next - 1];
-        char a[64];
-
-        if (s->addr_next < s->n_addrs) {
-                s->io = sd_event_source_disable_unref(s->io);
-                s->fd = safe_close(s->fd);
-                session_connect_next(s);
-                return;
-        }
-        session_fail(s, SESSION_FAILURE_NETWORK, "connect to %s: %s", format_sockaddr(sa, a, sizeof(a)),
-                     strerror(error));
-}
-
 static void session_start_handshake(Session *s) {
-        const Identity *id = daemon_identity(s->daemon);
         _cleanup_free_ char *known = NULL, *prefs = NULL;
         struct sockaddr_storage local;
         socklen_t len = sizeof(local);
-        int one = 1;
+        int r;
 
-        (void) id;
-        (void) setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         if (getsockname(s->fd, (struct sockaddr *) &local, &len) == 0)
                 s->local_port = ntohs(local.ss_family == AF_INET ? ((struct sockaddr_in *) &local)->sin_port
                                                                   : ((struct sockaddr_in6 *) &local)->sin6_port);
+        r = sd_event_add_io(s->env->event, &s->io, s->fd, EPOLLIN, on_session_io, s);
+        if (r < 0) {
+                session_fail(s, SESSION_FAILURE_NETWORK, "cannot watch socket: %s", strerror(-r));
+                return;
+        }
+        (void) sd_event_source_set_description(s->io, "session-io");
 
         s->ssh = libssh2_session_init_ex(session_alloc_cb, session_free_cb, session_realloc_cb, s);
         if (!s->ssh) {
@@ -350,7 +310,7 @@ static void session_start_handshake(Session *s) {
         libssh2_keepalive_config(s->ssh, 0, (unsigned) MAX(1.0, session_cfg(s)->keepalive_interval));
 
         /* offer the key types known_hosts can verify first */
-        known = s->scan_only ? NULL : known_hosts_types(daemon_known_hosts(s->daemon), s->address, s->port);
+        known = s->scan_only ? NULL : known_hosts_types(s->env->known_hosts, s->address, s->port);
         if (known && *known) {
                 if (asprintf(&prefs, "%s,%s", known, HOSTKEY_METHODS) < 0)
                         prefs = NULL;
@@ -363,95 +323,37 @@ static void session_start_handshake(Session *s) {
         session_process(s);
 }
 
-static void session_connect_next(Session *s) {
-        const struct sockaddr_storage *sa;
-        int fd, r;
+/* Before connect(): catch a dead path, keepalives make TCP notice unacked
+ * data; no Nagle delay on the SSH packets. */
+static void session_prepare_socket(int fd, int family, void *userdata) {
+        Session *s = userdata;
+        const ConfigSsh *cfg = session_cfg(s);
+        unsigned timeout_ms = (unsigned) (cfg->keepalive_interval * 1000.0 * (cfg->keepalive_count + 1));
+        int one = 1, idle = (int) MAX(1.0, cfg->keepalive_interval);
 
-        if (s->addr_next >= s->n_addrs) {
-                /* session_fail already happened for the last address */
-                return;
-        }
-        sa = &s->addrs[s->addr_next];
-        socklen_t salen = s->addr_lens[s->addr_next];
-        s->addr_next++;
-
-        fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-                char a[64];
-                session_fail(s, SESSION_FAILURE_NETWORK, "socket for %s: %s",
-                             format_sockaddr(sa, a, sizeof(a)), strerror(errno));
-                return;
-        }
-        s->fd = fd;
-        s->dead = false;
-
-        /* catch a dead path: keepalives make TCP notice unacked data */
-        int one = 1;
-        unsigned timeout_ms =
-                (unsigned) (session_cfg(s)->keepalive_interval * 1000.0 * (session_cfg(s)->keepalive_count + 1));
-        int idle = (int) MAX(1.0, session_cfg(s)->keepalive_interval);
         (void) setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
         (void) setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
         (void) setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &idle, sizeof(idle));
         (void) setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms, sizeof(timeout_ms));
-
-        r = sd_event_add_io(daemon_event(s->daemon), &s->io, fd, EPOLLOUT, on_session_io, s);
-        if (r < 0) {
-                session_fail(s, SESSION_FAILURE_NETWORK, "cannot watch socket: %s", strerror(-r));
-                return;
-        }
-        (void) sd_event_source_set_description(s->io, "session-io");
-
-        session_set_state(s, SESSION_CONNECTING);
-        if (connect(fd, (const struct sockaddr *) sa, salen) < 0 && errno != EINPROGRESS) {
-                session_connect_failed(s, errno);
-                return;
-        }
-        session_update_io(s);
+        (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-static void session_connected(Session *s) {
-        int err = 0;
-        socklen_t len = sizeof(err);
-
-        if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-                err = errno;
-        if (err) {
-                session_connect_failed(s, err);
-                return;
-        }
-        session_start_handshake(s);
-}
-
-static void on_resolved(ResolveQuery *q, int error, const char *message, const struct addrinfo *ai,
-                        void *userdata) {
+static void on_connected(int fd, int error, ConnectorPhase phase, const char *message, void *userdata) {
         Session *s = userdata;
 
-        s->resolve = NULL;
-        if (error < 0) {
-                session_fail(s, SESSION_FAILURE_NETWORK, "cannot resolve %s: %s", s->address,
-                             message ? message : strerror(-error));
+        s->connector = NULL; /* freed by now */
+        if (fd < 0) {
+                session_fail(s, SESSION_FAILURE_NETWORK, "%s", message);
                 return;
         }
-        s->n_addrs = s->addr_next = 0;
-        for (; ai && s->n_addrs < ELEMENTSOF(s->addrs); ai = ai->ai_next) {
-                if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
-                        continue;
-                memcpy(&s->addrs[s->n_addrs], ai->ai_addr, ai->ai_addrlen);
-                s->addr_lens[s->n_addrs] = ai->ai_addrlen;
-                s->n_addrs++;
-        }
-        if (s->n_addrs == 0) {
-                session_fail(s, SESSION_FAILURE_NETWORK, "%s has no IPv4 or IPv6 address", s->address);
-                return;
-        }
-        session_connect_next(s);
+        s->fd = fd;
+        s->dead = false;
+        session_start_handshake(s);
 }
 
 /* We hold a handshake slot: resolve (if needed) and connect. */
 static void session_begin(void *userdata) {
         Session *s = userdata;
-        IpAddr ip;
         int r;
 
         s->have_slot = true;
@@ -462,33 +364,18 @@ static void session_begin(void *userdata) {
                 session_fail(s, SESSION_FAILURE_NETWORK, "cannot arm timer: %s", strerror(-r));
                 return;
         }
-
-        if (ipaddr_parse(s->address, &ip) == 0) {
-                struct sockaddr_storage *sa = &s->addrs[0];
-                memset(sa, 0, sizeof(*sa));
-                if (ip.family == AF_INET) {
-                        struct sockaddr_in *in = (struct sockaddr_in *) sa;
-                        in->sin_family = AF_INET;
-                        in->sin_port = htons(s->port);
-                        memcpy(&in->sin_addr, ip.bytes, 4);
-                        s->addr_lens[0] = sizeof(*in);
-                } else {
-                        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) sa;
-                        in6->sin6_family = AF_INET6;
-                        in6->sin6_port = htons(s->port);
-                        memcpy(&in6->sin6_addr, ip.bytes, 16);
-                        s->addr_lens[0] = sizeof(*in6);
-                }
-                s->n_addrs = 1;
-                s->addr_next = 0;
-                session_connect_next(s);
-                return;
-        }
-
-        session_set_state(s, SESSION_RESOLVING);
-        r = resolve_start(daemon_event(s->daemon), s->address, s->port, on_resolved, s, &s->resolve);
+        session_set_state(s, SESSION_CONNECTING);
+        r = connector_new(s->env->event, s->env->iopoll,
+                          &(ConnectorParams) {
+                                  .host = s->address,
+                                  .port = s->port,
+                                  .prepare = session_prepare_socket,
+                                  .done = on_connected,
+                                  .userdata = s,
+                          },
+                          &s->connector);
         if (r < 0)
-                session_fail(s, SESSION_FAILURE_NETWORK, "cannot resolve %s: %s", s->address, strerror(-r));
+                session_fail(s, SESSION_FAILURE_NETWORK, "cannot connect to %s: %s", s->address, strerror(-r));
 }
 
 void session_connect(Session *s) {
@@ -497,7 +384,7 @@ void session_connect(Session *s) {
         session_teardown(s, -ECONNABORTED, "reconnecting");
         s->failure = SESSION_FAILURE_NONE;
         s->up_duration = 0;
-        if (daemon_handshake_acquire(s->daemon, session_begin, s))
+        if (gate_acquire(s->env->handshakes, session_begin, s))
                 session_begin(s);
         else
                 session_set_state(s, SESSION_WAITING);
@@ -506,7 +393,7 @@ void session_connect(Session *s) {
 /* --- handshake, host key, auth ------------------------------------------- */
 
 static int session_check_host_key(Session *s) {
-        const KnownHosts *kh = daemon_known_hosts(s->daemon);
+        const KnownHosts *kh = s->env->known_hosts;
         const ConfigSsh *cfg = session_cfg(s);
         const char *blob;
         size_t len = 0;
@@ -606,7 +493,7 @@ static int session_step_handshake(Session *s) {
 
 static int session_step_auth(Session *s) {
         const ConfigSsh *cfg = session_cfg(s);
-        const Identity *id = daemon_identity(s->daemon);
+        const Identity *id = s->env->identity;
         size_t len;
         const uint8_t *pub = identity_public_blob(id, &len);
         void *abstract = s;
@@ -636,7 +523,7 @@ static int session_step_auth(Session *s) {
 
         session_release_slot(s);
         s->ready_since = now_usec(CLOCK_MONOTONIC);
-        metrics_observe(daemon_metrics(s->daemon), METRICS_SSH_CONNECT,
+        metrics_observe(s->env->metrics, METRICS_SSH_CONNECT,
                         (double) (s->ready_since - s->connect_started) / USEC_PER_SEC);
         free(s->last_error);
         s->last_error = NULL;
@@ -710,10 +597,6 @@ static void session_process(Session *s) {
 static int on_session_io(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
         Session *s = userdata;
 
-        if (s->state == SESSION_CONNECTING) {
-                session_connected(s);
-                return 0;
-        }
         if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                 s->rx_drained = false;
                 s->rx_calls = 0;
@@ -745,7 +628,9 @@ static int on_session_timer(sd_event_source *es, uint64_t usec, void *userdata) 
 
         if (s->state != SESSION_READY) {
                 session_fail(s, SESSION_FAILURE_TIMEOUT, "no SSH session within connect_timeout (%.1f s) while %s",
-                             cfg->connect_timeout, session_state_to_string(s->state));
+                             cfg->connect_timeout,
+                             s->connector && connector_resolving(s->connector) ? "resolving"
+                                                                               : session_state_to_string(s->state));
                 return 0;
         }
 
@@ -797,19 +682,18 @@ void session_global_done(void) {
         libssh2_exit();
 }
 
-int session_new(Daemon *d, Node *node, const SessionParams *p, Session **ret) {
+int session_new(const SessionEnv *env, const SessionParams *p, Session **ret) {
         Session *s;
         int r;
 
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
-        s->daemon = d;
-        s->node = node;
+        s->env = env;
+        s->hooks = p->hooks;
         s->fd = -1;
         s->port = p->port;
         s->index = p->index;
-        s->changed = p->changed;
         s->userdata = p->userdata;
         s->scan_only = p->scan_only;
         buffer_init(&s->outq, OUTQ_HARD_LIMIT);
@@ -819,7 +703,7 @@ int session_new(Daemon *d, Node *node, const SessionParams *p, Session **ret) {
                 session_free(s);
                 return -ENOMEM;
         }
-        r = sd_event_add_defer(daemon_event(d), &s->defer, on_session_defer, s);
+        r = sd_event_add_defer(env->event, &s->defer, on_session_defer, s);
         if (r < 0) {
                 session_free(s);
                 return r;

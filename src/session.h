@@ -1,26 +1,34 @@
 /* One SSH connection to a node: TCP connect, key exchange, host key check,
  * public-key auth, liveness, and the channels multiplexed over it. Drives a
  * non-blocking libssh2 session from the daemon's loop; libssh2 is contained
- * here (and in hostkey-related code) and its error codes never leave. */
+ * here (and in hostkey-related code) and its error codes never leave.
+ * A session knows nothing of its owner: what it needs comes in a
+ * SessionEnv, what it has to say goes out through SessionHooks. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buffer.h"
-#include "macro.h"
+#include <systemd/sd-event.h>
 
-typedef struct Daemon Daemon;
-typedef struct Node Node;
+#include "buffer.h"
+#include "conf.h"
+#include "gate.h"
+#include "hostkey.h"
+#include "identity.h"
+#include "iopoll.h"
+#include "macro.h"
+#include "metrics.h"
+#include "nodeinfo.h"
+
 typedef struct Session Session;
 typedef struct SessionChannel SessionChannel;
 
 typedef enum SessionState {
         SESSION_IDLE,           /* not started, or waiting to retry */
         SESSION_WAITING,        /* queued for a handshake slot */
-        SESSION_RESOLVING,
-        SESSION_CONNECTING,     /* TCP */
+        SESSION_CONNECTING,     /* resolving the name, then TCP */
         SESSION_HANDSHAKING,    /* banner + key exchange */
         SESSION_AUTHENTICATING,
         SESSION_READY,
@@ -64,15 +72,38 @@ typedef struct ChannelCallbacks {
         void (*failed)(SessionChannel *ch, int error, const char *reason, void *userdata);
 } ChannelCallbacks;
 
-/* The owner learns of every state change (READY, FAILED, ...). */
-typedef void (*SessionChanged)(Session *s, void *userdata);
+/* What every session of the daemon shares, owned by the daemon. The
+ * pointers to configuration, identity and known hosts are live: a reload
+ * points them at the new objects, and sessions read them when they need
+ * them (a session in the middle of a handshake finishes with what it read). */
+typedef struct SessionEnv {
+        sd_event *event;
+        IoPoll *iopoll;                /* where connects are watched */
+        const ConfigSsh *ssh;
+        const Identity *identity;
+        const KnownHosts *known_hosts;
+        Gate *handshakes;              /* ssh.max_handshakes */
+        Metrics *metrics;              /* may be NULL */
+} SessionEnv;
+
+/* What a session tells its owner. 'changed' is required; the stream
+ * accounting hooks may be NULL (a host key scan opens no streams). */
+typedef struct SessionHooks {
+        /* Every state change (READY, FAILED, ...). */
+        void (*changed)(Session *s, void *userdata);
+        /* A stream's open came to an end, once per stream: ok, refused,
+         * unavailable (the session died first) or abandoned (its user left). */
+        void (*stream_opened)(Session *s, StreamResult r, void *userdata);
+        /* An open stream ended with these byte counts (client -> node, node -> client). */
+        void (*stream_closed)(Session *s, uint64_t bytes_up, uint64_t bytes_down, void *userdata);
+} SessionHooks;
 
 typedef struct SessionParams {
         const char *node_name; /* for logs */
         const char *address;   /* IP literal or DNS name */
         uint16_t port;
         unsigned index;        /* position in the node's pool, for logs */
-        SessionChanged changed;
+        const SessionHooks *hooks;
         void *userdata;
         /* Stop after the key exchange: keep the host key the server
          * presented (session_host_key_blob), check nothing, authenticate
@@ -85,9 +116,9 @@ typedef struct SessionParams {
 int session_global_init(void);
 void session_global_done(void);
 
-/* A session in SESSION_IDLE; session_connect() starts it. 'node' (may be
- * NULL for a scan) receives the streams' accounting. */
-int session_new(Daemon *d, Node *node, const SessionParams *p, Session **ret);
+/* A session in SESSION_IDLE; session_connect() starts it. 'env' must
+ * outlive it. */
+int session_new(const SessionEnv *env, const SessionParams *p, Session **ret);
 /* Tears the session down at once (no SSH disconnect): channels fail with
  * -ECONNABORTED. Accepts NULL, returns NULL. */
 Session *session_free(Session *s);
@@ -129,6 +160,29 @@ int session_open_probe_channel(Session *s, const char *host, uint16_t port, cons
                                uint16_t orig_port, const ChannelCallbacks *cb, void *userdata,
                                SessionChannel **ret);
 
+/* The calls a node makes on its sessions, as a table: the daemon's nodes
+ * use session_ops (below); a unit test of node.c passes sessions of its
+ * own making. 'probe' opens a channel that is not a stream (see
+ * session_open_probe_channel()). */
+typedef struct SessionOps {
+        int (*create)(const SessionEnv *env, const SessionParams *p, Session **ret);
+        Session *(*destroy)(Session *s);
+        void (*connect)(Session *s);
+        void (*disconnect)(Session *s, const char *why);
+        SessionState (*state)(const Session *s);
+        SessionFailure (*failure)(const Session *s);
+        const char *(*last_error)(const Session *s);
+        const char *(*host_key)(const Session *s);
+        const void *(*host_key_blob)(const Session *s, size_t *ret_len);
+        usec_t (*up_duration)(const Session *s);
+        unsigned (*channels)(const Session *s);
+        int (*open_channel)(Session *s, bool probe, const char *host, uint16_t port, const char *orig_host,
+                            uint16_t orig_port, const ChannelCallbacks *cb, void *userdata, SessionChannel **ret);
+} SessionOps;
+
+/* The real sessions' table. */
+extern const SessionOps session_ops;
+
 /* Bytes from the node, for the user to consume (then call _consumed). */
 Buffer *session_channel_rx(SessionChannel *ch);
 /* The node sent EOF and every byte before it is in rx (or consumed). */
@@ -139,8 +193,6 @@ void session_channel_consumed(SessionChannel *ch);
 
 /* Bytes for the node: append, then call _kick. */
 Buffer *session_channel_tx(SessionChannel *ch);
-/* Room left in tx before the channel pushes back. */
-size_t session_channel_tx_room(const SessionChannel *ch);
 void session_channel_kick(SessionChannel *ch);
 /* Send EOF once tx is empty: the client half-closed. */
 void session_channel_shutdown_tx(SessionChannel *ch);

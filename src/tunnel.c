@@ -20,17 +20,15 @@
 
 #include "address.h"
 #include "buffer.h"
-#include "conf.h"
-#include "daemon.h"
+#include "connector.h"
 #include "http.h"
 #include "macro.h"
-#include "resolve.h"
+#include "tunnel.h"
 #include "upstream-internal.h"
 
 
 typedef enum ConnState {
-        CONN_RESOLVING,
-        CONN_CONNECTING,
+        CONN_CONNECTING, /* the connector resolves and connects */
         CONN_HANDSHAKE,
         CONN_REQUEST,   /* CONNECT out, reading the reply head */
         CONN_BODY,      /* an error reply: reading some of its body */
@@ -41,23 +39,20 @@ typedef enum ConnState {
         CONN_DEAD,
 } ConnState;
 
-struct UpstreamConn {
+struct Tunnel {
         Upstream *upstream;
         unsigned n_ref; /* its own, plus one per handler of ours on the stack */
         ConnState state;
         int fd;
         IoWatch *io; /* in the upstream's IoPoll */
         sd_event_source *timer, *defer;
-        ResolveQuery *query;
-        struct sockaddr_storage addrs[UPSTREAM_ADDRS_MAX];
-        socklen_t addr_lens[UPSTREAM_ADDRS_MAX];
-        size_t n_addrs, next_addr;
+        Connector *connector; /* CONN_CONNECTING */
 
         SSL *ssl;
         uint32_t tls_want; /* the handshake waits for EPOLLIN or EPOLLOUT */
         bool read_wants_write, write_wants_read;
 
-        UpstreamOpened cb;
+        TunnelOpened cb;
         void *userdata;
         size_t request_left; /* bytes of our CONNECT still in tx */
         int status;
@@ -74,12 +69,12 @@ struct UpstreamConn {
 
 /* --- a conn's life -------------------------------------------------------------- */
 
-static UpstreamConn *conn_ref(UpstreamConn *c) {
+static Tunnel *conn_ref(Tunnel *c) {
         c->n_ref++;
         return c;
 }
 
-static void conn_unref(UpstreamConn *c) {
+static void conn_unref(Tunnel *c) {
         if (--c->n_ref > 0)
                 return;
         buffer_done(&c->rx);
@@ -89,8 +84,8 @@ static void conn_unref(UpstreamConn *c) {
 }
 
 /* Let go of the socket and its sources; the object stays. */
-static void conn_release(UpstreamConn *c) {
-        c->query = resolve_cancel(c->query);
+static void conn_release(Tunnel *c) {
+        c->connector = connector_free(c->connector);
         c->io = iopoll_watch_free(c->io);
         c->timer = sd_event_source_disable_unref(c->timer);
         SSL_free(c->ssl);
@@ -99,7 +94,7 @@ static void conn_release(UpstreamConn *c) {
 }
 
 /* Nothing of it runs again; the memory goes with the last reference. */
-static void conn_end(UpstreamConn *c) {
+static void conn_end(Tunnel *c) {
         if (c->state == CONN_DEAD)
                 return;
         c->state = CONN_DEAD;
@@ -109,11 +104,11 @@ static void conn_end(UpstreamConn *c) {
         conn_unref(c);
 }
 
-static void conn_schedule(UpstreamConn *c) {
+static void conn_schedule(Tunnel *c) {
         (void) sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);
 }
 
-_printf_(2, 3) static void conn_error(UpstreamConn *c, const char *fmt, ...) {
+_printf_(2, 3) static void conn_error(Tunnel *c, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
@@ -123,8 +118,8 @@ _printf_(2, 3) static void conn_error(UpstreamConn *c, const char *fmt, ...) {
 
 /* It failed: 'e' (-EPROTO: a TLS error, c->error has its words already) in
  * 'what'. The callback (opening) or hooks.failed (open) runs from the loop,
- * never from inside upstream_connect() or an op, where callers are mid-call. */
-static void conn_fail(UpstreamConn *c, int e, const char *what) {
+ * never from inside tunnel_open() or an op, where callers are mid-call. */
+static void conn_fail(Tunnel *c, int e, const char *what) {
         if (c->state == CONN_CLOSING) {
                 conn_end(c); /* no one to tell */
                 return;
@@ -136,13 +131,13 @@ static void conn_fail(UpstreamConn *c, int e, const char *what) {
         conn_schedule(c);
 }
 
-static void conn_update_events(UpstreamConn *c) {
+static void conn_update_events(Tunnel *c) {
         bool open = c->state == CONN_OPEN || c->state == CONN_CLOSING;
         /* reading stops while rx is full: the upstream's window shuts */
         bool want_read = c->state == CONN_REQUEST || c->state == CONN_BODY ||
                          (open && !c->rx_eof && (c->state == CONN_CLOSING || buffer_room(&c->rx) > 0));
         bool want_write = (c->state == CONN_REQUEST || open) && !buffer_empty(&c->tx);
-        uint32_t events = c->state == CONN_CONNECTING ? EPOLLOUT : c->state == CONN_HANDSHAKE ? c->tls_want : 0;
+        uint32_t events = c->state == CONN_HANDSHAKE ? c->tls_want : 0;
 
         if (!c->io)
                 return;
@@ -159,7 +154,7 @@ static void conn_update_events(UpstreamConn *c) {
 /* --- transport: the socket, or TLS on it ----------------------------------------- */
 
 /* Words for a TLS failure into c->error; returns -EPROTO. */
-static int conn_tls_error(UpstreamConn *c, int ssl_error, const char *what) {
+static int conn_tls_error(Tunnel *c, int ssl_error, const char *what) {
         long v = SSL_get_verify_result(c->ssl);
         unsigned long e = ERR_peek_error();
         const char *why = e ? ERR_reason_error_string(e) : NULL;
@@ -181,7 +176,7 @@ static int conn_tls_error(UpstreamConn *c, int ssl_error, const char *what) {
 
 /* An SSL call's outcome: r > 0 as it is, 0 at the peer's close_notify,
  * -EAGAIN (*ret_other: waiting for the other direction), or -EPROTO. */
-static int conn_ssl(UpstreamConn *c, int r, int other, bool *ret_other, const char *what) {
+static int conn_ssl(Tunnel *c, int r, int other, bool *ret_other, const char *what) {
         int e;
 
         if (r > 0) {
@@ -202,7 +197,7 @@ static ssize_t io_result(ssize_t k) {
 }
 
 /* Returns bytes read, 0 on EOF, -EAGAIN, or -errno (-EPROTO: TLS). */
-static ssize_t conn_recv(UpstreamConn *c, void *p, size_t n) {
+static ssize_t conn_recv(Tunnel *c, void *p, size_t n) {
         if (!c->ssl)
                 return io_result(read(c->fd, p, n));
         ERR_clear_error();
@@ -211,7 +206,7 @@ static ssize_t conn_recv(UpstreamConn *c, void *p, size_t n) {
 }
 
 /* Read at most 'max' bytes into b (which has room). */
-static ssize_t conn_recv_into(UpstreamConn *c, Buffer *b, size_t max) {
+static ssize_t conn_recv_into(Tunnel *c, Buffer *b, size_t max) {
         size_t size;
         uint8_t *p = buffer_reserve(b, MIN(max, (size_t) UPSTREAM_READ_CHUNK), &size);
         ssize_t n;
@@ -226,7 +221,7 @@ static ssize_t conn_recv_into(UpstreamConn *c, Buffer *b, size_t max) {
         return n;
 }
 
-static ssize_t conn_send(UpstreamConn *c, const void *p, size_t n) {
+static ssize_t conn_send(Tunnel *c, const void *p, size_t n) {
         if (!c->ssl)
                 return io_result(send(c->fd, p, n, MSG_NOSIGNAL));
         ERR_clear_error();
@@ -236,7 +231,7 @@ static ssize_t conn_send(UpstreamConn *c, const void *p, size_t n) {
 
 /* Our EOF to the upstream. Over TLS that is a close_notify: konnectivity-
  * server (as any TLS peer) reads it as the client's EOF. */
-static int conn_shutdown_write(UpstreamConn *c) {
+static int conn_shutdown_write(Tunnel *c) {
         int r = 0;
 
         if (c->ssl) {
@@ -252,7 +247,7 @@ static int conn_shutdown_write(UpstreamConn *c) {
 
 /* Write tx while the socket takes it, then the half-close once it is
  * empty. Returns 0 or -errno. */
-static int conn_flush(UpstreamConn *c) {
+static int conn_flush(Tunnel *c) {
         while (!buffer_empty(&c->tx)) {
                 ssize_t n = conn_send(c, buffer_head(&c->tx), buffer_len(&c->tx));
                 if (n == -EAGAIN)
@@ -273,9 +268,9 @@ static int conn_flush(UpstreamConn *c) {
 
 static int on_io(IoWatch *w, int fd, uint32_t revents, void *userdata);
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata);
-static void conn_report_body(UpstreamConn *c);
+static void conn_report_body(Tunnel *c);
 
-static void conn_connected(UpstreamConn *c) {
+static void conn_connected(Tunnel *c) {
         Upstream *u = c->upstream;
         const char *name = u->verify_name;
         unsigned char ip[sizeof(struct in6_addr)];
@@ -302,63 +297,32 @@ static void conn_connected(UpstreamConn *c) {
         conn_update_events(c);
 }
 
-/* Try the next address; out of them, the open fails with the last error. */
-static void conn_connect_next(UpstreamConn *c) {
-        while (c->next_addr < c->n_addrs) {
-                size_t i = c->next_addr++;
-                const struct sockaddr *sa = (const struct sockaddr *) &c->addrs[i];
-                int r, one = 1;
+static void on_connected(int fd, int error, ConnectorPhase phase, const char *message, void *userdata) {
+        Tunnel *c = userdata;
+        int r, one = 1;
 
-                c->io = iopoll_watch_free(c->io);
-                c->fd = safe_close(c->fd);
-                c->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-                if (c->fd >= 0 && sa->sa_family != AF_UNIX)
-                        (void) setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-                if (c->fd < 0 || (connect(c->fd, sa, c->addr_lens[i]) < 0 && errno != EINPROGRESS)) {
-                        conn_error(c, "cannot connect to %s: %m", c->upstream->address);
-                        continue;
-                }
-                r = iopoll_add(c->upstream->iopoll, c->fd, EPOLLOUT, on_io, c, &c->io);
-                if (r < 0) {
-                        conn_error(c, "cannot watch the upstream socket: %s", strerror(-r));
-                        break;
-                }
-                c->state = CONN_CONNECTING; /* on_io checks SO_ERROR, even for a done connect */
+        c->connector = NULL; /* freed by now */
+        if (fd < 0) {
+                if (phase == CONNECTOR_RESOLVE)
+                        conn_error(c, "%s", message);
+                else
+                        conn_error(c, "cannot connect to %s: %s", c->upstream->address, strerror(-error));
+                conn_fail(c, 0, NULL);
                 return;
         }
-        conn_fail(c, 0, NULL);
-}
-
-static void conn_on_connect(UpstreamConn *c) {
-        int err = 0;
-        socklen_t len = sizeof(err);
-
-        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-                err = errno;
-        if (err == 0) {
-                conn_connected(c);
+        c->fd = fd;
+        if (c->upstream->host)
+                (void) setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        r = iopoll_add(c->upstream->iopoll, c->fd, 0, on_io, c, &c->io);
+        if (r < 0) {
+                conn_error(c, "cannot watch the upstream socket: %s", strerror(-r));
+                conn_fail(c, 0, NULL);
                 return;
         }
-        conn_error(c, "cannot connect to %s: %s", c->upstream->address, strerror(err));
-        conn_connect_next(c);
+        conn_connected(c);
 }
 
-static void on_resolved(ResolveQuery *q, int error, const char *message, const struct addrinfo *ai,
-                        void *userdata) {
-        UpstreamConn *c = userdata;
-
-        c->query = NULL;
-        conn_error(c, "cannot resolve %s: %s", c->upstream->host,
-                   error < 0 ? message ?: strerror(-error) : "no address");
-        for (; error == 0 && ai && c->n_addrs < UPSTREAM_ADDRS_MAX; ai = ai->ai_next)
-                if (ai->ai_addrlen <= sizeof(c->addrs[0])) {
-                        memcpy(&c->addrs[c->n_addrs], ai->ai_addr, ai->ai_addrlen);
-                        c->addr_lens[c->n_addrs++] = ai->ai_addrlen;
-                }
-        conn_connect_next(c);
-}
-
-static void conn_handshake(UpstreamConn *c) {
+static void conn_handshake(Tunnel *c) {
         bool wants_read;
         int r;
 
@@ -379,8 +343,8 @@ static void conn_handshake(UpstreamConn *c) {
 }
 
 /* Report how the open ended; with anything but 200 the conn ends too. */
-static void conn_report(UpstreamConn *c, int status, const char *reason, const char *body) {
-        UpstreamOpened cb = TAKE_PTR(c->cb);
+static void conn_report(Tunnel *c, int status, const char *reason, const char *body) {
+        TunnelOpened cb = TAKE_PTR(c->cb);
 
         if (status != 200)
                 conn_release(c);
@@ -404,7 +368,7 @@ static void text_copy(char *dst, const void *src, size_t n, bool lines) {
 }
 
 /* The reply head is the first 'n' bytes of rx: act on it. */
-static void conn_on_reply(UpstreamConn *c, int n, const HttpResponseHead *h) {
+static void conn_on_reply(Tunnel *c, int n, const HttpResponseHead *h) {
         c->status = h->status;
         snprintf(c->reason, sizeof(c->reason), "%s", h->reason);
         buffer_consume(&c->rx, (size_t) n);
@@ -432,12 +396,12 @@ static void conn_on_reply(UpstreamConn *c, int n, const HttpResponseHead *h) {
  * 765 write an agent's dial failure with Go's http.Response.Write and no
  * version set: "HTTP/0.0 503 ...". Go's client (the API server's) reads
  * that, so we do. */
-static void conn_fix_version(UpstreamConn *c) {
+static void conn_fix_version(Tunnel *c) {
         if (buffer_len(&c->rx) >= 9 && memcmp(buffer_head(&c->rx), "HTTP/0.0 ", 9) == 0)
                 c->rx.data[c->rx.start + 5] = '1';
 }
 
-static void conn_request(UpstreamConn *c) {
+static void conn_request(Tunnel *c) {
         const char *p;
         HttpResponseHead h;
         size_t len;
@@ -481,14 +445,14 @@ static void conn_request(UpstreamConn *c) {
 }
 
 /* An error reply's body, as far as it came: passed on as text. */
-static void conn_report_body(UpstreamConn *c) {
+static void conn_report_body(Tunnel *c) {
         char body[UPSTREAM_BODY_MAX + 1];
 
         text_copy(body, buffer_head(&c->rx), MIN(buffer_len(&c->rx), (size_t) UPSTREAM_BODY_MAX), true);
         conn_report(c, c->status, c->reason, body);
 }
 
-static void conn_body(UpstreamConn *c) {
+static void conn_body(Tunnel *c) {
         while (!c->rx_eof && buffer_len(&c->rx) < UPSTREAM_BODY_MAX) {
                 ssize_t n = conn_recv_into(c, &c->rx, UPSTREAM_BODY_MAX - buffer_len(&c->rx));
                 if (n == -EAGAIN)
@@ -501,7 +465,7 @@ static void conn_body(UpstreamConn *c) {
 
 /* --- open: the far end ---------------------------------------------------------- */
 
-static void conn_pump(UpstreamConn *c) {
+static void conn_pump(Tunnel *c) {
         int r = 0;
 
         while (!c->rx_eof && (c->state == CONN_CLOSING || buffer_room(&c->rx) > 0)) {
@@ -547,12 +511,10 @@ static void conn_pump(UpstreamConn *c) {
 
 /* One step in the state the conn is in; true if it moved on to one that
  * may proceed now (the reply head may hold stream bytes already). */
-static bool conn_step(UpstreamConn *c) {
+static bool conn_step(Tunnel *c) {
         ConnState s = c->state;
 
-        if (s == CONN_CONNECTING)
-                conn_on_connect(c);
-        else if (s == CONN_HANDSHAKE)
+        if (s == CONN_HANDSHAKE)
                 conn_handshake(c);
         else if (s == CONN_REQUEST)
                 conn_request(c);
@@ -564,7 +526,7 @@ static bool conn_step(UpstreamConn *c) {
 }
 
 static int on_io(IoWatch *w, int fd, uint32_t revents, void *userdata) {
-        UpstreamConn *c = conn_ref(userdata);
+        Tunnel *c = conn_ref(userdata);
 
         while (conn_step(c))
                 ;
@@ -574,7 +536,7 @@ static int on_io(IoWatch *w, int fd, uint32_t revents, void *userdata) {
 }
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        UpstreamConn *c = conn_ref(userdata);
+        Tunnel *c = conn_ref(userdata);
 
         if (c->state == CONN_BODY)
                 conn_report_body(c);
@@ -585,7 +547,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 static int on_defer(sd_event_source *s, void *userdata) {
-        UpstreamConn *c = conn_ref(userdata);
+        Tunnel *c = conn_ref(userdata);
 
         if (c->state == CONN_REPORTING)
                 conn_report(c, 0, c->error, "");
@@ -614,18 +576,17 @@ static bool host_is_sendable(const char *host) {
         return true;
 }
 
-int upstream_connect(Upstream *u, const char *host, uint16_t port, UpstreamOpened cb, void *userdata,
-                     UpstreamConn **ret) {
+int tunnel_open(Upstream *u, const char *host, uint16_t port, TunnelOpened cb, void *userdata, Tunnel **ret) {
         _cleanup_free_ char *request = NULL;
-        UpstreamConn *c;
+        char target[UPSTREAM_HOST_MAX + 16];
+        Tunnel *c;
         int r, len;
 
         if (!host_is_sendable(host) || port == 0 || !cb)
                 return -EINVAL;
         /* byte for byte what kube-apiserver's egress dialer writes */
-        len = asprintf(&request, strchr(host, ':') ? "CONNECT [%s]:%u HTTP/1.1\r\nHost: %s\r\n\r\n"
-                                                   : "CONNECT %s:%u HTTP/1.1\r\nHost: %s\r\n\r\n",
-                       host, (unsigned) port, "127.0.0.1");
+        len = asprintf(&request, "CONNECT %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+                       hostport_format(host, port, target, sizeof(target)));
         if (len < 0) {
                 request = NULL;
                 return -ENOMEM;
@@ -633,7 +594,7 @@ int upstream_connect(Upstream *u, const char *host, uint16_t port, UpstreamOpene
         c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
-        *c = (UpstreamConn) { .upstream = u, .n_ref = 1, .fd = -1, .cb = cb, .userdata = userdata,
+        *c = (Tunnel) { .upstream = u, .n_ref = 1, .fd = -1, .cb = cb, .userdata = userdata,
                               .request_left = (size_t) len };
         u->n_ref++;
         buffer_init(&c->rx, UPSTREAM_RX_MAX);
@@ -651,50 +612,52 @@ int upstream_connect(Upstream *u, const char *host, uint16_t port, UpstreamOpene
         (void) sd_event_source_set_description(c->defer, "upstream-defer");
         u->n_conns++;
 
-        if (u->addr_len > 0) {
-                c->addrs[0] = u->addr;
-                c->addr_lens[0] = u->addr_len;
-                c->n_addrs = 1;
-                conn_connect_next(c);
-        } else {
-                c->state = CONN_RESOLVING;
-                r = resolve_start(u->event, u->host, u->port, on_resolved, c, &c->query);
-                if (r < 0)
-                        conn_fail(c, r, "cannot resolve the upstream");
-        }
+        c->state = CONN_CONNECTING;
+        r = connector_new(u->event, u->iopoll,
+                          &(ConnectorParams) {
+                                  .host = u->host,
+                                  .port = u->port,
+                                  .addr = u->addr_len > 0 ? (const struct sockaddr *) &u->addr : NULL,
+                                  .addr_len = u->addr_len,
+                                  .done = on_connected,
+                                  .userdata = c,
+                          },
+                          &c->connector);
+        if (r < 0)
+                conn_fail(c, r, "cannot connect to the upstream");
         *ret = c;
         return 0;
 }
 
-void upstream_conn_abort(UpstreamConn *c) {
+void tunnel_abort(Tunnel *c) {
         if (c)
                 conn_end(c);
 }
 
-uint64_t upstream_conn_bytes_rx(const UpstreamConn *c) {
+uint64_t tunnel_bytes_rx(const Tunnel *c) {
         return c->bytes_rx;
 }
 
-uint64_t upstream_conn_bytes_tx(const UpstreamConn *c) {
+uint64_t tunnel_bytes_tx(const Tunnel *c) {
         return c->bytes_tx;
 }
 
 /* --- the far end ops: never a hook from inside one (the relay is mid-call) --------- */
 
 static Buffer *far_rx(void *end) {
-        return &((UpstreamConn *) end)->rx;
+        return &((Tunnel *) end)->rx;
 }
 
 static bool far_rx_eof(void *end) {
-        return ((UpstreamConn *) end)->rx_eof;
+        return ((Tunnel *) end)->rx_eof;
 }
 
 static Buffer *far_tx(void *end) {
-        return &((UpstreamConn *) end)->tx;
+        return &((Tunnel *) end)->tx;
 }
 
 static void far_consumed(void *end) {
-        UpstreamConn *c = end;
+        Tunnel *c = end;
 
         if (c->state != CONN_OPEN)
                 return;
@@ -705,7 +668,7 @@ static void far_consumed(void *end) {
 }
 
 static void far_kick(void *end) {
-        UpstreamConn *c = end;
+        Tunnel *c = end;
         int r;
 
         if (c->state != CONN_OPEN)
@@ -723,12 +686,12 @@ static void far_kick(void *end) {
 }
 
 static void far_shutdown_tx(void *end) {
-        ((UpstreamConn *) end)->tx_shutdown = true;
+        ((Tunnel *) end)->tx_shutdown = true;
         far_kick(end);
 }
 
 static void far_attach(void *end, const FarEndHooks *hooks, void *relay) {
-        UpstreamConn *c = end;
+        Tunnel *c = end;
 
         c->hooks = hooks;
         c->relay = relay;
@@ -737,7 +700,7 @@ static void far_attach(void *end, const FarEndHooks *hooks, void *relay) {
 }
 
 static void far_close(void *end) {
-        UpstreamConn *c = end;
+        Tunnel *c = end;
 
         c->hooks = NULL;
         c->tx_shutdown = true;
@@ -769,6 +732,6 @@ static const FarEndOps upstream_far_ops = {
         .abort = far_abort,
 };
 
-FarEnd upstream_far_end(UpstreamConn *c) {
+FarEnd tunnel_far_end(Tunnel *c) {
         return (FarEnd) { &upstream_far_ops, c };
 }

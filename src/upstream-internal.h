@@ -1,5 +1,5 @@
 /* What upstream.c (the upstream: address, TLS context) and tunnel.c (one
- * CONNECT through it, then a far end) share. */
+ * CONNECT through it, then a far end) share: the Upstream object. */
 #pragma once
 
 #include <sys/socket.h>
@@ -18,7 +18,6 @@
 #define UPSTREAM_BODY_MAX 4096                   /* an error reply's body: this much, or to EOF, */
 #define UPSTREAM_BODY_USEC (500 * USEC_PER_MSEC) /* within this time */
 #define UPSTREAM_LINGER_USEC (10 * USEC_PER_SEC) /* close(): how long tx may take to drain */
-#define UPSTREAM_ADDRS_MAX 8                     /* resolved addresses, tried in turn */
 #define UPSTREAM_HOST_MAX 1024                   /* the longest CONNECT target host */
 
 /* Shared by the daemon and every conn: a conn keeps what it was opened
@@ -34,7 +33,7 @@ struct Upstream {
         socklen_t addr_len;           /* 0: resolve host for each conn */
         SSL_CTX *ctx;                 /* tcp with ca_file: TLS */
         char *verify_name;            /* the name the certificate must carry (SNI too, unless an IP) */
-        unsigned n_conns;
+        unsigned n_conns; /* tunnels alive */
 };
 
 /* Drop a reference; the last one frees. Returns NULL. */

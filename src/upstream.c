@@ -20,12 +20,8 @@
 #include <systemd/sd-event.h>
 
 #include "address.h"
-#include "buffer.h"
 #include "conf.h"
-#include "daemon.h"
-#include "http.h"
 #include "macro.h"
-#include "resolve.h"
 #include "upstream-internal.h"
 
 
@@ -102,8 +98,7 @@ static int upstream_tls_new(Upstream *u, const ConfigKonnectivity *k, char **ret
         return u->verify_name ? 0 : -ENOMEM;
 }
 
-int upstream_new(Daemon *d, Upstream **ret, char **ret_error) {
-        const ConfigKonnectivity *k = &daemon_config(d)->konnectivity;
+int upstream_new(sd_event *e, const ConfigKonnectivity *k, Upstream **ret, char **ret_error) {
         _cleanup_(upstream_unrefp) Upstream *u = NULL;
         const char *a = k->upstream;
         int r;
@@ -114,7 +109,7 @@ int upstream_new(Daemon *d, Upstream **ret, char **ret_error) {
         if (!u)
                 return -ENOMEM;
         u->n_ref = 1;
-        u->event = sd_event_ref(daemon_event(d));
+        u->event = sd_event_ref(e);
         r = iopoll_new(u->event, &u->iopoll);
         if (r < 0)
                 return r;

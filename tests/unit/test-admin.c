@@ -1,6 +1,7 @@
 /* Tests for the admin API (routes, JSON shapes, operator actions, host key
- * scans, the socket server) and for sshtunctl's table renderer. The daemon,
- * its nodes and the SSH sessions are stubs below. */
+ * scans, the socket server) and for sshtunctl's table renderer. The admin
+ * API sees the daemon through AdminOps and sessions through SessionOps:
+ * both are fakes of the test's own below. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -19,32 +20,29 @@
 #include <jansson.h>
 
 #include "admin.h"
-#include "daemon.h"
 #include "hostkey.h"
 #include "macro.h"
-#include "metrics.h"
-#include "node.h"
+#include "nodeinfo.h"
 #include "session.h"
 #include "table.h"
 
-/* ---- stubs for what admin.o needs from the daemon and the nodes ------------ */
+/* ---- a daemon of the test's own, behind AdminOps ------------------------------ */
 
-struct Node {
+typedef struct FakeNode {
         NodeInfo info;
-        ConfigNode cfg;
         unsigned drains, undrains, reconnects;
-};
+} FakeNode;
 
-struct Daemon {
+typedef struct FakeDaemon {
         sd_event *event;
-        Node *nodes;
+        FakeNode *nodes;
         size_t n_nodes;
         unsigned streams;
         unsigned handshakes;
         Config config;
         unsigned reloads;
         const char *reload_error; /* the next reload fails with this */
-};
+} FakeDaemon;
 
 /* ssh.port 2200: scans of a bare host use it */
 #define TEST_CONFIG                                                                            \
@@ -55,11 +53,72 @@ struct Daemon {
                 .admin = { .ready_min_fraction = 0.5 },                                        \
         }
 
-sd_event *daemon_event(const Daemon *d) {
-        return d->event;
+static FakeNode *fake_find(FakeDaemon *d, const char *name) {
+        for (size_t i = 0; i < d->n_nodes; i++)
+                if (streq(d->nodes[i].info.name, name))
+                        return &d->nodes[i];
+        return NULL;
 }
 
-int daemon_reload(Daemon *d, bool nodes_only, char **ret_error) {
+static int fake_nodes(void *userdata, NodeInfo **ret, size_t *ret_n) {
+        FakeDaemon *d = userdata;
+        NodeInfo *infos = d->n_nodes ? calloc(d->n_nodes, sizeof(NodeInfo)) : NULL;
+
+        assert_true(infos || d->n_nodes == 0);
+        for (size_t i = 0; i < d->n_nodes; i++)
+                infos[i] = d->nodes[i].info;
+        *ret = infos;
+        *ret_n = d->n_nodes;
+        return 0;
+}
+
+static int fake_node(void *userdata, const char *name, NodeInfo *ret) {
+        FakeNode *n = fake_find(userdata, name);
+
+        if (!n)
+                return -ENOENT;
+        *ret = n->info;
+        return 0;
+}
+
+static void fake_status(void *userdata, AdminStatus *ret) {
+        FakeDaemon *d = userdata;
+        *ret = (AdminStatus) { .streams = d->streams, .handshakes_in_flight = d->handshakes };
+}
+
+/* The state the real node computes, enough for the replies. */
+static int fake_action(void *userdata, const char *name, AdminAction a, NodeInfo *ret) {
+        FakeNode *n = fake_find(userdata, name);
+
+        if (!n)
+                return -ENOENT;
+        switch (a) {
+        case ADMIN_ACTION_DRAIN:
+                n->drains++;
+                n->info.draining = true;
+                if (n->info.state == NODE_UP)
+                        n->info.state = NODE_DRAINING;
+                break;
+        case ADMIN_ACTION_UNDRAIN:
+                n->undrains++;
+                n->info.draining = false;
+                if (n->info.state == NODE_DRAINING)
+                        n->info.state = NODE_UP;
+                break;
+        case ADMIN_ACTION_RECONNECT:
+                n->reconnects++;
+                n->info.state = NODE_CONNECTING;
+                break;
+        default:
+                fail();
+        }
+        *ret = n->info;
+        return 0;
+}
+
+static int fake_reload(void *userdata, char **ret_error) {
+        FakeDaemon *d = userdata;
+
         d->reloads++;
         if (d->reload_error) {
                 *ret_error = strdup(d->reload_error);
@@ -68,15 +127,7 @@ int daemon_reload(Daemon *d, bool nodes_only, char **ret_error) {
         return 0;
 }
 
-const Config *daemon_config(const Daemon *d) {
-        return &d->config;
-}
-
-const KnownHosts *daemon_known_hosts(Daemon *d) {
-        return NULL; /* known_hosts_check: every key is unknown */
-}
-
-char *metrics_render(Daemon *d, size_t *ret_len) {
+static char *fake_metrics(void *userdata, size_t *ret_len) {
         char *s = strdup("# metrics\n");
 
         if (s && ret_len)
@@ -84,80 +135,29 @@ char *metrics_render(Daemon *d, size_t *ret_len) {
         return s;
 }
 
-size_t daemon_n_nodes(const Daemon *d) {
-        return d->n_nodes;
+static const Config *fake_config(void *userdata) {
+        FakeDaemon *d = userdata;
+        return &d->config;
 }
 
-Node *daemon_node(const Daemon *d, size_t i) {
-        assert_true(i < d->n_nodes);
-        return &d->nodes[i];
-}
+static const AdminOps fake_ops = {
+        .nodes = fake_nodes,
+        .node = fake_node,
+        .status = fake_status,
+        .action = fake_action,
+        .reload = fake_reload,
+        .metrics = fake_metrics,
+        .config = fake_config,
+};
 
-Node *daemon_find_node(const Daemon *d, const char *name) {
-        for (size_t i = 0; i < d->n_nodes; i++)
-                if (streq(d->nodes[i].info.name, name))
-                        return &d->nodes[i];
-        return NULL;
-}
-
-unsigned daemon_streams(const Daemon *d) {
-        return d->streams;
-}
-
-unsigned daemon_handshakes_in_flight(const Daemon *d) {
-        return d->handshakes;
-}
-
-void node_get_info(const Node *n, NodeInfo *ret) {
-        *ret = n->info;
-}
-
-const char *node_name(const Node *n) {
-        return n->info.name;
-}
-
-unsigned node_streams(const Node *n) {
-        return n->info.streams;
-}
-
-const ConfigNode *node_config(const Node *n) {
-        Node *m = (Node *) n;
-
-        m->cfg.name = (char *) n->info.name;
-        m->cfg.address = (char *) n->info.address;
-        m->cfg.port = n->info.port;
-        return &m->cfg;
-}
-
-/* The state the real node computes, enough for the replies. */
-void node_drain(Node *n) {
-        n->drains++;
-        n->info.draining = true;
-        if (n->info.state == NODE_UP)
-                n->info.state = NODE_DRAINING;
-}
-
-void node_undrain(Node *n) {
-        n->undrains++;
-        n->info.draining = false;
-        if (n->info.state == NODE_DRAINING)
-                n->info.state = NODE_UP;
-}
-
-void node_reconnect(Node *n) {
-        n->reconnects++;
-        n->info.state = NODE_CONNECTING;
-}
-
-/* ---- a fake SSH session for scans ------------------------------------------ */
+/* ---- a fake SSH session for scans, behind SessionOps ------------------------------ */
 
 struct Session {
         char *node_name;
         char *address;
         uint16_t port;
         bool scan_only;
-        Node *node;
-        SessionChanged changed;
+        const SessionHooks *hooks;
         void *userdata;
         SessionState state;
         SessionFailure failure;
@@ -167,13 +167,13 @@ struct Session {
 };
 
 static struct {
-        Session *last;     /* the latest session_new() */
+        Session *last;     /* the latest session made */
         unsigned live;     /* made and not freed */
         bool in_callback;  /* inside a session's 'changed' callback */
-        bool sync_refuse;  /* session_connect fails at once, inside the call */
+        bool sync_refuse;  /* connecting fails at once, inside the call */
 } fake;
 
-int session_new(Daemon *d, Node *node, const SessionParams *p, Session **ret) {
+static int fake_session_create(const SessionEnv *env, const SessionParams *p, Session **ret) {
         Session *s = calloc(1, sizeof(*s));
 
         assert_non_null(s);
@@ -181,8 +181,7 @@ int session_new(Daemon *d, Node *node, const SessionParams *p, Session **ret) {
         s->address = strdup(p->address);
         s->port = p->port;
         s->scan_only = p->scan_only;
-        s->node = node;
-        s->changed = p->changed;
+        s->hooks = p->hooks;
         s->userdata = p->userdata;
         fake.last = s;
         fake.live++;
@@ -190,7 +189,7 @@ int session_new(Daemon *d, Node *node, const SessionParams *p, Session **ret) {
         return 0;
 }
 
-Session *session_free(Session *s) {
+static Session *fake_session_destroy(Session *s) {
         if (!s)
                 return NULL;
         /* the session is still running its callback: freeing it now would
@@ -218,37 +217,62 @@ static void fake_finish(Session *s, SessionFailure f, const char *error, const v
                 s->blob_len = len;
         }
         fake.in_callback = true;
-        s->changed(s, s->userdata);
+        s->hooks->changed(s, s->userdata);
         fake.in_callback = false;
 }
 
-void session_connect(Session *s) {
+static void fake_session_connect(Session *s) {
         s->state = SESSION_CONNECTING;
-        s->changed(s, s->userdata);
+        s->hooks->changed(s, s->userdata);
         if (fake.sync_refuse)
                 fake_finish(s, SESSION_FAILURE_NETWORK, "connect to 10.0.0.11:22: Connection refused", NULL, 0);
 }
 
-SessionState session_state(const Session *s) {
+static SessionState fake_session_state(const Session *s) {
         return s->state;
 }
 
-SessionFailure session_failure(const Session *s) {
+static SessionFailure fake_session_failure(const Session *s) {
         return s->failure;
 }
 
-const char *session_last_error(const Session *s) {
+static const char *fake_session_last_error(const Session *s) {
         return s->last_error;
 }
 
-const char *session_host_key(const Session *s) {
+static const char *fake_session_host_key(const Session *s) {
         return NULL;
 }
 
-const void *session_host_key_blob(const Session *s, size_t *ret_len) {
+static const void *fake_session_host_key_blob(const Session *s, size_t *ret_len) {
         if (ret_len)
                 *ret_len = s->blob_len;
         return s->blob;
+}
+
+static const SessionOps fake_session_ops = {
+        .create = fake_session_create,
+        .destroy = fake_session_destroy,
+        .connect = fake_session_connect,
+        .state = fake_session_state,
+        .failure = fake_session_failure,
+        .last_error = fake_session_last_error,
+        .host_key = fake_session_host_key,
+        .host_key_blob = fake_session_host_key_blob,
+};
+
+/* known_hosts NULL: every scanned key is unknown */
+static const SessionEnv fake_session_env = {};
+
+/* What the daemon gives its admin listeners, over the fake. */
+static AdminEnv env_of(FakeDaemon *d) {
+        return (AdminEnv) {
+                .event = d->event,
+                .ops = &fake_ops,
+                .userdata = d,
+                .sessions = &fake_session_env,
+                .session_ops = &fake_session_ops,
+        };
 }
 
 /* ---- fixtures --------------------------------------------------------------- */
@@ -256,21 +280,21 @@ const void *session_host_key_blob(const Session *s, size_t *ret_len) {
 /* 2026-11-29T15:45:10.123456Z */
 #define SINCE ((usec_t) 1795967110 * USEC_PER_SEC + 123456)
 
-static Node test_nodes[] = {
-        { { .name = "node-1", .address = "10.0.0.11", .port = 22, .state = NODE_UP, .route = "ssh",
+static FakeNode test_nodes[] = {
+        { { .name = "node-1", .address = "10.0.0.11", .port = 22, .state = NODE_UP, .route = ROUTE_SSH,
             .sessions_up = 2, .sessions_total = 2, .streams = 7, .streams_total = 5000000000ULL,
             .reconnects = 1, .host_key = "SHA256:abc", .state_since = SINCE } },
-        { { .name = "node-2", .address = "fd00::2", .port = 2222, .state = NODE_BACKOFF, .route = "ssh",
+        { { .name = "node-2", .address = "fd00::2", .port = 2222, .state = NODE_BACKOFF, .route = ROUTE_SSH,
             .sessions_total = 1, .last_error = "connection refused", .state_since = SINCE } },
-        { { .name = "my node", .address = "10.0.0.13", .port = 22, .state = NODE_UP, .route = "ssh",
+        { { .name = "my node", .address = "10.0.0.13", .port = 22, .state = NODE_UP, .route = ROUTE_SSH,
             .sessions_up = 1, .sessions_total = 1, .streams = 5, .state_since = SINCE } },
-        { { .name = "node-4", .address = "10.0.0.14", .port = 22, .state = NODE_DEGRADED, .route = "ssh",
+        { { .name = "node-4", .address = "10.0.0.14", .port = 22, .state = NODE_DEGRADED, .route = ROUTE_SSH,
             .sessions_up = 1, .sessions_total = 1, .state_since = SINCE } },
-        { { .name = "node-5", .address = "10.0.0.15", .port = 22, .state = NODE_CONNECTING, .route = "ssh",
+        { { .name = "node-5", .address = "10.0.0.15", .port = 22, .state = NODE_CONNECTING, .route = ROUTE_SSH,
             .state_since = 0 } },
 };
 
-static Daemon test_daemon = {
+static FakeDaemon test_daemon = {
         .nodes = test_nodes,
         .n_nodes = ELEMENTSOF(test_nodes),
         .streams = 12,
@@ -289,17 +313,20 @@ static void handled_done(Handled *h) {
         free(h->body);
 }
 
-static Handled handle(Daemon *d, const char *method, const char *target) {
+static Handled handle(FakeDaemon *d, const char *method, const char *target) {
+        AdminEnv env = env_of(d);
         Handled h = {};
 
-        assert_int_equal(admin_handle(d, method, target, &h.status, &h.body, &h.content_type, &h.allow), 0);
+        assert_int_equal(admin_handle(&env, ADMIN_ACCESS_FULL, method, target, &h.status, &h.body, &h.content_type,
+                                      &h.allow),
+                         0);
         assert_non_null(h.body);
         assert_non_null(h.content_type);
         return h;
 }
 
 /* admin_handle's body as JSON (it must parse). */
-static json_t *handle_json_method(Daemon *d, const char *method, const char *target, int want_status) {
+static json_t *handle_json_method(FakeDaemon *d, const char *method, const char *target, int want_status) {
         _cleanup_(handled_done) Handled h = handle(d, method, target);
         json_error_t error;
         json_t *v;
@@ -312,7 +339,7 @@ static json_t *handle_json_method(Daemon *d, const char *method, const char *tar
         return v;
 }
 
-static json_t *handle_json(Daemon *d, const char *target, int want_status) {
+static json_t *handle_json(FakeDaemon *d, const char *target, int want_status) {
         return handle_json_method(d, "GET", target, want_status);
 }
 
@@ -351,7 +378,7 @@ static void test_status_counts(void **state) {
 }
 
 static void test_status_no_nodes(void **state) {
-        Daemon empty = {};
+        FakeDaemon empty = {};
         _cleanup_(json_decrefp) json_t *v = handle_json(&empty, "/v1/status", 200);
         static const char *const state_keys[] = { "up" };
 
@@ -531,8 +558,8 @@ static void test_state_since_format(void **state) {
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-                Node n = { { .name = "n", .address = "a", .state = NODE_UP, .state_since = cases[i].t } };
-                Daemon d = { .nodes = &n, .n_nodes = 1 };
+                FakeNode n = { { .name = "n", .address = "a", .state = NODE_UP, .state_since = cases[i].t } };
+                FakeDaemon d = { .nodes = &n, .n_nodes = 1 };
                 _cleanup_(json_decrefp) json_t *v = handle_json(&d, "/v1/nodes/n", 200);
                 usec_t back;
 
@@ -543,16 +570,16 @@ static void test_state_since_format(void **state) {
         }
 
         /* beyond what RFC 3339 can write: null, not a five-digit year */
-        Node n = { { .name = "n", .state_since = (usec_t) 253402300800 * USEC_PER_SEC } };
-        Daemon d = { .nodes = &n, .n_nodes = 1 };
+        FakeNode n = { { .name = "n", .state_since = (usec_t) 253402300800 * USEC_PER_SEC } };
+        FakeDaemon d = { .nodes = &n, .n_nodes = 1 };
         _cleanup_(json_decrefp) json_t *v = handle_json(&d, "/v1/nodes/n", 200);
         assert_true(json_is_null(json_object_get(v, "state_since")));
 }
 
 static void test_invalid_utf8_text(void **state) {
-        Node n = { { .name = "n", .address = "a", .state = NODE_BACKOFF,
+        FakeNode n = { { .name = "n", .address = "a", .state = NODE_BACKOFF,
                      .last_error = "bad \xff banner \xc3\xa9 \xed\xa0\x80!" } };
-        Daemon d = { .nodes = &n, .n_nodes = 1 };
+        FakeDaemon d = { .nodes = &n, .n_nodes = 1 };
         _cleanup_(json_decrefp) json_t *v = handle_json(&d, "/v1/nodes/n", 200);
 
         /* bytes that are not UTF-8 become '?', valid sequences stay */
@@ -560,14 +587,14 @@ static void test_invalid_utf8_text(void **state) {
 }
 
 static void test_probe_object(void **state) {
-        Node n[] = {
+        FakeNode n[] = {
                 { { .name = "ok", .address = "a", .state = NODE_UP,
                     .probe = { .valid = true, .ok = true, .latency = 3251, .at = SINCE } } },
                 { { .name = "bad", .address = "b", .state = NODE_DEGRADED,
                     .probe = { .valid = true, .ok = false, .latency = 5000000, .at = SINCE,
                                .error = "GET /healthz: 500" } } },
         };
-        Daemon d = { .nodes = n, .n_nodes = 2 };
+        FakeDaemon d = { .nodes = n, .n_nodes = 2 };
         _cleanup_(json_decrefp) json_t *v = handle_json(&d, "/v1/nodes/ok", 200);
         _cleanup_(json_decrefp) json_t *w = handle_json(&d, "/v1/nodes/bad", 200);
         _cleanup_(handled_done) Handled h = handle(&d, "GET", "/v1/nodes/ok");
@@ -589,16 +616,16 @@ static void test_probe_object(void **state) {
 }
 
 static void test_node_konnectivity_fields(void **state) {
-        Node n[] = {
-                { { .name = "moved", .address = "a", .state = NODE_UP, .route = "konnectivity", .migrated = true,
+        FakeNode n[] = {
+                { { .name = "moved", .address = "a", .state = NODE_UP, .route = ROUTE_KONNECTIVITY, .migrated = true,
                     .upstream = { .valid = true, .ok = true, .latency = 1500, .at = SINCE } } },
-                { { .name = "falling", .address = "b", .state = NODE_UP, .route = "ssh", .migrated = true,
+                { { .name = "falling", .address = "b", .state = NODE_UP, .route = ROUTE_SSH, .migrated = true,
                     .falling_back = true, .fallbacks = 6000000000ULL,
                     .upstream = { .valid = true, .ok = false, .latency = 2000, .at = SINCE,
                                   .error = "HTTP 500 Internal Server Error: currently no tunnels available" } } },
-                { { .name = "plain", .address = "c", .state = NODE_UP, .route = "ssh" } },
+                { { .name = "plain", .address = "c", .state = NODE_UP, .route = ROUTE_SSH } },
         };
-        Daemon d = { .nodes = n, .n_nodes = ELEMENTSOF(n) };
+        FakeDaemon d = { .nodes = n, .n_nodes = ELEMENTSOF(n) };
         _cleanup_(json_decrefp) json_t *v = handle_json(&d, "/v1/nodes/moved", 200);
         _cleanup_(json_decrefp) json_t *w = handle_json(&d, "/v1/nodes/falling", 200);
         _cleanup_(json_decrefp) json_t *x = handle_json(&d, "/v1/nodes/plain", 200);
@@ -636,8 +663,8 @@ static const char *const migration_node_keys[] = { "name", "route", "migrated", 
 #define UP_OK { .valid = true, .ok = true, .latency = 3000, .at = SINCE }
 #define UP_FAIL { .valid = true, .ok = false, .latency = 1000, .at = SINCE, .error = "HTTP 500" }
 
-static Daemon migration_daemon(Node *nodes, size_t n, const char *upstream) {
-        Daemon d = { .nodes = nodes, .n_nodes = n, .config = TEST_CONFIG };
+static FakeDaemon migration_daemon(FakeNode *nodes, size_t n, const char *upstream) {
+        FakeDaemon d = { .nodes = nodes, .n_nodes = n, .config = TEST_CONFIG };
 
         d.config.konnectivity.upstream = (char *) upstream;
         d.config.konnectivity.fallback_to_ssh = true;
@@ -645,13 +672,13 @@ static Daemon migration_daemon(Node *nodes, size_t n, const char *upstream) {
 }
 
 static void test_migration_none(void **state) {
-        Node n[] = {
-                { { .name = "n1", .state = NODE_UP, .route = "ssh", .upstream = UP_OK,
+        FakeNode n[] = {
+                { { .name = "n1", .state = NODE_UP, .route = ROUTE_SSH, .upstream = UP_OK,
                     .probe = { .valid = true, .ok = true, .latency = 1000, .at = SINCE } } },
-                { { .name = "n2", .state = NODE_UP, .route = "ssh", .upstream = UP_FAIL } },
-                { { .name = "n3", .state = NODE_CONNECTING, .route = "ssh" } },
+                { { .name = "n2", .state = NODE_UP, .route = ROUTE_SSH, .upstream = UP_FAIL } },
+                { { .name = "n3", .state = NODE_CONNECTING, .route = ROUTE_SSH } },
         };
-        Daemon d = migration_daemon(n, ELEMENTSOF(n), "unix:/run/k/konnectivity-server.socket");
+        FakeDaemon d = migration_daemon(n, ELEMENTSOF(n), "unix:/run/k/konnectivity-server.socket");
         _cleanup_(json_decrefp) json_t *v = handle_json(&d, "/v1/migration", 200);
         json_t *list = json_object_get(v, "nodes"), *e;
 
@@ -689,14 +716,14 @@ static void test_migration_none(void **state) {
 }
 
 static void test_migration_partial(void **state) {
-        Node n[] = {
-                { { .name = "n1", .state = NODE_UP, .route = "konnectivity", .migrated = true, .upstream = UP_OK } },
+        FakeNode n[] = {
+                { { .name = "n1", .state = NODE_UP, .route = ROUTE_KONNECTIVITY, .migrated = true, .upstream = UP_OK } },
                 /* migrated, but its path fails: back on SSH, not counted as moved */
-                { { .name = "n2", .state = NODE_UP, .route = "ssh", .migrated = true, .falling_back = true,
+                { { .name = "n2", .state = NODE_UP, .route = ROUTE_SSH, .migrated = true, .falling_back = true,
                     .upstream = UP_FAIL } },
-                { { .name = "n3", .state = NODE_UP, .route = "ssh", .upstream = UP_OK } },
+                { { .name = "n3", .state = NODE_UP, .route = ROUTE_SSH, .upstream = UP_OK } },
         };
-        Daemon d = migration_daemon(n, ELEMENTSOF(n), "unix:/run/k.sock");
+        FakeDaemon d = migration_daemon(n, ELEMENTSOF(n), "unix:/run/k.sock");
         _cleanup_(json_decrefp) json_t *v = handle_json(&d, "/v1/migration", 200);
 
         assert_int_equal(json_integer_value(json_object_get(v, "nodes_on_konnectivity")), 1);
@@ -705,14 +732,14 @@ static void test_migration_partial(void **state) {
 
         /* every node migrated, but one path fails: still no final switch */
         n[2].info.migrated = true;
-        n[2].info.route = "konnectivity";
+        n[2].info.route = ROUTE_KONNECTIVITY;
         _cleanup_(json_decrefp) json_t *w = handle_json(&d, "/v1/migration", 200);
         assert_int_equal(json_integer_value(json_object_get(w, "nodes_on_konnectivity")), 2);
         assert_int_equal(json_integer_value(json_object_get(w, "nodes_ready")), 0);
         assert_true(json_is_null(json_object_get(w, "final_switch")));
 
         /* routed upstream while rolling back, but no longer listed: no final switch */
-        n[1].info = (NodeInfo) { .name = "n2", .state = NODE_UP, .route = "konnectivity", .upstream = UP_OK };
+        n[1].info = (NodeInfo) { .name = "n2", .state = NODE_UP, .route = ROUTE_KONNECTIVITY, .upstream = UP_OK };
         _cleanup_(json_decrefp) json_t *x = handle_json(&d, "/v1/migration", 200);
         assert_int_equal(json_integer_value(json_object_get(x, "nodes_on_konnectivity")), 3);
         assert_true(json_is_null(json_object_get(x, "final_switch")));
@@ -728,11 +755,11 @@ static const char *final_text(const json_t *v, const char *key) {
 }
 
 static void test_migration_final_unix(void **state) {
-        Node n[] = {
-                { { .name = "n1", .state = NODE_UP, .route = "konnectivity", .migrated = true, .upstream = UP_OK } },
-                { { .name = "n2", .state = NODE_UP, .route = "konnectivity", .migrated = true, .upstream = UP_OK } },
+        FakeNode n[] = {
+                { { .name = "n1", .state = NODE_UP, .route = ROUTE_KONNECTIVITY, .migrated = true, .upstream = UP_OK } },
+                { { .name = "n2", .state = NODE_UP, .route = ROUTE_KONNECTIVITY, .migrated = true, .upstream = UP_OK } },
         };
-        Daemon d = migration_daemon(n, ELEMENTSOF(n),
+        FakeDaemon d = migration_daemon(n, ELEMENTSOF(n),
                                     "unix:/etc/kubernetes/konnectivity-server/konnectivity-server.socket");
         _cleanup_(json_decrefp) json_t *v = handle_json(&d, "/v1/migration", 200);
 
@@ -754,7 +781,7 @@ static void test_migration_final_unix(void **state) {
                             "--server-port=0 --proxy-strategies=destHost");
 
         /* a path YAML and the shell would misread is quoted for each */
-        Daemon odd = migration_daemon(n, ELEMENTSOF(n), "unix:/run/k s/it's #1:");
+        FakeDaemon odd = migration_daemon(n, ELEMENTSOF(n), "unix:/run/k s/it's #1:");
         _cleanup_(json_decrefp) json_t *w = handle_json(&odd, "/v1/migration", 200);
         assert_non_null(strstr(final_text(w, "egress_selector_configuration"),
                                "        udsName: \"/run/k s/it's #1:\"\n"));
@@ -762,17 +789,17 @@ static void test_migration_final_unix(void **state) {
                                " --uds-name='/run/k s/it'\\''s #1:' "));
 
         /* no nodes: nothing has moved, nothing to switch */
-        Daemon none = migration_daemon(NULL, 0, "unix:/run/k.sock");
+        FakeDaemon none = migration_daemon(NULL, 0, "unix:/run/k.sock");
         _cleanup_(json_decrefp) json_t *x = handle_json(&none, "/v1/migration", 200);
         assert_true(json_is_null(json_object_get(x, "final_switch")));
 }
 
 static void test_migration_final_tcp(void **state) {
-        Node n[] = {
-                { { .name = "n1", .state = NODE_UP, .route = "konnectivity", .migrated = true, .upstream = UP_OK } },
+        FakeNode n[] = {
+                { { .name = "n1", .state = NODE_UP, .route = ROUTE_KONNECTIVITY, .migrated = true, .upstream = UP_OK } },
         };
-        Daemon d = migration_daemon(n, ELEMENTSOF(n), "tcp:konnectivity.example:8131");
-        Daemon plain = migration_daemon(n, ELEMENTSOF(n), "tcp:[fd00::5]:8131");
+        FakeDaemon d = migration_daemon(n, ELEMENTSOF(n), "tcp:konnectivity.example:8131");
+        FakeDaemon plain = migration_daemon(n, ELEMENTSOF(n), "tcp:[fd00::5]:8131");
 
         d.config.konnectivity.ca_file = (char *) "/etc/kubernetes/pki/konnectivity-ca.crt";
         d.config.konnectivity.cert_file = (char *) "/etc/kubernetes/pki/apiserver-konnectivity.crt";
@@ -803,8 +830,8 @@ static void test_migration_final_tcp(void **state) {
 }
 
 static void test_migration_not_configured(void **state) {
-        Node n[] = { { { .name = "n1", .state = NODE_UP, .route = "ssh" } } };
-        Daemon d = { .nodes = n, .n_nodes = 1, .config = TEST_CONFIG };
+        FakeNode n[] = { { { .name = "n1", .state = NODE_UP, .route = ROUTE_SSH } } };
+        FakeDaemon d = { .nodes = n, .n_nodes = 1, .config = TEST_CONFIG };
         _cleanup_(json_decrefp) json_t *v = handle_json(&d, "/v1/migration", 200);
 
         assert_true(json_is_null(json_object_get(v, "upstream")));
@@ -814,11 +841,11 @@ static void test_migration_not_configured(void **state) {
 }
 
 static void test_node_actions(void **state) {
-        Node n[] = {
+        FakeNode n[] = {
                 { { .name = "node-1", .address = "10.0.0.11", .port = 22, .state = NODE_UP, .streams = 3 } },
                 { { .name = "my node", .address = "10.0.0.12", .port = 22, .state = NODE_BACKOFF } },
         };
-        Daemon d = { .nodes = n, .n_nodes = 2 };
+        FakeDaemon d = { .nodes = n, .n_nodes = 2 };
 
         {
                 _cleanup_(handled_done) Handled h = handle(&d, "POST", "/v1/nodes/node-1/drain");
@@ -858,8 +885,8 @@ static void test_node_actions(void **state) {
 }
 
 static void test_node_action_errors(void **state) {
-        Node n[] = { { { .name = "node-1", .address = "10.0.0.11", .port = 22, .state = NODE_UP } } };
-        Daemon d = { .nodes = n, .n_nodes = 1 };
+        FakeNode n[] = { { { .name = "node-1", .address = "10.0.0.11", .port = 22, .state = NODE_UP } } };
+        FakeDaemon d = { .nodes = n, .n_nodes = 1 };
         static const char *const actions[] = { "reconnect", "drain", "undrain" };
         static const char *const methods[] = { "GET", "PUT", "DELETE", "post" };
 
@@ -918,8 +945,8 @@ static void test_scan_request_checks(void **state) {
 /* ---- health and metrics routes -------------------------------------------------- */
 
 /* /readyz of test_daemon (3 of 5 nodes up or degraded) under 'fraction'. */
-static void assert_readyz(Daemon *d, double fraction, int want_status, const char *want_body) {
-        Daemon copy = *d;
+static void assert_readyz(FakeDaemon *d, double fraction, int want_status, const char *want_body) {
+        FakeDaemon copy = *d;
         Handled h;
 
         copy.config.admin.ready_min_fraction = fraction;
@@ -931,9 +958,9 @@ static void assert_readyz(Daemon *d, double fraction, int want_status, const cha
 }
 
 static void test_readyz(void **state) {
-        Daemon empty = { .config = TEST_CONFIG };
-        Node many[25] = {};
-        Daemon d25 = { .nodes = many, .n_nodes = ELEMENTSOF(many), .config = TEST_CONFIG };
+        FakeDaemon empty = { .config = TEST_CONFIG };
+        FakeNode many[25] = {};
+        FakeDaemon d25 = { .nodes = many, .n_nodes = ELEMENTSOF(many), .config = TEST_CONFIG };
 
         assert_readyz(&test_daemon, 0.5, 200, "ready: 3/5 nodes up or degraded, need 50%\n");
         assert_readyz(&test_daemon, 0.6, 200, "ready: 3/5 nodes up or degraded, need 60%\n");
@@ -972,10 +999,30 @@ static void test_metrics_route(void **state) {
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Admin *, admin_free);
 
+/* The admin socket as the daemon opens it. */
+static int admin_new_at(FakeDaemon *d, const char *path, Admin **ret) {
+        AdminEnv env = env_of(d);
+        ListenAddress where = { .kind = LISTEN_UNIX, .path = (char *) path };
+
+        return admin_new(&env, &where,
+                         &(AdminParams) { .access = ADMIN_ACCESS_FULL, .mode = 0600, .gid = (gid_t) -1,
+                                          .activated_fd = -1 },
+                         ret);
+}
+
+/* admin.metrics_listen as the daemon opens it. */
+static int admin_new_public(FakeDaemon *d, const ListenAddress *where, Admin **ret) {
+        AdminEnv env = env_of(d);
+
+        return admin_new(&env, where,
+                         &(AdminParams) { .access = ADMIN_ACCESS_PUBLIC, .gid = (gid_t) -1, .activated_fd = -1 },
+                         ret);
+}
+
 typedef struct ServerFixture {
         char dir[64];
         char path[100];
-        Daemon daemon;
+        FakeDaemon daemon;
 } ServerFixture;
 
 static int server_setup(void **state) {
@@ -1059,7 +1106,7 @@ static void test_server_roundtrip(void **state) {
         const char *body;
 
         /* the missing parent directory is created */
-        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        assert_int_equal(admin_new_at(&f->daemon, f->path, &a), 0);
         assert_int_equal(lstat(f->path, &st), 0);
         assert_true(S_ISSOCK(st.st_mode));
         assert_int_equal(st.st_mode & 07777, 0600);
@@ -1083,7 +1130,7 @@ static void test_server_405_allow(void **state) {
         /* a body the server never reads: the reply still arrives whole */
         static const char request[] = "POST /v1/status HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
 
-        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        assert_int_equal(admin_new_at(&f->daemon, f->path, &a), 0);
         reply = exchange(f, request, strlen(request));
         assert_true(strncmp(reply, "HTTP/1.1 405 ", 13) == 0);
         assert_non_null(strstr(reply, "\r\nAllow: GET\r\n"));
@@ -1095,7 +1142,7 @@ static void test_server_malformed(void **state) {
         _cleanup_free_ char *reply = NULL;
         static const char request[] = "GET /v1/status HTTP/1.1\nHost: x\n\n";
 
-        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        assert_int_equal(admin_new_at(&f->daemon, f->path, &a), 0);
         reply = exchange(f, request, strlen(request));
         assert_true(strncmp(reply, "HTTP/1.1 400 ", 13) == 0);
         assert_non_null(strstr(reply, "{\"error\":"));
@@ -1107,7 +1154,7 @@ static void test_server_head_too_large(void **state) {
         _cleanup_free_ char *reply = NULL, *request = NULL;
         size_t len = 20000;
 
-        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        assert_int_equal(admin_new_at(&f->daemon, f->path, &a), 0);
         request = malloc(len);
         assert_non_null(request);
         memcpy(request, "GET /v1/status HTTP/1.1\r\nX: ", 28);
@@ -1131,7 +1178,7 @@ static void test_server_stale_socket(void **state) {
         assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
         close(fd);
 
-        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        assert_int_equal(admin_new_at(&f->daemon, f->path, &a), 0);
         _cleanup_free_ char *reply = exchange(f, "GET /healthz HTTP/1.0\r\n\r\n", 25);
         assert_non_null(strstr(reply, "\r\n\r\nok\n"));
 }
@@ -1142,9 +1189,9 @@ static void test_server_in_use(void **state) {
         Admin *b = NULL;
         struct stat st1, st2;
 
-        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        assert_int_equal(admin_new_at(&f->daemon, f->path, &a), 0);
         assert_int_equal(lstat(f->path, &st1), 0);
-        assert_int_equal(admin_new(&f->daemon, f->path, &b), -EADDRINUSE);
+        assert_int_equal(admin_new_at(&f->daemon, f->path, &b), -EADDRINUSE);
         assert_null(b);
         /* the live socket was left alone */
         assert_int_equal(lstat(f->path, &st2), 0);
@@ -1162,7 +1209,7 @@ static void test_server_not_a_socket(void **state) {
         fd = open(f->path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
         assert_true(fd >= 0);
         close(fd);
-        assert_int_equal(admin_new(&f->daemon, f->path, &a), -EEXIST);
+        assert_int_equal(admin_new_at(&f->daemon, f->path, &a), -EEXIST);
         assert_null(a);
 }
 
@@ -1172,7 +1219,7 @@ static void test_server_free_unlinks(void **state) {
         struct stat st;
         int fd;
 
-        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        assert_int_equal(admin_new_at(&f->daemon, f->path, &a), 0);
         /* an open connection is closed along with the server */
         fd = client_connect(f->path);
         assert_true(sd_event_run(f->daemon.event, 10 * USEC_PER_MSEC) >= 0);
@@ -1191,7 +1238,7 @@ static void test_server_connection_limit(void **state) {
         int fds[64], extra;
         char c;
 
-        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        assert_int_equal(admin_new_at(&f->daemon, f->path, &a), 0);
         for (size_t i = 0; i < ELEMENTSOF(fds); i++)
                 fds[i] = client_connect(f->path);
         for (int i = 0; i < 20; i++)
@@ -1260,13 +1307,13 @@ static void test_metrics_listener(void **state) {
 
         /* TCP only */
         assert_int_equal(listen_address_parse("unix:/run/sshtund/metrics.sock", &unix_la), 0);
-        assert_int_equal(admin_new_metrics(&f->daemon, &unix_la, &a), -EAFNOSUPPORT);
+        assert_int_equal(admin_new_public(&f->daemon, &unix_la, &a), -EAFNOSUPPORT);
         assert_null(a);
         listen_address_done(&unix_la);
 
         assert_true(asprintf(&spec, "tcp:127.0.0.1:%u", port) > 0);
         assert_int_equal(listen_address_parse(spec, &la), 0);
-        assert_int_equal(admin_new_metrics(&f->daemon, &la, &a), 0);
+        assert_int_equal(admin_new_public(&f->daemon, &la, &a), 0);
         listen_address_done(&la);
 
         _cleanup_free_ char *m = tcp_exchange(f, port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -1353,14 +1400,14 @@ static void test_scan_node(void **state) {
         size_t len = ed25519_blob(blob);
         char fp[HOSTKEY_FINGERPRINT_MAX], c;
 
-        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        assert_int_equal(admin_new_at(&f->daemon, f->path, &a), 0);
         fd = scan_send(f, "node-1");
         run_loop(f, 20);
 
         /* a scan-only session to the node's address and port, owned by no node */
         assert_non_null(fake.last);
         assert_true(fake.last->scan_only);
-        assert_null(fake.last->node);
+        assert_null(fake.last->hooks->stream_opened);
         assert_string_equal(fake.last->address, "10.0.0.11");
         assert_int_equal(fake.last->port, 22);
         /* the client waits: no reply, no timeout, while the session runs */
@@ -1405,7 +1452,7 @@ static void test_scan_host_port(void **state) {
         uint8_t blob[51];
         size_t len = ed25519_blob(blob);
 
-        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        assert_int_equal(admin_new_at(&f->daemon, f->path, &a), 0);
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 _cleanup_close_ int fd = scan_send(f, cases[i].query);
                 _cleanup_free_ char *reply = NULL;
@@ -1431,7 +1478,7 @@ static void test_scan_failure(void **state) {
         ServerFixture *f = *state;
         _cleanup_(admin_freep) Admin *a = NULL;
 
-        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        assert_int_equal(admin_new_at(&f->daemon, f->path, &a), 0);
         {
                 /* ended later */
                 _cleanup_close_ int fd = scan_send(f, "node-1");
@@ -1478,7 +1525,7 @@ static void test_scan_client_leaves(void **state) {
         _cleanup_(admin_freep) Admin *a = NULL;
         int fd;
 
-        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        assert_int_equal(admin_new_at(&f->daemon, f->path, &a), 0);
         fd = scan_send(f, "node-1");
         run_loop(f, 20);
         assert_int_equal(fake.live, 1);
@@ -1513,7 +1560,7 @@ static void test_scan_limit(void **state) {
         Session *sessions[8];
         int fds[8];
 
-        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        assert_int_equal(admin_new_at(&f->daemon, f->path, &a), 0);
         for (size_t i = 0; i < ELEMENTSOF(fds); i++) {
                 fds[i] = scan_send(f, "node-1");
                 run_loop(f, 10);
@@ -1542,7 +1589,7 @@ static void test_scan_timeout(void **state) {
 
         /* the session never ends: the admin's backstop (connect_timeout + 5 s) answers */
         f->daemon.config.ssh.connect_timeout = 0.001;
-        assert_int_equal(admin_new(&f->daemon, f->path, &a), 0);
+        assert_int_equal(admin_new_at(&f->daemon, f->path, &a), 0);
         fd = scan_send(f, "node-1");
         for (int i = 0; i < 1000 && fake.live == 0; i++)
                 run_loop(f, 1);

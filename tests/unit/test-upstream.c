@@ -27,25 +27,10 @@
 
 #include "buffer.h"
 #include "conf.h"
-#include "daemon.h"
 #include "macro.h"
 #include "relay.h"
+#include "tunnel.h"
 #include "upstream.h"
-
-/* ---- stubs for what upstream.o needs from the daemon ------------------------- */
-
-struct Daemon {
-        sd_event *event;
-        Config config;
-};
-
-sd_event *daemon_event(const Daemon *d) {
-        return d->event;
-}
-
-const Config *daemon_config(const Daemon *d) {
-        return &d->config;
-}
 
 /* ---- the test CA and certificates (made once with the openssl CLI) ----------- */
 
@@ -356,7 +341,8 @@ typedef struct Fixture {
         char dir[64];
         char sock[128];
         char address[192];
-        Daemon daemon;
+        sd_event *event;
+        ConfigKonnectivity konnectivity;
         Upstream *u;
         Fake fake;
 } Fixture;
@@ -369,7 +355,7 @@ static int setup(void **state) {
         assert_non_null(mkdtemp(f->dir));
         snprintf(f->sock, sizeof(f->sock), "%s/konnectivity-server.socket", f->dir);
         snprintf(f->address, sizeof(f->address), "unix:%s", f->sock);
-        assert_int_equal(sd_event_new(&f->daemon.event), 0);
+        assert_int_equal(sd_event_new(&f->event), 0);
         f->fake.listen_fd = -1;
         *state = f;
         return 0;
@@ -400,7 +386,7 @@ static int teardown(void **state) {
         fake_stop(&f->fake);
         (void) unlink(f->sock);
         r = rmdir(f->dir);
-        sd_event_unref(f->daemon.event);
+        sd_event_unref(f->event);
         free(f);
         assert_int_equal(r, 0);
         assert_int_equal(left, 0);
@@ -452,7 +438,7 @@ static void fake_go(Fake *k) {
 }
 
 static void upstream_make(Fixture *f, const char *ca, const char *cert, const char *key, const char *name) {
-        ConfigKonnectivity *kc = &f->daemon.config.konnectivity;
+        ConfigKonnectivity *kc = &f->konnectivity;
         char *error = NULL;
 
         kc->upstream = f->address;
@@ -460,7 +446,7 @@ static void upstream_make(Fixture *f, const char *ca, const char *cert, const ch
         kc->cert_file = (char *) cert;
         kc->key_file = (char *) key;
         kc->server_name = (char *) name;
-        assert_int_equal(upstream_new(&f->daemon, &f->u, &error), 0);
+        assert_int_equal(upstream_new(f->event, &f->konnectivity, &f->u, &error), 0);
         assert_null(error);
         assert_string_equal(upstream_address(f->u), f->address);
 }
@@ -470,7 +456,7 @@ static void upstream_make(Fixture *f, const char *ca, const char *cert, const ch
                 usec_t _end = now_usec(CLOCK_MONOTONIC) + 20 * USEC_PER_SEC;                 \
                 while (!(cond)) {                                                            \
                         assert_true(now_usec(CLOCK_MONOTONIC) < _end);                       \
-                        assert_true(sd_event_run((f)->daemon.event, 10 * USEC_PER_MSEC) >= 0); \
+                        assert_true(sd_event_run((f)->event, 10 * USEC_PER_MSEC) >= 0); \
                 }                                                                            \
         } while (0)
 
@@ -480,7 +466,7 @@ static unsigned run_for(Fixture *f, usec_t usec) {
         unsigned n = 0;
 
         while (now_usec(CLOCK_MONOTONIC) < end) {
-                int r = sd_event_run(f->daemon.event, 10 * USEC_PER_MSEC);
+                int r = sd_event_run(f->event, 10 * USEC_PER_MSEC);
                 assert_true(r >= 0);
                 n += r > 0;
         }
@@ -568,8 +554,8 @@ static const FarEndHooks side_hooks = {
         .failed = hook_failed,
 };
 
-static void side_attach(Side *s, UpstreamConn *c) {
-        s->far = upstream_far_end(c);
+static void side_attach(Side *s, Tunnel *c) {
+        s->far = tunnel_far_end(c);
         s->rx = s->far.ops->rx(s->far.end);
         s->tx = s->far.ops->tx(s->far.end);
         s->far.ops->attach(s->far.end, &side_hooks, s);
@@ -589,13 +575,13 @@ typedef struct Opened {
         int status;
         char reason[256];
         char body[8192];
-        UpstreamConn *conn;
+        Tunnel *conn;
         Side *side;            /* attached on 200 */
         bool abort_in_callback;
         usec_t at;
 } Opened;
 
-static void on_opened(UpstreamConn *c, int status, const char *reason, const char *body, void *userdata) {
+static void on_opened(Tunnel *c, int status, const char *reason, const char *body, void *userdata) {
         Opened *o = userdata;
 
         o->calls++;
@@ -607,7 +593,7 @@ static void on_opened(UpstreamConn *c, int status, const char *reason, const cha
         snprintf(o->body, sizeof(o->body), "%s", body);
         o->conn = status == 200 ? c : NULL;
         if (status == 200 && o->abort_in_callback) {
-                upstream_conn_abort(c);
+                tunnel_abort(c);
                 o->conn = NULL;
         } else if (status == 200 && o->side)
                 side_attach(o->side, c);
@@ -615,11 +601,11 @@ static void on_opened(UpstreamConn *c, int status, const char *reason, const cha
 
 /* CONNECT host:port and run until the callback ran. */
 static void open_and_wait(Fixture *f, const char *host, uint16_t port, Opened *o) {
-        UpstreamConn *c = NULL;
+        Tunnel *c = NULL;
 
-        assert_int_equal(upstream_connect(f->u, host, port, on_opened, o, &c), 0);
+        assert_int_equal(tunnel_open(f->u, host, port, on_opened, o, &c), 0);
         assert_non_null(c);
-        assert_int_equal(o->calls, 0); /* never from inside upstream_connect() */
+        assert_int_equal(o->calls, 0); /* never from inside tunnel_open() */
         RUN_UNTIL(f, o->calls > 0);
         assert_int_equal(o->calls, 1);
 }
@@ -645,8 +631,8 @@ static void test_connect_bytes(void **state) {
         side_send(&s, "ping");
         RUN_UNTIL(f, s.got_len == 4);
         assert_memory_equal(s.got, "ping", 4);
-        assert_int_equal(upstream_conn_bytes_tx(o.conn), 4);
-        assert_int_equal(upstream_conn_bytes_rx(o.conn), 4);
+        assert_int_equal(tunnel_bytes_tx(o.conn), 4);
+        assert_int_equal(tunnel_bytes_rx(o.conn), 4);
         s.far.ops->abort(s.far.end);
         assert_int_equal(upstream_conns(f->u), 0);
         RUN_UNTIL(f, f->fake.done);
@@ -657,7 +643,7 @@ static void test_connect_bytes(void **state) {
 static void test_connect_ipv6_and_names(void **state) {
         Fixture *f = *state;
         Opened o = { 0 };
-        UpstreamConn *c = NULL;
+        Tunnel *c = NULL;
 
         fake_start(f, FAKE_UNIX, sc_reply, "HTTP/1.1 503 Service Unavailable\r\n\r\n");
         upstream_make(f, NULL, NULL, NULL, NULL);
@@ -666,10 +652,10 @@ static void test_connect_ipv6_and_names(void **state) {
         assert_int_equal(o.status, 503);
 
         /* nothing that could break the request line goes out */
-        assert_int_equal(upstream_connect(f->u, "a b", 1, on_opened, &o, &c), -EINVAL);
-        assert_int_equal(upstream_connect(f->u, "a\r\nX: y", 1, on_opened, &o, &c), -EINVAL);
-        assert_int_equal(upstream_connect(f->u, "", 1, on_opened, &o, &c), -EINVAL);
-        assert_int_equal(upstream_connect(f->u, "node-1", 0, on_opened, &o, &c), -EINVAL);
+        assert_int_equal(tunnel_open(f->u, "a b", 1, on_opened, &o, &c), -EINVAL);
+        assert_int_equal(tunnel_open(f->u, "a\r\nX: y", 1, on_opened, &o, &c), -EINVAL);
+        assert_int_equal(tunnel_open(f->u, "", 1, on_opened, &o, &c), -EINVAL);
+        assert_int_equal(tunnel_open(f->u, "node-1", 0, on_opened, &o, &c), -EINVAL);
         assert_null(c);
         assert_int_equal(upstream_conns(f->u), 0);
 }
@@ -687,7 +673,7 @@ static void test_bytes_after_head(void **state) {
         /* they belong to the stream: in rx when the relay takes over */
         RUN_UNTIL(f, buffer_len(s.rx) == 5);
         assert_memory_equal(buffer_head(s.rx), "hello", 5);
-        assert_int_equal(upstream_conn_bytes_rx(o.conn), 5);
+        assert_int_equal(tunnel_bytes_rx(o.conn), 5);
         s.far.ops->abort(s.far.end);
 }
 
@@ -887,13 +873,13 @@ static void test_tcp_name(void **state) {
         upstream_make(f, NULL, NULL, NULL, NULL);
         open_and_wait(f, "10.0.0.7", 10250, &o);
         assert_int_equal(o.status, 200);
-        upstream_conn_abort(o.conn);
+        tunnel_abort(o.conn);
 }
 
 /* ---- aborts, in every phase ----------------------------------------------------------- */
 
-static void abort_and_check(Fixture *f, UpstreamConn *c, Opened *o, usec_t after) {
-        upstream_conn_abort(c);
+static void abort_and_check(Fixture *f, Tunnel *c, Opened *o, usec_t after) {
+        tunnel_abort(c);
         assert_int_equal(upstream_conns(f->u), 0);
         (void) run_for(f, after);
         assert_int_equal(o->calls, 0);
@@ -902,22 +888,22 @@ static void abort_and_check(Fixture *f, UpstreamConn *c, Opened *o, usec_t after
 static void test_abort_reporting(void **state) {
         Fixture *f = *state;
         Opened o = { 0 };
-        UpstreamConn *c;
+        Tunnel *c;
 
         upstream_make(f, NULL, NULL, NULL, NULL); /* nothing listens: the failure waits for the loop */
-        assert_int_equal(upstream_connect(f->u, "10.0.0.7", 10250, on_opened, &o, &c), 0);
+        assert_int_equal(tunnel_open(f->u, "10.0.0.7", 10250, on_opened, &o, &c), 0);
         abort_and_check(f, c, &o, 50 * USEC_PER_MSEC);
-        upstream_conn_abort(NULL);
+        tunnel_abort(NULL);
 }
 
 static void test_abort_resolving(void **state) {
         Fixture *f = *state;
         Opened o = { 0 };
-        UpstreamConn *c;
+        Tunnel *c;
 
         snprintf(f->address, sizeof(f->address), "tcp:localhost:1");
         upstream_make(f, NULL, NULL, NULL, NULL);
-        assert_int_equal(upstream_connect(f->u, "10.0.0.7", 10250, on_opened, &o, &c), 0);
+        assert_int_equal(tunnel_open(f->u, "10.0.0.7", 10250, on_opened, &o, &c), 0);
         /* the resolver thread finishes on its own and frees its part */
         abort_and_check(f, c, &o, 300 * USEC_PER_MSEC);
 }
@@ -925,22 +911,22 @@ static void test_abort_resolving(void **state) {
 static void test_abort_connecting(void **state) {
         Fixture *f = *state;
         Opened o = { 0 };
-        UpstreamConn *c;
+        Tunnel *c;
 
         fake_start(f, FAKE_TCP, sc_silent, NULL);
         upstream_make(f, NULL, NULL, NULL, NULL);
-        assert_int_equal(upstream_connect(f->u, "10.0.0.7", 10250, on_opened, &o, &c), 0);
+        assert_int_equal(tunnel_open(f->u, "10.0.0.7", 10250, on_opened, &o, &c), 0);
         abort_and_check(f, c, &o, 50 * USEC_PER_MSEC);
 }
 
 static void test_abort_waiting_for_reply(void **state) {
         Fixture *f = *state;
         Opened o = { 0 };
-        UpstreamConn *c;
+        Tunnel *c;
 
         fake_start(f, FAKE_UNIX, sc_silent, NULL);
         upstream_make(f, NULL, NULL, NULL, NULL);
-        assert_int_equal(upstream_connect(f->u, "10.0.0.7", 10250, on_opened, &o, &c), 0);
+        assert_int_equal(tunnel_open(f->u, "10.0.0.7", 10250, on_opened, &o, &c), 0);
         RUN_UNTIL(f, f->fake.seen);
         (void) run_for(f, 50 * USEC_PER_MSEC);
         abort_and_check(f, c, &o, 50 * USEC_PER_MSEC);
@@ -951,11 +937,11 @@ static void test_abort_waiting_for_reply(void **state) {
 static void test_abort_reading_body(void **state) {
         Fixture *f = *state;
         Opened o = { 0 };
-        UpstreamConn *c;
+        Tunnel *c;
 
         fake_start(f, FAKE_UNIX, sc_reply_hold, "HTTP/1.1 503 Service Unavailable\r\n\r\npartial");
         upstream_make(f, NULL, NULL, NULL, NULL);
-        assert_int_equal(upstream_connect(f->u, "10.0.0.7", 10250, on_opened, &o, &c), 0);
+        assert_int_equal(tunnel_open(f->u, "10.0.0.7", 10250, on_opened, &o, &c), 0);
         (void) run_for(f, 100 * USEC_PER_MSEC);
         /* the body window (500 ms) is open: the timer must not fire later */
         abort_and_check(f, c, &o, 700 * USEC_PER_MSEC);
@@ -1027,8 +1013,8 @@ static void echo_both_ways(Fixture *f) {
         for (size_t i = 0; i < s.got_len; i++)
                 if (s.got[i] != pattern(i))
                         fail_msg("byte %zu differs", i);
-        assert_int_equal(upstream_conn_bytes_tx(o.conn), s.feed_total);
-        assert_int_equal(upstream_conn_bytes_rx(o.conn), s.feed_total);
+        assert_int_equal(tunnel_bytes_tx(o.conn), s.feed_total);
+        assert_int_equal(tunnel_bytes_rx(o.conn), s.feed_total);
         assert_int_equal(s.failed, 0);
         s.far.ops->close(s.far.end);
         RUN_UNTIL(f, upstream_conns(f->u) == 0 && f->fake.done);
@@ -1063,7 +1049,7 @@ static void flood_down(Fixture *f) {
         assert_true(f->fake.sent < f->fake.flood);
 
         while (!side_at_eof(&s)) {
-                assert_true(sd_event_run(f->daemon.event, 10 * USEC_PER_MSEC) >= 0);
+                assert_true(sd_event_run(f->event, 10 * USEC_PER_MSEC) >= 0);
                 assert_true(buffer_len(s.rx) <= 256 * 1024);
                 side_take(&s, 64 * 1024);
         }
@@ -1253,7 +1239,7 @@ static void test_tls_server_name(void **state) {
         assert_int_equal(o.status, 200);
         assert_string_equal(f->fake.sni, "konnectivity.test");
         assert_string_equal(f->fake.client_cn, "");
-        upstream_conn_abort(o.conn);
+        tunnel_abort(o.conn);
 }
 
 static void test_tls_wrong_ca(void **state) {
@@ -1328,13 +1314,13 @@ static void test_tls_backpressure(void **state) {
 static void test_abort_handshake(void **state) {
         Fixture *f = *state;
         Opened o = { 0 };
-        UpstreamConn *c;
+        Tunnel *c;
 
         SKIP_WITHOUT_CERTS();
         f->fake.no_handshake = true;
         fake_start(f, FAKE_TLS, sc_silent, NULL);
         upstream_make(f, certs.ca, NULL, NULL, NULL);
-        assert_int_equal(upstream_connect(f->u, "10.0.0.7", 10250, on_opened, &o, &c), 0);
+        assert_int_equal(tunnel_open(f->u, "10.0.0.7", 10250, on_opened, &o, &c), 0);
         (void) run_for(f, 100 * USEC_PER_MSEC);
         abort_and_check(f, c, &o, 50 * USEC_PER_MSEC);
         RUN_UNTIL(f, f->fake.done);
@@ -1342,35 +1328,35 @@ static void test_abort_handshake(void **state) {
 
 static void test_new_errors(void **state) {
         Fixture *f = *state;
-        ConfigKonnectivity *kc = &f->daemon.config.konnectivity;
+        ConfigKonnectivity *kc = &f->konnectivity;
         char *error = NULL;
         Upstream *u = NULL;
 
         kc->upstream = NULL;
-        assert_int_equal(upstream_new(&f->daemon, &u, &error), -EINVAL);
+        assert_int_equal(upstream_new(f->event, &f->konnectivity, &u, &error), -EINVAL);
         assert_string_equal(error, "no konnectivity upstream configured");
         free(error);
         error = NULL;
 
         kc->upstream = (char *) "tcp:nohost";
-        assert_int_equal(upstream_new(&f->daemon, &u, &error), -EINVAL);
+        assert_int_equal(upstream_new(f->event, &f->konnectivity, &u, &error), -EINVAL);
         assert_string_equal(error, "invalid upstream \"tcp:nohost\"");
         free(error);
         error = NULL;
 
         kc->upstream = (char *) "tcp:127.0.0.1:8132";
         kc->ca_file = (char *) "/nonexistent/ca.crt";
-        assert_int_equal(upstream_new(&f->daemon, &u, &error), -ENOENT);
+        assert_int_equal(upstream_new(f->event, &f->konnectivity, &u, &error), -ENOENT);
         assert_string_equal(error, "konnectivity.ca_file \"/nonexistent/ca.crt\": No such file or directory");
         free(error);
         error = NULL;
-        assert_int_equal(upstream_new(&f->daemon, &u, NULL), -ENOENT);
+        assert_int_equal(upstream_new(f->event, &f->konnectivity, &u, NULL), -ENOENT);
 
         if (certs.ok) {
                 kc->ca_file = certs.ca;
                 kc->cert_file = certs.client_crt;
                 kc->key_file = certs.server_key;
-                assert_int_equal(upstream_new(&f->daemon, &u, &error), -EINVAL);
+                assert_int_equal(upstream_new(f->event, &f->konnectivity, &u, &error), -EINVAL);
                 assert_non_null(strstr(error, "konnectivity.key_file"));
                 free(error);
         error = NULL;

@@ -1,8 +1,6 @@
-/* The names of node states, routes and stream results as DESIGN spells them:
- * apart from node.c so that test stand-ins for a node can link them too. */
-
+/* The names of node states, routes and stream results as DESIGN spells them. */
 #include "macro.h"
-#include "node.h"
+#include "nodeinfo.h"
 
 static const char *const node_state_names[_NODE_STATE_MAX] = {
         [NODE_CONNECTING] = "connecting",
@@ -35,11 +33,4 @@ const char *node_route_to_string(NodeRoute r) {
 
 const char *stream_result_to_string(StreamResult r) {
         return r < _STREAM_RESULT_MAX ? stream_result_names[r] : NULL;
-}
-
-NodeState node_state_from_string(const char *s) {
-        for (int i = 0; i < _NODE_STATE_MAX; i++)
-                if (streq_ptr(s, node_state_names[i]))
-                        return i;
-        return _NODE_STATE_INVALID;
 }
