@@ -11,6 +11,7 @@
 #include "address.h"
 #include "admin-internal.h"
 #include "hostkey.h"
+#include "known-hosts.h"
 #include "list.h"
 #include "log.h"
 #include "macro.h"
@@ -234,7 +235,7 @@ static json_t *scan_result_to_json(const AdminEnv *env, const ScanTarget *t, con
         /* what sshtund itself would make of this key */
         HostKeyCheck check = known_hosts_check(env->sessions->known_hosts, t->host, t->port, blob, len);
 
-        line = hostkey_known_hosts_line(t->host, t->port, blob, len);
+        line = known_hosts_line(t->host, t->port, blob, len);
         if (!line)
                 return NULL;
         hostkey_fingerprint(blob, len, fingerprint, sizeof(fingerprint));

@@ -12,7 +12,7 @@
 #include "sshwire.h"
 
 /* A user channel's open outcome, once, into its node's counters. */
-static void channel_account_open(SessionChannel *ch, StreamResult r) {
+static void channel_account_open(Channel *ch, StreamResult r) {
         Session *s = ch->session;
 
         if (!channel_is_stream(ch) || ch->counted)
@@ -25,8 +25,8 @@ static void channel_account_open(SessionChannel *ch, StreamResult r) {
                                 (double) (now_usec(CLOCK_MONOTONIC) - ch->queued_at) / USEC_PER_SEC);
 }
 
-SessionChannel *channel_new(Session *s, ChannelKind kind) {
-        SessionChannel *ch = calloc(1, sizeof(*ch));
+Channel *channel_new(Session *s, ChannelKind kind) {
+        Channel *ch = calloc(1, sizeof(*ch));
         if (!ch)
                 return NULL;
         ch->session = s;
@@ -36,14 +36,14 @@ SessionChannel *channel_new(Session *s, ChannelKind kind) {
         return ch;
 }
 
-void channel_free(SessionChannel *ch) {
+void channel_free(Channel *ch) {
         buffer_done(&ch->rx);
         buffer_done(&ch->tx);
         free(ch->open_msg);
         free(ch);
 }
 
-void channel_unlink(SessionChannel *ch) {
+void channel_unlink(Channel *ch) {
         Session *s = ch->session;
 
         switch (ch->state) {
@@ -64,7 +64,7 @@ void channel_unlink(SessionChannel *ch) {
 }
 
 /* Hand an open libssh2 channel to the closing list, or drop a queued one. */
-void channel_retire(SessionChannel *ch) {
+void channel_retire(Channel *ch) {
         Session *s = ch->session;
 
         if (ch->state == CHANNEL_OPEN && channel_is_stream(ch) && s->hooks->stream_closed)
@@ -82,13 +82,13 @@ void channel_retire(SessionChannel *ch) {
 }
 
 /* Tell the user its channel failed and forget it. */
-void channel_fail(SessionChannel *ch, int error, const char *reason) {
+void channel_fail(Channel *ch, int error, const char *reason) {
         bool was_open = ch->state == CHANNEL_OPEN;
         bool notify = !ch->abandoned && ch->kind == CHANNEL_USER;
 
         if (!was_open)
                 channel_account_open(ch, error == -ECONNREFUSED ? STREAM_REFUSED : STREAM_UNAVAILABLE);
-        /* abandoned first: a session_channel_close() from the callback is a no-op */
+        /* abandoned first: a channel_close() from the callback is a no-op */
         ch->abandoned = true;
         if (notify) {
                 if (was_open)
@@ -99,7 +99,7 @@ void channel_fail(SessionChannel *ch, int error, const char *reason) {
         channel_retire(ch);
 }
 
-static bool channel_tx_finished(const SessionChannel *ch) {
+static bool channel_tx_finished(const Channel *ch) {
         return buffer_empty(&ch->tx) && (!ch->tx_shutdown || ch->eof_sent);
 }
 
@@ -119,15 +119,10 @@ bool channel_is_error(int rc) {
         }
 }
 
-const char *session_ssh_error(Session *s) {
-        char *msg = NULL;
-        libssh2_session_last_error(s->ssh, &msg, NULL, 0);
-        return msg && *msg ? msg : "unknown error";
-}
 
 /* Build the RFC 4254 direct-tcpip open data: host, port, originator host,
  * originator port. */
-static int channel_set_target(SessionChannel *ch, const char *host, uint16_t port, const char *orig_host,
+static int channel_set_target(Channel *ch, const char *host, uint16_t port, const char *orig_host,
                               uint16_t orig_port) {
         size_t hl = strlen(host), ol = strlen(orig_host);
         SshWireWriter w;
@@ -146,15 +141,11 @@ static int channel_set_target(SessionChannel *ch, const char *host, uint16_t por
         return sshwire_writer_finish(&w, &ch->open_msg_len);
 }
 
-void session_liveness_answered(Session *s) {
-        s->liveness_pending = false;
-        s->liveness_missed = 0;
-}
 
 /* Drive the head of the open FIFO. libssh2 keeps one open in flight per
  * session and must be called again with the same arguments until it ends. */
 static int session_drive_opens(Session *s, bool *progress) {
-        SessionChannel *ch;
+        Channel *ch;
 
         while ((ch = s->opens)) {
                 LIBSSH2_CHANNEL *c;
@@ -241,7 +232,7 @@ static int session_drive_opens(Session *s, bool *progress) {
 /* Write tx into the channel while the window and the output queue allow.
  * Returns a libssh2 error that ends the session, 1 if the channel failed
  * (and is gone), else 0. */
-static int channel_flush_tx(SessionChannel *ch, bool *progress) {
+static int channel_flush_tx(Channel *ch, bool *progress) {
         Session *s = ch->session;
 
         while (!buffer_empty(&ch->tx) && buffer_len(&s->outq) < OUTQ_HIGH) {
@@ -275,7 +266,7 @@ static int channel_flush_tx(SessionChannel *ch, bool *progress) {
 }
 
 /* Liveness round trips ride on the control channel as env requests. */
-static int control_pump(SessionChannel *ch, bool *progress) {
+static int control_pump(Channel *ch, bool *progress) {
         Session *s = ch->session;
 
         if (s->liveness_pending) {
@@ -298,7 +289,7 @@ static int control_pump(SessionChannel *ch, bool *progress) {
 /* Read what the node sent into rx while there is room. Returns a libssh2
  * error that ends the session, 1 if the channel failed, else 0; *got tells
  * whether rx or the EOF flag changed. */
-static int channel_fill_rx(SessionChannel *ch, bool *got) {
+static int channel_fill_rx(Channel *ch, bool *got) {
         Session *s = ch->session;
 
         while (!ch->rx_eof && buffer_room(&ch->rx) > 0) {
@@ -348,7 +339,7 @@ static int channel_fill_rx(SessionChannel *ch, bool *got) {
 
 /* Move what can move for one open channel. Returns a libssh2 error that
  * ends the session, else 0. */
-static int channel_pump(SessionChannel *ch, bool *progress) {
+static int channel_pump(Channel *ch, bool *progress) {
         bool got = false;
         int r;
 
@@ -394,7 +385,7 @@ static int channel_pump(SessionChannel *ch, bool *progress) {
 }
 
 static int session_drive_closing(Session *s, bool *progress) {
-        SessionChannel *ch, *next;
+        Channel *ch, *next;
 
         LIST_FOREACH_SAFE(link, ch, next, s->closing) {
                 int rc = libssh2_channel_free(ch->ch);
@@ -411,12 +402,12 @@ static int session_drive_closing(Session *s, bool *progress) {
         return 0;
 }
 
-int session_pump(Session *s) {
+int channel_pump_all(Session *s) {
         bool progress;
         int r;
 
         do {
-                SessionChannel *ch, *next;
+                Channel *ch, *next;
 
                 progress = false;
                 r = session_drive_opens(s, &progress);
@@ -460,8 +451,8 @@ int session_pump(Session *s) {
 /* --- public API ------------------------------------------------------------ */
 
 static int open_channel(Session *s, bool internal, const char *host, uint16_t port, const char *orig_host,
-                        uint16_t orig_port, const ChannelCallbacks *cb, void *userdata, SessionChannel **ret) {
-        SessionChannel *ch;
+                        uint16_t orig_port, const ChannelCallbacks *cb, void *userdata, Channel **ret) {
+        Channel *ch;
         int r;
 
         if (s->state != SESSION_READY || s->dead)
@@ -486,20 +477,20 @@ static int open_channel(Session *s, bool internal, const char *host, uint16_t po
         return 0;
 }
 
-int session_open_channel(Session *s, const char *host, uint16_t port, const char *orig_host,
+int channel_open(Session *s, const char *host, uint16_t port, const char *orig_host,
                          uint16_t orig_port, const ChannelCallbacks *cb, void *userdata,
-                         SessionChannel **ret) {
+                         Channel **ret) {
         return open_channel(s, false, host, port, orig_host, orig_port, cb, userdata, ret);
 }
 
-int session_open_probe_channel(Session *s, const char *host, uint16_t port, const char *orig_host,
+int channel_open_probe(Session *s, const char *host, uint16_t port, const char *orig_host,
                                uint16_t orig_port, const ChannelCallbacks *cb, void *userdata,
-                               SessionChannel **ret) {
+                               Channel **ret) {
         return open_channel(s, true, host, port, orig_host, orig_port, cb, userdata, ret);
 }
 
 static int ops_open_channel(Session *s, bool probe, const char *host, uint16_t port, const char *orig_host,
-                            uint16_t orig_port, const ChannelCallbacks *cb, void *userdata, SessionChannel **ret) {
+                            uint16_t orig_port, const ChannelCallbacks *cb, void *userdata, Channel **ret) {
         return open_channel(s, probe, host, port, orig_host, orig_port, cb, userdata, ret);
 }
 
@@ -518,44 +509,44 @@ const SessionOps session_ops = {
         .open_channel = ops_open_channel,
 };
 
-Buffer *session_channel_rx(SessionChannel *ch) {
+Buffer *channel_rx(Channel *ch) {
         return &ch->rx;
 }
 
-bool session_channel_rx_eof(const SessionChannel *ch) {
+bool channel_rx_eof(const Channel *ch) {
         return ch->rx_eof;
 }
 
-void session_channel_consumed(SessionChannel *ch) {
+void channel_consumed(Channel *ch) {
         if (buffer_room(&ch->rx) > 0 && !ch->rx_eof)
                 session_kick(ch->session);
 }
 
-Buffer *session_channel_tx(SessionChannel *ch) {
+Buffer *channel_tx(Channel *ch) {
         return &ch->tx;
 }
 
-void session_channel_kick(SessionChannel *ch) {
+void channel_kick(Channel *ch) {
         if (buffer_room(&ch->tx) == 0)
                 ch->tx_blocked = true;
         session_kick(ch->session);
 }
 
-void session_channel_shutdown_tx(SessionChannel *ch) {
+void channel_shutdown_tx(Channel *ch) {
         ch->tx_shutdown = true;
         session_kick(ch->session);
 }
 
-bool session_channel_tx_done(const SessionChannel *ch) {
+bool channel_tx_done(const Channel *ch) {
         return ch->eof_sent;
 }
 
-void session_channel_set_callbacks(SessionChannel *ch, const ChannelCallbacks *cb, void *userdata) {
+void channel_set_callbacks(Channel *ch, const ChannelCallbacks *cb, void *userdata) {
         ch->cb = cb;
         ch->userdata = userdata;
 }
 
-static void channel_close_internal(SessionChannel *ch, bool graceful) {
+static void channel_close_internal(Channel *ch, bool graceful) {
         Session *s = ch->session;
 
         if (ch->abandoned)
@@ -582,18 +573,18 @@ static void channel_close_internal(SessionChannel *ch, bool graceful) {
         session_kick(s);
 }
 
-void session_channel_close(SessionChannel *ch) {
+void channel_close(Channel *ch) {
         channel_close_internal(ch, true);
 }
 
-void session_channel_abort(SessionChannel *ch) {
+void channel_abort(Channel *ch) {
         channel_close_internal(ch, false);
 }
 
-uint64_t session_channel_bytes_rx(const SessionChannel *ch) {
+uint64_t channel_bytes_rx(const Channel *ch) {
         return ch->bytes_rx;
 }
 
-uint64_t session_channel_bytes_tx(const SessionChannel *ch) {
+uint64_t channel_bytes_tx(const Channel *ch) {
         return ch->bytes_tx;
 }

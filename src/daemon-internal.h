@@ -9,6 +9,7 @@
 #include "filewatch.h"
 #include "gate.h"
 #include "hostkey.h"
+#include "known-hosts.h"
 #include "log.h"
 #include "probe.h"
 #include "rng.h"

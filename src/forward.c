@@ -11,6 +11,7 @@
 
 #include "acceptor.h"
 #include "address.h"
+#include "channel.h"
 #include "daemon.h"
 #include "forward.h"
 #include "list.h"
@@ -32,7 +33,7 @@ struct ForwardClient {
         int fd;
         sd_event_source *io;    /* no events asked: HUP and ERR only */
         sd_event_source *timer; /* proxy.open_timeout */
-        SessionChannel *ch;
+        Channel *ch;
         AcceptorPeer peer;
 };
 
@@ -81,8 +82,8 @@ static void client_free(ForwardClient *c) {
         c->timer = sd_event_source_disable_unref(c->timer);
         c->fd = safe_close(c->fd);
         if (c->ch) {
-                SessionChannel *ch = TAKE_PTR(c->ch);
-                session_channel_abort(ch);
+                Channel *ch = TAKE_PTR(c->ch);
+                channel_abort(ch);
         }
         free(c);
         forward_check_capacity(f);
@@ -111,7 +112,7 @@ static void client_fail(ForwardClient *c, const char *fmt, ...) {
         client_free(c);
 }
 
-static void on_open_done(SessionChannel *ch, int error, const char *reason, void *userdata) {
+static void on_open_done(Channel *ch, int error, const char *reason, void *userdata) {
         ForwardClient *c = userdata;
         Forward *f = c->forward;
         Daemon *d = f->owner->daemon;
@@ -138,7 +139,7 @@ static void on_open_done(SessionChannel *ch, int error, const char *reason, void
         };
         /* one io source per fd: the relay adds its own */
         c->io = sd_event_source_disable_unref(c->io);
-        r = relay_new(daemon_iopoll(d), daemon_audit(d), c->fd, far_end_channel(ch), &rp, &relay);
+        r = relay_new(daemon_iopoll(d), daemon_audit(d), c->fd, relay_channel_far_end(ch), &rp, &relay);
         if (r < 0) {
                 /* fd and channel are still ours: client_fail() drops both */
                 client_fail(c, "cannot start the stream: %s", strerror(-r));

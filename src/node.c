@@ -379,7 +379,7 @@ int node_update(Node *n, const ConfigNode *cn) {
 /* --- the probe ------------------------------------------------------------- */
 
 static int probe_open_channel(void *userdata, const char *host, uint16_t port, const ChannelCallbacks *cb,
-                              void *cb_userdata, SessionChannel **ret) {
+                              void *cb_userdata, Channel **ret) {
         Node *n = userdata;
         Session *best = NULL;
 
@@ -676,7 +676,7 @@ bool node_has_ready_session(const Node *n) {
 
 int node_open_channel(Node *n, const char *host, uint16_t port, const char *orig_host,
                       uint16_t orig_port, const ChannelCallbacks *cb, void *userdata,
-                      SessionChannel **ret) {
+                      Channel **ret) {
         bool full;
         Session *s;
         int r;

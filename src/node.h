@@ -88,7 +88,7 @@ unsigned node_free_capacity(const Node *n);
  * at max_streams_per_session. */
 int node_open_channel(Node *n, const char *host, uint16_t port, const char *orig_host,
                       uint16_t orig_port, const ChannelCallbacks *cb, void *userdata,
-                      SessionChannel **ret);
+                      Channel **ret);
 
 /* Operator actions. drain: no new streams, open ones finish (state
  * "draining"); undrain: back to normal; reconnect: close every session

@@ -16,6 +16,7 @@
 
 #include "address.h"
 #include "buffer.h"
+#include "channel.h"
 #include "conf.h"
 #include "http.h"
 #include "log.h"
@@ -65,7 +66,7 @@ struct Probe {
         sd_event_source *timer; /* the next run; while one is in flight, its deadline */
         usec_t next_at;         /* CLOCK_MONOTONIC */
         usec_t started;
-        SessionChannel *ch;
+        Channel *ch;
 
         /* https: the shared context, then this run's connection */
         ProbeTls *tls;
@@ -250,7 +251,7 @@ static void probe_advance(Probe *p) {
 /* Move what OpenSSL wrote into the channel, as far as tx has room; the
  * rest stays in the memory BIO until the channel is writable again. */
 static void probe_tls_flush(Probe *p) {
-        Buffer *tx = session_channel_tx(p->ch);
+        Buffer *tx = channel_tx(p->ch);
         bool moved = false;
 
         while (BIO_ctrl_pending(p->out) > 0) {
@@ -267,13 +268,13 @@ static void probe_tls_flush(Probe *p) {
                 moved = true;
         }
         if (moved)
-                session_channel_kick(p->ch);
+                channel_kick(p->ch);
 }
 
 /* End the run in flight: the channel goes (politely after a complete
  * exchange), the TLS objects are freed. */
 static void probe_end_run(Probe *p, bool graceful) {
-        SessionChannel *ch;
+        Channel *ch;
 
         if (p->ch && p->ssl && graceful && p->handshake_done) {
                 ERR_clear_error();
@@ -284,9 +285,9 @@ static void probe_end_run(Probe *p, bool graceful) {
         ch = TAKE_PTR(p->ch);
         if (ch) {
                 if (graceful)
-                        session_channel_close(ch);
+                        channel_close(ch);
                 else
-                        session_channel_abort(ch);
+                        channel_abort(ch);
         }
         SSL_free(p->ssl);
         p->ssl = NULL;
@@ -443,7 +444,7 @@ static int probe_tls_start(Probe *p) {
 /* Ciphertext from the node into OpenSSL, as much as it may hold ahead.
  * Returns -ENOMEM, or 0; *ret_eof: every byte the node will send is in. */
 static int probe_tls_feed(Probe *p, bool *ret_eof) {
-        Buffer *rx = session_channel_rx(p->ch);
+        Buffer *rx = channel_rx(p->ch);
         size_t pending = BIO_ctrl_pending(p->in);
 
         if (!buffer_empty(rx) && pending < PROBE_TLS_IN_MAX) {
@@ -454,9 +455,9 @@ static int probe_tls_feed(Probe *p, bool *ret_eof) {
                         return -ENOMEM;
                 }
                 buffer_consume(rx, (size_t) w);
-                session_channel_consumed(p->ch);
+                channel_consumed(p->ch);
         }
-        *ret_eof = session_channel_rx_eof(p->ch) && buffer_empty(rx);
+        *ret_eof = channel_rx_eof(p->ch) && buffer_empty(rx);
         if (*ret_eof)
                 BIO_set_mem_eof_return(p->in, 0);
         return 0;
@@ -464,7 +465,7 @@ static int probe_tls_feed(Probe *p, bool *ret_eof) {
 
 /* OpenSSL took all it was given and the channel holds more. */
 static bool probe_tls_more(Probe *p) {
-        return !buffer_empty(session_channel_rx(p->ch)) && BIO_ctrl_pending(p->in) < PROBE_TLS_IN_MAX;
+        return !buffer_empty(channel_rx(p->ch)) && BIO_ctrl_pending(p->in) < PROBE_TLS_IN_MAX;
 }
 
 /* One pass over the TLS exchange with the bytes at hand. Returns true when
@@ -557,11 +558,11 @@ static void probe_tls_pump(Probe *p) {
 /* --- the channel ------------------------------------------------------------------- */
 
 static void probe_http_read(Probe *p) {
-        Buffer *rx = session_channel_rx(p->ch);
+        Buffer *rx = channel_rx(p->ch);
         char error[256];
 
         /* the head is parsed where it lies: rx holds far more than PROBE_HEAD_MAX */
-        switch (probe_http_verdict(buffer_head(rx), buffer_len(rx), session_channel_rx_eof(p->ch), error,
+        switch (probe_http_verdict(buffer_head(rx), buffer_len(rx), channel_rx_eof(p->ch), error,
                                    sizeof(error))) {
         case PROBE_VERDICT_PENDING:
                 return;
@@ -574,7 +575,7 @@ static void probe_http_read(Probe *p) {
         }
 }
 
-static void on_probe_opened(SessionChannel *ch, int error, const char *reason, void *userdata) {
+static void on_probe_opened(Channel *ch, int error, const char *reason, void *userdata) {
         Probe *p = userdata;
         size_t len;
         int r;
@@ -593,11 +594,11 @@ static void on_probe_opened(SessionChannel *ch, int error, const char *reason, v
         case PROBE_HTTP:
                 p->step = PROBE_TALKING;
                 len = strlen(p->request);
-                if (buffer_append(session_channel_tx(ch), p->request, len) != (ssize_t) len) {
+                if (buffer_append(channel_tx(ch), p->request, len) != (ssize_t) len) {
                         probe_finish(p, false, false, "out of memory");
                         return;
                 }
-                session_channel_kick(ch);
+                channel_kick(ch);
                 return;
         case PROBE_HTTPS:
                 p->step = PROBE_TALKING;
@@ -615,7 +616,7 @@ static void on_probe_opened(SessionChannel *ch, int error, const char *reason, v
         }
 }
 
-static void on_probe_readable(SessionChannel *ch, void *userdata) {
+static void on_probe_readable(Channel *ch, void *userdata) {
         Probe *p = userdata;
 
         if (p->type == PROBE_HTTPS)
@@ -624,14 +625,14 @@ static void on_probe_readable(SessionChannel *ch, void *userdata) {
                 probe_http_read(p);
 }
 
-static void on_probe_writable(SessionChannel *ch, void *userdata) {
+static void on_probe_writable(Channel *ch, void *userdata) {
         Probe *p = userdata;
 
         if (p->ssl)
                 probe_tls_flush(p);
 }
 
-static void on_probe_failed(SessionChannel *ch, int error, const char *reason, void *userdata) {
+static void on_probe_failed(Channel *ch, int error, const char *reason, void *userdata) {
         Probe *p = userdata;
 
         p->ch = NULL; /* gone after we return */

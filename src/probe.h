@@ -38,7 +38,7 @@ typedef struct ProbeHooks {
         /* Open a channel to host:port from the node for the probe, on any
          * ready session; -EHOSTDOWN when none is ready (no verdict then). */
         int (*open_channel)(void *userdata, const char *host, uint16_t port, const ChannelCallbacks *cb,
-                            void *cb_userdata, SessionChannel **ret);
+                            void *cb_userdata, Channel **ret);
         /* A run ended with a verdict: 'error' is NULL when it passed. The
          * probe may be freed or deactivated from inside. */
         void (*result)(void *userdata, bool ok, usec_t latency, const char *error);

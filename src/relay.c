@@ -195,67 +195,67 @@ static const FarEndHooks relay_hooks = {
 
 /* --- an SSH channel as a far end ------------------------------------------- */
 
-static void channel_on_readable(SessionChannel *ch, void *userdata) {
+static void far_channel_on_readable(Channel *ch, void *userdata) {
         relay_far_readable(userdata);
 }
 
-static void channel_on_writable(SessionChannel *ch, void *userdata) {
+static void far_channel_on_writable(Channel *ch, void *userdata) {
         relay_far_writable(userdata);
 }
 
-static void channel_on_failed(SessionChannel *ch, int error, const char *reason, void *userdata) {
+static void far_channel_on_failed(Channel *ch, int error, const char *reason, void *userdata) {
         relay_far_failed(userdata, reason);
 }
 
-static const ChannelCallbacks channel_callbacks = {
-        .readable = channel_on_readable,
-        .writable = channel_on_writable,
-        .failed = channel_on_failed,
+static const ChannelCallbacks far_channel_callbacks = {
+        .readable = far_channel_on_readable,
+        .writable = far_channel_on_writable,
+        .failed = far_channel_on_failed,
 };
 
-static Buffer *channel_rx(void *end) {
-        return session_channel_rx(end);
+static Buffer *far_channel_rx(void *end) {
+        return channel_rx(end);
 }
-static bool channel_rx_eof(void *end) {
-        return session_channel_rx_eof(end);
+static bool far_channel_rx_eof(void *end) {
+        return channel_rx_eof(end);
 }
-static void channel_consumed(void *end) {
-        session_channel_consumed(end);
+static void far_channel_consumed(void *end) {
+        channel_consumed(end);
 }
-static Buffer *channel_tx(void *end) {
-        return session_channel_tx(end);
+static Buffer *far_channel_tx(void *end) {
+        return channel_tx(end);
 }
-static void channel_kick(void *end) {
-        session_channel_kick(end);
+static void far_channel_kick(void *end) {
+        channel_kick(end);
 }
-static void channel_shutdown_tx(void *end) {
-        session_channel_shutdown_tx(end);
+static void far_channel_shutdown_tx(void *end) {
+        channel_shutdown_tx(end);
 }
-static void channel_attach(void *end, const FarEndHooks *hooks, void *relay) {
+static void far_channel_attach(void *end, const FarEndHooks *hooks, void *relay) {
         /* the channel's callbacks are the hooks' own shape: no table to keep */
-        session_channel_set_callbacks(end, &channel_callbacks, relay);
+        channel_set_callbacks(end, &far_channel_callbacks, relay);
 }
-static void channel_close(void *end) {
-        session_channel_close(end);
+static void far_channel_close(void *end) {
+        channel_close(end);
 }
-static void channel_abort(void *end) {
-        session_channel_abort(end);
+static void far_channel_abort(void *end) {
+        channel_abort(end);
 }
 
-static const FarEndOps channel_ops = {
-        .rx = channel_rx,
-        .rx_eof = channel_rx_eof,
-        .consumed = channel_consumed,
-        .tx = channel_tx,
-        .kick = channel_kick,
-        .shutdown_tx = channel_shutdown_tx,
-        .attach = channel_attach,
-        .close = channel_close,
-        .abort = channel_abort,
+static const FarEndOps far_channel_ops = {
+        .rx = far_channel_rx,
+        .rx_eof = far_channel_rx_eof,
+        .consumed = far_channel_consumed,
+        .tx = far_channel_tx,
+        .kick = far_channel_kick,
+        .shutdown_tx = far_channel_shutdown_tx,
+        .attach = far_channel_attach,
+        .close = far_channel_close,
+        .abort = far_channel_abort,
 };
 
-FarEnd far_end_channel(SessionChannel *ch) {
-        return (FarEnd) { &channel_ops, ch };
+FarEnd relay_channel_far_end(Channel *ch) {
+        return (FarEnd) { &far_channel_ops, ch };
 }
 
 

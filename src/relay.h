@@ -9,8 +9,8 @@
 
 #include "audit.h"
 #include "buffer.h"
+#include "channel.h"
 #include "iopoll.h"
-#include "session.h"
 
 typedef struct Relay Relay;
 
@@ -22,7 +22,7 @@ typedef struct FarEndHooks {
 } FarEndHooks;
 
 /* The far end as the relay drives it: two bounded buffers and the calls
- * around them. Both kinds keep the same contract as session_channel_*(). */
+ * around them. Both kinds keep the same contract as channel_*(). */
 typedef struct FarEndOps {
         Buffer *(*rx)(void *end);          /* bytes for the client */
         bool (*rx_eof)(void *end);         /* the far side sent EOF, all of it is in rx */
@@ -41,7 +41,7 @@ typedef struct FarEnd {
 } FarEnd;
 
 /* An open SSH channel as a far end. */
-FarEnd far_end_channel(SessionChannel *ch);
+FarEnd relay_channel_far_end(Channel *ch);
 
 typedef struct RelayParams {
         const char *node;   /* node name, for logs and the audit line */

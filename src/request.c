@@ -20,6 +20,7 @@
 #include "acceptor.h"
 #include "address.h"
 #include "buffer.h"
+#include "channel.h"
 #include "daemon.h"
 #include "http.h"
 #include "iopoll.h"
@@ -87,7 +88,7 @@ struct Request {
         size_t head_len;     /* the whole request; early tunnel bytes follow */
         Buffer out;          /* SOCKS5 method reply not yet written, or the error reply */
 
-        SessionChannel *ch;
+        Channel *ch;
         Tunnel *up; /* the CONNECT through the Konnectivity upstream, while it opens */
         char *node;
         char *target; /* "host:port" as written */
@@ -106,8 +107,8 @@ static void client_free(Request *c) {
         c->timer = sd_event_source_disable_unref(c->timer);
         c->fd = safe_close(c->fd);
         if (c->ch) {
-                SessionChannel *ch = TAKE_PTR(c->ch);
-                session_channel_abort(ch);
+                Channel *ch = TAKE_PTR(c->ch);
+                channel_abort(ch);
         }
         if (c->up)
                 tunnel_abort(TAKE_PTR(c->up));
@@ -211,8 +212,8 @@ static void client_answer(Request *c, ProxyOutcome outcome, int code, const char
         }
 
         if (c->ch) {
-                SessionChannel *ch = TAKE_PTR(c->ch);
-                session_channel_abort(ch);
+                Channel *ch = TAKE_PTR(c->ch);
+                channel_abort(ch);
         }
         if (c->up)
                 tunnel_abort(TAKE_PTR(c->up));
@@ -302,7 +303,7 @@ static void client_start_relay(Request *c, FarEnd far) {
         client_free(c);
 }
 
-static void on_open_done(SessionChannel *ch, int error, const char *reason, void *userdata) {
+static void on_open_done(Channel *ch, int error, const char *reason, void *userdata) {
         Request *c = userdata;
 
         if (error < 0) {
@@ -320,7 +321,7 @@ static void on_open_done(SessionChannel *ch, int error, const char *reason, void
                 return;
         }
         c->ch = NULL; /* the relay's now */
-        client_start_relay(c, far_end_channel(ch));
+        client_start_relay(c, relay_channel_far_end(ch));
 }
 
 static const ChannelCallbacks open_callbacks = {

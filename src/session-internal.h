@@ -10,6 +10,7 @@
 #include <systemd/sd-event.h>
 
 #include "buffer.h"
+#include "channel.h"
 #include "hostkey.h"
 #include "list.h"
 #include "connector.h"
@@ -51,9 +52,9 @@ typedef enum ChannelState {
         CHANNEL_CLOSING, /* libssh2_channel_free() until it returns 0 */
 } ChannelState;
 
-struct SessionChannel {
+struct Channel {
         Session *session;
-        LIST_FIELDS(SessionChannel, link);
+        LIST_FIELDS(Channel, link);
         ChannelKind kind;
         ChannelState state;
         bool abandoned; /* the user closed it; no callbacks */
@@ -114,10 +115,10 @@ struct Session {
         bool dead;       /* the socket is gone: callbacks fail fast */
         uint64_t rx_total;
 
-        SessionChannel *opens;    /* FIFO, head in flight */
-        SessionChannel *channels; /* open */
-        SessionChannel *closing;
-        SessionChannel *control;
+        Channel *opens;    /* FIFO, head in flight */
+        Channel *channels; /* open */
+        Channel *closing;
+        Channel *control;
         unsigned n_user; /* user channels queued or open */
 
         /* liveness */
@@ -133,31 +134,31 @@ struct Session {
 /* --- channel.c ---------------------------------------------------------- */
 
 /* A channel of 'kind' for s, not yet queued anywhere. */
-SessionChannel *channel_new(Session *s, ChannelKind kind);
-void channel_free(SessionChannel *ch);
+Channel *channel_new(Session *s, ChannelKind kind);
+void channel_free(Channel *ch);
 /* Take the channel off whichever list holds it. */
-void channel_unlink(SessionChannel *ch);
+void channel_unlink(Channel *ch);
 /* Close an open channel through the closing list, or drop a queued one. */
-void channel_retire(SessionChannel *ch);
+void channel_retire(Channel *ch);
 /* Tell the user the channel failed (opened or failed callback), retire it. */
-void channel_fail(SessionChannel *ch, int error, const char *reason);
+void channel_fail(Channel *ch, int error, const char *reason);
 /* A stream a client asked for: counted in n_user and the node's figures. */
-static inline bool channel_is_stream(const SessionChannel *ch) {
+static inline bool channel_is_stream(const Channel *ch) {
         return ch->kind == CHANNEL_USER && !ch->internal;
 }
 
 /* True for libssh2 errors that end one channel, not the session. */
 bool channel_is_error(int rc);
+/* Drive opens, every channel, and closings until nothing moves. Returns a
+ * libssh2 error that ends the session, else 0. */
+int channel_pump_all(Session *s);
+
+/* --- session.c ---------------------------------------------------------- */
+
 /* libssh2's text for the last error of the session. */
 const char *session_ssh_error(Session *s);
 /* A liveness round trip came back. */
 void session_liveness_answered(Session *s);
-/* Drive opens, every channel, and closings until nothing moves. Returns a
- * libssh2 error that ends the session, else 0. */
-int session_pump(Session *s);
-
-/* --- session.c ---------------------------------------------------------- */
-
 /* Run the pump soon (coalesced), or again if it is running now. */
 void session_kick(Session *s);
 /* Write the output queue to the socket until it would block; -errno on a

@@ -26,6 +26,7 @@
 
 #include "address.h"
 #include "hostkey.h"
+#include "known-hosts.h"
 #include "identity.h"
 #include "log.h"
 #include "metrics.h"
@@ -194,7 +195,7 @@ static void session_set_state(Session *s, SessionState st) {
 
 /* Everything that holds the connection goes; channels fail. */
 static void session_teardown(Session *s, int channel_error, const char *why) {
-        SessionChannel *ch;
+        Channel *ch;
 
         /* from here on libssh2's I/O callbacks fail and no new channel opens */
         s->dead = true;
@@ -530,7 +531,7 @@ static int session_step_auth(Session *s) {
         s->failure = SESSION_FAILURE_NONE;
 
         /* the control channel goes first: liveness rides on it */
-        SessionChannel *ctl = channel_new(s, CHANNEL_CONTROL);
+        Channel *ctl = channel_new(s, CHANNEL_CONTROL);
         if (!ctl) {
                 session_fail(s, SESSION_FAILURE_PROTOCOL, "out of memory");
                 return -ENOMEM;
@@ -562,7 +563,7 @@ static void session_process(Session *s) {
                         r = session_step_auth(s);
                         break;
                 case SESSION_READY:
-                        r = session_pump(s);
+                        r = channel_pump_all(s);
                         if (r < 0) {
                                 int rc = r;
                                 if (rc == LIBSSH2_ERROR_SOCKET_RECV || rc == LIBSSH2_ERROR_SOCKET_DISCONNECT)
@@ -590,6 +591,17 @@ static void session_process(Session *s) {
                         session_update_io(s);
         }
         s->processing = false;
+}
+
+const char *session_ssh_error(Session *s) {
+        char *msg = NULL;
+        libssh2_session_last_error(s->ssh, &msg, NULL, 0);
+        return msg && *msg ? msg : "unknown error";
+}
+
+void session_liveness_answered(Session *s) {
+        s->liveness_pending = false;
+        s->liveness_missed = 0;
 }
 
 /* --- event handlers ------------------------------------------------------- */
@@ -655,10 +667,10 @@ static int on_session_timer(sd_event_source *es, uint64_t usec, void *userdata) 
                 if (!s->control) {
                         /* no session channel allowed: a refused open is the round trip */
                         bool queued = false;
-                        for (SessionChannel *c = s->opens; c; c = c->link_next)
+                        for (Channel *c = s->opens; c; c = c->link_next)
                                 if (c->kind != CHANNEL_USER)
                                         queued = true;
-                        SessionChannel *lc = queued ? NULL : channel_new(s, CHANNEL_LIVENESS);
+                        Channel *lc = queued ? NULL : channel_new(s, CHANNEL_LIVENESS);
                         if (lc)
                                 LIST_APPEND(link, s->opens, lc);
                         /* a user open stuck at the head (a slow target) delays

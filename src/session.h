@@ -16,6 +16,7 @@
 #include "conf.h"
 #include "gate.h"
 #include "hostkey.h"
+#include "known-hosts.h"
 #include "identity.h"
 #include "iopoll.h"
 #include "macro.h"
@@ -23,7 +24,9 @@
 #include "nodeinfo.h"
 
 typedef struct Session Session;
-typedef struct SessionChannel SessionChannel;
+/* One channel of a session: channel.h. */
+typedef struct Channel Channel;
+typedef struct ChannelCallbacks ChannelCallbacks;
 
 typedef enum SessionState {
         SESSION_IDLE,           /* not started, or waiting to retry */
@@ -51,26 +54,6 @@ typedef enum SessionFailure {
 
 const char *session_state_to_string(SessionState s);
 
-/* Callbacks from a channel to its user (the front door while opening, the
- * relay afterwards). They run from the session's processing; they may call
- * any session_channel_*() function, including session_channel_close().
- * Until the open finishes only 'opened' is called: the others may be NULL
- * for a user that hands the channel on (session_channel_set_callbacks). */
-typedef struct ChannelCallbacks {
-        /* The open finished. error == 0: the channel carries data now.
-         * error < 0: the open failed (reason is a short human text) and the
-         * channel is already gone. -ECONNREFUSED: the node refused the
-         * target (connect failed, prohibited); -ECONNABORTED: the session
-         * ended first. */
-        void (*opened)(SessionChannel *ch, int error, const char *reason, void *userdata);
-        /* New bytes in session_channel_rx(), or the node's EOF. */
-        void (*readable)(SessionChannel *ch, void *userdata);
-        /* Room in session_channel_tx() again, after it had filled up. */
-        void (*writable)(SessionChannel *ch, void *userdata);
-        /* The channel ended abnormally (session lost, channel error); the
-         * channel is gone after this returns. */
-        void (*failed)(SessionChannel *ch, int error, const char *reason, void *userdata);
-} ChannelCallbacks;
 
 /* What every session of the daemon shares, owned by the daemon. The
  * pointers to configuration, identity and known hosts are live: a reload
@@ -148,22 +131,10 @@ usec_t session_up_duration(const Session *s);
 /* The local port of the TCP connection (0 if none), to find sshd's child. */
 uint16_t session_local_port(const Session *s);
 
-/* Queue a direct-tcpip open to host:port. orig_* is the originator the
- * node's sshd sees. Only for READY sessions; -ENOTCONN otherwise. */
-int session_open_channel(Session *s, const char *host, uint16_t port, const char *orig_host,
-                         uint16_t orig_port, const ChannelCallbacks *cb, void *userdata,
-                         SessionChannel **ret);
-
-/* Like session_open_channel(), for a health probe: not a stream, so it is
- * in no stream count, limit or metric. */
-int session_open_probe_channel(Session *s, const char *host, uint16_t port, const char *orig_host,
-                               uint16_t orig_port, const ChannelCallbacks *cb, void *userdata,
-                               SessionChannel **ret);
-
 /* The calls a node makes on its sessions, as a table: the daemon's nodes
  * use session_ops (below); a unit test of node.c passes sessions of its
  * own making. 'probe' opens a channel that is not a stream (see
- * session_open_probe_channel()). */
+ * channel_open_probe()). */
 typedef struct SessionOps {
         int (*create)(const SessionEnv *env, const SessionParams *p, Session **ret);
         Session *(*destroy)(Session *s);
@@ -177,38 +148,8 @@ typedef struct SessionOps {
         usec_t (*up_duration)(const Session *s);
         unsigned (*channels)(const Session *s);
         int (*open_channel)(Session *s, bool probe, const char *host, uint16_t port, const char *orig_host,
-                            uint16_t orig_port, const ChannelCallbacks *cb, void *userdata, SessionChannel **ret);
+                            uint16_t orig_port, const ChannelCallbacks *cb, void *userdata, Channel **ret);
 } SessionOps;
 
 /* The real sessions' table. */
 extern const SessionOps session_ops;
-
-/* Bytes from the node, for the user to consume (then call _consumed). */
-Buffer *session_channel_rx(SessionChannel *ch);
-/* The node sent EOF and every byte before it is in rx (or consumed). */
-bool session_channel_rx_eof(const SessionChannel *ch);
-/* Tell the session bytes were taken from rx: reading resumes if it had
- * stopped for lack of room. */
-void session_channel_consumed(SessionChannel *ch);
-
-/* Bytes for the node: append, then call _kick. */
-Buffer *session_channel_tx(SessionChannel *ch);
-void session_channel_kick(SessionChannel *ch);
-/* Send EOF once tx is empty: the client half-closed. */
-void session_channel_shutdown_tx(SessionChannel *ch);
-/* True once our EOF went out (after shutdown_tx and an empty tx). */
-bool session_channel_tx_done(const SessionChannel *ch);
-
-/* Hand the channel to a new user (the relay after the front door). */
-void session_channel_set_callbacks(SessionChannel *ch, const ChannelCallbacks *cb, void *userdata);
-
-/* The user is done with the channel: no more callbacks. Bytes still in tx
- * go out first, then the EOF if shutdown_tx was asked for, then the channel
- * closes; a pending open finishes first and is closed at once. */
-void session_channel_close(SessionChannel *ch);
-/* Like close, but drops what tx still holds: the stream failed. */
-void session_channel_abort(SessionChannel *ch);
-
-/* Byte counters for the stream (node→client, client→node). */
-uint64_t session_channel_bytes_rx(const SessionChannel *ch);
-uint64_t session_channel_bytes_tx(const SessionChannel *ch);

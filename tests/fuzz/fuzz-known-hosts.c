@@ -12,6 +12,7 @@
 #include "base64.h"
 #include "fuzz.h"
 #include "hostkey.h"
+#include "known-hosts.h"
 #include "macro.h"
 
 #define QUERIES_MAX 32
@@ -121,7 +122,7 @@ static void check_append(const Query *q) {
 
         if (hostkey_type(q->blob, q->blob_len, type, sizeof(type)) < 0)
                 return;
-        line = hostkey_known_hosts_line(q->host, q->port, q->blob, q->blob_len);
+        line = known_hosts_line(q->host, q->port, q->blob, q->blob_len);
         if (!line)
                 return;
         fd = memfd_with(NULL, 0, path);

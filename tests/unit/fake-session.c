@@ -102,7 +102,7 @@ static unsigned fake_channels(const Session *s) {
 }
 
 static int fake_open_channel(Session *s, bool probe, const char *host, uint16_t port, const char *orig_host,
-                             uint16_t orig_port, const ChannelCallbacks *cb, void *userdata, SessionChannel **ret) {
+                             uint16_t orig_port, const ChannelCallbacks *cb, void *userdata, Channel **ret) {
         if (s->state != SESSION_READY)
                 return -ENOTCONN;
         s->opens[probe]++;

@@ -21,6 +21,7 @@
 
 #include "admin.h"
 #include "hostkey.h"
+#include "known-hosts.h"
 #include "macro.h"
 #include "nodeinfo.h"
 #include "session.h"
@@ -1417,7 +1418,7 @@ static void test_scan_node(void **state) {
         fake_finish(fake.last, SESSION_FAILURE_SCANNED, "host key scanned", blob, len);
         reply = client_collect(f->daemon.event, fd);
         v = reply_json(reply, 200);
-        line = hostkey_known_hosts_line("10.0.0.11", 22, blob, len);
+        line = known_hosts_line("10.0.0.11", 22, blob, len);
         assert_string_equal(json_string_value(json_object_get(v, "target")), "node-1");
         assert_string_equal(json_string_value(json_object_get(v, "node")), "node-1");
         assert_string_equal(json_string_value(json_object_get(v, "host")), "10.0.0.11");

@@ -217,7 +217,7 @@ static void test_refusals_stick(void **state) {
 static void test_drain(void **state) {
         Fixture *f = *state;
         Node *n = make(f, 1);
-        SessionChannel *ch;
+        Channel *ch;
 
         node_start(n);
         fake_session_set_state(S(0), SESSION_READY);
@@ -241,7 +241,7 @@ static void test_drain(void **state) {
 static void test_open_channel(void **state) {
         Fixture *f = *state;
         Node *n = make(f, 2);
-        SessionChannel *ch;
+        Channel *ch;
         NodeInfo info;
 
         node_start(n);

@@ -25,8 +25,10 @@
 #include <cmocka.h>
 
 #include "base64.h"
+#include "channel.h"
 #include "gate.h"
 #include "hostkey.h"
+#include "known-hosts.h"
 #include "identity.h"
 #include "iopoll.h"
 #include "log.h"
@@ -474,7 +476,7 @@ static void test_connect_refused(void **state) {
 /* ---- channels --------------------------------------------------------------------------- */
 
 typedef struct User {
-        SessionChannel *ch;
+        Channel *ch;
         int opened;
         char reason[128];
         char got[256];
@@ -482,7 +484,7 @@ typedef struct User {
         bool eof, failed;
 } User;
 
-static void user_opened(SessionChannel *ch, int error, const char *reason, void *userdata) {
+static void user_opened(Channel *ch, int error, const char *reason, void *userdata) {
         User *u = userdata;
         u->opened = error < 0 ? error : 1;
         snprintf(u->reason, sizeof u->reason, "%s", reason ?: "");
@@ -490,19 +492,19 @@ static void user_opened(SessionChannel *ch, int error, const char *reason, void 
                 u->ch = NULL;
 }
 
-static void user_readable(SessionChannel *ch, void *userdata) {
+static void user_readable(Channel *ch, void *userdata) {
         User *u = userdata;
-        Buffer *rx = session_channel_rx(ch);
+        Buffer *rx = channel_rx(ch);
         size_t n = MIN(buffer_len(rx), sizeof u->got - 1 - u->got_len);
 
         memcpy(u->got + u->got_len, buffer_head(rx), n);
         u->got_len += n;
         buffer_consume(rx, n);
-        session_channel_consumed(ch);
-        u->eof = session_channel_rx_eof(ch);
+        channel_consumed(ch);
+        u->eof = channel_rx_eof(ch);
 }
 
-static void user_failed(SessionChannel *ch, int error, const char *reason, void *userdata) {
+static void user_failed(Channel *ch, int error, const char *reason, void *userdata) {
         User *u = userdata;
         u->failed = true;
         u->ch = NULL;
@@ -526,7 +528,7 @@ static void test_channel_echo(void **state) {
         User u = {};
 
         ready(f);
-        assert_int_equal(session_open_channel(f->s, "127.0.0.1", f->echo_port, "127.0.0.1", 0, &user_callbacks, &u,
+        assert_int_equal(channel_open(f->s, "127.0.0.1", f->echo_port, "127.0.0.1", 0, &user_callbacks, &u,
                                               &u.ch),
                          0);
         assert_int_equal(session_channels(f->s), 1);
@@ -534,17 +536,17 @@ static void test_channel_echo(void **state) {
         assert_int_equal(u.opened, 1);
         assert_int_equal(f->opened[STREAM_OK], 1);
 
-        assert_int_equal(buffer_append(session_channel_tx(u.ch), "hello", 5), 5);
-        session_channel_kick(u.ch);
+        assert_int_equal(buffer_append(channel_tx(u.ch), "hello", 5), 5);
+        channel_kick(u.ch);
         RUN_UNTIL(f, u.got_len == 5);
         assert_memory_equal(u.got, "hello", 5);
         /* our EOF: the echo server answers with its own */
-        session_channel_shutdown_tx(u.ch);
+        channel_shutdown_tx(u.ch);
         RUN_UNTIL(f, u.eof);
-        assert_true(session_channel_tx_done(u.ch));
-        assert_int_equal(session_channel_bytes_tx(u.ch), 5);
-        assert_int_equal(session_channel_bytes_rx(u.ch), 5);
-        session_channel_close(u.ch);
+        assert_true(channel_tx_done(u.ch));
+        assert_int_equal(channel_bytes_tx(u.ch), 5);
+        assert_int_equal(channel_bytes_rx(u.ch), 5);
+        channel_close(u.ch);
         RUN_UNTIL(f, f->n_closed == 1);
         assert_int_equal(f->closed_up, 5);
         assert_int_equal(f->closed_down, 5);
@@ -559,7 +561,7 @@ static void test_channel_refused(void **state) {
 
         close(fd);
         ready(f);
-        assert_int_equal(session_open_channel(f->s, "127.0.0.1", port, "127.0.0.1", 0, &user_callbacks, &u, &u.ch),
+        assert_int_equal(channel_open(f->s, "127.0.0.1", port, "127.0.0.1", 0, &user_callbacks, &u, &u.ch),
                          0);
         RUN_UNTIL(f, u.opened != 0);
         assert_int_equal(u.opened, -ECONNREFUSED);
@@ -578,7 +580,7 @@ static void test_opens_in_order(void **state) {
          * open, each to the target it asked for */
         ready(f);
         for (int i = 0; i < 6; i++)
-                assert_int_equal(session_open_channel(f->s, "127.0.0.1", f->echo_port, "127.0.0.1", 0,
+                assert_int_equal(channel_open(f->s, "127.0.0.1", f->echo_port, "127.0.0.1", 0,
                                                       &user_callbacks, &u[i], &u[i].ch),
                                  0);
         RUN_UNTIL(f, u[5].opened != 0);
@@ -586,8 +588,8 @@ static void test_opens_in_order(void **state) {
                 char msg[8];
                 assert_int_equal(u[i].opened, 1);
                 snprintf(msg, sizeof msg, "m%d", i);
-                assert_int_equal(buffer_append(session_channel_tx(u[i].ch), msg, 2), 2);
-                session_channel_kick(u[i].ch);
+                assert_int_equal(buffer_append(channel_tx(u[i].ch), msg, 2), 2);
+                channel_kick(u[i].ch);
         }
         RUN_UNTIL(f, u[0].got_len == 2 && u[1].got_len == 2 && u[2].got_len == 2 && u[3].got_len == 2 &&
                              u[4].got_len == 2 && u[5].got_len == 2);
@@ -607,11 +609,11 @@ static void test_session_end_fails_channels(void **state) {
         User open_one = {}, queued = {};
 
         ready(f);
-        assert_int_equal(session_open_channel(f->s, "127.0.0.1", f->echo_port, "127.0.0.1", 0, &user_callbacks,
+        assert_int_equal(channel_open(f->s, "127.0.0.1", f->echo_port, "127.0.0.1", 0, &user_callbacks,
                                               &open_one, &open_one.ch),
                          0);
         RUN_UNTIL(f, open_one.opened != 0);
-        assert_int_equal(session_open_channel(f->s, "127.0.0.1", f->echo_port, "127.0.0.1", 0, &user_callbacks,
+        assert_int_equal(channel_open(f->s, "127.0.0.1", f->echo_port, "127.0.0.1", 0, &user_callbacks,
                                               &queued, &queued.ch),
                          0);
         /* the session goes under both */
@@ -622,7 +624,7 @@ static void test_session_end_fails_channels(void **state) {
         assert_int_equal(session_channels(f->s), 0);
         /* no new channels on a dead session */
         User late = {};
-        assert_int_equal(session_open_channel(f->s, "127.0.0.1", f->echo_port, "127.0.0.1", 0, &user_callbacks,
+        assert_int_equal(channel_open(f->s, "127.0.0.1", f->echo_port, "127.0.0.1", 0, &user_callbacks,
                                               &late, &late.ch),
                          -ENOTCONN);
 }
@@ -632,11 +634,11 @@ static void test_abandoned_open(void **state) {
         User u = {};
 
         ready(f);
-        assert_int_equal(session_open_channel(f->s, "127.0.0.1", f->echo_port, "127.0.0.1", 0, &user_callbacks, &u,
+        assert_int_equal(channel_open(f->s, "127.0.0.1", f->echo_port, "127.0.0.1", 0, &user_callbacks, &u,
                                               &u.ch),
                          0);
         /* the client left before the node answered: counted, no callback */
-        session_channel_close(u.ch);
+        channel_close(u.ch);
         assert_int_equal(f->opened[STREAM_ABANDONED], 1);
         RUN_UNTIL(f, session_channels(f->s) == 0);
         for (int i = 0; i < 20; i++)
