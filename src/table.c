@@ -389,6 +389,11 @@ const char *table_format_reason(const char *state, const char *error, char *buf,
         for (size_t i = 0; i < ELEMENTSOF(reason_phrases); i++)
                 if (strcasestr(error, reason_phrases[i].match))
                         return table_ellipsize(reason_phrases[i].reason, TABLE_REASON_MAX, buf, size);
+        /* an HTTP status says it first: "HTTP 500 Internal Server Error: <body>" */
+        if (strncmp(error, "HTTP ", 5) == 0 && strspn(error + 5, "0123456789") == 3) {
+                p = strstr(error, ": ");
+                return ellipsize_n(error, p ? (size_t) (p - error) : strlen(error), TABLE_REASON_MAX, buf, size);
+        }
         /* "cannot resolve n1.example: <gai_strerror>" */
         if (strncmp(error, "cannot resolve ", 15) == 0) {
                 char why[TABLE_REASON_SIZE], text[TABLE_REASON_SIZE + 8];

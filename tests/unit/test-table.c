@@ -157,6 +157,9 @@ static const struct {
         { "backoff", "SSH error -7: Unable to send FIN", "unable to send FIN" },
         /* probes, as the node table writes them for a degraded node */
         { "degraded", "probe: HTTP 500 Internal Server Error", "probe: HTTP 500 Internal Server Error" },
+        { "degraded", "probe: HTTP 500 Internal Server Error: currently no tunnels available: dial 10.0.0.7",
+          "probe: HTTP 500 Internal Server Error" },
+        { "degraded", "HTTP 401 Unauthorized", "HTTP 401 Unauthorized" },
         { "degraded", "probe: cannot connect to 127.0.0.1:10248 from the node: connect failed",
           "probe: connect failed" },
         { "degraded", "probe: timeout after 5 s", "probe: timed out" },
