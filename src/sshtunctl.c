@@ -287,15 +287,18 @@ int main(int argc, char *argv[]) {
                 case ARG_NO_HEADERS:
                         ctl.no_headers = true;
                         break;
-                case 'w':
+                case 'w': {
+                        const char *seconds = optarg;
+
                         /* "-w 5" and "--watch 5" too, not only "-w5" and "--watch=5" */
-                        if (!optarg && optind < argc && is_number(argv[optind]))
-                                optarg = argv[optind++];
+                        if (!seconds && optind < argc && is_number(argv[optind]))
+                                seconds = argv[optind++];
                         watch = WATCH_DEFAULT_USEC;
-                        if (optarg && parse_interval(optarg, &watch) < 0)
+                        if (seconds && parse_interval(seconds, &watch) < 0)
                                 return usage_error("--watch takes a number of seconds from 0.1 to 86400",
-                                                   optarg);
+                                                   seconds);
                         break;
+                }
                 case 'h':
                         help();
                         return 0;
