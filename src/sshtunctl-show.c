@@ -64,7 +64,7 @@ static const char *last_error_cell(const json_t *node, Output output, const char
 
         if (output == OUTPUT_WIDE)
                 return last_error;
-        if (reason)
+        if (reason && *reason)
                 return table_ellipsize(reason, TABLE_REASON_MAX, buf, size);
         return table_format_reason(json_str(node, "state"), last_error, buf, size);
 }

@@ -313,6 +313,8 @@ def test_reason_from_the_daemon_or_derived(fake_admin):
         fake_node("n7", "degraded", None, probe={"ok": False, "latency_ms": None, "at": None,
                                                  "error": "HTTP 500 Internal Server Error"}),
         fake_node("n8", "auth-failed", "public key authentication as \"sshtund\" refused (key x)"),
+        # an empty one says nothing: derived too
+        fake_node("n9", "backoff", "connection lost: Connection reset by peer", reason=""),
     ])
     r = run_ctl(a.path, "nodes")
     assert r.returncode == 0, r.stderr
@@ -325,6 +327,7 @@ def test_reason_from_the_daemon_or_derived(fake_admin):
     assert cells["n6"] == "y" * (REASON_MAX - 3) + "..."
     assert cells["n7"] == "probe: HTTP 500 Internal Server Error"
     assert cells["n8"] == "auth refused"
+    assert cells["n9"] == "connection reset"
     for line in r.stdout.splitlines():
         assert len(line) <= col + REASON_MAX, line
 
