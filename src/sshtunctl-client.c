@@ -35,21 +35,22 @@ static void reply_done(Reply *r) {
         *r = (Reply) {};
 }
 
-/* Say why the command failed and return its exit status: on stderr, or for
- * `check` as the plugin's one line (UNKNOWN, exit 3). */
+/* Say why the command failed and return its exit status: on stderr (or in
+ * the --watch frame), or for `check` as the plugin's one line (UNKNOWN,
+ * exit 3). */
 _printf_(3, 4) int ctl_fail(const Ctl *ctl, int status, const char *format, ...) {
         va_list ap;
 
         va_start(ap, format);
         if (ctl->nagios) {
-                fputs("SSHTUND UNKNOWN - ", stdout);
-                vprintf(format, ap);
-                putchar('\n');
+                fputs("SSHTUND UNKNOWN - ", ctl->out);
+                vfprintf(ctl->out, format, ap);
+                fputc('\n', ctl->out);
                 status = EXIT_UNREACHABLE;
         } else {
-                fputs("sshtunctl: ", stderr);
-                vfprintf(stderr, format, ap);
-                fputc('\n', stderr);
+                fputs("sshtunctl: ", ctl->err);
+                vfprintf(ctl->err, format, ap);
+                fputc('\n', ctl->err);
         }
         va_end(ap);
         return status;
@@ -69,19 +70,25 @@ static int remaining_msec(const Ctl *ctl) {
         return (int) ((ctl->deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC);
 }
 
-/* Wait for 'events' until the deadline: 0, -ETIMEDOUT or -errno. */
+/* Wait for 'events' until the deadline: 0, -ETIMEDOUT, -ECANCELED (--watch
+ * was interrupted) or -errno. */
 static int wait_fd(const Ctl *ctl, int fd, short events) {
         for (;;) {
-                struct pollfd p = { .fd = fd, .events = events };
+                struct pollfd p[2] = {
+                        { .fd = fd, .events = events },
+                        { .fd = ctl->cancel_fd, .events = POLLIN },
+                };
                 int ms = remaining_msec(ctl), r;
 
                 if (ms == 0)
                         return -ETIMEDOUT;
-                r = poll(&p, 1, ms);
+                r = poll(p, ctl->cancel_fd >= 0 ? 2 : 1, ms);
                 if (r < 0 && errno == EINTR)
                         continue;
                 if (r < 0)
                         return -errno;
+                if (ctl->cancel_fd >= 0 && p[1].revents)
+                        return -ECANCELED;
                 if (r > 0)
                         return 0;
         }
@@ -156,6 +163,8 @@ char *path_escape(const char *s) {
 }
 
 static int fail_unreachable(const Ctl *ctl, int r) {
+        if (r == -ECANCELED) /* --watch ends: nothing to say */
+                return EXIT_FAILURE;
         if (r == -ETIMEDOUT)
                 return ctl_fail(ctl, EXIT_UNREACHABLE, "%s: no reply from sshtund within %u s", ctl->socket,
                                 (unsigned) (ctl->timeout / USEC_PER_SEC));
@@ -184,7 +193,7 @@ static int ctl_request(const Ctl *ctl, const char *method, const char *target, R
                 return ctl_oom(ctl);
         }
         r = send_all(ctl, fd, request, strlen(request));
-        if (r == -ETIMEDOUT)
+        if (r == -ETIMEDOUT || r == -ECANCELED)
                 return fail_unreachable(ctl, r);
         if (r < 0)
                 return ctl_fail(ctl, EXIT_FAILURE, "failed to send the request to %s: %s", ctl->socket,
@@ -213,7 +222,7 @@ static int ctl_request(const Ctl *ctl, const char *method, const char *target, R
                         continue;
                 if (n < 0 && errno == EAGAIN) {
                         r = wait_fd(ctl, fd, POLLIN);
-                        if (r == -ETIMEDOUT)
+                        if (r == -ETIMEDOUT || r == -ECANCELED)
                                 return fail_unreachable(ctl, r);
                         if (r < 0)
                                 return ctl_fail(ctl, EXIT_FAILURE, "%s: %s", ctl->socket, strerror(-r));

@@ -1,8 +1,10 @@
 /* What sshtunctl.c (the command line, the actions), sshtunctl-client.c (the
- * request over admin.sock) and sshtunctl-show.c (the views) share. */
+ * request over admin.sock), sshtunctl-show.c (the views) and
+ * sshtunctl-watch.c (--watch) share. */
 #pragma once
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -17,15 +19,20 @@ typedef enum Output {
         OUTPUT_TABLE,
         OUTPUT_WIDE,
         OUTPUT_JSON,
+        OUTPUT_NAME, /* node names, one a line */
 } Output;
 
 typedef struct Ctl {
         const char *socket;
         Output output;
         bool color;
+        bool no_headers; /* tables without their header line */
         bool nagios;     /* check: any failure is one "SSHTUND UNKNOWN" line on stdout, exit 3 */
         usec_t timeout;  /* for the whole command ... */
         usec_t deadline; /* ... ending here (CLOCK_MONOTONIC) */
+        FILE *out;       /* what a view prints: stdout, or --watch's frame */
+        FILE *err;       /* why it failed: stderr, or --watch's frame */
+        int cancel_fd;   /* --watch: readable once SIGINT or SIGTERM is pending, else -1 */
 } Ctl;
 
 /* Say why the command failed (stderr, or the check's UNKNOWN line); returns the exit status. */
@@ -60,3 +67,9 @@ int cmd_node(const Ctl *ctl, const char *name);
 int cmd_check(const Ctl *ctl);
 /* `migration`: per node its route, upstream check and readiness; the final switch once all moved. */
 int cmd_migration(const Ctl *ctl);
+
+/* --watch: run 'view' every 'interval' until SIGINT or SIGTERM, then return
+ * 0. Each round is one frame, headed by 'title': redrawn in place when
+ * stdout is a terminal, else printed after the last. A round that fails
+ * shows why in its frame; the next one tries again. */
+int ctl_watch(Ctl *ctl, const char *title, int (*view)(const Ctl *ctl), usec_t interval);

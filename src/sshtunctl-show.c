@@ -1,5 +1,6 @@
-/* sshtunctl's views: the status summary, the node table (wide too), one
- * node's fields, the monitoring check line and the migration report. */
+/* sshtunctl's views: the status summary, the node table (wide too, or
+ * names only), one node's fields, the monitoring check line and the
+ * migration report. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -55,9 +56,22 @@ static const char *probe_cell(const json_t *probe, char *buf, size_t size) {
         return buf;
 }
 
+/* The LAST ERROR cell. -o wide: the whole text, with its hint; the table:
+ * the daemon's short "reason" when it sends one, else one derived here. */
+static const char *last_error_cell(const json_t *node, Output output, const char *last_error, char *buf,
+                                   size_t size) {
+        const char *reason = json_str(node, "reason");
+
+        if (output == OUTPUT_WIDE)
+                return last_error;
+        if (reason && *reason)
+                return table_ellipsize(reason, TABLE_REASON_MAX, buf, size);
+        return table_format_reason(json_str(node, "state"), last_error, buf, size);
+}
+
 static int add_node_row(Table *t, const json_t *node, Output output) {
         _cleanup_free_ char *address = NULL, *probe_error = NULL;
-        char sessions[64], streams[32], reconnects[32], probe[32], age[TABLE_AGE_MAX];
+        char sessions[64], streams[32], reconnects[32], probe[32], age[TABLE_AGE_MAX], reason[TABLE_REASON_SIZE];
         const char *state = json_str(node, "state"), *last_error = json_str(node, "last_error");
         const json_t *p = json_object_get(node, "probe");
 
@@ -91,10 +105,12 @@ static int add_node_row(Table *t, const json_t *node, Output output) {
             (table_add_cell(t, json_str(node, "host_key"), TABLE_COLOR_NONE) < 0 ||
              table_add_cell(t, reconnects, TABLE_COLOR_NONE) < 0))
                 return -ENOMEM;
-        return table_add_cell(t, last_error, TABLE_COLOR_NONE);
+        return table_add_cell(t, last_error_cell(node, output, last_error, reason, sizeof(reason)),
+                              TABLE_COLOR_NONE);
 }
 
-/* One row per node of 'nodes' (an array) under 'headers', to stdout. */
+/* One row per node of 'nodes' (an array) under 'headers' (unless
+ * --no-headers), to ctl->out. */
 static int print_rows(const Ctl *ctl, const json_t *nodes, const char *const *headers, size_t n_headers,
                       int (*add_row)(Table *t, const json_t *node, Output output)) {
         _cleanup_(table_freep) Table *t = NULL;
@@ -104,12 +120,31 @@ static int print_rows(const Ctl *ctl, const json_t *nodes, const char *const *he
 
         if (table_new(headers, n_headers, &t) < 0)
                 return ctl_oom(ctl);
+        table_set_header(t, !ctl->no_headers);
         json_array_foreach(nodes, i, node)
                 if (add_row(t, node, ctl->output) < 0)
                         return ctl_oom(ctl);
         if (table_format(t, ctl->color, &text) < 0)
                 return ctl_oom(ctl);
-        fputs(text, stdout);
+        fputs(text, ctl->out);
+        return 0;
+}
+
+/* -o name: the name of each node of 'nodes', one a line, for shell loops. */
+static int print_names(const Ctl *ctl, const json_t *nodes) {
+        const json_t *node;
+        size_t i;
+
+        json_array_foreach(nodes, i, node) {
+                _cleanup_free_ char *name = NULL;
+
+                if (!json_str(node, "name"))
+                        continue;
+                name = table_escape(json_str(node, "name"));
+                if (!name)
+                        return ctl_oom(ctl);
+                fprintf(ctl->out, "%s\n", name);
+        }
         return 0;
 }
 
@@ -122,9 +157,11 @@ static int print_node_table(const Ctl *ctl, const json_t *nodes) {
         if (!json_is_array(nodes))
                 return ctl_fail(ctl, EXIT_FAILURE, "malformed reply from %s: no node list", ctl->socket);
         if (json_array_size(nodes) == 0) {
-                fprintf(stderr, "No nodes configured.\n");
+                fprintf(ctl->err, "No nodes configured.\n");
                 return 0;
         }
+        if (ctl->output == OUTPUT_NAME)
+                return print_names(ctl, nodes);
         if (ctl->output == OUTPUT_WIDE)
                 return print_rows(ctl, nodes, headers_wide, ELEMENTSOF(headers_wide), add_node_row);
         return print_rows(ctl, nodes, headers, ELEMENTSOF(headers), add_node_row);
@@ -135,7 +172,7 @@ int print_json(const Ctl *ctl, const json_t *v) {
 
         if (!s)
                 return ctl_oom(ctl);
-        printf("%s\n", s);
+        fprintf(ctl->out, "%s\n", s);
         return 0;
 }
 
@@ -156,26 +193,28 @@ int cmd_status(const Ctl *ctl) {
         json_int_t draining;
         int r;
 
+        if (ctl->output == OUTPUT_NAME) /* the names alone, as for `nodes` */
+                return cmd_nodes(ctl);
         r = ctl_get_json(ctl, "/v1/status", &status);
         if (r != 0)
                 return r;
         if (ctl->output == OUTPUT_JSON)
                 return print_json(ctl, status);
 
-        printf("%" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT " nodes up, %" JSON_INTEGER_FORMAT
-               " degraded, ",
-               json_int(status, "nodes_up"), json_int(status, "nodes_total"),
-               json_int(json_object_get(status, "states"), "degraded"));
+        fprintf(ctl->out,
+                "%" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT " nodes up, %" JSON_INTEGER_FORMAT " degraded, ",
+                json_int(status, "nodes_up"), json_int(status, "nodes_total"),
+                json_int(json_object_get(status, "states"), "degraded"));
         draining = json_int(json_object_get(status, "states"), "draining");
         if (draining > 0)
-                printf("%" JSON_INTEGER_FORMAT " draining, ", draining);
-        printf("%" JSON_INTEGER_FORMAT " streams\n", json_int(status, "streams"));
+                fprintf(ctl->out, "%" JSON_INTEGER_FORMAT " draining, ", draining);
+        fprintf(ctl->out, "%" JSON_INTEGER_FORMAT " streams\n", json_int(status, "streams"));
 
         r = ctl_get_json(ctl, "/v1/nodes", &nodes);
         if (r != 0)
                 return r;
         if (json_array_size(json_object_get(nodes, "nodes")) > 0)
-                putchar('\n');
+                fputc('\n', ctl->out);
         return print_node_table(ctl, json_object_get(nodes, "nodes"));
 }
 
@@ -208,6 +247,14 @@ int cmd_node(const Ctl *ctl, const char *name) {
                 return r;
         if (ctl->output == OUTPUT_JSON)
                 return print_json(ctl, v);
+        if (ctl->output == OUTPUT_NAME) {
+                _cleanup_free_ char *shown = table_escape(json_str(v, "name") ?: name);
+
+                if (!shown)
+                        return ctl_oom(ctl);
+                fprintf(ctl->out, "%s\n", shown);
+                return 0;
+        }
 
         json_object_foreach(v, key, value)
                 width = MAX(width, (int) strlen(key) + 1);
@@ -223,7 +270,7 @@ int cmd_node(const Ctl *ctl, const char *name) {
                         color = table_state_color(json_string_value(value));
                 if (streq(key, "state_since"))
                         ago = age_since(json_string_value(value), age, sizeof(age));
-                printf("%s:%*s %s%s%s%s%s%s\n", key, width - (int) strlen(key) - 1, "",
+                fprintf(ctl->out, "%s:%*s %s%s%s%s%s%s\n", key, width - (int) strlen(key) - 1, "",
                        table_color_code(color), text, color != TABLE_COLOR_NONE ? TABLE_COLOR_RESET : "",
                        ago ? " (" : "", ago ?: "", ago ? " ago)" : "");
         }
@@ -327,7 +374,7 @@ int cmd_check(const Ctl *ctl) {
         if (ferror(f) | fclose(f))
                 return ctl_oom(ctl);
 
-        printf("SSHTUND %s - %s\n", level_names[level], text);
+        fprintf(ctl->out, "SSHTUND %s - %s\n", level_names[level], text);
         return (int) level;
 }
 
@@ -356,14 +403,14 @@ static int add_migration_row(Table *t, const json_t *node, Output output) {
 
 /* Print text from the daemon line by line, each line as a table cell shows
  * it (control characters as '?'), so that it cannot drive the terminal. */
-static int print_lines(const char *text) {
+static int print_lines(FILE *out, const char *text) {
         while (text && *text) {
                 size_t n = strcspn(text, "\n");
                 _cleanup_free_ char *line = strndup(text, n), *shown = NULL;
 
                 if (!line || !(shown = table_escape(line)))
                         return -ENOMEM;
-                printf("%s\n", shown);
+                fprintf(out, "%s\n", shown);
                 text += n + (text[n] == '\n');
         }
         return 0;
@@ -376,11 +423,12 @@ static int print_final_switch(const Ctl *ctl, const json_t *fs) {
 
         if (!flags)
                 return ctl_oom(ctl);
-        printf("\nEvery node is on Konnectivity and its upstream path passes: ready for the final switch.\n"
-               "kube-apiserver's EgressSelectorConfiguration (--egress-selector-config-file):\n\n");
-        if (print_lines(json_str(fs, "egress_selector_configuration")) < 0)
+        fprintf(ctl->out,
+                "\nEvery node is on Konnectivity and its upstream path passes: ready for the final switch.\n"
+                "kube-apiserver's EgressSelectorConfiguration (--egress-selector-config-file):\n\n");
+        if (print_lines(ctl->out, json_str(fs, "egress_selector_configuration")) < 0)
                 return ctl_oom(ctl);
-        printf("\nkonnectivity-server's flags to match:\n\n%s\n", flags);
+        fprintf(ctl->out, "\nkonnectivity-server's flags to match:\n\n%s\n", flags);
         return 0;
 }
 
@@ -401,6 +449,8 @@ int cmd_migration(const Ctl *ctl) {
         nodes = json_object_get(v, "nodes");
         if (!json_is_array(nodes))
                 return ctl_fail(ctl, EXIT_FAILURE, "malformed reply from %s: no node list", ctl->socket);
+        if (ctl->output == OUTPUT_NAME)
+                return print_names(ctl, nodes);
         if (json_array_size(nodes) > 0) {
                 if (ctl->output == OUTPUT_WIDE)
                         r = print_rows(ctl, nodes, headers_wide, ELEMENTSOF(headers_wide), add_migration_row);
@@ -408,13 +458,14 @@ int cmd_migration(const Ctl *ctl) {
                         r = print_rows(ctl, nodes, headers, ELEMENTSOF(headers), add_migration_row);
                 if (r != 0)
                         return r;
-                putchar('\n');
+                fputc('\n', ctl->out);
         }
 
-        printf("%" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT " nodes on konnectivity, %" JSON_INTEGER_FORMAT
-               " ready%s\n",
-               json_int(v, "nodes_on_konnectivity"), json_int(v, "nodes_total"), json_int(v, "nodes_ready"),
-               json_is_string(json_object_get(v, "upstream")) ? "" : " (no konnectivity upstream configured)");
+        fprintf(ctl->out,
+                "%" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT " nodes on konnectivity, %" JSON_INTEGER_FORMAT
+                " ready%s\n",
+                json_int(v, "nodes_on_konnectivity"), json_int(v, "nodes_total"), json_int(v, "nodes_ready"),
+                json_is_string(json_object_get(v, "upstream")) ? "" : " (no konnectivity upstream configured)");
         fs = json_object_get(v, "final_switch");
         if (json_is_object(fs))
                 return print_final_switch(ctl, fs);

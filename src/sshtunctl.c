@@ -1,6 +1,7 @@
 /* sshtunctl: the operator's client of the admin API. Owns the command line
  * (options, commands, help) and the actions: reconnect, drain, undrain, reload, hostkeys scan. */
 #include <getopt.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,11 @@
 /* The daemon ends a scan within 35 s (connect_timeout, at most 30 s, plus
  * 5 s for a handshake slot): wait longer than that. */
 #define CTL_SCAN_TIMEOUT_USEC (45 * USEC_PER_SEC)
+/* --watch without SECONDS; and the bounds of SECONDS (watch(1) takes 0.1 s
+ * at least; a day is more than anyone waits between two frames). */
+#define WATCH_DEFAULT_USEC (2 * USEC_PER_SEC)
+#define WATCH_MIN_SECONDS 0.1
+#define WATCH_MAX_SECONDS 86400.0
 
 /* ---- reconnect, drain, undrain ---------------------------------------------- */
 
@@ -50,7 +56,9 @@ static int cmd_node_action(const Ctl *ctl, const char *action, const char *name)
         streams = json_int(v, "streams");
         if (!shown)
                 return ctl_oom(ctl);
-        if (streq(action, "drain")) {
+        if (ctl->output == OUTPUT_NAME)
+                printf("%s\n", shown);
+        else if (streq(action, "drain")) {
                 if (streq_ptr(state, "draining"))
                         printf("%s: draining, %" JSON_INTEGER_FORMAT " stream%s left\n", shown, streams,
                                plural(streams));
@@ -176,7 +184,7 @@ static int cmd_hostkeys_scan(Ctl *ctl, const char *what) {
 /* ---- main ----------------------------------------------------------------- */
 
 static void help(void) {
-        printf("Usage: sshtunctl [-s SOCKET] [-o table|json|wide] COMMAND [ARG]\n"
+        printf("Usage: sshtunctl [-s SOCKET] [-o table|json|wide|name] COMMAND [ARG]\n"
                "\n"
                "Commands:\n"
                "  status                 summary and the node table\n"
@@ -196,7 +204,11 @@ static void help(void) {
                "\n"
                "Options:\n"
                "  -s, --socket SOCKET   admin socket (default $SSHTUND_ADMIN_SOCKET, then %s)\n"
-               "  -o, --output FORMAT   table (default), wide or json\n"
+               "  -o, --output FORMAT   table (default), wide, json, or name (node names, one a\n"
+               "                        line)\n"
+               "      --no-headers      tables without their header line\n"
+               "  -w, --watch[=SECONDS] status, nodes: show it again every SECONDS (2), in place on\n"
+               "                        a terminal, until Ctrl-C\n"
                "  -h, --help            show this help\n"
                "      --version         show the version\n",
                DEFAULT_SOCKET);
@@ -207,6 +219,27 @@ static int usage_error(const char *message, const char *arg) {
         return EXIT_USAGE;
 }
 
+/* SECONDS for --watch: a number from 0.1 to 86400. */
+static int parse_interval(const char *s, usec_t *ret) {
+        char *end;
+        double v;
+
+        errno = 0;
+        v = strtod(s, &end);
+        if (errno != 0 || end == s || *end || !isfinite(v) || v < WATCH_MIN_SECONDS || v > WATCH_MAX_SECONDS)
+                return -EINVAL;
+        *ret = (usec_t) (v * USEC_PER_SEC + 0.5);
+        return 0;
+}
+
+/* Whether the word after "-w" is its SECONDS: no command is a number. */
+static bool is_number(const char *s) {
+        char *end;
+
+        (void) strtod(s, &end);
+        return end != s && !*end;
+}
+
 static bool want_color(void) {
         const char *term = getenv("TERM");
 
@@ -214,15 +247,18 @@ static bool want_color(void) {
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100 };
+        enum { ARG_VERSION = 0x100, ARG_NO_HEADERS };
         static const struct option options[] = {
                 { "socket", required_argument, NULL, 's' },
                 { "output", required_argument, NULL, 'o' },
+                { "no-headers", no_argument, NULL, ARG_NO_HEADERS },
+                { "watch", optional_argument, NULL, 'w' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
         };
-        Ctl ctl = { .output = OUTPUT_TABLE };
+        Ctl ctl = { .output = OUTPUT_TABLE, .out = stdout, .err = stderr, .cancel_fd = -1 };
+        usec_t watch = 0;
         const char *command;
         char **args;
         int c, r, n_args;
@@ -231,7 +267,7 @@ int main(int argc, char *argv[]) {
         if (!ctl.socket || !*ctl.socket)
                 ctl.socket = DEFAULT_SOCKET;
 
-        while ((c = getopt_long(argc, argv, "s:o:h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "s:o:w::h", options, NULL)) >= 0)
                 switch (c) {
                 case 's':
                         ctl.socket = optarg;
@@ -243,9 +279,26 @@ int main(int argc, char *argv[]) {
                                 ctl.output = OUTPUT_WIDE;
                         else if (streq(optarg, "json"))
                                 ctl.output = OUTPUT_JSON;
+                        else if (streq(optarg, "name"))
+                                ctl.output = OUTPUT_NAME;
                         else
                                 return usage_error("unknown output format", optarg);
                         break;
+                case ARG_NO_HEADERS:
+                        ctl.no_headers = true;
+                        break;
+                case 'w': {
+                        const char *seconds = optarg;
+
+                        /* "-w 5" and "--watch 5" too, not only "-w5" and "--watch=5" */
+                        if (!seconds && optind < argc && is_number(argv[optind]))
+                                seconds = argv[optind++];
+                        watch = WATCH_DEFAULT_USEC;
+                        if (seconds && parse_interval(seconds, &watch) < 0)
+                                return usage_error("--watch takes a number of seconds from 0.1 to 86400",
+                                                   seconds);
+                        break;
+                }
                 case 'h':
                         help();
                         return 0;
@@ -267,10 +320,18 @@ int main(int argc, char *argv[]) {
         ctl.timeout = CTL_TIMEOUT_USEC;
         ctl.deadline = now_usec(CLOCK_MONOTONIC) + ctl.timeout;
 
+        if (watch > 0 && !streq(command, "status") && !streq(command, "nodes"))
+                return usage_error("--watch works with status and nodes only", command);
+        if (ctl.output == OUTPUT_NAME && (streq(command, "reload") || streq(command, "hostkeys")))
+                return usage_error("-o name lists nodes: not for this command", command);
+
         if (streq(command, "status") || streq(command, "nodes")) {
                 if (n_args != 0)
                         return usage_error("too many arguments", command);
-                r = streq(command, "status") ? cmd_status(&ctl) : cmd_nodes(&ctl);
+                if (watch > 0)
+                        r = ctl_watch(&ctl, command, streq(command, "status") ? cmd_status : cmd_nodes, watch);
+                else
+                        r = streq(command, "status") ? cmd_status(&ctl) : cmd_nodes(&ctl);
         } else if (streq(command, "node")) {
                 if (n_args != 1)
                         return usage_error("expected one node name", command);

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "table.h"
@@ -19,6 +20,7 @@ typedef struct TableCell {
 
 struct Table {
         size_t n_columns;
+        bool no_header;
         TableCell *cells; /* row-major, the header row first */
         size_t n_cells;
         size_t n_alloc;
@@ -122,20 +124,26 @@ size_t table_n_rows(const Table *t) {
         return t->n_cells / t->n_columns - 1;
 }
 
+void table_set_header(Table *t, bool show) {
+        assert(t);
+        t->no_header = !show;
+}
+
 int table_format(const Table *t, bool color, char **ret) {
         _cleanup_free_ size_t *widths = NULL;
         char *buf = NULL;
-        size_t size = 0, n_rows;
+        size_t size = 0, n_rows, first;
         FILE *f;
 
         assert(t);
         assert(ret);
 
         n_rows = (t->n_cells + t->n_columns - 1) / t->n_columns;
+        first = t->no_header ? 1 : 0;
         widths = calloc(t->n_columns, sizeof(size_t));
         if (!widths)
                 return -ENOMEM;
-        for (size_t i = 0; i < n_rows * t->n_columns; i++) {
+        for (size_t i = first * t->n_columns; i < n_rows * t->n_columns; i++) {
                 size_t w = i < t->n_cells ? t->cells[i].width : 1;
                 widths[i % t->n_columns] = MAX(widths[i % t->n_columns], w);
         }
@@ -143,7 +151,7 @@ int table_format(const Table *t, bool color, char **ret) {
         f = open_memstream(&buf, &size);
         if (!f)
                 return -ENOMEM;
-        for (size_t row = 0; row < n_rows; row++)
+        for (size_t row = first; row < n_rows; row++)
                 for (size_t col = 0; col < t->n_columns; col++) {
                         size_t i = row * t->n_columns + col;
                         const TableCell *c = i < t->n_cells ? &t->cells[i] : NULL;
@@ -225,6 +233,175 @@ const char *table_format_age(int64_t seconds, char *buf, size_t size) {
         }
         snprintf(buf, size, "%" PRId64 "y", days / 365);
         return buf;
+}
+
+/* ---- short reasons -------------------------------------------------------- */
+
+static bool utf8_continuation(char c) {
+        return ((unsigned char) c & 0xc0) == 0x80;
+}
+
+static size_t utf8_chars(const char *s, size_t len) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < len; i++)
+                if (!utf8_continuation(s[i]))
+                        n++;
+        return n;
+}
+
+/* table_ellipsize() of the first 'len' bytes of 'text'. */
+static const char *ellipsize_n(const char *text, size_t len, size_t max_chars, char *buf, size_t size) {
+        size_t keep = 0, n = 0;
+
+        assert(max_chars >= 4);
+        assert(size >= 4);
+
+        if (utf8_chars(text, len) <= max_chars && len < size) {
+                memcpy(buf, text, len);
+                buf[len] = 0;
+                return buf;
+        }
+        /* whole characters, leaving room for "..." (and the NUL) */
+        while (keep < len && n < max_chars - 3) {
+                size_t next = keep + 1;
+
+                while (next < len && utf8_continuation(text[next]))
+                        next++;
+                if (next + 4 > size)
+                        break;
+                keep = next;
+                n++;
+        }
+        while (keep > 0 && strchr(" ,;:-(", text[keep - 1]))
+                keep--;
+        memcpy(buf, text, keep);
+        memcpy(buf + keep, "...", 4);
+        return buf;
+}
+
+const char *table_ellipsize(const char *text, size_t max_chars, char *buf, size_t size) {
+        if (!text)
+                return NULL;
+        return ellipsize_n(text, strlen(text), max_chars, buf, size);
+}
+
+/* What the daemon's errors say, and the words the table uses for it: the
+ * first entry that 'error' contains (in any case) wins. */
+static const struct {
+        const char *match, *reason;
+} reason_phrases[] = {
+        /* refusals, also under a state that does not say so */
+        { "HOST KEY MISMATCH", "host key mismatch" },
+        { "is revoked in", "host key revoked" },
+        { "cannot record host key", "cannot record host key" },
+        { "public key authentication", "auth refused" },
+        /* the session's own words */
+        { "liveness checks", "no answer to liveness checks" },
+        { "connection closed during key exchange", "closed during key exchange" },
+        { "key exchange failed", "key exchange failed" },
+        { "connection closed during authentication", "closed during authentication" },
+        { "authentication failed", "auth failed" },
+        { "connection closed by the node", "closed by the node" },
+        { "the node sent no host key", "no host key sent" },
+        { "has no IPv4 or IPv6 address", "DNS: no IPv4 or IPv6 address" },
+        /* gai_strerror(3) and strerror(3) */
+        { "Name or service not known", "DNS: name not found" },
+        { "No address associated with hostname", "DNS: no address for the name" },
+        { "Temporary failure in name resolution", "DNS: temporary failure" },
+        { "Connection refused", "connection refused" },
+        { "Connection timed out", "timed out" },
+        { "No route to host", "no route to host" },
+        { "Network is unreachable", "network unreachable" },
+        { "Connection reset by peer", "connection reset" },
+        /* probes */
+        { "timeout after", "timed out" },
+        { "certificate verify failed", "certificate verify failed" },
+        { "hostname mismatch", "certificate name mismatch" },
+};
+
+/* "Connection refused" -> "connection refused", but "HTTP 500" and "SSH" stay. */
+static void lower_first(char *s) {
+        if (s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'a' && s[1] <= 'z')
+                s[0] = (char) (s[0] - 'A' + 'a');
+}
+
+/* The reason for an error no phrase matches: its last clause, the one after
+ * the last ": " ("send to the node: Broken pipe" -> "broken pipe"), without
+ * a trailing parenthesis ("(over 8192 bytes)"). */
+static const char *reason_generic(const char *error, char *buf, size_t size) {
+        const char *start = error, *end = error + strlen(error);
+
+        if (end > start && end[-1] == ')') {
+                const char *open = NULL;
+
+                for (const char *p = start; p + 1 < end; p++)
+                        if (p[0] == ' ' && p[1] == '(')
+                                open = p;
+                if (open && open > start)
+                        end = open;
+        }
+        for (const char *p = start; p + 2 < end; p++)
+                if (p[0] == ':' && p[1] == ' ')
+                        start = p + 2;
+        ellipsize_n(start, (size_t) (end - start), TABLE_REASON_MAX, buf, size);
+        lower_first(buf);
+        return buf;
+}
+
+const char *table_format_reason(const char *state, const char *error, char *buf, size_t size) {
+        const char *phrase = NULL, *p;
+
+        assert(buf);
+        assert(size >= TABLE_REASON_SIZE);
+
+        /* retrying cannot fix these: the state says it all */
+        if (streq_ptr(state, "hostkey-unknown"))
+                phrase = error && strcasestr(error, "cannot record host key") ? "cannot record host key"
+                                                                             : "host key unknown";
+        else if (streq_ptr(state, "hostkey-mismatch"))
+                phrase = error && strcasestr(error, "revoked") ? "host key revoked" : "host key mismatch";
+        else if (streq_ptr(state, "auth-failed"))
+                phrase = "auth refused";
+        if (phrase)
+                return table_ellipsize(phrase, TABLE_REASON_MAX, buf, size);
+        if (!error || !*error)
+                return NULL;
+
+        if (strncmp(error, "probe: ", 7) == 0) {
+                char why[TABLE_REASON_SIZE], text[TABLE_REASON_SIZE + 8];
+
+                if (!table_format_reason(NULL, error + 7, why, sizeof(why)))
+                        return table_ellipsize("probe failed", TABLE_REASON_MAX, buf, size);
+                snprintf(text, sizeof(text), "probe: %s", why);
+                return table_ellipsize(text, TABLE_REASON_MAX, buf, size);
+        }
+
+        /* "no SSH session within connect_timeout (10.0 s) while handshaking" */
+        if (strcasestr(error, "within connect_timeout")) {
+                char text[TABLE_REASON_SIZE];
+
+                p = strstr(error, " while ");
+                snprintf(text, sizeof(text), "timed out%s%.*s", p ? " while " : "", p ? 20 : 0,
+                         p ? p + 7 : "");
+                return table_ellipsize(text, TABLE_REASON_MAX, buf, size);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(reason_phrases); i++)
+                if (strcasestr(error, reason_phrases[i].match))
+                        return table_ellipsize(reason_phrases[i].reason, TABLE_REASON_MAX, buf, size);
+        /* an HTTP status says it first: "HTTP 500 Internal Server Error: <body>" */
+        if (strncmp(error, "HTTP ", 5) == 0 && strspn(error + 5, "0123456789") == 3) {
+                p = strstr(error, ": ");
+                return ellipsize_n(error, p ? (size_t) (p - error) : strlen(error), TABLE_REASON_MAX, buf, size);
+        }
+        /* "cannot resolve n1.example: <gai_strerror>" */
+        if (strncmp(error, "cannot resolve ", 15) == 0) {
+                char why[TABLE_REASON_SIZE], text[TABLE_REASON_SIZE + 8];
+
+                snprintf(text, sizeof(text), "DNS: %s", reason_generic(error, why, sizeof(why)));
+                return table_ellipsize(text, TABLE_REASON_MAX, buf, size);
+        }
+        return reason_generic(error, buf, size);
 }
 
 char *table_format_address(const char *address, unsigned port) {

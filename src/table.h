@@ -1,5 +1,6 @@
 /* Text tables for sshtunctl in the manner of `kubectl get`, and the small
- * formatters its columns need (ages, addresses, RFC 3339 timestamps). */
+ * formatters its columns need (ages, addresses, RFC 3339 timestamps, short
+ * error reasons). */
 #pragma once
 
 #include <stdbool.h>
@@ -34,6 +35,9 @@ int table_add_cell(Table *t, const char *text, TableColor color);
 char *table_escape(const char *text);
 /* Rows completed so far. */
 size_t table_n_rows(const Table *t);
+/* Whether table_format() prints the header line (it does unless told not
+ * to; without it, the columns are as wide as their widest row). */
+void table_set_header(Table *t, bool show);
 
 /* The header line and the rows, each ending in "\n": columns left-aligned
  * to their widest cell (in characters), three spaces apart, the last column
@@ -44,6 +48,26 @@ int table_format(const Table *t, bool color, char **ret);
 /* An age as kubectl prints it ("45s", "2m30s", "12m", "3h", "2d5h", "2y3d");
  * "0s" for a slightly negative one (clock skew), "<invalid>" below -1 s. */
 const char *table_format_age(int64_t seconds, char *buf, size_t size);
+
+/* The most characters a reason takes (table_format_reason()), and the
+ * bytes that many UTF-8 characters and the NUL can take. */
+#define TABLE_REASON_MAX 40
+#define TABLE_REASON_SIZE (TABLE_REASON_MAX * 4 + 1)
+
+/* 'text' cut to at most 'max_chars' characters (max_chars >= 4), ending in
+ * "..." when it was cut; at a UTF-8 character boundary, into buf. Returns
+ * buf, or NULL for a NULL 'text'. */
+const char *table_ellipsize(const char *text, size_t max_chars, char *buf, size_t size);
+
+/* A node's last error in a few words for the LAST ERROR column, at most
+ * TABLE_REASON_MAX characters: from its 'state' for the refusals
+ * ("host key unknown", "host key mismatch", "auth refused"), else the
+ * essential part of 'error' ("connect to 10.0.0.7:22: Connection refused"
+ * -> "connection refused", "cannot resolve n1.example: Name or service not
+ * known" -> "DNS: name not found"); "probe: WHY" keeps its prefix. Cut
+ * with "..." as a last resort. NULL when there is nothing to say (no error
+ * and not a refusal state); else buf (TABLE_REASON_SIZE bytes suffice). */
+const char *table_format_reason(const char *state, const char *error, char *buf, size_t size);
 
 /* "address" or, when port is not 22, "address:port" ("[v6]:port"); malloc'd,
  * NULL on allocation failure. A NULL address gives "-". */
