@@ -36,7 +36,9 @@ typedef enum ProbeType {
 typedef struct ConfigSsh {
         char *user;                       /* default "sshtund" */
         char *identity;                   /* default "/etc/sshtund/id_ed25519" */
-        char *known_hosts;                /* default "/etc/sshtund/known_hosts" */
+        char *known_hosts;                /* default "/etc/sshtund/known_hosts"; never written */
+        char *learned_hosts;              /* default "/var/lib/sshtund/known_hosts", "" (NULL here):
+                                           * none; the only file sshtund writes */
         HostKeyPolicy host_key_policy;    /* default strict */
         uint16_t port;                    /* default 22 */
         double connect_timeout;           /* seconds, default 10 */
@@ -72,9 +74,13 @@ typedef struct ConfigProbe {
 
 typedef struct ConfigAdmin {
         char *socket;                 /* default "/run/sshtund/admin.sock" */
+        char *readonly_socket;        /* default "" (NULL here): none; GET only */
+        mode_t readonly_socket_mode;  /* default 0660 */
+        char *readonly_socket_group;  /* default "" (NULL here): the process's group */
         bool has_metrics_listen;
         ListenAddress metrics_listen; /* default "": none */
         double ready_min_fraction;    /* default 0.5 */
+        bool metrics_per_node;        /* default true: per-node series in /metrics */
 } ConfigAdmin;
 
 typedef struct ConfigLog {

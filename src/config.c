@@ -186,6 +186,7 @@ static const Key ssh_keys[] = {
         { "user", key_account, offsetof(ConfigSsh, user), .min = 1 },
         { "identity", key_path, offsetof(ConfigSsh, identity), .min = 1, .max = PATH_MAX },
         { "known_hosts", key_path, offsetof(ConfigSsh, known_hosts), .min = 1, .max = PATH_MAX },
+        { "learned_hosts", key_path, offsetof(ConfigSsh, learned_hosts), .max = PATH_MAX },
         { "host_key_policy", key_host_key_policy, offsetof(ConfigSsh, host_key_policy) },
         { "port", key_port, offsetof(ConfigSsh, port) },
         { "connect_timeout", key_seconds, offsetof(ConfigSsh, connect_timeout) },
@@ -221,8 +222,12 @@ static const Key probe_keys[] = {
 
 static const Key admin_keys[] = {
         { "socket", key_path, offsetof(ConfigAdmin, socket), .min = 1, .max = SUN_PATH_MAX - 1 },
+        { "readonly_socket", key_path, offsetof(ConfigAdmin, readonly_socket), .max = SUN_PATH_MAX - 1 },
+        { "readonly_socket_mode", key_mode, offsetof(ConfigAdmin, readonly_socket_mode) },
+        { "readonly_socket_group", key_account, offsetof(ConfigAdmin, readonly_socket_group) },
         { "metrics_listen", key_metrics_listen },
         { "ready_min_fraction", key_fraction, offsetof(ConfigAdmin, ready_min_fraction) },
+        { "metrics_per_node", key_bool, offsetof(ConfigAdmin, metrics_per_node) },
         {}
 };
 
@@ -262,6 +267,17 @@ static int check_listeners(Parser *p) {
                 if (c->proxy.listen[j].kind == LISTEN_UNIX && streq(c->proxy.listen[j].path, c->admin.socket))
                         return parser_fail_key(p, config_lookup(p->lc, "admin.socket"), "admin.socket",
                                                "already used by proxy.listen[%zu]", j);
+        if (c->admin.readonly_socket) {
+                if (streq(c->admin.readonly_socket, c->admin.socket))
+                        return parser_fail_key(p, config_lookup(p->lc, "admin.readonly_socket"),
+                                               "admin.readonly_socket", "the same path as admin.socket");
+                for (size_t j = 0; j < c->proxy.n_listen; j++)
+                        if (c->proxy.listen[j].kind == LISTEN_UNIX &&
+                            streq(c->proxy.listen[j].path, c->admin.readonly_socket))
+                                return parser_fail_key(p, config_lookup(p->lc, "admin.readonly_socket"),
+                                                       "admin.readonly_socket", "already used by proxy.listen[%zu]",
+                                                       j);
+        }
         return 0;
 }
 
@@ -326,6 +342,7 @@ static Config *config_new(const char *path) {
                 .user = strdup("sshtund"),
                 .identity = strdup("/etc/sshtund/id_ed25519"),
                 .known_hosts = strdup("/etc/sshtund/known_hosts"),
+                .learned_hosts = strdup("/var/lib/sshtund/known_hosts"),
                 .host_key_policy = HOST_KEY_POLICY_STRICT,
                 .port = 22,
                 .connect_timeout = 10,
@@ -352,7 +369,9 @@ static Config *config_new(const char *path) {
         };
         c->admin = (ConfigAdmin) {
                 .socket = strdup("/run/sshtund/admin.sock"),
+                .readonly_socket_mode = 0660,
                 .ready_min_fraction = 0.5,
+                .metrics_per_node = true,
         };
         c->log = (ConfigLog) { .level = LOG_INFO, .target = LOG_TARGET_AUTO };
         c->drain_timeout = 10;
@@ -366,7 +385,8 @@ static Config *config_new(const char *path) {
         if (c->files)
                 c->files[0] = strdup(path);
 
-        if (!c->ssh.user || !c->ssh.identity || !c->ssh.known_hosts || !c->probe.target_host ||
+        if (!c->ssh.user || !c->ssh.identity || !c->ssh.known_hosts || !c->ssh.learned_hosts ||
+            !c->probe.target_host ||
             !c->probe.path || !c->admin.socket || !c->konnectivity.nodes || !c->path || !c->files ||
             !c->files[0])
                 return config_free(c);
@@ -382,6 +402,7 @@ Config *config_free(Config *c) {
         free(c->ssh.user);
         free(c->ssh.identity);
         free(c->ssh.known_hosts);
+        free(c->ssh.learned_hosts);
         for (size_t i = 0; i < c->proxy.n_listen; i++)
                 listen_address_done(&c->proxy.listen[i]);
         free(c->proxy.listen);
@@ -393,6 +414,8 @@ Config *config_free(Config *c) {
         free(c->probe.path);
         free(c->probe.ca_file);
         free(c->admin.socket);
+        free(c->admin.readonly_socket);
+        free(c->admin.readonly_socket_group);
         if (c->admin.has_metrics_listen)
                 listen_address_done(&c->admin.metrics_listen);
         free(c->user);
