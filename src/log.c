@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <systemd/sd-journal.h>
@@ -92,6 +93,21 @@ int log_get_max_level(void) {
         return log_max_level;
 }
 
+const char *log_timestamp(usec_t t, char *buf, size_t size) {
+        time_t sec = (time_t) (t / USEC_PER_SEC);
+        char date[32], zone[8];
+        struct tm tm;
+
+        if (!localtime_r(&sec, &tm) || strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm) == 0 ||
+            strftime(zone, sizeof(zone), "%z", &tm) != 5) {
+                snprintf(buf, size, "-");
+                return buf;
+        }
+        /* RFC 3339: "+0100" is written "+01:00" */
+        snprintf(buf, size, "%s.%03u%.3s:%s", date, (unsigned) (t % USEC_PER_SEC / USEC_PER_MSEC), zone, zone + 3);
+        return buf;
+}
+
 int log_internal(int level, int error, const char *node, const char *file, int line,
                  const char *func, const char *format, ...) {
         char msg[2048];
@@ -130,7 +146,11 @@ int log_internal(int level, int error, const char *node, const char *file, int l
                 const char *prefix = level <= LOG_ERR       ? "error: "
                                      : level == LOG_WARNING ? "warning: "
                                                             : "";
-                fprintf(stderr, "sshtund: %s%s%s%s\n", prefix, node ? node : "", node ? ": " : "", msg);
+                char when[48];
+
+                /* no journal to stamp it: the line carries its own time */
+                fprintf(stderr, "%s sshtund: %s%s%s%s\n", log_timestamp(now_usec(CLOCK_REALTIME), when, sizeof(when)),
+                        prefix, node ? node : "", node ? ": " : "", msg);
                 break;
         }
         }

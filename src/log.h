@@ -30,6 +30,11 @@ const char *log_level_to_string(int level);
 void log_setup(LogTarget target, int max_level);
 int log_get_max_level(void);
 
+/* 't' (CLOCK_REALTIME) as RFC 3339 local time with milliseconds and the
+ * UTC offset ("2026-12-07T01:20:33.123+00:00"), the time stamp of lines
+ * written to stderr; returns buf (48 bytes are plenty). */
+const char *log_timestamp(usec_t t, char *buf, size_t size);
+
 /* Write one message. 'error' is an errno value (sign ignored) made available
  * to %m; returns -abs(error) so callers can "return log_error_errno(r, ...)".
  * 'node' (may be NULL) is attached as the SSHTUND_NODE journal field. */

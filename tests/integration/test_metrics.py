@@ -373,7 +373,7 @@ def test_metrics_listen_must_be_tcp(env):
 
 # --- the audit log -----------------------------------------------------------------
 
-AUDIT = re.compile(r'^sshtund: (?P<node>\S+): stream client="(?P<client>[^"]*)" target="(?P<target>[^"]*)" '
+AUDIT = re.compile(r'^\S+ sshtund: (?P<node>\S+): stream client="(?P<client>[^"]*)" target="(?P<target>[^"]*)" '
                    r'result="(?P<result>[^"]*)"(?: error="(?P<error>[^"]*)")? bytes_up=(?P<up>\d+) '
                    r'bytes_down=(?P<down>\d+) duration=(?P<duration>\d+\.\d{3})s$', re.M)
 
@@ -449,5 +449,5 @@ def test_audit_lines_are_rate_limited(env):
     echo_roundtrip(d, n1, e1, b"after")
     wait_audit(d, 101)
     log = d.log_text()
-    assert re.search(r"^sshtund: 10 stream lines suppressed$", log, re.M), log[-2000:]
+    assert re.search(r"^\S+ sshtund: 10 stream lines suppressed$", log, re.M), log[-2000:]
     assert log.index("10 stream lines suppressed") < log.index('result="done" bytes_up=5 ')

@@ -195,7 +195,7 @@ def test_a_thousand_nodes_and_ten_thousand_streams(env):
         done = sum(st.state == "done" for st in streams)
         if done != N_STREAMS:
             downs = Counter(why for _, why in
-                            re.findall(r"^sshtund: (?:warning: )?(\S+): down: (.*)$", d.log_text(), re.M))
+                            re.findall(r"^\S+ sshtund: (?:warning: )?(\S+): down: (.*)$", d.log_text(), re.M))
             raise AssertionError(
                 f"{done} of {N_STREAMS} streams echoed {STREAMS_BOUND:.0f} s after the first dial "
                 f"(opened in {t_open:.1f} s, then {time.monotonic() - t2:.1f} s of echoes, "
