@@ -138,6 +138,7 @@ json_t *admin_node_to_json(const NodeInfo *n) {
             admin_json_add(o, "streams_total", json_uint(info.streams_total)) < 0 ||
             admin_json_add(o, "reconnects", json_uint(info.reconnects)) < 0 ||
             admin_json_add(o, "last_error", admin_json_text(info.last_error)) < 0 ||
+            admin_json_add(o, "reason", admin_json_text(info.reason)) < 0 ||
             admin_json_add(o, "host_key", admin_json_text(info.host_key)) < 0 ||
             admin_json_add(o, "probe", probe_to_json(&info.probe)) < 0 ||
             admin_json_add(o, "state_since", json_timestamp(info.state_since)) < 0 ||

@@ -502,6 +502,7 @@ const SessionOps session_ops = {
         .state = session_state,
         .failure = session_failure,
         .last_error = session_last_error,
+        .reason = session_reason,
         .host_key = session_host_key,
         .host_key_blob = session_host_key_blob,
         .up_duration = session_up_duration,

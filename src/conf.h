@@ -45,6 +45,7 @@ typedef struct ConfigSsh {
         double keepalive_interval;        /* seconds, default 5 */
         unsigned keepalive_count;         /* default 3 */
         unsigned pool_size;               /* default 1 */
+        double backoff_max;               /* seconds: the longest wait between reconnects, default 60 */
         unsigned max_streams_per_session; /* default 256 */
         unsigned max_handshakes;          /* default 64 */
 } ConfigSsh;

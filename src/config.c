@@ -193,6 +193,7 @@ static const Key ssh_keys[] = {
         { "keepalive_interval", key_seconds, offsetof(ConfigSsh, keepalive_interval) },
         { "keepalive_count", key_unsigned, offsetof(ConfigSsh, keepalive_count), 1, 100 },
         { "pool_size", key_unsigned, offsetof(ConfigSsh, pool_size), 1, 64 },
+        { "backoff_max", key_seconds, offsetof(ConfigSsh, backoff_max) },
         { "max_streams_per_session", key_unsigned, offsetof(ConfigSsh, max_streams_per_session), 1, 65535 },
         { "max_handshakes", key_unsigned, offsetof(ConfigSsh, max_handshakes), 1, 100000 },
         {}
@@ -349,6 +350,7 @@ static Config *config_new(const char *path) {
                 .keepalive_interval = 5,
                 .keepalive_count = 3,
                 .pool_size = 1,
+                .backoff_max = 60,
                 .max_streams_per_session = 256,
                 .max_handshakes = 64,
         };

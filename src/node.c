@@ -10,12 +10,11 @@
 #include "probe.h"
 
 #define BACKOFF_BASE_USEC (1 * USEC_PER_SEC)
-#define BACKOFF_CAP_USEC (60 * USEC_PER_SEC)
 /* A session that stayed up this long earns a fresh backoff. */
 #define BACKOFF_RESET_AFTER_USEC (30 * USEC_PER_SEC)
-/* Refusals (host key, auth) cannot heal by retrying soon. */
+/* Refusals (host key, auth) cannot heal by retrying soon: at least half of
+ * ssh.backoff_max, capped here. */
 #define REFUSAL_RETRY_MIN_USEC (30 * USEC_PER_SEC)
-#define REFUSAL_RETRY_MAX_USEC (60 * USEC_PER_SEC)
 
 typedef struct PoolSlot {
         Node *node;
@@ -58,6 +57,19 @@ struct Node {
         uint64_t bytes_up, bytes_down;
 
         NodeHealth health; /* pool size 0: as the owner says */
+
+        /* The journal hears of a failing node once per reason: the first
+         * failure (it never came up, or went down), a change of reason,
+         * and the recovery, each with what happened since. */
+        char *reason;            /* the last failure in a few words, NULL while up */
+        bool failing;            /* no session up since the first failure of this run */
+        bool recovered;          /* a run just ended: the transition to up says so */
+        bool was_up;             /* a session of this node has been up before this run */
+        char *logged_reason;     /* the reason the journal heard last in this run */
+        usec_t failing_since;    /* CLOCK_MONOTONIC, first failure of this run */
+        unsigned failed_attempts;
+        usec_t recovered_after;  /* the run that just ended: how long, how many */
+        unsigned recovered_attempts;
 };
 
 static NodeState node_compute_state(const Node *n) {
@@ -105,11 +117,12 @@ static NodeState node_compute_state(const Node *n) {
         return NODE_BACKOFF;
 }
 
-static void node_set_last_error(Node *n, const char *e) {
-        if (streq_ptr(n->last_error, e))
+
+static void node_set_string(char **field, const char *v) {
+        if (streq_ptr(*field, v))
                 return;
-        free(n->last_error);
-        n->last_error = e ? strdup(e) : NULL;
+        free(*field);
+        *field = v ? strdup(v) : NULL;
 }
 
 /* Up, degraded and draining all have a ready SSH session. */
@@ -125,6 +138,10 @@ static void node_log_transition(Node *n, NodeState old, NodeState st) {
                         log_node(LOG_NOTICE, n->cfg.name, "up: probe passes again");
                 else if (old == NODE_DRAINING)
                         log_node(LOG_NOTICE, n->cfg.name, "up: no longer draining");
+                else if (n->recovered)
+                        log_node(LOG_NOTICE, n->cfg.name, "up again after %.1f s and %u failed attempts (host key %s)",
+                                 (double) n->recovered_after / USEC_PER_SEC, n->recovered_attempts,
+                                 strna(n->host_key));
                 else
                         log_node(LOG_INFO, n->cfg.name, "up (host key %s)", strna(n->host_key));
                 break;
@@ -135,18 +152,10 @@ static void node_log_transition(Node *n, NodeState old, NodeState st) {
                 log_node(LOG_NOTICE, n->cfg.name, "draining: no new streams, %u open ones finish",
                          node_streams(n));
                 break;
-        case NODE_HOSTKEY_UNKNOWN:
-        case NODE_HOSTKEY_MISMATCH:
-        case NODE_AUTH_FAILED:
-                log_node(LOG_ERR, n->cfg.name, "%s: %s", node_state_to_string(st), strna(n->last_error));
-                break;
         default:
-                if (n->stopping)
-                        log_node(LOG_DEBUG, n->cfg.name, "disconnected");
-                else if (state_has_ssh(old))
-                        log_node(LOG_WARNING, n->cfg.name, "down: %s", strna(n->last_error));
-                else
-                        log_node(LOG_DEBUG, n->cfg.name, "%s", node_state_to_string(st));
+                /* failures are told by node_note_failure(), once per reason */
+                log_node(LOG_DEBUG, n->cfg.name, "%s%s", n->stopping ? "disconnected: " : "",
+                         node_state_to_string(st));
                 break;
         }
 }
@@ -162,8 +171,49 @@ static void node_update_state(Node *n) {
         if (st != NODE_CONNECTING && st != NODE_HANDSHAKING && st != NODE_AUTHENTICATING)
                 n->settled = true;
         n->state_since = now_usec(CLOCK_REALTIME);
+        n->recovered = false;
         if (n->env->changed)
                 n->env->changed(n, n->env->userdata);
+}
+
+
+/* A session failed while no other is up. */
+static void node_note_failure(Node *n, SessionFailure f) {
+        bool refusal = f == SESSION_FAILURE_HOSTKEY_UNKNOWN || f == SESSION_FAILURE_HOSTKEY_MISMATCH ||
+                       f == SESSION_FAILURE_AUTH;
+        int level = refusal ? LOG_ERR : LOG_WARNING;
+        usec_t now = now_usec(CLOCK_MONOTONIC);
+
+        if (!n->failing) {
+                n->failing = true;
+                n->failing_since = now;
+                n->failed_attempts = 1;
+                node_set_string(&n->logged_reason, n->reason);
+                if (n->was_up)
+                        log_node(level, n->cfg.name, "down: %s", strna(n->last_error));
+                else
+                        log_node(level, n->cfg.name, "cannot connect: %s", strna(n->last_error));
+                return;
+        }
+        n->failed_attempts++;
+        if (streq_ptr(n->reason, n->logged_reason))
+                return; /* told already; the count grows */
+        log_node(level, n->cfg.name, "still down, now: %s (%u attempts in %.0f s since the first failure)",
+                 strna(n->last_error), n->failed_attempts, (double) (now - n->failing_since) / USEC_PER_SEC);
+        node_set_string(&n->logged_reason, n->reason);
+}
+
+/* A session is up: a run of failures, if any, is over. */
+static void node_note_recovery(Node *n) {
+        node_set_string(&n->reason, NULL);
+        n->was_up = true;
+        if (!n->failing)
+                return;
+        n->failing = false;
+        n->recovered = true;
+        n->recovered_after = now_usec(CLOCK_MONOTONIC) - n->failing_since;
+        n->recovered_attempts = n->failed_attempts;
+        node_set_string(&n->logged_reason, NULL);
 }
 
 static int on_retry(sd_event_source *es, uint64_t usec, void *userdata) {
@@ -219,7 +269,8 @@ static void on_session_changed(Session *s, void *userdata) {
         switch (ops->state(s)) {
         case SESSION_READY:
                 n->refusal = _NODE_STATE_INVALID;
-                node_set_last_error(n, NULL);
+                node_set_string(&n->last_error, NULL);
+                node_note_recovery(n);
                 break;
 
         case SESSION_FAILED: {
@@ -231,7 +282,15 @@ static void on_session_changed(Session *s, void *userdata) {
                         n->reconnects++;
                 if (up >= BACKOFF_RESET_AFTER_USEC)
                         backoff_reset(&slot->backoff);
-                node_set_last_error(n, ops->last_error(s));
+                node_set_string(&n->last_error, ops->last_error(s));
+                if (f != SESSION_FAILURE_CLOSED) {
+                        node_set_string(&n->reason, ops->reason ? ops->reason(s) : NULL);
+                        if (!node_has_ready_session(n))
+                                node_note_failure(n, f);
+                        else if (up > 0)
+                                log_node(LOG_INFO, n->cfg.name, "session %u lost (%s); reconnecting", slot->index,
+                                         strna(n->reason));
+                }
                 switch (f) {
                 case SESSION_FAILURE_HOSTKEY_UNKNOWN:
                         n->refusal = NODE_HOSTKEY_UNKNOWN;
@@ -250,11 +309,15 @@ static void on_session_changed(Session *s, void *userdata) {
                         n->refusal = _NODE_STATE_INVALID;
                         break;
                 }
+                /* ssh.backoff_max as it is now: a reload applies at the next failure */
+                usec_t cap = sec_to_usec(n->env->sessions->ssh->backoff_max);
+                slot->backoff.cap = cap;
+                slot->backoff.base = MIN(BACKOFF_BASE_USEC, cap);
                 if (f == SESSION_FAILURE_HOSTKEY_UNKNOWN || f == SESSION_FAILURE_HOSTKEY_MISMATCH ||
-                    f == SESSION_FAILURE_AUTH)
-                        delay = REFUSAL_RETRY_MIN_USEC +
-                                rng_uniform(n->env->rng, REFUSAL_RETRY_MAX_USEC - REFUSAL_RETRY_MIN_USEC + 1);
-                else
+                    f == SESSION_FAILURE_AUTH) {
+                        usec_t lo = MIN(REFUSAL_RETRY_MIN_USEC, cap / 2);
+                        delay = lo + rng_uniform(n->env->rng, cap - lo + 1);
+                } else
                         delay = backoff_next(&slot->backoff, backoff_random, n->env->rng);
                 log_node(LOG_DEBUG, n->cfg.name, "session %u: %s; retry in %.1f s", slot->index,
                          strna(ops->last_error(s)), (double) delay / USEC_PER_SEC);
@@ -311,7 +374,7 @@ static int slot_new(Node *n, unsigned index, PoolSlot **ret) {
                 return -ENOMEM;
         slot->node = n;
         slot->index = index;
-        slot->backoff = (Backoff) { .base = BACKOFF_BASE_USEC, .cap = BACKOFF_CAP_USEC };
+        slot->backoff = (Backoff) { .base = BACKOFF_BASE_USEC, .cap = sec_to_usec(n->env->sessions->ssh->backoff_max) };
         r = n->ops->create(n->env->sessions, &p, &slot->session);
         if (r < 0) {
                 free(slot);
@@ -369,7 +432,10 @@ int node_update(Node *n, const ConfigNode *cn) {
         n->refusal = _NODE_STATE_INVALID;
         free(n->host_key);
         n->host_key = NULL;
-        node_set_last_error(n, NULL);
+        node_set_string(&n->last_error, NULL);
+        node_set_string(&n->reason, NULL);
+        node_set_string(&n->logged_reason, NULL);
+        n->failing = n->was_up = false;
         r = node_set_pool_size(n, size);
         if (r < 0)
                 return r;
@@ -495,6 +561,8 @@ Node *node_free(Node *n) {
         free(n->last_error);
         free(n->host_key);
         free(n->probe_error);
+        free(n->reason);
+        free(n->logged_reason);
         free(n);
         return NULL;
 }
@@ -564,6 +632,7 @@ void node_get_info(const Node *n, NodeInfo *ret) {
                 .streams_total = n->streams_total,
                 .reconnects = n->reconnects,
                 .last_error = n->last_error,
+                .reason = n->reason,
                 .host_key = n->host_key,
                 .state_since = n->state_since,
                 .draining = n->draining,

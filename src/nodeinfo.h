@@ -69,6 +69,7 @@ typedef struct NodeInfo {
         uint64_t streams_total; /* streams ever opened */
         uint64_t reconnects;    /* sessions lost after having been up */
         const char *last_error; /* NULL if none */
+        const char *reason;     /* the last failure in a few words (at most 40 bytes), NULL while up */
         const char *host_key;   /* "SHA256:..." last seen, NULL if never */
         usec_t state_since;     /* CLOCK_REALTIME */
         bool draining;          /* the operator drained it */

@@ -93,6 +93,7 @@ struct Session {
         size_t scanned_key_len;
         usec_t connect_started; /* for the connect-time histogram */
         char *last_error;
+        char reason[SESSION_REASON_MAX + 1]; /* the last failure in a few words, "" if none */
         char host_key[HOSTKEY_FINGERPRINT_MAX];
         bool have_slot;
 

@@ -10,6 +10,7 @@
  *    every channel with room is pumped again, until nothing moves.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -67,7 +68,7 @@ static const ConfigSsh *session_cfg(const Session *s) {
 }
 
 static void session_process(Session *s);
-static void session_fail(Session *s, SessionFailure f, const char *fmt, ...) _printf_(3, 4);
+static void session_fail(Session *s, SessionFailure f, const char *reason, const char *fmt, ...) _printf_(4, 5);
 static void session_update_io(Session *s);
 
 /* --- libssh2 memory and I/O callbacks --------------------------------- */
@@ -247,7 +248,10 @@ static void session_teardown(Session *s, int channel_error, const char *why) {
         s->n_user = 0;
 }
 
-static void session_fail(Session *s, SessionFailure f, const char *fmt, ...) {
+/* The session ended: 'f' for its owner, 'reason' in a few words ("connection
+ * refused", at most SESSION_REASON_MAX) for tables and the journal, and
+ * the whole story for last_error. */
+static void session_fail(Session *s, SessionFailure f, const char *reason, const char *fmt, ...) {
         char buf[512];
         va_list ap;
 
@@ -257,6 +261,7 @@ static void session_fail(Session *s, SessionFailure f, const char *fmt, ...) {
 
         free(s->last_error);
         s->last_error = strdup(buf);
+        snprintf(s->reason, sizeof(s->reason), "%s", reason);
         s->failure = f;
         session_teardown(s, -ECONNABORTED, buf);
         session_set_state(s, SESSION_FAILED);
@@ -294,14 +299,14 @@ static void session_start_handshake(Session *s) {
                                                                   : ((struct sockaddr_in6 *) &local)->sin6_port);
         r = sd_event_add_io(s->env->event, &s->io, s->fd, EPOLLIN, on_session_io, s);
         if (r < 0) {
-                session_fail(s, SESSION_FAILURE_NETWORK, "cannot watch socket: %s", strerror(-r));
+                session_fail(s, SESSION_FAILURE_NETWORK, "local error", "cannot watch socket: %s", strerror(-r));
                 return;
         }
         (void) sd_event_source_set_description(s->io, "session-io");
 
         s->ssh = libssh2_session_init_ex(session_alloc_cb, session_free_cb, session_realloc_cb, s);
         if (!s->ssh) {
-                session_fail(s, SESSION_FAILURE_PROTOCOL, "cannot allocate an SSH session");
+                session_fail(s, SESSION_FAILURE_PROTOCOL, "out of memory", "cannot allocate an SSH session");
                 return;
         }
         libssh2_session_set_blocking(s->ssh, 0);
@@ -344,7 +349,17 @@ static void on_connected(int fd, int error, ConnectorPhase phase, const char *me
 
         s->connector = NULL; /* freed by now */
         if (fd < 0) {
-                session_fail(s, SESSION_FAILURE_NETWORK, "%s", message);
+                char reason[SESSION_REASON_MAX + 1];
+
+                if (phase == CONNECTOR_RESOLVE) {
+                        /* "cannot resolve HOST: WHY": DNS and the resolver's words */
+                        const char *why = strrchr(message, ':');
+                        snprintf(reason, sizeof(reason), "DNS: %s", why ? why + 2 : "no address");
+                } else {
+                        snprintf(reason, sizeof(reason), "%s", strerror(-error));
+                        reason[0] = (char) tolower((unsigned char) reason[0]);
+                }
+                session_fail(s, SESSION_FAILURE_NETWORK, reason, "%s", message);
                 return;
         }
         s->fd = fd;
@@ -362,7 +377,7 @@ static void session_begin(void *userdata) {
         s->rx_at_start = s->rx_at_wakeup = s->rx_total;
         r = session_arm_timer(s, sec_to_usec(session_cfg(s)->connect_timeout));
         if (r < 0) {
-                session_fail(s, SESSION_FAILURE_NETWORK, "cannot arm timer: %s", strerror(-r));
+                session_fail(s, SESSION_FAILURE_NETWORK, "local error", "cannot arm timer: %s", strerror(-r));
                 return;
         }
         session_set_state(s, SESSION_CONNECTING);
@@ -376,7 +391,7 @@ static void session_begin(void *userdata) {
                           },
                           &s->connector);
         if (r < 0)
-                session_fail(s, SESSION_FAILURE_NETWORK, "cannot connect to %s: %s", s->address, strerror(-r));
+                session_fail(s, SESSION_FAILURE_NETWORK, "local error", "cannot connect to %s: %s", s->address, strerror(-r));
 }
 
 void session_connect(Session *s) {
@@ -403,7 +418,7 @@ static int session_check_host_key(Session *s) {
 
         blob = libssh2_session_hostkey(s->ssh, &len, &type);
         if (!blob || len == 0) {
-                session_fail(s, SESSION_FAILURE_PROTOCOL, "the node sent no host key");
+                session_fail(s, SESSION_FAILURE_PROTOCOL, "no host key", "the node sent no host key");
                 return -EPROTO;
         }
         hostkey_fingerprint(blob, len, s->host_key, sizeof(s->host_key));
@@ -413,11 +428,11 @@ static int session_check_host_key(Session *s) {
         case HOSTKEY_OK:
                 return 0;
         case HOSTKEY_REVOKED:
-                session_fail(s, SESSION_FAILURE_HOSTKEY_MISMATCH, "host key %s %s is revoked in %s", keytype,
+                session_fail(s, SESSION_FAILURE_HOSTKEY_MISMATCH, "host key revoked", "host key %s %s is revoked in %s", keytype,
                              s->host_key, cfg->known_hosts);
                 return -EPERM;
         case HOSTKEY_MISMATCH:
-                session_fail(s, SESSION_FAILURE_HOSTKEY_MISMATCH,
+                session_fail(s, SESSION_FAILURE_HOSTKEY_MISMATCH, "host key mismatch",
                              "HOST KEY MISMATCH: the node presented %s %s, which is not the key %s holds for it",
                              keytype, s->host_key, cfg->known_hosts);
                 return -EPERM;
@@ -426,7 +441,7 @@ static int session_check_host_key(Session *s) {
                 if (cfg->host_key_policy == HOST_KEY_POLICY_ACCEPT_NEW) {
                         int r = known_hosts_append(cfg->known_hosts, s->address, s->port, blob, len);
                         if (r < 0) {
-                                session_fail(s, SESSION_FAILURE_HOSTKEY_UNKNOWN,
+                                session_fail(s, SESSION_FAILURE_HOSTKEY_UNKNOWN, "host key not recorded",
                                              "cannot record host key %s %s in %s: %s", keytype, s->host_key,
                                              cfg->known_hosts, strerror(-r));
                                 return r;
@@ -435,7 +450,7 @@ static int session_check_host_key(Session *s) {
                                  keytype, s->host_key, cfg->known_hosts);
                         return 0;
                 }
-                session_fail(s, SESSION_FAILURE_HOSTKEY_UNKNOWN,
+                session_fail(s, SESSION_FAILURE_HOSTKEY_UNKNOWN, "host key unknown",
                              "host key %s %s is not in %s (get its line with `sshtunctl hostkeys scan %s`, "
                              "compare the fingerprint with ssh-keygen -lf on the node, then add the line)",
                              keytype, s->host_key, cfg->known_hosts, s->node_name);
@@ -451,14 +466,14 @@ static int session_step_handshake(Session *s) {
         if (rc != 0) {
                 const char *why = session_ssh_error(s);
                 if (s->rx_overflow)
-                        session_fail(s, SESSION_FAILURE_PROTOCOL,
+                        session_fail(s, SESSION_FAILURE_PROTOCOL, "node floods the handshake",
                                      "key exchange failed: the node sent over %u KiB without completing it",
                                      HANDSHAKE_RX_LIMIT / 1024);
                 else if (rc == LIBSSH2_ERROR_SOCKET_RECV || rc == LIBSSH2_ERROR_SOCKET_DISCONNECT)
-                        session_fail(s, SESSION_FAILURE_NETWORK, "connection closed during key exchange (%s)",
+                        session_fail(s, SESSION_FAILURE_NETWORK, "closed during key exchange", "connection closed during key exchange (%s)",
                                      why);
                 else
-                        session_fail(s, SESSION_FAILURE_PROTOCOL, "key exchange failed: %s", why);
+                        session_fail(s, SESSION_FAILURE_PROTOCOL, "key exchange failed", "key exchange failed: %s", why);
                 return -EPROTO;
         }
         if (s->scan_only) {
@@ -468,13 +483,13 @@ static int session_step_handshake(Session *s) {
 
                 blob = libssh2_session_hostkey(s->ssh, &len, &type);
                 if (!blob || len == 0) {
-                        session_fail(s, SESSION_FAILURE_PROTOCOL, "the node sent no host key");
+                        session_fail(s, SESSION_FAILURE_PROTOCOL, "no host key", "the node sent no host key");
                         return -EPROTO;
                 }
                 free(s->scanned_key);
                 s->scanned_key = malloc(len);
                 if (!s->scanned_key) {
-                        session_fail(s, SESSION_FAILURE_PROTOCOL, "out of memory");
+                        session_fail(s, SESSION_FAILURE_PROTOCOL, "out of memory", "out of memory");
                         return -ENOMEM;
                 }
                 memcpy(s->scanned_key, blob, len);
@@ -483,7 +498,7 @@ static int session_step_handshake(Session *s) {
                 /* nothing was authenticated or opened: just hang up */
                 (void) libssh2_session_disconnect_ex(s->ssh, SSH_DISCONNECT_BY_APPLICATION, "host key scan", "");
                 (void) session_flush(s);
-                session_fail(s, SESSION_FAILURE_SCANNED, "host key scanned");
+                session_fail(s, SESSION_FAILURE_SCANNED, "host key scanned", "host key scanned");
                 return -ECANCELED;
         }
         if (session_check_host_key(s) < 0)
@@ -507,18 +522,18 @@ static int session_step_auth(Session *s) {
                 return 0;
         if (rc != 0) {
                 if (rc == LIBSSH2_ERROR_AUTHENTICATION_FAILED || rc == LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED)
-                        session_fail(s, SESSION_FAILURE_AUTH,
+                        session_fail(s, SESSION_FAILURE_AUTH, "auth refused",
                                      "public key authentication as \"%s\" refused (key %s %s)", cfg->user,
                                      identity_type(id), identity_fingerprint(id));
                 else if (s->rx_overflow)
-                        session_fail(s, SESSION_FAILURE_PROTOCOL,
+                        session_fail(s, SESSION_FAILURE_PROTOCOL, "node floods the handshake",
                                      "authentication failed: the node sent over %u KiB before it ended",
                                      HANDSHAKE_RX_LIMIT / 1024);
                 else if (rc == LIBSSH2_ERROR_SOCKET_RECV || rc == LIBSSH2_ERROR_SOCKET_DISCONNECT)
-                        session_fail(s, SESSION_FAILURE_NETWORK, "connection closed during authentication (%s)",
+                        session_fail(s, SESSION_FAILURE_NETWORK, "closed during authentication", "connection closed during authentication (%s)",
                                      session_ssh_error(s));
                 else
-                        session_fail(s, SESSION_FAILURE_PROTOCOL, "authentication failed: %s", session_ssh_error(s));
+                        session_fail(s, SESSION_FAILURE_PROTOCOL, "authentication failed", "authentication failed: %s", session_ssh_error(s));
                 return -EACCES;
         }
 
@@ -528,12 +543,13 @@ static int session_step_auth(Session *s) {
                         (double) (s->ready_since - s->connect_started) / USEC_PER_SEC);
         free(s->last_error);
         s->last_error = NULL;
+        s->reason[0] = 0;
         s->failure = SESSION_FAILURE_NONE;
 
         /* the control channel goes first: liveness rides on it */
         Channel *ctl = channel_new(s, CHANNEL_CONTROL);
         if (!ctl) {
-                session_fail(s, SESSION_FAILURE_PROTOCOL, "out of memory");
+                session_fail(s, SESSION_FAILURE_PROTOCOL, "out of memory", "out of memory");
                 return -ENOMEM;
         }
         LIST_APPEND(link, s->opens, ctl);
@@ -567,9 +583,9 @@ static void session_process(Session *s) {
                         if (r < 0) {
                                 int rc = r;
                                 if (rc == LIBSSH2_ERROR_SOCKET_RECV || rc == LIBSSH2_ERROR_SOCKET_DISCONNECT)
-                                        session_fail(s, SESSION_FAILURE_NETWORK, "connection closed by the node");
+                                        session_fail(s, SESSION_FAILURE_NETWORK, "closed by the node", "connection closed by the node");
                                 else
-                                        session_fail(s, SESSION_FAILURE_PROTOCOL, "SSH error %d: %s", rc,
+                                        session_fail(s, SESSION_FAILURE_PROTOCOL, "SSH protocol error", "SSH error %d: %s", rc,
                                                      s->ssh ? session_ssh_error(s) : "?");
                                 r = -EIO;
                         }
@@ -586,7 +602,7 @@ static void session_process(Session *s) {
         if (s->fd >= 0 && !s->dead) {
                 r = session_flush(s);
                 if (r < 0)
-                        session_fail(s, SESSION_FAILURE_NETWORK, "send to the node: %s", strerror(-r));
+                        session_fail(s, SESSION_FAILURE_NETWORK, "send failed", "send to the node: %s", strerror(-r));
                 else
                         session_update_io(s);
         }
@@ -620,7 +636,7 @@ static int on_session_io(sd_event_source *es, int fd, uint32_t revents, void *us
                 int err = 0;
                 socklen_t len = sizeof(err);
                 (void) getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-                session_fail(s, SESSION_FAILURE_NETWORK, "connection lost: %s",
+                session_fail(s, SESSION_FAILURE_NETWORK, "connection lost", "connection lost: %s",
                              err ? strerror(err) : "closed by the node");
                 return 0;
         }
@@ -639,7 +655,7 @@ static int on_session_timer(sd_event_source *es, uint64_t usec, void *userdata) 
         const ConfigSsh *cfg = session_cfg(s);
 
         if (s->state != SESSION_READY) {
-                session_fail(s, SESSION_FAILURE_TIMEOUT, "no SSH session within connect_timeout (%.1f s) while %s",
+                session_fail(s, SESSION_FAILURE_TIMEOUT, "timed out", "no SSH session within connect_timeout (%.1f s) while %s",
                              cfg->connect_timeout,
                              s->connector && connector_resolving(s->connector) ? "resolving"
                                                                                : session_state_to_string(s->state));
@@ -655,7 +671,7 @@ static int on_session_timer(sd_event_source *es, uint64_t usec, void *userdata) 
         s->rx_at_tick = s->rx_total;
 
         if (s->liveness_missed >= cfg->keepalive_count) {
-                session_fail(s, SESSION_FAILURE_TIMEOUT, "no answer from the node to %u liveness checks in %.1f s",
+                session_fail(s, SESSION_FAILURE_TIMEOUT, "no answer to liveness checks", "no answer from the node to %u liveness checks in %.1f s",
                              s->liveness_missed, cfg->keepalive_interval * s->liveness_missed);
                 return 0;
         }
@@ -746,6 +762,7 @@ void session_disconnect(Session *s, const char *why) {
         }
         free(s->last_error);
         s->last_error = strdup(why);
+        snprintf(s->reason, sizeof(s->reason), "closed by sshtund");
         s->failure = SESSION_FAILURE_CLOSED;
         session_teardown(s, -ECONNABORTED, why);
         session_set_state(s, SESSION_FAILED);
@@ -761,6 +778,10 @@ SessionFailure session_failure(const Session *s) {
 
 const char *session_last_error(const Session *s) {
         return s->last_error;
+}
+
+const char *session_reason(const Session *s) {
+        return s->reason[0] ? s->reason : NULL;
 }
 
 const char *session_host_key(const Session *s) {

@@ -117,6 +117,11 @@ SessionFailure session_failure(const Session *s);
 /* Text of the last failure ("connection refused", "host key mismatch:
  * SHA256:..."), or NULL. */
 const char *session_last_error(const Session *s);
+/* The last failure in a few words ("connection refused", "host key
+ * unknown", "DNS: Name or service not known"), at most SESSION_REASON_MAX
+ * bytes, or NULL: for tables and the journal. */
+#define SESSION_REASON_MAX 40
+const char *session_reason(const Session *s);
 /* "SHA256:..." of the host key the server presented last, or NULL. */
 const char *session_host_key(const Session *s);
 /* The wire-format host key blob of a scan_only session, or NULL. */
@@ -143,6 +148,7 @@ typedef struct SessionOps {
         SessionState (*state)(const Session *s);
         SessionFailure (*failure)(const Session *s);
         const char *(*last_error)(const Session *s);
+        const char *(*reason)(const Session *s);
         const char *(*host_key)(const Session *s);
         const void *(*host_key_blob)(const Session *s, size_t *ret_len);
         usec_t (*up_duration)(const Session *s);

@@ -1235,19 +1235,20 @@ class TestEnv:
         self.client_key  # noqa: B018  (generates it)
         return self._client_pub
 
-    def sshd(self, name, addr=None, port=None, pod_cidr=None, **kw):
+    def sshd(self, name, addr=None, port=None, pod_cidr=None, start=True, **kw):
+        """An sshd node, started unless start=False (then node.start() later)."""
         addr = addr or self.addr()
         n = SshdNode(self.dir, name, addr, port or free_port(addr), self.client_pub,
                      pod_cidr=pod_cidr, start=False, **kw)
         self.nodes.append(n)
-        return n.start()
+        return n.start() if start else n
 
-    def dropbear(self, name, addr=None, port=None, pod_cidr=None, **kw):
+    def dropbear(self, name, addr=None, port=None, pod_cidr=None, start=True, **kw):
         addr = addr or self.addr()
         n = DropbearNode(self.dir, name, addr, port or free_port(addr), self.client_pub,
                          pod_cidr=pod_cidr, start=False, **kw)
         self.nodes.append(n)
-        return n.start()
+        return n.start() if start else n
 
     def server(self, cls, addr=None, **kw):
         s = cls(addr or self.addr(), **kw)

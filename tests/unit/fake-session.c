@@ -11,6 +11,7 @@ struct Session {
         SessionState state;
         SessionFailure failure;
         char *last_error;
+        char *reason;
         char *host_key;
         usec_t up;
         unsigned channels;
@@ -43,6 +44,7 @@ static Session *fake_destroy(Session *s) {
                         break;
                 }
         free(s->last_error);
+        free(s->reason);
         free(s->host_key);
         free(s);
         return NULL;
@@ -63,6 +65,9 @@ static void fake_connect(Session *s) {
 static void set_error(Session *s, const char *error) {
         free(s->last_error);
         s->last_error = error ? strdup(error) : NULL;
+        /* the reason: the error's first words, as session.c's are short */
+        free(s->reason);
+        s->reason = error ? strndup(error, 40) : NULL;
 }
 
 void fake_session_fail(Session *s, SessionFailure f, const char *error, usec_t up) {
@@ -87,6 +92,10 @@ static SessionFailure fake_failure(const Session *s) {
 
 static const char *fake_last_error(const Session *s) {
         return s->last_error;
+}
+
+static const char *fake_reason(const Session *s) {
+        return s->reason;
 }
 
 static const char *fake_host_key(const Session *s) {
@@ -120,6 +129,7 @@ const SessionOps fake_session_ops = {
         .state = fake_state,
         .failure = fake_failure,
         .last_error = fake_last_error,
+        .reason = fake_reason,
         .host_key = fake_host_key,
         .up_duration = fake_up_duration,
         .channels = fake_channels,

@@ -400,7 +400,7 @@ static void test_status_compact(void **state) {
 static const char *const node_keys[] = { "name",          "address",    "port",       "state",
                                          "draining",      "route",      "sessions_up", "sessions_total",
                                          "streams",       "streams_total", "reconnects", "last_error",
-                                         "host_key",      "probe",      "state_since", "migrated",
+                                         "reason",        "host_key",   "probe",      "state_since", "migrated",
                                          "falling_back",  "fallbacks",  "upstream_probe" };
 
 static void test_nodes_list(void **state) {

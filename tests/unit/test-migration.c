@@ -122,7 +122,7 @@ static int setup(void **state) {
         rng_init_seed(&f->rng, 7);
         f->listed[0] = (char *) "node-1";
         f->cfg = (Config) {
-                .ssh = { .pool_size = 1, .max_streams_per_session = 8 },
+                .ssh = { .pool_size = 1, .max_streams_per_session = 8, .backoff_max = 60 },
                 /* checks an hour apart: none runs during a test */
                 .probe = { .type = PROBE_TCP, .interval = 3600, .timeout = 5 },
                 .konnectivity = { .upstream = (char *) "unix:/nonexistent/k.sock", .nodes = f->listed,

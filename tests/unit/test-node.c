@@ -8,9 +8,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "fake-session.h"
 #include "log.h"
@@ -45,7 +48,8 @@ static int setup(void **state) {
         assert_non_null(f);
         assert_int_equal(sd_event_new(&f->event), 0);
         rng_init_seed(&f->rng, 42);
-        f->ssh = (ConfigSsh) { .max_streams_per_session = 2, .pool_size = 2, .connect_timeout = 10 };
+        f->ssh = (ConfigSsh) { .max_streams_per_session = 2, .pool_size = 2, .connect_timeout = 10,
+                               .backoff_max = 60 };
         f->probe = (ConfigProbe) { .type = PROBE_NONE };
         f->sessions = (SessionEnv) { .event = f->event, .ssh = &f->ssh };
         f->env = (NodeEnv) {
@@ -351,6 +355,24 @@ static void test_no_pool_health(void **state) {
         assert_false(node_has_ready_session(n));
 }
 
+static void test_backoff_max(void **state) {
+        Fixture *f = *state;
+        Node *n = make(f, 1);
+
+        /* ssh.backoff_max 0.2 s: ten failures in a row still retry within it,
+         * a host key refusal too (at least half of it) */
+        f->ssh.backoff_max = 0.2;
+        node_start(n);
+        for (int i = 0; i < 10; i++)
+                fake_session_fail(S(0), SESSION_FAILURE_NETWORK, "refused", 0);
+        (void) fake_session_take_connects();
+        run_for(f, 300 * USEC_PER_MSEC);
+        assert_int_equal(fake_session_take_connects(), 1);
+        fake_session_fail(S(0), SESSION_FAILURE_HOSTKEY_UNKNOWN, "host key unknown", 0);
+        run_for(f, 300 * USEC_PER_MSEC);
+        assert_int_equal(fake_session_take_connects(), 1);
+}
+
 static void test_disconnect_is_quiet(void **state) {
         Fixture *f = *state;
         Node *n = make(f, 2);
@@ -365,6 +387,100 @@ static void test_disconnect_is_quiet(void **state) {
         assert_int_equal(node_state(n), NODE_BACKOFF);
 }
 
+/* What the journal hears while the body runs: stderr through a pipe. */
+typedef struct Journal {
+        int pipe[2], saved;
+        char text[16384];
+} Journal;
+
+static void journal_start(Journal *j) {
+        assert_int_equal(pipe2(j->pipe, O_NONBLOCK | O_CLOEXEC), 0);
+        fflush(stderr);
+        j->saved = dup(STDERR_FILENO);
+        assert_true(dup2(j->pipe[1], STDERR_FILENO) >= 0);
+        log_setup(LOG_TARGET_STDERR, LOG_INFO);
+}
+
+static const char *journal_end(Journal *j) {
+        ssize_t n;
+
+        fflush(stderr);
+        assert_true(dup2(j->saved, STDERR_FILENO) >= 0);
+        close(j->saved);
+        close(j->pipe[1]);
+        n = read(j->pipe[0], j->text, sizeof j->text - 1);
+        close(j->pipe[0]);
+        j->text[n > 0 ? n : 0] = 0;
+        log_setup(LOG_TARGET_STDERR, LOG_ERR);
+        return j->text;
+}
+
+static unsigned lines_with(const char *text, const char *what) {
+        unsigned n = 0;
+        for (const char *p = text; (p = strstr(p, what)); p += strlen(what))
+                n++;
+        return n;
+}
+
+static void test_failures_told_once(void **state) {
+        Fixture *f = *state;
+        Node *n = make(f, 2);
+        const char *text;
+        NodeInfo info;
+        Journal j;
+
+        journal_start(&j);
+        node_start(n);
+        /* never up: both sessions refused, again and again: one line */
+        for (int i = 0; i < 10; i++) {
+                fake_session_fail(S(0), SESSION_FAILURE_NETWORK, "connection refused", 0);
+                fake_session_fail(S(1), SESSION_FAILURE_NETWORK, "connection refused", 0);
+        }
+        node_get_info(n, &info);
+        assert_string_equal(info.reason, "connection refused");
+        /* another reason: one more line, with the count and the time */
+        fake_session_fail(S(0), SESSION_FAILURE_TIMEOUT, "timed out", 0);
+        fake_session_fail(S(1), SESSION_FAILURE_TIMEOUT, "timed out", 0);
+        /* up again: one notice with the attempts */
+        fake_session_set_state(S(0), SESSION_READY);
+        node_get_info(n, &info);
+        assert_null(info.reason);
+        /* down after being up: "down", once */
+        fake_session_fail(S(0), SESSION_FAILURE_NETWORK, "closed by the node", 5 * USEC_PER_SEC);
+        fake_session_fail(S(0), SESSION_FAILURE_NETWORK, "closed by the node", 0);
+        /* a host key refusal is an error line */
+        fake_session_fail(S(1), SESSION_FAILURE_HOSTKEY_MISMATCH, "host key mismatch", 0);
+        text = journal_end(&j);
+
+        assert_int_equal(lines_with(text, "\n"), 5);
+        assert_int_equal(lines_with(text, "sshtund: warning: node-1: cannot connect: connection refused"), 1);
+        assert_int_equal(lines_with(text, "sshtund: warning: node-1: still down, now: timed out (21 attempts in "), 1);
+        assert_int_equal(lines_with(text, "sshtund: node-1: up again after "), 1);
+        assert_int_equal(lines_with(text, "and 22 failed attempts (host key"), 1);
+        assert_int_equal(lines_with(text, "sshtund: warning: node-1: down: closed by the node"), 1);
+        assert_int_equal(lines_with(text, "sshtund: error: node-1: still down, now: host key mismatch (3 attempts"), 1);
+}
+
+static void test_session_lost_while_up(void **state) {
+        Fixture *f = *state;
+        Node *n = make(f, 2);
+        const char *text;
+        Journal j;
+
+        node_start(n);
+        fake_session_set_state(S(0), SESSION_READY);
+        fake_session_set_state(S(1), SESSION_READY);
+        journal_start(&j);
+        /* one of two lost: the node stays up, an info line; failing again
+         * to reconnect while the other is up: quiet */
+        fake_session_fail(S(1), SESSION_FAILURE_NETWORK, "closed by the node", USEC_PER_SEC);
+        fake_session_fail(S(1), SESSION_FAILURE_NETWORK, "connection refused", 0);
+        text = journal_end(&j);
+        assert_int_equal(node_state(n), NODE_UP);
+        assert_int_equal(lines_with(text, "\n"), 1);
+        assert_int_equal(lines_with(text, "node-1: session 1 lost (closed by the node); reconnecting"), 1);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_start_and_up, setup, teardown),
@@ -377,7 +493,10 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_address_change, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pool_size, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_pool_health, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_backoff_max, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_disconnect_is_quiet, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_failures_told_once, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_session_lost_while_up, setup, teardown),
         };
         log_setup(LOG_TARGET_STDERR, LOG_ERR);
         return cmocka_run_group_tests(tests, NULL, NULL);
