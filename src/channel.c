@@ -507,6 +507,7 @@ const SessionOps session_ops = {
         .host_key_blob = session_host_key_blob,
         .up_duration = session_up_duration,
         .channels = session_channels,
+        .opens_pending = session_opens_pending,
         .open_channel = ops_open_channel,
 };
 

@@ -35,6 +35,7 @@ struct Daemon {
         /* what the nodes and their sessions are given; reload updates them */
         SessionEnv sessions;
         NodeEnv node_env;
+        RelayEnv relay_env;
         AdminEnv admin_env;
 
         Node **nodes;
@@ -60,6 +61,11 @@ struct Daemon {
         FileWatch *nodes_watch;       /* nodes_file */
         FileWatch *known_hosts_watch; /* ssh.known_hosts */
         usec_t startup_deadline;
+
+        usec_t started_at;    /* CLOCK_REALTIME, process_start_time_seconds */
+        bool reload_ok;       /* the last reload (or the start) applied the file */
+        usec_t reload_ok_at;  /* CLOCK_REALTIME of the last success */
+        usec_t dispatch_max;  /* the longest dispatch of the loop so far */
 };
 
 /* (Re)create the upstream from the configuration and hand it, the

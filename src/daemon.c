@@ -119,6 +119,7 @@ static int admin_reload(void *userdata, char **ret_error) {
 static char *admin_metrics(void *userdata, size_t *ret_len) {
         Daemon *d = userdata;
         _cleanup_free_ NodeInfo *infos = NULL;
+        MetricsProcess process;
         size_t n = 0;
 
         /* one snapshot for every family, so they agree with each other */
@@ -128,8 +129,16 @@ static char *admin_metrics(void *userdata, size_t *ret_len) {
                               &(MetricsView) {
                                       .nodes = infos,
                                       .n_nodes = n,
+                                      .per_node = d->config->admin.metrics_per_node,
                                       .handshakes_in_flight = gate_holders(d->handshakes),
                                       .stream_log_suppressed = audit_suppressed(d->audit),
+                                      .frontdoor_connections = d->proxy ? proxy_connections(d->proxy) : 0,
+                                      .frontdoor_connections_max = d->config->proxy.max_clients,
+                                      .reload_ok = d->reload_ok,
+                                      .reload_ok_at = d->reload_ok_at,
+                                      .loop_dispatch_max = (double) d->dispatch_max / USEC_PER_SEC,
+                                      .process = metrics_process_read(d->started_at, &process) >= 0 ? &process
+                                                                                                     : NULL,
                               },
                               ret_len);
 }
@@ -160,6 +169,8 @@ int daemon_new(Config *config, Identity *identity, Daemon **ret) {
                 return -ENOMEM;
         d->config = config;
         d->identity = identity;
+        d->started_at = d->reload_ok_at = now_usec(CLOCK_REALTIME);
+        d->reload_ok = true;
         rng_init(&d->rng);
 
         r = sd_event_new(&d->event);
@@ -210,6 +221,7 @@ int daemon_new(Config *config, Identity *identity, Daemon **ret) {
                 .changed = on_node_changed,
                 .userdata = d,
         };
+        d->relay_env = (RelayEnv) { .poll = d->iopoll, .audit = d->audit, .metrics = d->metrics };
         d->admin_env = (AdminEnv) {
                 .event = d->event,
                 .ops = &admin_ops,
@@ -552,8 +564,35 @@ int daemon_open_metrics_listener(Daemon *d, Admin **ret) {
         return 0;
 }
 
+/* sd_event_loop(), with each dispatch timed: a loop stalled by one handler
+ * stalls every node and stream, and sshtund_loop_dispatch_max_seconds says
+ * by how much at worst. */
+static int daemon_loop(Daemon *d) {
+        for (;;) {
+                usec_t t0, dt;
+                int r;
+
+                r = sd_event_prepare(d->event);
+                if (r == 0)
+                        r = sd_event_wait(d->event, UINT64_MAX);
+                if (r > 0) {
+                        t0 = now_usec(CLOCK_MONOTONIC);
+                        r = sd_event_dispatch(d->event);
+                        dt = now_usec(CLOCK_MONOTONIC) - t0;
+                        d->dispatch_max = MAX(d->dispatch_max, dt);
+                }
+                if (r < 0)
+                        return r;
+                if (sd_event_get_state(d->event) == SD_EVENT_FINISHED) {
+                        int code = 0;
+                        r = sd_event_get_exit_code(d->event, &code);
+                        return r < 0 ? r : code;
+                }
+        }
+}
+
 int daemon_run(Daemon *d) {
-        int r = sd_event_loop(d->event);
+        int r = daemon_loop(d);
         if (r < 0)
                 return log_error_errno(r, "Event loop failed: %m");
         /* stop taking new requests before the nodes go */
@@ -618,8 +657,8 @@ IoPoll *daemon_iopoll(const Daemon *d) {
         return d->iopoll;
 }
 
-AuditLog *daemon_audit(const Daemon *d) {
-        return d->audit;
+const RelayEnv *daemon_relay_env(const Daemon *d) {
+        return &d->relay_env;
 }
 
 const Config *daemon_config(const Daemon *d) {

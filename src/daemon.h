@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "migration.h"
 #include "node.h"
+#include "relay.h"
 #include "router.h"
 
 typedef struct Daemon Daemon;
@@ -48,8 +49,8 @@ void daemon_chown_sockets(Daemon *d, uid_t uid);
 sd_event *daemon_event(const Daemon *d);
 /* Where streams and front-door requests watch their client sockets. */
 IoPoll *daemon_iopoll(const Daemon *d);
-/* The stream audit log every relay writes to. */
-AuditLog *daemon_audit(const Daemon *d);
+/* What every relay is given. */
+const RelayEnv *daemon_relay_env(const Daemon *d);
 const Config *daemon_config(const Daemon *d);
 Router *daemon_router(const Daemon *d);
 Metrics *daemon_metrics(const Daemon *d);

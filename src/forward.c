@@ -139,7 +139,7 @@ static void on_open_done(Channel *ch, int error, const char *reason, void *userd
         };
         /* one io source per fd: the relay adds its own */
         c->io = sd_event_source_disable_unref(c->io);
-        r = relay_new(daemon_iopoll(d), daemon_audit(d), c->fd, relay_channel_far_end(ch), &rp, &relay);
+        r = relay_new(daemon_relay_env(d), c->fd, relay_channel_far_end(ch), &rp, &relay);
         if (r < 0) {
                 /* fd and channel are still ours: client_fail() drops both */
                 client_fail(c, "cannot start the stream: %s", strerror(-r));

@@ -1,11 +1,14 @@
 /* Daemon-wide counters and histograms, and the Prometheus exposition of
  * them together with every node's figures. */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "macro.h"
@@ -18,6 +21,15 @@ static const double stream_open_bounds[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                              0.1,    0.25,  0.5,    1,     2.5,  5,     10 };
 static const double ssh_connect_bounds[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };
 static const double probe_bounds[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5 };
+/* Streams: an API call takes milliseconds, `kubectl logs -f` or exec hours. */
+static const double stream_duration_bounds[] = { 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 900, 3600, 14400, 86400 };
+static const char *const stream_end_names[_STREAM_END_MAX] = {
+        [STREAM_END_DONE] = "done",
+        [STREAM_END_CLIENT_RESET] = "client_reset",
+        [STREAM_END_NODE_CLOSED] = "node_closed",
+        [STREAM_END_ABORTED] = "aborted",
+        [STREAM_END_ERROR] = "error",
+};
 
 typedef struct Histogram {
         const double *bounds;
@@ -35,6 +47,7 @@ static const int frontdoor_codes[] = { 200, 400, 403, 405, 408, 431, 500, 502, 5
 
 struct Metrics {
         Histogram hist[_METRICS_HISTOGRAM_MAX];
+        Histogram stream_duration[_STREAM_END_MAX];
         uint64_t frontdoor[FRONTDOOR_CODE_MAX - FRONTDOOR_CODE_MIN + 1]; /* by code */
 };
 
@@ -51,11 +64,12 @@ int metrics_new(Metrics **ret) {
 
         if (!m)
                 return -ENOMEM;
-        for (int i = 0; i < _METRICS_HISTOGRAM_MAX; i++) {
-                m->hist[i].bounds = defs[i].b;
-                m->hist[i].n_bounds = defs[i].n;
-                m->hist[i].buckets = calloc(defs[i].n + 1, sizeof(uint64_t));
-                if (!m->hist[i].buckets) {
+        for (int i = 0; i < _METRICS_HISTOGRAM_MAX + _STREAM_END_MAX; i++) {
+                Histogram *h = i < _METRICS_HISTOGRAM_MAX ? &m->hist[i] : &m->stream_duration[i - _METRICS_HISTOGRAM_MAX];
+                h->bounds = i < _METRICS_HISTOGRAM_MAX ? defs[i].b : stream_duration_bounds;
+                h->n_bounds = i < _METRICS_HISTOGRAM_MAX ? defs[i].n : ELEMENTSOF(stream_duration_bounds);
+                h->buckets = calloc(h->n_bounds + 1, sizeof(uint64_t));
+                if (!h->buckets) {
                         metrics_free(m);
                         return -ENOMEM;
                 }
@@ -69,22 +83,63 @@ Metrics *metrics_free(Metrics *m) {
                 return NULL;
         for (int i = 0; i < _METRICS_HISTOGRAM_MAX; i++)
                 free(m->hist[i].buckets);
+        for (int i = 0; i < _STREAM_END_MAX; i++)
+                free(m->stream_duration[i].buckets);
         free(m);
         return NULL;
 }
 
-void metrics_observe(Metrics *m, MetricsHistogram h, double seconds) {
-        Histogram *hist;
+static void histogram_observe(Histogram *hist, double v) {
         size_t i;
 
-        if (!m || h >= _METRICS_HISTOGRAM_MAX || isnan(seconds))
+        if (isnan(v))
                 return;
-        hist = &m->hist[h];
-        for (i = 0; i < hist->n_bounds && seconds > hist->bounds[i]; i++)
+        for (i = 0; i < hist->n_bounds && v > hist->bounds[i]; i++)
                 ;
         hist->buckets[i]++;
         hist->count++;
-        hist->sum += seconds;
+        hist->sum += v;
+}
+
+void metrics_observe(Metrics *m, MetricsHistogram h, double seconds) {
+        if (m && h < _METRICS_HISTOGRAM_MAX)
+                histogram_observe(&m->hist[h], seconds);
+}
+
+void metrics_observe_stream_end(Metrics *m, StreamEnd e, double seconds) {
+        if (m && e < _STREAM_END_MAX)
+                histogram_observe(&m->stream_duration[e], seconds);
+}
+
+int metrics_process_read(usec_t start_time, MetricsProcess *ret) {
+        MetricsProcess p = { .start_time = (double) start_time / USEC_PER_SEC };
+        struct rlimit rl;
+        struct rusage ru;
+        unsigned long size = 0, resident = 0;
+        DIR *dir;
+        FILE *f;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+                p.max_fds = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t) rl.rlim_cur;
+        if (getrusage(RUSAGE_SELF, &ru) == 0)
+                p.cpu_seconds = (double) ru.ru_utime.tv_sec + (double) ru.ru_utime.tv_usec / 1e6 +
+                                (double) ru.ru_stime.tv_sec + (double) ru.ru_stime.tv_usec / 1e6;
+        f = fopen("/proc/self/statm", "re");
+        if (f) {
+                if (fscanf(f, "%lu %lu", &size, &resident) == 2)
+                        p.resident_bytes = (uint64_t) resident * (uint64_t) sysconf(_SC_PAGESIZE);
+                fclose(f);
+        }
+        dir = opendir("/proc/self/fd");
+        if (!dir)
+                return -errno;
+        for (struct dirent *de; (de = readdir(dir));)
+                if (de->d_name[0] != '.')
+                        p.open_fds++;
+        closedir(dir);
+        p.open_fds--; /* the directory's own descriptor */
+        *ret = p;
+        return 0;
 }
 
 void metrics_count_frontdoor(Metrics *m, int code) {
@@ -182,6 +237,9 @@ static uint64_t node_value_pool_size(const NodeInfo *i) {
 static uint64_t node_value_streams(const NodeInfo *i) {
         return i->streams;
 }
+static uint64_t node_value_opens_pending(const NodeInfo *i) {
+        return i->opens_pending;
+}
 static uint64_t node_value_reconnects(const NodeInfo *i) {
         return i->reconnects;
 }
@@ -212,6 +270,9 @@ static const struct {
         { "sshtund_pool_size", "gauge", "SSH sessions the node's pool keeps, up or not (ssh.pool_size).",
           node_value_pool_size },
         { "sshtund_streams_active", "gauge", "Streams open through the node now.", node_value_streams },
+        { "sshtund_channel_opens_pending", "gauge",
+          "Stream channel opens queued or in flight on the node's sessions (one at a time per session).",
+          node_value_opens_pending },
         { "sshtund_reconnects_total", "counter", "SSH sessions to the node lost after having been up.",
           node_value_reconnects },
         { "sshtund_probe_failures_total", "counter", "Kubelet health probes through the node that failed.",
@@ -278,6 +339,66 @@ static void put_nodes(FILE *f, const NodeInfo *infos, size_t n) {
                                         directions[d], d == 0 ? infos[i].bytes_up : infos[i].bytes_down);
 }
 
+/* How many nodes are in each state: the view that stays when per-node
+ * series are off. Every state, zeros included, so that sums work. */
+static void put_node_states(FILE *f, const NodeInfo *infos, size_t n) {
+        uint64_t counts[_NODE_STATE_MAX] = {};
+
+        for (size_t i = 0; i < n; i++)
+                if (infos[i].state >= 0 && infos[i].state < _NODE_STATE_MAX)
+                        counts[infos[i].state]++;
+        put_family(f, "sshtund_nodes", "gauge", "Nodes in each state.");
+        for (NodeState s = 0; s < _NODE_STATE_MAX; s++) {
+                const char *name = node_state_to_string(s);
+                if (!name)
+                        continue;
+                fputs("sshtund_nodes{state=", f);
+                put_label_value(f, name);
+                fprintf(f, "} %" PRIu64 "\n", counts[s]);
+        }
+}
+
+static void put_gauge(FILE *f, const char *name, const char *help, double v) {
+        put_family(f, name, "gauge", help);
+        fprintf(f, "%s ", name);
+        put_double(f, v);
+        fputc('\n', f);
+}
+
+static void put_process(FILE *f, const MetricsProcess *p) {
+        put_gauge(f, "process_open_fds", "Number of open file descriptors.", (double) p->open_fds);
+        put_gauge(f, "process_max_fds", "Maximum number of open file descriptors.", (double) p->max_fds);
+        put_gauge(f, "process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
+                  p->start_time);
+        put_gauge(f, "process_resident_memory_bytes", "Resident memory size in bytes.", (double) p->resident_bytes);
+        put_family(f, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+        fputs("process_cpu_seconds_total ", f);
+        put_double(f, p->cpu_seconds);
+        fputc('\n', f);
+}
+
+static void put_stream_durations(FILE *f, const Metrics *m) {
+        static const char name[] = "sshtund_stream_duration_seconds";
+
+        put_family(f, name, "histogram",
+                   "How long streams lasted, by how they ended: done, client_reset, node_closed, aborted, error.");
+        for (StreamEnd e = 0; e < _STREAM_END_MAX; e++) {
+                const Histogram *h = &m->stream_duration[e];
+                uint64_t cumulative = 0;
+
+                for (size_t i = 0; i < h->n_bounds; i++) {
+                        cumulative += h->buckets[i];
+                        fprintf(f, "%s_bucket{result=\"%s\",le=\"", name, stream_end_names[e]);
+                        put_double(f, h->bounds[i]);
+                        fprintf(f, "\"} %" PRIu64 "\n", cumulative);
+                }
+                fprintf(f, "%s_bucket{result=\"%s\",le=\"+Inf\"} %" PRIu64 "\n", name, stream_end_names[e], h->count);
+                fprintf(f, "%s_sum{result=\"%s\"} ", name, stream_end_names[e]);
+                put_double(f, h->sum);
+                fprintf(f, "\n%s_count{result=\"%s\"} %" PRIu64 "\n", name, stream_end_names[e], h->count);
+        }
+}
+
 static void put_frontdoor(FILE *f, const Metrics *m) {
         put_family(f, "sshtund_frontdoor_requests_total", "counter",
                    "Front-door requests by the HTTP status of the reply (SOCKS5 replies as the status of "
@@ -308,11 +429,29 @@ char *metrics_render(const Metrics *m, const MetricsView *v, size_t *ret_len) {
         put_label_value(f, PACKAGE_VERSION);
         fputs("} 1\n", f);
 
-        put_nodes(f, v->nodes, v->n_nodes);
+        put_node_states(f, v->nodes, v->n_nodes);
+        if (v->per_node)
+                put_nodes(f, v->nodes, v->n_nodes);
 
         put_family(f, "sshtund_handshakes_in_flight", "gauge",
                    "SSH handshakes under way, whole daemon (at most ssh.max_handshakes).");
         fprintf(f, "sshtund_handshakes_in_flight %u\n", v->handshakes_in_flight);
+        put_gauge(f, "sshtund_frontdoor_connections",
+                  "Front-door connections open: requests being read or opened, and streams relaying.",
+                  v->frontdoor_connections);
+        put_gauge(f, "sshtund_frontdoor_connections_max",
+                  "proxy.max_clients: past it new front-door connections wait in the listen backlog.",
+                  v->frontdoor_connections_max);
+        put_gauge(f, "sshtund_config_last_reload_successful",
+                  "1 if the last reload (or the start) applied the configuration file, 0 if it was rejected.",
+                  v->reload_ok);
+        put_gauge(f, "sshtund_config_last_reload_success_timestamp_seconds",
+                  "When the configuration was last applied, seconds since the epoch.",
+                  (double) v->reload_ok_at / USEC_PER_SEC);
+        put_gauge(f, "sshtund_loop_dispatch_max_seconds",
+                  "The longest single dispatch of the event loop since start, in seconds.", v->loop_dispatch_max);
+        if (v->process)
+                put_process(f, v->process);
 
         if (m) {
                 put_frontdoor(f, m);
@@ -325,6 +464,7 @@ char *metrics_render(const Metrics *m, const MetricsView *v, size_t *ret_len) {
                               &m->hist[METRICS_SSH_CONNECT]);
                 put_histogram(f, "sshtund_probe_seconds", "Duration of kubelet health probes through a node.",
                               &m->hist[METRICS_PROBE]);
+                put_stream_durations(f, m);
         }
         put_family(f, "sshtund_stream_log_suppressed_total", "counter",
                    "Audit log lines for finished streams held back by the rate limit.");

@@ -615,11 +615,14 @@ unsigned node_streams(const Node *n) {
 }
 
 void node_get_info(const Node *n, NodeInfo *ret) {
-        unsigned up = 0;
+        unsigned up = 0, pending = 0;
 
-        for (unsigned i = 0; i < n->n_slots; i++)
+        for (unsigned i = 0; i < n->n_slots; i++) {
                 if (n->ops->state(n->slots[i]->session) == SESSION_READY)
                         up++;
+                if (n->ops->opens_pending)
+                        pending += n->ops->opens_pending(n->slots[i]->session);
+        }
         *ret = (NodeInfo) {
                 .name = n->cfg.name,
                 .address = n->cfg.address,
@@ -629,6 +632,7 @@ void node_get_info(const Node *n, NodeInfo *ret) {
                 .sessions_up = up,
                 .sessions_total = n->n_slots,
                 .streams = node_streams(n),
+                .opens_pending = pending,
                 .streams_total = n->streams_total,
                 .reconnects = n->reconnects,
                 .last_error = n->last_error,

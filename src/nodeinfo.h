@@ -66,6 +66,7 @@ typedef struct NodeInfo {
         unsigned sessions_up;
         unsigned sessions_total;
         unsigned streams;       /* open channels, all sessions */
+        unsigned opens_pending; /* stream opens queued or in flight, all sessions */
         uint64_t streams_total; /* streams ever opened */
         uint64_t reconnects;    /* sessions lost after having been up */
         const char *last_error; /* NULL if none */

@@ -206,6 +206,10 @@ rollback:
         return r;
 }
 
+unsigned proxy_connections(const Proxy *p) {
+        return p->n_requests + p->n_streams;
+}
+
 void proxy_hold(Proxy *p, bool hold) {
         p->held = hold;
         proxy_set_listening(p, !p->full);

@@ -36,6 +36,10 @@ void proxy_hold(Proxy *p, bool hold);
 /* True if the listener for 'a' was passed by the service manager. */
 bool proxy_listener_adopted(const Proxy *p, const ListenAddress *a);
 
+/* Front-door connections open: requests being read or opened, and the
+ * streams they became (what proxy.max_clients bounds). */
+unsigned proxy_connections(const Proxy *p);
+
 /* A relay a request started ended (through daemon_relay_done(): the
  * front door may be gone by then). */
 void proxy_relay_done(Proxy *p);

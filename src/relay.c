@@ -15,7 +15,7 @@
 #include "relay.h"
 
 struct Relay {
-        AuditLog *audit;
+        const RelayEnv *env;
         int fd;
         IoWatch *io;       /* the client socket, in the daemon's IoPoll */
         FarEnd far;      /* far.end is NULL once the far end is gone */
@@ -259,14 +259,14 @@ FarEnd relay_channel_far_end(Channel *ch) {
 }
 
 
-int relay_new(IoPoll *poll, AuditLog *audit, int fd, FarEnd far, const RelayParams *p, Relay **ret) {
+int relay_new(const RelayEnv *env, int fd, FarEnd far, const RelayParams *p, Relay **ret) {
         Relay *r;
         int e;
 
         r = calloc(1, sizeof(*r));
         if (!r)
                 return -ENOMEM;
-        r->audit = audit;
+        r->env = env;
         r->fd = fd;
         r->far = far;
         r->started = now_usec(CLOCK_MONOTONIC);
@@ -288,7 +288,7 @@ int relay_new(IoPoll *poll, AuditLog *audit, int fd, FarEnd far, const RelayPara
         /* early bytes count as taken from the client: they are in tx now */
         r->bytes_up = p->early_len;
 
-        e = iopoll_add(poll, fd, EPOLLIN, on_client_io, r, &r->io);
+        e = iopoll_add(env->poll, fd, EPOLLIN, on_client_io, r, &r->io);
         if (e < 0) {
                 r->fd = -1;
                 r->far.end = NULL;
@@ -346,8 +346,23 @@ static void relay_destroy(Relay *r, bool graceful) {
 
 /* The stream ended: 'result' is "done", "reset by client", "node closed"
  * or an error text; 'detail' (may be NULL) says more. */
+static StreamEnd stream_end_of(const char *result) {
+        if (streq(result, "done"))
+                return STREAM_END_DONE;
+        if (streq(result, "reset by client"))
+                return STREAM_END_CLIENT_RESET;
+        if (streq(result, "node closed"))
+                return STREAM_END_NODE_CLOSED;
+        if (streq(result, "aborted"))
+                return STREAM_END_ABORTED;
+        return STREAM_END_ERROR;
+}
+
 static void relay_finish(Relay *r, bool graceful, const char *result, const char *detail) {
-        audit_stream_end(r->audit, &(AuditStream) {
+        usec_t duration = now_usec(CLOCK_MONOTONIC) - r->started;
+
+        metrics_observe_stream_end(r->env->metrics, stream_end_of(result), (double) duration / USEC_PER_SEC);
+        audit_stream_end(r->env->audit, &(AuditStream) {
                                            .node = r->node,
                                            .client = r->client,
                                            .target = r->target,
@@ -355,7 +370,7 @@ static void relay_finish(Relay *r, bool graceful, const char *result, const char
                                            .detail = detail,
                                            .bytes_up = r->bytes_up,
                                            .bytes_down = r->bytes_down,
-                                           .duration = now_usec(CLOCK_MONOTONIC) - r->started,
+                                           .duration = duration,
                                    });
         relay_destroy(r, graceful);
 }

@@ -11,6 +11,7 @@
 #include "buffer.h"
 #include "channel.h"
 #include "iopoll.h"
+#include "metrics.h"
 
 typedef struct Relay Relay;
 
@@ -59,10 +60,16 @@ typedef struct RelayParams {
         void *userdata;
 } RelayParams;
 
-/* Take over 'fd' and the far end and start relaying; the client socket is
- * watched through 'poll'; every stream that ends writes one line to
- * 'audit' (within its budget). On failure the caller still owns both. */
-int relay_new(IoPoll *poll, AuditLog *audit, int fd, FarEnd far, const RelayParams *p, Relay **ret);
+/* What every relay of the daemon shares. */
+typedef struct RelayEnv {
+        IoPoll *poll;     /* where client sockets are watched */
+        AuditLog *audit;  /* one line per stream that ends */
+        Metrics *metrics; /* stream durations; may be NULL */
+} RelayEnv;
+
+/* Take over 'fd' and the far end and start relaying. On failure the
+ * caller still owns both. 'env' must outlive the relay. */
+int relay_new(const RelayEnv *env, int fd, FarEnd far, const RelayParams *p, Relay **ret);
 /* Abort the stream: close the client socket, drop the channel; its audit
  * line says "aborted". Accepts NULL. */
 Relay *relay_free(Relay *r);

@@ -360,6 +360,8 @@ int daemon_reload(Daemon *d, bool nodes_only, char **ret_error) {
 
         config_free(old);
 done:
+        d->reload_ok = true;
+        d->reload_ok_at = now_usec(CLOCK_REALTIME);
         log_info("Reloaded: %u nodes added, %u removed, %u moved; %zu nodes", added, removed, moved, d->n_nodes);
         (void) sd_notify(0, "READY=1");
         daemon_notify_status(d);
@@ -375,6 +377,7 @@ undo:
                 (void) forwards_reload(d->forwards);
         config_free(new);
 fail:
+        d->reload_ok = false;
         log_error("Reload failed, the running configuration stays: %s", strna(error));
         (void) sd_notifyf(0, "READY=1\nSTATUS=Reload failed: %s", strna(error));
         if (ret_error)

@@ -286,7 +286,7 @@ static void client_start_relay(Request *c, FarEnd far) {
         /* counted first: a relay that fails at once ends inside relay_new()
          * and its on_done already uncounts it */
         p->n_streams++;
-        r = relay_new(daemon_iopoll(p->daemon), daemon_audit(p->daemon), c->fd, far, &rp, &relay);
+        r = relay_new(daemon_relay_env(p->daemon), c->fd, far, &rp, &relay);
         if (r < 0) {
                 /* still ours: fd and far end; on_done did not run */
                 p->n_streams--;

@@ -798,6 +798,15 @@ unsigned session_channels(const Session *s) {
         return s->n_user;
 }
 
+unsigned session_opens_pending(const Session *s) {
+        unsigned n = 0;
+
+        for (const Channel *ch = s->opens; ch; ch = ch->link_next)
+                if (channel_is_stream(ch))
+                        n++;
+        return n;
+}
+
 usec_t session_ready_since(const Session *s) {
         return s->ready_since;
 }

@@ -128,6 +128,9 @@ const char *session_host_key(const Session *s);
 const void *session_host_key_blob(const Session *s, size_t *ret_len);
 /* Channels open or opening on this session. */
 unsigned session_channels(const Session *s);
+/* Streams whose channel open is queued or in flight (libssh2 opens one
+ * channel at a time per session). */
+unsigned session_opens_pending(const Session *s);
 /* Monotonic time the session became ready (0 if not ready). */
 usec_t session_ready_since(const Session *s);
 /* For a FAILED session: how long it had been ready before it failed (0 if
@@ -153,6 +156,7 @@ typedef struct SessionOps {
         const void *(*host_key_blob)(const Session *s, size_t *ret_len);
         usec_t (*up_duration)(const Session *s);
         unsigned (*channels)(const Session *s);
+        unsigned (*opens_pending)(const Session *s);
         int (*open_channel)(Session *s, bool probe, const char *host, uint16_t port, const char *orig_host,
                             uint16_t orig_port, const ChannelCallbacks *cb, void *userdata, Channel **ret);
 } SessionOps;

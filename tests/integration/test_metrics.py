@@ -451,3 +451,118 @@ def test_audit_lines_are_rate_limited(env):
     log = d.log_text()
     assert re.search(r"^\S+ sshtund: 10 stream lines suppressed$", log, re.M), log[-2000:]
     assert log.index("10 stream lines suppressed") < log.index('result="done" bytes_up=5 ')
+
+
+# --- the figures SREs alert on (each made to move) --------------------------------
+
+@pytest.mark.alarm(120)
+def test_frontdoor_connections_and_stream_durations(env):
+    n1 = env.sshd("n1")
+    echo = env.server(tl.EchoServer, addr=n1.addr)
+    d = env.sshtund([n1], proxy={"max_clients": 77})
+    d.wait_all_up()
+    e = scrape_admin(d)
+    assert e.get("sshtund_frontdoor_connections_max") == 77
+    base = e.get("sshtund_frontdoor_connections")
+    done0 = e.get("sshtund_stream_duration_seconds_count", result="done")
+
+    socks = [d.tunnel(n1.addr, echo.port) for _ in range(3)]
+    e = wait_metric(d, lambda e: e.get("sshtund_frontdoor_connections") == base + 3, "3 connections")
+    # a request still being read counts too
+    idle = socket.socket(socket.AF_UNIX)
+    idle.connect(d.proxy_sock)
+    wait_metric(d, lambda e: e.get("sshtund_frontdoor_connections") == base + 4, "the idle request")
+    idle.close()
+    for s in socks:
+        s.sendall(b"x")
+        assert tl.recv_exactly(s, 1) == b"x"
+        s.shutdown(socket.SHUT_WR)
+        assert tl.recv_until_eof(s) == b""
+        s.close()
+    e = wait_metric(d, lambda e: e.get("sshtund_frontdoor_connections") == base
+                    and e.get("sshtund_stream_duration_seconds_count", result="done") == done0 + 3,
+                    "the streams ended, as done")
+    assert e.get("sshtund_stream_duration_seconds_bucket", result="done", le="+Inf") == done0 + 3
+    assert e.get("sshtund_stream_duration_seconds_sum", result="done") > 0
+
+
+@pytest.mark.alarm(120)
+def test_channel_opens_pending(env):
+    n1 = env.sshd("n1")
+    echo = env.server(tl.EchoServer, addr=n1.addr)
+    d = env.sshtund([n1], proxy={"open_timeout": 30.0}, ssh={"keepalive_interval": 30.0})
+    d.wait_all_up()
+    assert scrape_admin(d).get("sshtund_channel_opens_pending", node="n1") == 0
+    # the node's sshd stops answering: opens queue on its session
+    n1.freeze()
+    try:
+        socks = []
+        for _ in range(4):
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(d.proxy_sock)
+            s.sendall(tl.connect_request(n1.addr, echo.port))
+            socks.append(s)
+        wait_metric(d, lambda e: e.get("sshtund_channel_opens_pending", node="n1") == 4, "4 opens waiting")
+    finally:
+        n1.thaw()
+    wait_metric(d, lambda e: e.get("sshtund_channel_opens_pending", node="n1") == 0, "the queue drained")
+    for s in socks:
+        s.close()
+
+
+@pytest.mark.alarm(120)
+def test_reload_status(env):
+    n1 = env.sshd("n1")
+    d = env.sshtund([n1])
+    e = scrape_admin(d)
+    assert e.get("sshtund_config_last_reload_successful") == 1
+    t_start = e.get("sshtund_config_last_reload_success_timestamp_seconds")
+    assert abs(t_start - time.time()) < 60
+
+    good = open(d.config_path).read()
+    with open(d.config_path, "a") as f:
+        f.write("proxy = 1;\n")
+    r = d.sshtunctl("reload")
+    assert r.returncode != 0
+    e = scrape_admin(d)
+    assert e.get("sshtund_config_last_reload_successful") == 0
+    assert e.get("sshtund_config_last_reload_success_timestamp_seconds") == t_start
+
+    with open(d.config_path, "w") as f:
+        f.write(good)
+    time.sleep(0.01)
+    r = d.sshtunctl("reload")
+    assert r.returncode == 0, r.stderr
+    e = scrape_admin(d)
+    assert e.get("sshtund_config_last_reload_successful") == 1
+    assert e.get("sshtund_config_last_reload_success_timestamp_seconds") > t_start
+
+
+@pytest.mark.alarm(120)
+def test_process_metrics(env):
+    n1 = env.sshd("n1")
+    echo = env.server(tl.EchoServer, addr=n1.addr)
+    d = env.sshtund([n1])
+    d.wait_all_up()
+    e = scrape_admin(d)
+    with open(f"/proc/{d.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    assert e.get("process_max_fds") >= 1024
+    assert 0 < e.get("process_resident_memory_bytes") < 1 << 30
+    assert e.get("process_start_time_seconds") <= time.time()
+    assert abs(e.get("process_start_time_seconds") - time.time()) < 120
+    cpu0 = e.get("process_cpu_seconds_total")
+    fds0 = e.get("process_open_fds")
+    assert fds0 == len(os.listdir(f"/proc/{d.pid}/fd")) or abs(fds0 - len(os.listdir(f"/proc/{d.pid}/fd"))) <= 2
+    assert fields  # the process is there
+
+    socks = [d.tunnel(n1.addr, echo.port) for _ in range(10)]
+    e = wait_metric(d, lambda e: e.get("process_open_fds") >= fds0 + 10, "descriptors for 10 streams")
+    for s in socks:
+        s.sendall(b"y" * 100000)
+    for s in socks:
+        assert tl.recv_exactly(s, 100000) == b"y" * 100000
+        s.close()
+    e = wait_metric(d, lambda e: e.get("process_cpu_seconds_total") > cpu0, "CPU time spent")
+    assert e.get("sshtund_loop_dispatch_max_seconds") > 0
+    promtool_check(e.text)

@@ -37,7 +37,8 @@ static int setup(void **state) {
         Fixture *f = calloc(1, sizeof(*f));
 
         assert_non_null(f);
-        f->view = (MetricsView) { .nodes = test_nodes, .n_nodes = ELEMENTSOF(test_nodes), .handshakes_in_flight = 3 };
+        f->view = (MetricsView) { .nodes = test_nodes, .n_nodes = ELEMENTSOF(test_nodes), .per_node = true,
+                                  .handshakes_in_flight = 3 };
         assert_int_equal(metrics_new(&f->metrics), 0);
         *state = f;
         return 0;
@@ -188,6 +189,14 @@ static void test_families(void **state) {
                 { "sshtund_node_migrated", "gauge" },
                 { "sshtund_upstream_probe_ok", "gauge" },
                 { "sshtund_konnectivity_fallbacks_total", "counter" },
+                { "sshtund_nodes", "gauge" },
+                { "sshtund_channel_opens_pending", "gauge" },
+                { "sshtund_frontdoor_connections", "gauge" },
+                { "sshtund_frontdoor_connections_max", "gauge" },
+                { "sshtund_stream_duration_seconds", "histogram" },
+                { "sshtund_config_last_reload_successful", "gauge" },
+                { "sshtund_config_last_reload_success_timestamp_seconds", "gauge" },
+                { "sshtund_loop_dispatch_max_seconds", "gauge" },
         };
         Fixture *f = *state;
         const char *text = render(f);
@@ -375,6 +384,60 @@ static void test_frontdoor_codes(void **state) {
         assert_no_line_starting(text, "sshtund_frontdoor_requests_total{code=\"600\"}");
 }
 
+/* The figures of the moment come from the view as given. */
+static void test_daemon_gauges(void **state) {
+        Fixture *f = *state;
+        MetricsProcess proc = {};
+        const char *text;
+
+        f->view.frontdoor_connections = 17;
+        f->view.frontdoor_connections_max = 4096;
+        f->view.reload_ok = false;
+        f->view.reload_ok_at = 1796606433500000ULL;
+        f->view.loop_dispatch_max = 0.0125;
+        text = render(f);
+        assert_line(text, "sshtund_frontdoor_connections 17");
+        assert_line(text, "sshtund_frontdoor_connections_max 4096");
+        assert_line(text, "sshtund_config_last_reload_successful 0");
+        assert_line(text, "sshtund_config_last_reload_success_timestamp_seconds 1796606433.5");
+        assert_line(text, "sshtund_loop_dispatch_max_seconds 0.0125");
+        /* no process figures given: none shown */
+        assert_no_line_starting(text, "process_");
+
+        assert_int_equal(metrics_process_read(1796606433000000ULL, &proc), 0);
+        assert_true(proc.open_fds >= 3 && proc.open_fds <= proc.max_fds);
+        assert_true(proc.resident_bytes > 0);
+        f->view.process = &proc;
+        text = render(f);
+        assert_line(text, "process_start_time_seconds 1796606433");
+        assert_family(text, "process_cpu_seconds_total", "counter");
+        assert_family(text, "process_open_fds", "gauge");
+        assert_family(text, "process_max_fds", "gauge");
+        assert_family(text, "process_resident_memory_bytes", "gauge");
+        check_structure(text);
+}
+
+/* How many nodes per state; and with per-node series off, only that. */
+static void test_node_counts(void **state) {
+        Fixture *f = *state;
+        const char *text = render(f);
+
+        assert_line(text, "sshtund_nodes{state=\"up\"} 1");
+        assert_line(text, "sshtund_nodes{state=\"backoff\"} 1");
+        assert_line(text, "sshtund_nodes{state=\"degraded\"} 1");
+        assert_line(text, "sshtund_nodes{state=\"hostkey-mismatch\"} 0");
+        assert_line(text, "sshtund_channel_opens_pending{node=\"node-1\"} 0");
+
+        f->view.per_node = false;
+        text = render(f);
+        check_structure(text);
+        assert_line(text, "sshtund_nodes{state=\"up\"} 1");
+        assert_no_line_starting(text, "sshtund_node_up");
+        assert_no_line_starting(text, "sshtund_streams_total");
+        assert_no_line_starting(text, "sshtund_channel_opens_pending");
+        assert_line(text, "sshtund_handshakes_in_flight 3");
+}
+
 /* The audit lines held back (audit.c counts them) are exposed as given. */
 static void test_stream_log_suppressed(void **state) {
         Fixture *f = *state;
@@ -395,6 +458,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_histogram, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_frontdoor_codes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stream_log_suppressed, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_daemon_gauges, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_node_counts, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,6 +9,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -79,6 +81,8 @@ typedef struct Fixture {
         sd_event *event;
         IoPoll *poll;
         AuditLog *audit;
+        Metrics *metrics;
+        RelayEnv env;
         int client;  /* the test's side of the socketpair */
         Far far;
         Relay *relay;
@@ -97,6 +101,7 @@ static int setup(void **state) {
         assert_int_equal(sd_event_new(&f->event), 0);
         assert_int_equal(iopoll_new(f->event, &f->poll), 0);
         assert_int_equal(audit_new(1000, USEC_PER_SEC, &f->audit), 0);
+        assert_int_equal(metrics_new(&f->metrics), 0);
         buffer_init(&f->far.rx, 64 * 1024);
         buffer_init(&f->far.tx, 64 * 1024);
         *state = f;
@@ -112,6 +117,7 @@ static int teardown(void **state) {
         buffer_done(&f->far.tx);
         iopoll_free(f->poll);
         audit_free(f->audit);
+        metrics_free(f->metrics);
         sd_event_unref(f->event);
         free(f);
         return 0;
@@ -125,7 +131,8 @@ static void start(Fixture *f, const char *head, const char *early, bool speak_fi
         assert_int_equal(fcntl(sv[1], F_SETFL, O_NONBLOCK), 0);
         assert_int_equal(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
         f->client = sv[0];
-        assert_int_equal(relay_new(f->poll, f->audit, sv[1], (FarEnd) { &far_ops, &f->far },
+        f->env = (RelayEnv) { .poll = f->poll, .audit = f->audit, .metrics = f->metrics };
+        assert_int_equal(relay_new(&f->env, sv[1], (FarEnd) { &far_ops, &f->far },
                                    &(RelayParams) {
                                            .node = "node-1",
                                            .target = "10.0.0.7:10250",
@@ -141,6 +148,21 @@ static void start(Fixture *f, const char *head, const char *early, bool speak_fi
                                    &f->relay),
                          0);
         assert_ptr_equal(f->far.relay, f->relay);
+}
+
+/* The stream duration histogram's count for one result, from the exposition. */
+static unsigned ended(Fixture *f, const char *result) {
+        char *text = metrics_render(f->metrics, &(MetricsView) {}, NULL), want[128];
+        const char *p;
+        unsigned n = 0;
+
+        assert_non_null(text);
+        snprintf(want, sizeof want, "sshtund_stream_duration_seconds_count{result=\"%s\"} ", result);
+        p = strstr(text, want);
+        assert_non_null(p);
+        n = (unsigned) strtoul(p + strlen(want), NULL, 10);
+        free(text);
+        return n;
 }
 
 static void spin(Fixture *f) {
@@ -221,6 +243,8 @@ static void test_half_close_both_ways(void **state) {
         assert_int_equal(f->done, 1);
         assert_true(f->far.closed);
         assert_false(f->far.aborted);
+        assert_int_equal(ended(f, "done"), 1);
+        assert_int_equal(ended(f, "aborted"), 0);
         f->relay = NULL; /* gone */
 }
 
@@ -298,6 +322,7 @@ static void test_client_reset(void **state) {
         assert_int_equal(f->done, 1);
         assert_true(f->far.aborted);
         assert_false(f->far.closed);
+        assert_int_equal(ended(f, "client_reset"), 1);
         f->relay = NULL;
 }
 
@@ -310,6 +335,7 @@ static void test_far_failed(void **state) {
         assert_int_equal(f->done, 1);
         /* the far end is gone already: neither closed nor aborted by us */
         assert_false(f->far.closed || f->far.aborted);
+        assert_int_equal(ended(f, "node_closed"), 1);
         /* the client sees the stream cut short */
         ssize_t n = read(f->client, buf, sizeof buf);
         assert_true(n == 0 || (n < 0 && (errno == ECONNRESET || errno == EAGAIN)));
@@ -323,6 +349,8 @@ static void test_abort(void **state) {
         f->relay = relay_free(f->relay);
         assert_int_equal(f->done, 1);
         assert_true(f->far.aborted);
+        assert_int_equal(ended(f, "aborted"), 1);
+        assert_int_equal(ended(f, "done"), 0);
         assert_null(relay_free(NULL));
 }
 
