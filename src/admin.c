@@ -340,8 +340,15 @@ int admin_handle(const AdminEnv *env, AdminAccess access, const char *method, co
         assert(method);
         assert(target);
 
-        r = access == ADMIN_ACCESS_PUBLIC ? admin_route_public_only(env, method, target, &reply)
-                                          : admin_route(env, method, target, &reply);
+        if (access == ADMIN_ACCESS_PUBLIC)
+                r = admin_route_public_only(env, method, target, &reply);
+        else if (access == ADMIN_ACCESS_READONLY && !streq(method, "GET"))
+                /* a monitoring user's socket: it may look, not touch */
+                r = admin_reply_error(&reply, 403,
+                                      "this is the read-only admin socket (admin.readonly_socket): it answers GET "
+                                      "only; reloads, node actions and host key scans go to admin.socket");
+        else
+                r = admin_route(env, method, target, &reply);
         if (r < 0) {
                 free(reply.body);
                 return r;
@@ -651,7 +658,9 @@ int admin_new(const AdminEnv *env, const ListenAddress *address, const AdminPara
                                  .mode = p->mode,
                                  .gid = p->gid,
                                  .label = a->label,
-                                 .description = p->access == ADMIN_ACCESS_PUBLIC ? "metrics-listen" : "admin-listen",
+                                 .description = p->access == ADMIN_ACCESS_PUBLIC     ? "metrics-listen"
+                                                : p->access == ADMIN_ACCESS_READONLY ? "admin-readonly-listen"
+                                                                                     : "admin-listen",
                                  .handler = on_accept,
                                  .userdata = a,
                                  .adopt = p->activated_fd >= 0,

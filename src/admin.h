@@ -18,8 +18,9 @@ typedef struct Admin Admin;
 
 /* What a listener serves. */
 typedef enum AdminAccess {
-        ADMIN_ACCESS_FULL,   /* admin.socket: everything */
-        ADMIN_ACCESS_PUBLIC, /* admin.metrics_listen: GET /metrics, /healthz and /readyz; 404 to the rest */
+        ADMIN_ACCESS_FULL,     /* admin.socket: everything */
+        ADMIN_ACCESS_READONLY, /* admin.readonly_socket: every GET; 403 to what changes state */
+        ADMIN_ACCESS_PUBLIC,   /* admin.metrics_listen: GET /metrics, /healthz and /readyz; 404 to the rest */
 } AdminAccess;
 
 typedef enum AdminAction {

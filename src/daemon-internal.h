@@ -49,6 +49,7 @@ struct Daemon {
         Proxy *proxy;
         Forwards *forwards;
         Admin *admin;
+        Admin *readonly_admin;   /* admin.readonly_socket, or NULL */
         Admin *metrics_listener; /* admin.metrics_listen, or NULL */
 
         sd_event_source *sig_term, *sig_int, *sig_hup;
@@ -83,6 +84,10 @@ void daemon_unwatch_files(Daemon *d);
 int daemon_load_known_hosts(Daemon *d);
 /* Load the https probes' TLS context for the current probe section. */
 int daemon_load_probe_tls(Daemon *d);
+/* admin.readonly_socket's server (adopted from 'activated' when passed),
+ * or NULL when it is unset. */
+typedef struct ListenFds ListenFds;
+int daemon_open_readonly_admin(Daemon *d, ListenFds *activated, Admin **ret);
 /* admin.metrics_listen's server, or NULL when it is unset. */
 int daemon_open_metrics_listener(Daemon *d, Admin **ret);
 /* Free retiring nodes (shutdown). */

@@ -10,6 +10,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "acceptor.h"
 #include "admin.h"
 #include "daemon-internal.h"
 #include "forward.h"
@@ -261,6 +262,7 @@ Daemon *daemon_free(Daemon *d) {
         d->proxy = proxy_free(d->proxy);
         d->forwards = forwards_free(d->forwards);
         d->metrics_listener = admin_free(d->metrics_listener);
+        d->readonly_admin = admin_free(d->readonly_admin);
         d->admin = admin_free(d->admin);
         d->migration = migration_free(d->migration);
         daemon_unwatch_files(d);
@@ -469,6 +471,32 @@ static int daemon_open_admin(Daemon *d, ListenFds *activated) {
         return 0;
 }
 
+int daemon_open_readonly_admin(Daemon *d, ListenFds *activated, Admin **ret) {
+        const ConfigAdmin *a = &d->config->admin;
+        ListenAddress where = { .kind = LISTEN_UNIX, .path = a->readonly_socket }, named = {};
+        gid_t gid = (gid_t) -1;
+        int fd, r;
+
+        *ret = NULL;
+        if (!a->readonly_socket)
+                return 0;
+        if (a->readonly_socket_group && acceptor_group_lookup(a->readonly_socket_group, &gid) < 0)
+                return log_error_errno(ENOENT, "admin.readonly_socket_group: no group \"%s\"",
+                                       a->readonly_socket_group);
+        fd = listen_fds_take(activated, &where);
+        if (fd < 0)
+                fd = listen_fds_take_named(activated, "admin-readonly", &named);
+        r = admin_new(&d->admin_env, named.path ? &named : &where,
+                      &(AdminParams) { .access = ADMIN_ACCESS_READONLY, .mode = a->readonly_socket_mode, .gid = gid,
+                                       .activated_fd = fd },
+                      ret);
+        listen_address_done(&named);
+        if (r < 0)
+                return log_error_errno(r, "Cannot listen on admin.readonly_socket %s: %m", a->readonly_socket);
+        log_info("Read-only admin socket %s", a->readonly_socket);
+        return 0;
+}
+
 int daemon_start(Daemon *d) {
         ListenFds *activated = NULL;
         size_t unused;
@@ -501,13 +529,15 @@ int daemon_start(Daemon *d) {
                 log_warning_errno(r, "Cannot read the sockets passed by the service manager: %m");
         r = daemon_open_admin(d, activated);
         if (r >= 0)
+                r = daemon_open_readonly_admin(d, activated, &d->readonly_admin);
+        if (r >= 0)
                 r = daemon_open_metrics_listener(d, &d->metrics_listener);
         if (r >= 0)
                 r = proxy_new(d, activated, &d->proxy);
         activated = listen_fds_free(activated, &unused);
         if (unused > 0)
                 log_warning("%zu socket(s) passed by the service manager match no listen address "
-                            "and are not named \"proxy\" or \"admin\": closed", unused);
+                            "and are not named \"proxy\", \"admin\" or \"admin-readonly\": closed", unused);
         if (r < 0)
                 return r;
         r = forwards_new(d, &d->forwards);
@@ -622,6 +652,10 @@ void daemon_chown_sockets(Daemon *d, uid_t uid) {
                 chown_socket(&c->forwards[i].listen, uid);
         if (d->admin && !admin_adopted(d->admin))
                 chown_socket(&admin, uid);
+        if (d->readonly_admin && !admin_adopted(d->readonly_admin)) {
+                ListenAddress ro = { .kind = LISTEN_UNIX, .path = c->admin.readonly_socket };
+                chown_socket(&ro, uid);
+        }
 }
 
 int daemon_setup_konnectivity(Daemon *d) {

@@ -6,9 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <systemd/sd-daemon.h>
 
+#include "acceptor.h"
 #include "admin.h"
 #include "daemon-internal.h"
 #include "filewatch.h"
@@ -262,6 +265,36 @@ static int reload_listeners(Daemon *d, const Config *old, char **ret_error) {
                  * goes on the next turn of the loop, not under our feet */
                 daemon_retire_admin(d, d->admin);
                 d->admin = a;
+        }
+        if (streq_ptr(d->config->admin.readonly_socket, old->admin.readonly_socket) && d->readonly_admin &&
+            !admin_adopted(d->readonly_admin) &&
+            (d->config->admin.readonly_socket_mode != old->admin.readonly_socket_mode ||
+             !streq_ptr(d->config->admin.readonly_socket_group, old->admin.readonly_socket_group))) {
+                /* the same socket: new permissions in place, connections kept */
+                const ConfigAdmin *a = &d->config->admin;
+                gid_t gid = (gid_t) -1;
+
+                if (a->readonly_socket_group && acceptor_group_lookup(a->readonly_socket_group, &gid) < 0) {
+                        if (asprintf(ret_error, "admin.readonly_socket_group: no group \"%s\"",
+                                     a->readonly_socket_group) < 0)
+                                *ret_error = NULL;
+                        return -ENOENT;
+                }
+                if ((gid != (gid_t) -1 && chown(a->readonly_socket, (uid_t) -1, gid) < 0) ||
+                    chmod(a->readonly_socket, a->readonly_socket_mode) < 0)
+                        log_warning_errno(errno, "admin.readonly_socket %s: cannot change its group or mode: %m",
+                                          a->readonly_socket);
+        } else if (!streq_ptr(d->config->admin.readonly_socket, old->admin.readonly_socket)) {
+                Admin *ro = NULL;
+                r = daemon_open_readonly_admin(d, NULL, &ro);
+                if (r < 0) {
+                        if (asprintf(ret_error, "admin.readonly_socket %s: %s", strna(d->config->admin.readonly_socket),
+                                     strerror(-r)) < 0)
+                                *ret_error = NULL;
+                        return r;
+                }
+                daemon_retire_admin(d, d->readonly_admin);
+                d->readonly_admin = ro;
         }
         if (d->config->admin.has_metrics_listen != old->admin.has_metrics_listen ||
             (d->config->admin.has_metrics_listen &&

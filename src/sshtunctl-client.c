@@ -94,9 +94,9 @@ static int wait_fd(const Ctl *ctl, int fd, short events) {
         }
 }
 
-static int connect_socket(const Ctl *ctl, int *ret_fd) {
+static int connect_path(const Ctl *ctl, const char *path, int *ret_fd) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        size_t len = strlen(ctl->socket);
+        size_t len = strlen(path);
         _cleanup_close_ int fd = -1;
         int ms = remaining_msec(ctl);
         struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
@@ -105,7 +105,7 @@ static int connect_socket(const Ctl *ctl, int *ret_fd) {
                 return -EINVAL;
         if (len >= sizeof(sa.sun_path))
                 return -ENAMETOOLONG;
-        memcpy(sa.sun_path, ctl->socket, len);
+        memcpy(sa.sun_path, path, len);
 
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
@@ -120,6 +120,16 @@ static int connect_socket(const Ctl *ctl, int *ret_fd) {
                 return -errno;
         *ret_fd = TAKE_FD(fd);
         return 0;
+}
+
+/* The admin socket; a user who may not use the default one (root's) gets
+ * the read-only socket next to it, if there is one. */
+static int connect_socket(const Ctl *ctl, int *ret_fd) {
+        int r = connect_path(ctl, ctl->socket, ret_fd);
+
+        if (r == -EACCES && ctl->readonly_socket && connect_path(ctl, ctl->readonly_socket, ret_fd) >= 0)
+                return 0;
+        return r;
 }
 
 static int send_all(const Ctl *ctl, int fd, const char *p, size_t len) {

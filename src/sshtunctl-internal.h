@@ -24,6 +24,7 @@ typedef enum Output {
 
 typedef struct Ctl {
         const char *socket;
+        const char *readonly_socket; /* tried when 'socket' is the default and refuses us (EACCES) */
         Output output;
         bool color;
         bool no_headers; /* tables without their header line */

@@ -15,6 +15,9 @@
 #include "table.h"
 
 #define DEFAULT_SOCKET "/run/sshtund/admin.sock"
+/* What the packaged configuration names admin.readonly_socket: a user of
+ * the group sshtund-monitor gets the read-only view without -s. */
+#define DEFAULT_READONLY_SOCKET "/run/sshtund/admin-readonly.sock"
 #define CTL_TIMEOUT_USEC (10 * USEC_PER_SEC)
 /* The daemon ends a scan within 35 s (connect_timeout, at most 30 s, plus
  * 5 s for a handshake slot): wait longer than that. */
@@ -264,13 +267,16 @@ int main(int argc, char *argv[]) {
         int c, r, n_args;
 
         ctl.socket = getenv("SSHTUND_ADMIN_SOCKET");
-        if (!ctl.socket || !*ctl.socket)
+        if (!ctl.socket || !*ctl.socket) {
                 ctl.socket = DEFAULT_SOCKET;
+                ctl.readonly_socket = DEFAULT_READONLY_SOCKET;
+        }
 
         while ((c = getopt_long(argc, argv, "s:o:w::h", options, NULL)) >= 0)
                 switch (c) {
                 case 's':
                         ctl.socket = optarg;
+                        ctl.readonly_socket = NULL;
                         break;
                 case 'o':
                         if (streq(optarg, "table"))

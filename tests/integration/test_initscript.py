@@ -1,7 +1,7 @@
 # The SysV init script (etc/init.d/sshtund, as built), pointed at the build
 # tree and a temporary configuration through its SSHTUND_* variables:
 # start → status 0 → the admin socket answers and the node comes up →
-# reload (SIGHUP, logged) → restart (a new process) → stop → status 3; a bad
+# reload (synchronous, through sshtunctl reload) → restart (a new process) → stop → status 3; a bad
 # file fails start, restart and reload with its FILE:LINE error and leaves a
 # running daemon alone; a daemon that dies at start fails the start at once.
 # With and without /lib/lsb/init-functions.
@@ -39,9 +39,10 @@ class InitScript:
         self.defaults = os.path.join(env.dir, "default-sshtund")
         with open(self.defaults, "w") as f:
             f.write(f"# test defaults\nLOGFILE={self.logfile}\nSTART_TIMEOUT={start_timeout}\n"
-                    "STOP_TIMEOUT=15\n")
+                    f"STOP_TIMEOUT=15\nADMIN_SOCKET={self.daemon.admin_sock}\n")
         self.vars = {
             "SSHTUND_DAEMON": tl.require_binary(tl.sshtund_binary()),
+            "SSHTUND_CTL": tl.require_binary(tl.sshtunctl_binary()),
             "SSHTUND_DEFAULTS": self.defaults,
             "SSHTUND_CONFIG": self.config,
             "SSHTUND_PIDFILE": self.pidfile,
@@ -234,10 +235,10 @@ def test_lifecycle(env, script, lsb):
     assert "already running" in r.stdout
     assert s.pid() == pid
 
+    # reload waits for the daemon's answer (sshtunctl reload)
     r = s.run("reload")
     assert_ok(r, "reload")
-    tl.wait_until(lambda: re.search(r"SIGHUP|reload", s.log(), re.I), 10,
-                  "the daemon to log the SIGHUP")
+    assert "Reloaded: " in s.log()
     assert s.pid() == pid and _is_sshtund(pid)
     r = s.run("force-reload")
     assert_ok(r, "force-reload")
@@ -294,6 +295,24 @@ def test_bad_configuration(env, script):
         assert re.search(re.escape(s.config) + r":\d+:.*keepalive_count", r.stderr), r.stderr
         assert s.pid() == pid and _is_sshtund(pid), action
     assert not re.search(r"SIGHUP|reload", s.log(), re.I)
+
+    # A file `sshtund -t` passes but the daemon cannot apply (a listen
+    # address already bound): reload fails with the daemon's reason.
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen(1)
+    busy = blocker.getsockname()
+    try:
+        s.daemon.sections["proxy"]["listen"] = [f"unix:{s.daemon.proxy_sock}",
+                                                f"tcp:{busy[0]}:{busy[1]}"]
+        s.daemon.write_config()
+        r = s.run("reload")
+        assert r.returncode == 1, r
+        assert "proxy.listen: cannot bind a new address" in r.stderr, r.stderr
+        assert "Reload failed, the running configuration stays" in s.log()
+        assert s.pid() == pid and _is_sshtund(pid)
+    finally:
+        blocker.close()
 
     with open(s.config, "w") as f:
         f.write(good)

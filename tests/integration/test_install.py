@@ -145,6 +145,8 @@ def test_install_layout(dirs, dest):
     assert f"ExecStart={dirs['sbindir']}/sshtund -c {dirs['sysconfdir']}/sshtund/sshtund.conf\n" \
         in text
     assert f"ExecStartPre={dirs['sbindir']}/sshtund -t -c " in text
+    # reload waits for the daemon's answer
+    assert re.findall(r"^ExecReload=.*$", text, re.M) == [f"ExecReload={dirs['bindir']}/sshtunctl reload"]
 
 
 def test_changed_configuration_survives_install_and_uninstall(dirs, dest):
@@ -192,8 +194,9 @@ def installed_units(dirs, dest):
     for u in UNITS:
         with open(os.path.join(unitdir, u)) as f:
             text = f.read()
-        text = re.sub(r"^(Exec[A-Za-z]*=)" + re.escape(dirs["sbindir"]) + "/",
-                      lambda m: m.group(1) + under(dest, dirs["sbindir"]) + "/", text, flags=re.M)
+        for d in ("sbindir", "bindir"):
+            text = re.sub(r"^(Exec[A-Za-z]*=)" + re.escape(dirs[d]) + "/",
+                          lambda m, d=d: m.group(1) + under(dest, dirs[d]) + "/", text, flags=re.M)
         with open(os.path.join(out, u), "w") as f:
             f.write(text)
     env = make_env()
@@ -245,7 +248,11 @@ def test_sysusers_and_tmpfiles_apply(dirs, dest):
     _, _, uid, gid, gecos, home, shell = users["sshtund"]
     assert int(uid) < 1000 and shell.endswith("nologin"), users["sshtund"]
     with open(os.path.join(root, "etc", "group")) as f:
-        assert any(ln.startswith(f"sshtund:x:{gid}:") for ln in f)
+        groups = {ln.split(":")[0]: ln.rstrip("\n").split(":") for ln in f if ln.strip()}
+    assert groups["sshtund"][2] == gid, groups
+    # the read-only admin socket's group, with sshtund in it (to chown the
+    # socket to it); adding a monitoring user to it is all it takes
+    assert "sshtund" in groups["sshtund-monitor"][3].split(","), groups
 
     if not tl.is_root():
         return  # tmpfiles would chown to sshtund

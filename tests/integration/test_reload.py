@@ -5,6 +5,9 @@
 
 import json
 import os
+import re
+import shlex
+import subprocess
 import signal
 import socket
 import time
@@ -112,6 +115,88 @@ def test_broken_file_changes_nothing(env):
     p = d.sshtunctl("reload")
     assert p.returncode == 0, p
     assert "reloaded: 1 node" in p.stdout
+
+
+def unit_exec_reload():
+    """The built sshtund.service's ExecReload= command lines (programs
+    mapped to the build tree) and its Environment= settings."""
+    path = os.path.join(tl.BUILDDIR, "etc", "sshtund.service")
+    if not os.path.exists(path):
+        pytest.skip(f"{path} is not built")
+    programs = {"sshtunctl": tl.sshtunctl_binary(), "sshtund": tl.sshtund_binary()}
+    lines, environment = [], {}
+    for line in open(path):
+        key, _, value = line.strip().partition("=")
+        if key == "ExecReload":
+            argv = shlex.split(value)
+            assert os.path.isabs(argv[0]), line
+            argv[0] = programs[os.path.basename(argv[0])]
+            lines.append(argv)
+        elif key == "Environment":
+            for word in shlex.split(value):
+                k, _, v = word.partition("=")
+                environment[k] = v
+    return lines, environment
+
+
+def run_exec_reload(d):
+    """Runs the unit's ExecReload= lines in order as systemd does: the
+    first failure fails the reload. Admin socket as a drop-in would set it."""
+    lines, environment = unit_exec_reload()
+    assert lines, "no ExecReload= in sshtund.service"
+    env = {**os.environ, **environment, "SSHTUND_ADMIN_SOCKET": d.admin_sock}
+    for argv in lines:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env,
+                           stdin=subprocess.DEVNULL)
+        if p.returncode != 0:
+            return p
+    return p
+
+
+def test_unit_reload_waits_for_the_result(env):
+    """systemctl reload runs ExecReload= and reports its exit status: it
+    must fail, with the reason, when the daemon rejects the file, including
+    a rejection `sshtund -t` cannot foresee (an address already bound)."""
+    lines, environment = unit_exec_reload()
+    # The unit names the admin socket sshtunctl and sshtund default to.
+    assert environment.get("SSHTUND_ADMIN_SOCKET") == "/run/sshtund/admin.sock", environment
+    assert not any(os.path.basename(a[0]) == "kill" for a in lines), lines
+
+    n1 = env.sshd("n1")
+    d = env.sshtund([n1])
+    d.wait_all_up(30)
+    good = open(d.config_path).read()
+
+    p = run_exec_reload(d)
+    assert p.returncode == 0, p
+    assert "reloaded: 1 node" in p.stdout
+
+    with open(d.config_path, "w") as f:
+        f.write(good + "proxy_typo = 1;\n")
+    line = good.count("\n") + 1
+    p = run_exec_reload(d)
+    assert p.returncode != 0, p
+    assert f"{d.config_path}:{line}: proxy_typo: unknown key" in p.stderr, p.stderr
+
+    blocker = socket.socket()
+    blocker.bind((d.tcp_addr, 0))
+    blocker.listen(1)
+    busy = blocker.getsockname()
+    try:
+        with open(d.config_path, "w") as f:
+            f.write(good)
+        d.sections["proxy"]["listen"] = [f"unix:{d.proxy_sock}", f"tcp:{busy[0]}:{busy[1]}"]
+        d.write_config()
+        assert subprocess.run([tl.sshtund_binary(), "-t", "-c", d.config_path],
+                              capture_output=True, timeout=30).returncode == 0
+        p = run_exec_reload(d)
+        assert p.returncode != 0, p
+        assert re.search(r"proxy\.listen: cannot bind a new address: Address (already )?in use",
+                         p.stderr), p.stderr
+    finally:
+        blocker.close()
+    assert d.node_info("n1")["state"] == "up"
+    wait_log(d, "Reload failed, the running configuration stays")
 
 
 @pytest.mark.alarm(150)

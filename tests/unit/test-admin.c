@@ -547,6 +547,59 @@ static void test_reload(void **state) {
         test_daemon.reload_error = NULL;
 }
 
+/* The read-only socket: every GET answers as on the full socket; anything
+ * else is 403 with a JSON reason and reaches no operation. */
+static void test_readonly_access(void **state) {
+        static const char *const reads[] = { "/v1/status", "/v1/nodes", "/v1/nodes/node-1", "/v1/migration",
+                                             "/metrics", "/healthz", "/readyz" };
+        static const struct {
+                const char *method, *target;
+        } writes[] = {
+                { "POST", "/v1/reload" },
+                { "POST", "/v1/nodes/node-1/drain" },
+                { "POST", "/v1/nodes/node-1/undrain" },
+                { "POST", "/v1/nodes/node-1/reconnect" },
+                { "POST", "/v1/hostkeys/scan?target=node-1" },
+                { "PUT", "/v1/status" },
+                { "DELETE", "/v1/nodes/node-1" },
+        };
+        AdminEnv env = env_of(&test_daemon);
+        FakeNode *n = fake_find(&test_daemon, "node-1");
+        unsigned reloads = test_daemon.reloads, drains = n->drains, reconnects = n->reconnects;
+
+        for (size_t i = 0; i < ELEMENTSOF(reads); i++) {
+                Handled full = {}, ro = {};
+
+                assert_int_equal(admin_handle(&env, ADMIN_ACCESS_FULL, "GET", reads[i], &full.status, &full.body,
+                                              &full.content_type, &full.allow),
+                                 0);
+                assert_int_equal(admin_handle(&env, ADMIN_ACCESS_READONLY, "GET", reads[i], &ro.status, &ro.body,
+                                              &ro.content_type, &ro.allow),
+                                 0);
+                assert_int_equal(ro.status, full.status);
+                assert_true(ro.status == 200 || (streq(reads[i], "/readyz") && ro.status == 503));
+                assert_string_equal(ro.content_type, full.content_type);
+                handled_done(&full);
+                handled_done(&ro);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(writes); i++) {
+                _cleanup_(handled_done) Handled h = {};
+                _cleanup_(json_decrefp) json_t *v = NULL;
+
+                assert_int_equal(admin_handle(&env, ADMIN_ACCESS_READONLY, writes[i].method, writes[i].target,
+                                              &h.status, &h.body, &h.content_type, &h.allow),
+                                 0);
+                assert_int_equal(h.status, 403);
+                assert_string_equal(h.content_type, "application/json");
+                v = json_loads(h.body, 0, NULL);
+                assert_non_null(v);
+                assert_non_null(strstr(json_string_value(json_object_get(v, "error")), "read-only"));
+        }
+        assert_int_equal(test_daemon.reloads, reloads);
+        assert_int_equal(n->drains, drains);
+        assert_int_equal(n->reconnects, reconnects);
+}
+
 static void test_state_since_format(void **state) {
         static const struct {
                 usec_t t;
@@ -1793,6 +1846,7 @@ int main(void) {
                 cmocka_unit_test(test_table_layout),
                 cmocka_unit_test(test_table_color),
                 cmocka_unit_test(test_reload),
+                cmocka_unit_test(test_readonly_access),
                 cmocka_unit_test(test_table_sanitises),
                 cmocka_unit_test(test_table_age),
                 cmocka_unit_test(test_table_address),
