@@ -103,7 +103,7 @@ def _yaml_scalar(text, where):
 
 
 def _split_flow(inner, where):
-    items, depth, cur, quote = [], 0, "", None
+    items, cur, quote = [], "", None
     for ch in inner:
         if quote:
             cur += ch
