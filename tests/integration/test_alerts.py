@@ -346,6 +346,17 @@ def promql_matchers(expr):
     return out
 
 
+def promql_grouping_labels(expr):
+    """The label names of every by/without/on/ignoring/group_left/group_right
+    list in a PromQL expression."""
+    s = re.sub(_STRING, '""', expr)
+    out = set()
+    for m in re.finditer(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^()]*)\)", s,
+                         re.IGNORECASE):
+        out.update(x.strip() for x in m.group(1).split(",") if x.strip())
+    return out
+
+
 def template_queries(text):
     """The PromQL of every `query` in a Prometheus annotation template,
     e.g. {{ with printf `sshtund_x{job=%q}` $labels.job | query }}."""
@@ -393,6 +404,8 @@ def test_promql_metric_names_extractor():
     }
     for expr, want in cases.items():
         assert promql_metric_names(expr) == want, expr
+    assert promql_grouping_labels('sum by (le, code) (a) / on(job) group_left b without(x)') == \
+        {"le", "code", "job", "x"}
     assert promql_matchers('sum(x{a="1", b=~"u|v", c!="w\\"q"}) by (d) / y{e!~`z`}') == [
         ("x", "a", "=", "1"), ("x", "b", "=~", "u|v"), ("x", "c", "!=", 'w"q'), ("y", "e", "!~", "z")]
     assert template_queries("{{ with printf `a{b=%q}` $labels.b | query }}{{ . | first | label `c` }}") == \
@@ -663,9 +676,16 @@ def check_names_and_labels(exported, expressions):
     against the scrape 'exported'."""
     problems = []
     for where, expr in expressions:
-        for name in sorted(promql_metric_names(expr) - NOT_EXPORTED_OK):
+        used = promql_metric_names(expr)
+        for name in sorted(used - NOT_EXPORTED_OK):
             if name not in exported.names:
                 problems.append(f"{where}: {name} is not exported")
+        # grouping and matching labels: on some series the expression uses
+        # (`up` has the target's labels only)
+        if used - {"up"} <= exported.names:
+            have = set(TARGET_LABELS).union(*(exported.labels[n] for n in used - {"up"}))
+            for label in sorted(promql_grouping_labels(expr) - have):
+                problems.append(f"{where}: no series it uses has the label {label}")
         for metric, label, op, value in promql_matchers(expr):
             if metric in NOT_EXPORTED_OK or metric not in exported.names or label in TARGET_LABELS:
                 continue
