@@ -610,6 +610,7 @@ static int daemon_loop(Daemon *d) {
                         r = sd_event_dispatch(d->event);
                         dt = now_usec(CLOCK_MONOTONIC) - t0;
                         d->dispatch_max = MAX(d->dispatch_max, dt);
+                        metrics_observe(d->metrics, METRICS_LOOP_DISPATCH, (double) dt / USEC_PER_SEC);
                 }
                 if (r < 0)
                         return r;

@@ -16,6 +16,7 @@ typedef enum MetricsHistogram {
         METRICS_STREAM_OPEN,  /* channel open requested -> confirmed, seconds */
         METRICS_SSH_CONNECT,  /* TCP connect started -> session ready, seconds */
         METRICS_PROBE,        /* probe duration, seconds */
+        METRICS_LOOP_DISPATCH, /* one dispatch of the event loop, seconds */
         _METRICS_HISTOGRAM_MAX,
 } MetricsHistogram;
 

@@ -323,6 +323,7 @@ int daemon_reload(Daemon *d, bool nodes_only, char **ret_error) {
         _cleanup_free_ char *error = NULL;
         Config *new = NULL, *old;
         unsigned added = 0, removed = 0, moved = 0;
+        usec_t t0 = now_usec(CLOCK_MONOTONIC), t_read;
         bool probe_changed;
         int r;
 
@@ -330,6 +331,7 @@ int daemon_reload(Daemon *d, bool nodes_only, char **ret_error) {
         log_info("Reloading %s%s", d->config->path, nodes_only ? " (node list)" : "");
 
         r = config_load_for_reload(d->config->path, &new, &error);
+        t_read = now_usec(CLOCK_MONOTONIC);
         if (r < 0)
                 goto fail;
 
@@ -395,7 +397,11 @@ int daemon_reload(Daemon *d, bool nodes_only, char **ret_error) {
 done:
         d->reload_ok = true;
         d->reload_ok_at = now_usec(CLOCK_REALTIME);
-        log_info("Reloaded: %u nodes added, %u removed, %u moved; %zu nodes", added, removed, moved, d->n_nodes);
+        /* the loop did nothing else meanwhile: at 5,000 nodes this is what a
+         * reload costs every stream and node */
+        log_info("Reloaded: %u nodes added, %u removed, %u moved; %zu nodes (in %.1f ms: read %.1f, apply %.1f)",
+                 added, removed, moved, d->n_nodes, (double) (now_usec(CLOCK_MONOTONIC) - t0) / USEC_PER_MSEC,
+                 (double) (t_read - t0) / USEC_PER_MSEC, (double) (now_usec(CLOCK_MONOTONIC) - t_read) / USEC_PER_MSEC);
         (void) sd_notify(0, "READY=1");
         daemon_notify_status(d);
         return 0;

@@ -197,6 +197,7 @@ static void test_families(void **state) {
                 { "sshtund_config_last_reload_successful", "gauge" },
                 { "sshtund_config_last_reload_success_timestamp_seconds", "gauge" },
                 { "sshtund_loop_dispatch_max_seconds", "gauge" },
+                { "sshtund_loop_dispatch_seconds", "histogram" },
         };
         Fixture *f = *state;
         const char *text = render(f);
@@ -395,7 +396,14 @@ static void test_daemon_gauges(void **state) {
         f->view.reload_ok = false;
         f->view.reload_ok_at = 1796606433500000ULL;
         f->view.loop_dispatch_max = 0.0125;
+        metrics_observe(f->metrics, METRICS_LOOP_DISPATCH, 0.00002);
+        metrics_observe(f->metrics, METRICS_LOOP_DISPATCH, 0.012);
         text = render(f);
+        /* what the bench reads a phase's longest dispatch from */
+        assert_line(text, "sshtund_loop_dispatch_seconds_bucket{le=\"0.0001\"} 1");
+        assert_line(text, "sshtund_loop_dispatch_seconds_bucket{le=\"0.01\"} 1");
+        assert_line(text, "sshtund_loop_dispatch_seconds_bucket{le=\"0.025\"} 2");
+        assert_line(text, "sshtund_loop_dispatch_seconds_count 2");
         assert_line(text, "sshtund_frontdoor_connections 17");
         assert_line(text, "sshtund_frontdoor_connections_max 4096");
         assert_line(text, "sshtund_config_last_reload_successful 0");
