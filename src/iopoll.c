@@ -51,11 +51,15 @@ static int on_poll_ready(sd_event_source *s, int fd, uint32_t revents, void *use
         if (n <= 0)
                 return 0; /* EINTR, or already served: the loop asks again */
 
-        /* more than a batch ready: the set stays readable and sd-event comes
-         * back after the other sources had their turn */
+        /* more than a batch ready (or more than the budget's worth): the set
+         * stays readable, level-triggered, and sd-event comes back after the
+         * other sources had their turn */
+        usec_t start = now_usec(CLOCK_MONOTONIC);
         p->dispatching = true;
         for (int i = 0; i < n && !p->free_pending; i++) {
                 IoWatch *w = ev[i].data.ptr;
+                if (i > 0 && now_usec(CLOCK_MONOTONIC) - start >= IOPOLL_BUDGET_USEC)
+                        break;
                 if (w->dead || w->events == 0)
                         continue; /* freed or disarmed by an earlier handler */
                 (void) w->handler(w, w->fd, ev[i].events, w->userdata);

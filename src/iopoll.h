@@ -1,5 +1,6 @@
 /* Many sockets behind one sd-event source: an epoll set of our own whose
- * ready sockets are served in batches, so thousands ready at once cost O(n). */
+ * ready sockets are served in batches, so thousands ready at once cost O(n).
+ * Front-door clients, outgoing connects and the SSH sessions' sockets. */
 #pragma once
 
 #include <stdint.h>
@@ -11,6 +12,11 @@
  * each sending a request) that is n epoll_wait() calls of n items each. An
  * IoPoll is one source; each dispatch serves up to IOPOLL_BATCH sockets. */
 #define IOPOLL_BATCH 64
+/* ... and stops early once this much time went by: 64 SSH handshake steps
+ * or 64 sessions' worth of channel opens would otherwise hold the loop
+ * (timers, the admin socket, every other source) for tens of ms. What is
+ * left stays ready and is served on the next turn. */
+#define IOPOLL_BUDGET_USEC 2000
 
 typedef struct IoPoll IoPoll;
 typedef struct IoWatch IoWatch;

@@ -12,6 +12,7 @@
 #include "buffer.h"
 #include "channel.h"
 #include "hostkey.h"
+#include "iopoll.h"
 #include "list.h"
 #include "connector.h"
 #include "session.h"
@@ -101,7 +102,7 @@ struct Session {
 
         int fd;
         uint16_t local_port;
-        sd_event_source *io;
+        IoWatch *io;            /* the socket, in the daemon's IoPoll with every other */
         sd_event_source *timer; /* connect timeout, then liveness ticks */
         sd_event_source *defer; /* coalesced "run the pump" requests */
         LIBSSH2_SESSION *ssh;

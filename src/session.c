@@ -172,10 +172,10 @@ static void session_update_io(Session *s) {
                 return;
         /* without a control channel, bytes nobody asked for stay in the
          * kernel: stop polling for them (level-triggered epoll would spin)
-         * until a channel or an open wants to read */
+         * until a channel or an open wants to read; a hang-up still wakes us */
         bool stalled = s->state == SESSION_READY && !s->rx_drained && !s->control && !s->opens;
-        events = (stalled ? 0 : EPOLLIN) | (buffer_empty(&s->outq) ? 0 : EPOLLOUT);
-        (void) sd_event_source_set_io_events(s->io, events);
+        events = (stalled ? EPOLLRDHUP : EPOLLIN) | (buffer_empty(&s->outq) ? 0 : EPOLLOUT);
+        (void) iopoll_watch_set_events(s->io, events);
 }
 
 /* --- connection setup ----------------------------------------------------- */
@@ -204,7 +204,7 @@ static void session_teardown(Session *s, int channel_error, const char *why) {
         gate_cancel(s->env->handshakes, s);
         session_release_slot(s);
         s->timer = sd_event_source_disable_unref(s->timer);
-        s->io = sd_event_source_disable_unref(s->io);
+        s->io = iopoll_watch_free(s->io);
         if (s->defer)
                 (void) sd_event_source_set_enabled(s->defer, SD_EVENT_OFF);
 
@@ -286,7 +286,7 @@ static int session_arm_timer(Session *s, usec_t after) {
         return r;
 }
 
-static int on_session_io(sd_event_source *es, int fd, uint32_t revents, void *userdata);
+static int on_session_io(IoWatch *w, int fd, uint32_t revents, void *userdata);
 
 static void session_start_handshake(Session *s) {
         _cleanup_free_ char *known = NULL, *prefs = NULL;
@@ -297,12 +297,15 @@ static void session_start_handshake(Session *s) {
         if (getsockname(s->fd, (struct sockaddr *) &local, &len) == 0)
                 s->local_port = ntohs(local.ss_family == AF_INET ? ((struct sockaddr_in *) &local)->sin_port
                                                                   : ((struct sockaddr_in6 *) &local)->sin6_port);
-        r = sd_event_add_io(s->env->event, &s->io, s->fd, EPOLLIN, on_session_io, s);
+        /* with every other session's in one poll set, served in batches: a
+         * thousand sessions ready at once (liveness replies, a burst of
+         * opens) then cost one epoll item each, not one each per turn of
+         * the loop */
+        r = iopoll_add(s->env->iopoll, s->fd, EPOLLIN, on_session_io, s, &s->io);
         if (r < 0) {
                 session_fail(s, SESSION_FAILURE_NETWORK, "local error", "cannot watch socket: %s", strerror(-r));
                 return;
         }
-        (void) sd_event_source_set_description(s->io, "session-io");
 
         s->ssh = libssh2_session_init_ex(session_alloc_cb, session_free_cb, session_realloc_cb, s);
         if (!s->ssh) {
@@ -622,7 +625,7 @@ void session_liveness_answered(Session *s) {
 
 /* --- event handlers ------------------------------------------------------- */
 
-static int on_session_io(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+static int on_session_io(IoWatch *w, int fd, uint32_t revents, void *userdata) {
         Session *s = userdata;
 
         if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
@@ -630,7 +633,7 @@ static int on_session_io(sd_event_source *es, int fd, uint32_t revents, void *us
                 s->rx_calls = 0;
                 s->rx_at_wakeup = s->rx_total;
         }
-        if ((revents & (EPOLLHUP | EPOLLERR)) && !(revents & EPOLLIN) && s->state == SESSION_READY &&
+        if ((revents & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)) && !(revents & EPOLLIN) && s->state == SESSION_READY &&
             !s->control && !s->opens) {
                 /* nobody would read the error out of the socket */
                 int err = 0;

@@ -61,7 +61,7 @@ const char *session_state_to_string(SessionState s);
  * them (a session in the middle of a handshake finishes with what it read). */
 typedef struct SessionEnv {
         sd_event *event;
-        IoPoll *iopoll;                /* where connects are watched */
+        IoPoll *iopoll;                /* where connects and sessions' sockets are watched */
         const ConfigSsh *ssh;
         const Identity *identity;
         const KnownHosts *known_hosts;
