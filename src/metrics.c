@@ -14,6 +14,7 @@
 #include "macro.h"
 #include "metrics.h"
 #include "nodeinfo.h"
+#include "strbuf.h"
 
 /* Upper bounds in seconds: opens and probes take milliseconds on a LAN and
  * up to the timeouts on a bad day; SSH connects include key exchange. */
@@ -155,76 +156,86 @@ void metrics_count_frontdoor(Metrics *m, int code) {
 
 /* ---- the exposition --------------------------------------------------------- */
 
-static void put_family(FILE *f, const char *name, const char *type, const char *help) {
-        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+static void put_family(StrBuf *f, const char *name, const char *type, const char *help) {
+        strbuf_printf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* A label value as the text format quotes it: backslash, double quote and
  * line feed escaped, everything else as is. */
-static void put_label_value(FILE *f, const char *v) {
-        fputc('"', f);
-        for (const char *p = v ?: ""; *p; p++)
+static void put_label_value(StrBuf *f, const char *v) {
+        size_t plain;
+
+        v = v ?: "";
+        strbuf_putc(f, '"');
+        plain = strcspn(v, "\\\"\n");
+        strbuf_mem(f, v, plain); /* node names: all of it */
+        for (const char *p = v + plain; *p; p++)
                 switch (*p) {
                 case '\\':
-                        fputs("\\\\", f);
+                        strbuf_puts(f, "\\\\");
                         break;
                 case '"':
-                        fputs("\\\"", f);
+                        strbuf_puts(f, "\\\"");
                         break;
                 case '\n':
-                        fputs("\\n", f);
+                        strbuf_puts(f, "\\n");
                         break;
                 default:
-                        fputc(*p, f);
+                        strbuf_putc(f, *p);
                 }
-        fputc('"', f);
+        strbuf_putc(f, '"');
 }
 
 /* Shortest form that reads back as the same double; Go's spellings for the
  * values C prints otherwise. */
-static void put_double(FILE *f, double v) {
+static void put_double(StrBuf *f, double v) {
         char buf[64];
 
         if (isnan(v)) {
-                fputs("NaN", f);
+                strbuf_puts(f, "NaN");
                 return;
         }
         if (isinf(v)) {
-                fputs(v > 0 ? "+Inf" : "-Inf", f);
+                strbuf_puts(f, v > 0 ? "+Inf" : "-Inf");
                 return;
         }
         snprintf(buf, sizeof(buf), "%.15g", v);
         if (strtod(buf, NULL) != v)
                 snprintf(buf, sizeof(buf), "%.17g", v);
-        fputs(buf, f);
+        strbuf_puts(f, buf);
 }
 
 /* name{node="..."[,key="value"]} value */
-static void put_node_sample(FILE *f, const char *name, const char *node, const char *key, const char *value,
+static void put_node_sample(StrBuf *f, const char *name, const char *node, const char *key, const char *value,
                             uint64_t v) {
-        fprintf(f, "%s{node=", name);
+        strbuf_puts(f, name);
+        strbuf_puts(f, "{node=");
         put_label_value(f, node);
         if (key) {
-                fprintf(f, ",%s=", key);
+                strbuf_putc(f, ',');
+                strbuf_puts(f, key);
+                strbuf_putc(f, '=');
                 put_label_value(f, value);
         }
-        fprintf(f, "} %" PRIu64 "\n", v);
+        strbuf_puts(f, "} ");
+        strbuf_u64(f, v);
+        strbuf_putc(f, '\n');
 }
 
-static void put_histogram(FILE *f, const char *name, const char *help, const Histogram *h) {
+static void put_histogram(StrBuf *f, const char *name, const char *help, const Histogram *h) {
         uint64_t cumulative = 0;
 
         put_family(f, name, "histogram", help);
         for (size_t i = 0; i < h->n_bounds; i++) {
                 cumulative += h->buckets[i];
-                fprintf(f, "%s_bucket{le=\"", name);
+                strbuf_printf(f, "%s_bucket{le=\"", name);
                 put_double(f, h->bounds[i]);
-                fprintf(f, "\"} %" PRIu64 "\n", cumulative);
+                strbuf_printf(f, "\"} %" PRIu64 "\n", cumulative);
         }
-        fprintf(f, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, h->count);
-        fprintf(f, "%s_sum ", name);
+        strbuf_printf(f, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, h->count);
+        strbuf_printf(f, "%s_sum ", name);
         put_double(f, h->sum);
-        fprintf(f, "\n%s_count %" PRIu64 "\n", name, h->count);
+        strbuf_printf(f, "\n%s_count %" PRIu64 "\n", name, h->count);
 }
 
 /* Per-node figures with no label but the node's name. */
@@ -296,7 +307,7 @@ static const struct {
           node_value_fallbacks },
 };
 
-static void put_nodes(FILE *f, const NodeInfo *infos, size_t n) {
+static void put_nodes(StrBuf *f, const NodeInfo *infos, size_t n) {
         static const char *const directions[] = { "up", "down" };
         static const char *const routes[] = { "ssh", "konnectivity" };
 
@@ -346,7 +357,7 @@ static void put_nodes(FILE *f, const NodeInfo *infos, size_t n) {
 
 /* How many nodes are in each state: the view that stays when per-node
  * series are off. Every state, zeros included, so that sums work. */
-static void put_node_states(FILE *f, const NodeInfo *infos, size_t n) {
+static void put_node_states(StrBuf *f, const NodeInfo *infos, size_t n) {
         uint64_t counts[_NODE_STATE_MAX] = {};
 
         for (size_t i = 0; i < n; i++)
@@ -357,32 +368,32 @@ static void put_node_states(FILE *f, const NodeInfo *infos, size_t n) {
                 const char *name = node_state_to_string(s);
                 if (!name)
                         continue;
-                fputs("sshtund_nodes{state=", f);
+                strbuf_puts(f, "sshtund_nodes{state=");
                 put_label_value(f, name);
-                fprintf(f, "} %" PRIu64 "\n", counts[s]);
+                strbuf_printf(f, "} %" PRIu64 "\n", counts[s]);
         }
 }
 
-static void put_gauge(FILE *f, const char *name, const char *help, double v) {
+static void put_gauge(StrBuf *f, const char *name, const char *help, double v) {
         put_family(f, name, "gauge", help);
-        fprintf(f, "%s ", name);
+        strbuf_printf(f, "%s ", name);
         put_double(f, v);
-        fputc('\n', f);
+        strbuf_putc(f, '\n');
 }
 
-static void put_process(FILE *f, const MetricsProcess *p) {
+static void put_process(StrBuf *f, const MetricsProcess *p) {
         put_gauge(f, "process_open_fds", "Number of open file descriptors.", (double) p->open_fds);
         put_gauge(f, "process_max_fds", "Maximum number of open file descriptors.", (double) p->max_fds);
         put_gauge(f, "process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
                   p->start_time);
         put_gauge(f, "process_resident_memory_bytes", "Resident memory size in bytes.", (double) p->resident_bytes);
         put_family(f, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
-        fputs("process_cpu_seconds_total ", f);
+        strbuf_puts(f, "process_cpu_seconds_total ");
         put_double(f, p->cpu_seconds);
-        fputc('\n', f);
+        strbuf_putc(f, '\n');
 }
 
-static void put_stream_durations(FILE *f, const Metrics *m) {
+static void put_stream_durations(StrBuf *f, const Metrics *m) {
         static const char name[] = "sshtund_stream_duration_seconds";
 
         put_family(f, name, "histogram",
@@ -393,18 +404,18 @@ static void put_stream_durations(FILE *f, const Metrics *m) {
 
                 for (size_t i = 0; i < h->n_bounds; i++) {
                         cumulative += h->buckets[i];
-                        fprintf(f, "%s_bucket{result=\"%s\",le=\"", name, stream_end_names[e]);
+                        strbuf_printf(f, "%s_bucket{result=\"%s\",le=\"", name, stream_end_names[e]);
                         put_double(f, h->bounds[i]);
-                        fprintf(f, "\"} %" PRIu64 "\n", cumulative);
+                        strbuf_printf(f, "\"} %" PRIu64 "\n", cumulative);
                 }
-                fprintf(f, "%s_bucket{result=\"%s\",le=\"+Inf\"} %" PRIu64 "\n", name, stream_end_names[e], h->count);
-                fprintf(f, "%s_sum{result=\"%s\"} ", name, stream_end_names[e]);
+                strbuf_printf(f, "%s_bucket{result=\"%s\",le=\"+Inf\"} %" PRIu64 "\n", name, stream_end_names[e], h->count);
+                strbuf_printf(f, "%s_sum{result=\"%s\"} ", name, stream_end_names[e]);
                 put_double(f, h->sum);
-                fprintf(f, "\n%s_count{result=\"%s\"} %" PRIu64 "\n", name, stream_end_names[e], h->count);
+                strbuf_printf(f, "\n%s_count{result=\"%s\"} %" PRIu64 "\n", name, stream_end_names[e], h->count);
         }
 }
 
-static void put_frontdoor(FILE *f, const Metrics *m) {
+static void put_frontdoor(StrBuf *f, const Metrics *m) {
         put_family(f, "sshtund_frontdoor_requests_total", "counter",
                    "Front-door requests by the HTTP status of the reply (SOCKS5 replies as the status of "
                    "the same outcome).");
@@ -415,24 +426,23 @@ static void put_frontdoor(FILE *f, const Metrics *m) {
                 for (size_t i = 0; i < ELEMENTSOF(frontdoor_codes); i++)
                         listed = listed || frontdoor_codes[i] == code;
                 if (listed || v > 0)
-                        fprintf(f, "sshtund_frontdoor_requests_total{code=\"%d\"} %" PRIu64 "\n", code, v);
+                        strbuf_printf(f, "sshtund_frontdoor_requests_total{code=\"%d\"} %" PRIu64 "\n", code, v);
         }
 }
 
 char *metrics_render(const Metrics *m, const MetricsView *v, size_t *ret_len) {
-        char *buf = NULL;
-        size_t len = 0;
-        bool failed;
-        FILE *f;
+        /* about 1.5 KiB a node with the per-node families: at 5,000 nodes
+         * 160,000 lines, which stdio took 50-150 ms to write (a stall of
+         * the whole loop); appending to one buffer takes under 10 */
+        StrBuf out = {}, *f = &out;
 
-        f = open_memstream(&buf, &len);
-        if (!f)
+        if (!strbuf_reserve(f, 16384 + (v->per_node ? v->n_nodes * 1600 : 0)))
                 return NULL;
 
         put_family(f, "sshtund_build_info", "gauge", "Always 1; the version of sshtund in its label.");
-        fputs("sshtund_build_info{version=", f);
+        strbuf_puts(f, "sshtund_build_info{version=");
         put_label_value(f, PACKAGE_VERSION);
-        fputs("} 1\n", f);
+        strbuf_puts(f, "} 1\n");
 
         put_node_states(f, v->nodes, v->n_nodes);
         if (v->per_node)
@@ -440,7 +450,7 @@ char *metrics_render(const Metrics *m, const MetricsView *v, size_t *ret_len) {
 
         put_family(f, "sshtund_handshakes_in_flight", "gauge",
                    "SSH handshakes under way, whole daemon (at most ssh.max_handshakes).");
-        fprintf(f, "sshtund_handshakes_in_flight %u\n", v->handshakes_in_flight);
+        strbuf_printf(f, "sshtund_handshakes_in_flight %u\n", v->handshakes_in_flight);
         put_gauge(f, "sshtund_frontdoor_connections",
                   "Front-door connections open: requests being read or opened, and streams relaying.",
                   v->frontdoor_connections);
@@ -476,15 +486,7 @@ char *metrics_render(const Metrics *m, const MetricsView *v, size_t *ret_len) {
         }
         put_family(f, "sshtund_stream_log_suppressed_total", "counter",
                    "Audit log lines for finished streams held back by the rate limit.");
-        fprintf(f, "sshtund_stream_log_suppressed_total %" PRIu64 "\n", v->stream_log_suppressed);
+        strbuf_printf(f, "sshtund_stream_log_suppressed_total %" PRIu64 "\n", v->stream_log_suppressed);
 
-        /* open_memstream reports a failed allocation as a stream error */
-        failed = ferror(f);
-        if (fclose(f) != 0 || failed) {
-                free(buf);
-                return NULL;
-        }
-        if (ret_len)
-                *ret_len = len;
-        return buf;
+        return strbuf_take(f, ret_len);
 }
