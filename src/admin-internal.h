@@ -82,8 +82,9 @@ int admin_error_body(const char *message, char **ret);
 json_t *admin_node_to_json(const NodeInfo *info);
 /* GET /v1/status: the daemon's summary. */
 json_t *admin_status_to_json(const AdminEnv *env);
-/* GET /v1/nodes: every node. */
-json_t *admin_nodes_to_json(const AdminEnv *env);
+/* GET /v1/nodes: every node, the JSON text itself (malloc'd; NULL when
+ * out of memory). */
+char *admin_nodes_body(const AdminEnv *env);
 /* GET /v1/migration: the move to Konnectivity, node by node. */
 json_t *admin_migration_to_json(const AdminEnv *env);
 

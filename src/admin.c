@@ -286,7 +286,7 @@ static int admin_route(const AdminEnv *env, const char *method, const char *targ
         if (path_is(path, len, "/v1/nodes")) {
                 if (!get)
                         return admin_reply_not_allowed(reply, "GET");
-                return reply_json(reply, 200, admin_nodes_to_json(env));
+                return reply_text(reply, 200, JSON_TYPE, admin_nodes_body(env));
         }
         if (path_is(path, len, "/v1/migration")) {
                 if (!get)

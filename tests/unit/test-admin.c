@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "admin.h"
+#include "admin-internal.h"
 #include "hostkey.h"
 #include "known-hosts.h"
 #include "macro.h"
@@ -440,6 +441,57 @@ static void test_nodes_list(void **state) {
 
         /* never set: null rather than 1970 */
         assert_true(json_is_null(json_object_get(json_array_get(list, 4), "state_since")));
+}
+
+/* /v1/nodes is written without jansson: byte for byte what json_dumps()
+ * makes of admin_node_to_json() for each node, odd text and figures
+ * included (escapes, invalid UTF-8, counters past 2^63, reals). */
+static void test_nodes_list_as_jansson_writes_it(void **state) {
+        static FakeNode odd[] = {
+                { { .name = "q\"uote\\back", .address = "10.0.0.21", .port = 22, .state = NODE_UP,
+                    .route = ROUTE_KONNECTIVITY, .sessions_up = 1, .sessions_total = 3, .streams = 4294967295U,
+                    .streams_total = UINT64_MAX, .reconnects = (uint64_t) INT64_MAX + 1,
+                    .last_error = "tab\there\nnew\rline \x01\x1f\x7f \b\f /slash",
+                    .reason = "bad \xff\xfe utf-8 \xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xed\xa0\x80",
+                    .host_key = "SHA256:x", .draining = true, .migrated = true, .falling_back = true,
+                    .fallbacks = 3, .state_since = SINCE,
+                    .probe = { .valid = true, .ok = false, .latency = 1500, .at = SINCE, .error = "HTTP \"500\"" },
+                    .upstream = { .valid = true, .ok = true, .latency = 2000, .at = SINCE + 1 } } },
+                { { .name = "r", .address = "fd00::1", .port = 65535, .state = NODE_HOSTKEY_MISMATCH,
+                    .probe = { .valid = true, .ok = true, .latency = 1, .at = 0 },
+                    .upstream = { .valid = true, .ok = true, .latency = 123456789012345ULL, .at = USEC_INFINITY } } },
+                { { .name = "s", .address = "h", .state = NODE_BACKOFF,
+                    .probe = { .valid = true, .ok = true, .latency = 100000000 } } },
+                { { .name = "", .address = "", .state = NODE_DISABLED } },
+        };
+        FakeDaemon d = { .nodes = odd, .n_nodes = ELEMENTSOF(odd), .config = TEST_CONFIG };
+        _cleanup_(handled_done) Handled h = handle(&d, "GET", "/v1/nodes");
+        _cleanup_free_ char *want = strdup("{\"nodes\":[");
+
+        assert_non_null(want);
+        for (size_t i = 0; i < ELEMENTSOF(odd); i++) {
+                json_t *o = admin_node_to_json(&odd[i].info);
+                _cleanup_free_ char *one = NULL, *joined = NULL;
+
+                assert_non_null(o);
+                one = json_dumps(o, JSON_PRESERVE_ORDER | JSON_COMPACT | JSON_REAL_PRECISION(9));
+                json_decref(o);
+                assert_non_null(one);
+                assert_true(asprintf(&joined, "%s%s%s", want, i ? "," : "", one) > 0);
+                free(want);
+                want = TAKE_PTR(joined);
+        }
+        assert_int_equal(h.status, 200);
+        assert_string_equal(h.content_type, "application/json");
+        want = realloc(want, strlen(want) + 3);
+        assert_non_null(want);
+        strcat(want, "]}");
+        assert_string_equal(h.body, want);
+
+        /* and no nodes at all */
+        FakeDaemon empty = { .config = TEST_CONFIG };
+        _cleanup_(handled_done) Handled e = handle(&empty, "GET", "/v1/nodes");
+        assert_string_equal(e.body, "{\"nodes\":[]}");
 }
 
 static void test_node_by_name(void **state) {
@@ -1805,6 +1857,7 @@ int main(void) {
                 cmocka_unit_test(test_status_no_nodes),
                 cmocka_unit_test(test_status_compact),
                 cmocka_unit_test(test_nodes_list),
+                cmocka_unit_test(test_nodes_list_as_jansson_writes_it),
                 cmocka_unit_test(test_node_by_name),
                 cmocka_unit_test(test_node_url_decoded),
                 cmocka_unit_test(test_node_bad_escapes),
