@@ -110,11 +110,38 @@ void daemon_free_retiring(Daemon *d) {
 
 /* --- the node list ---------------------------------------------------------- */
 
+typedef struct NameIndex {
+        const char *name;
+        size_t index;
+} NameIndex;
+
+static int name_index_compare(const void *a, const void *b) {
+        return strcmp(((const NameIndex *) a)->name, ((const NameIndex *) b)->name);
+}
+
+/* The running node called 'name', by binary search of the sorted index. */
+static ssize_t name_index_find(const NameIndex *v, size_t n, const char *name) {
+        size_t lo = 0, hi = n;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = strcmp(name, v[mid].name);
+                if (c == 0)
+                        return (ssize_t) v[mid].index;
+                if (c < 0)
+                        hi = mid;
+                else
+                        lo = mid + 1;
+        }
+        return -1;
+}
+
 /* Make the daemon's nodes those of 'cfg' (already d->config, or the nodes-
  * only source): new ones connect, removed ones drain, changed endpoints
  * reconnect, the rest keep their sessions and streams. */
 static int daemon_apply_nodes(Daemon *d, const ConfigNode *want, size_t n_want, unsigned *ret_added,
                               unsigned *ret_removed, unsigned *ret_moved) {
+        _cleanup_free_ NameIndex *by_name = NULL;
         Node **next;
         bool *kept;
         unsigned added = 0, removed = 0, moved = 0;
@@ -122,19 +149,25 @@ static int daemon_apply_nodes(Daemon *d, const ConfigNode *want, size_t n_want, 
 
         next = calloc(MAX(n_want, (size_t) 1), sizeof(Node *));
         kept = calloc(MAX(d->n_nodes, (size_t) 1), sizeof(bool));
-        if (!next || !kept) {
+        by_name = calloc(MAX(d->n_nodes, (size_t) 1), sizeof(NameIndex));
+        if (!next || !kept || !by_name) {
                 free(next);
                 free(kept);
                 return -ENOMEM;
         }
+        /* matched by name through a sorted index: comparing every pair took
+         * 12.5 million steps of the loop at 5,000 nodes */
+        for (size_t j = 0; j < d->n_nodes; j++)
+                by_name[j] = (NameIndex) { node_name(d->nodes[j]), j };
+        qsort(by_name, d->n_nodes, sizeof(NameIndex), name_index_compare);
 
         for (size_t i = 0; i < n_want; i++) {
-                for (size_t j = 0; j < d->n_nodes; j++)
-                        if (!kept[j] && streq(node_name(d->nodes[j]), want[i].name)) {
-                                kept[j] = true;
-                                next[i] = d->nodes[j];
-                                break;
-                        }
+                ssize_t j = name_index_find(by_name, d->n_nodes, want[i].name);
+
+                if (j >= 0 && !kept[j]) {
+                        kept[j] = true;
+                        next[i] = d->nodes[j];
+                }
                 if (next[i]) {
                         r = node_update(next[i], &want[i]);
                         if (r < 0)
