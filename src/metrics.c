@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,9 +118,47 @@ void metrics_observe_stream_end(Metrics *m, StreamEnd e, double seconds) {
                 histogram_observe(&m->stream_duration[e], seconds);
 }
 
+/* Open descriptors, counted by poll(): with no events asked, every free
+ * slot of the descriptor table answers POLLNVAL. About 30 ns a slot,
+ * where listing /proc/self/fd instantiates a dentry per descriptor (600
+ * ns each: 10 ms at 17,000 descriptors, a stall of the loop at every
+ * scrape). Falls back to the listing when the table size is unknown. */
+static int count_open_fds(const struct rlimit *rl, uint64_t *ret) {
+        _cleanup_free_ struct pollfd *v = NULL;
+        unsigned long table = 0;
+        char line[256];
+        uint64_t n = 0;
+        FILE *f;
+
+        f = fopen("/proc/self/status", "re");
+        if (!f)
+                return -errno;
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "FDSize: %lu", &table) == 1)
+                        break;
+        fclose(f);
+        /* poll() takes no more than RLIMIT_NOFILE entries */
+        if (table == 0 || (rl->rlim_cur != RLIM_INFINITY && table > rl->rlim_cur))
+                table = rl->rlim_cur != RLIM_INFINITY ? MIN(table, (unsigned long) rl->rlim_cur) : table;
+        if (table == 0 || table > 16U * 1024 * 1024)
+                return -ERANGE;
+        v = calloc(table, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        for (unsigned long i = 0; i < table; i++)
+                v[i].fd = (int) i;
+        if (poll(v, (nfds_t) table, 0) < 0)
+                return -errno;
+        for (unsigned long i = 0; i < table; i++)
+                if (!(v[i].revents & POLLNVAL))
+                        n++;
+        *ret = n;
+        return 0;
+}
+
 int metrics_process_read(usec_t start_time, MetricsProcess *ret) {
         MetricsProcess p = { .start_time = (double) start_time / USEC_PER_SEC };
-        struct rlimit rl;
+        struct rlimit rl = { .rlim_cur = RLIM_INFINITY, .rlim_max = RLIM_INFINITY };
         struct rusage ru;
         unsigned long size = 0, resident = 0;
         DIR *dir;
@@ -135,6 +174,10 @@ int metrics_process_read(usec_t start_time, MetricsProcess *ret) {
                 if (fscanf(f, "%lu %lu", &size, &resident) == 2)
                         p.resident_bytes = (uint64_t) resident * (uint64_t) sysconf(_SC_PAGESIZE);
                 fclose(f);
+        }
+        if (count_open_fds(&rl, &p.open_fds) >= 0) {
+                *ret = p;
+                return 0;
         }
         dir = opendir("/proc/self/fd");
         if (!dir)
@@ -167,8 +210,10 @@ static void put_label_value(StrBuf *f, const char *v) {
 
         v = v ?: "";
         strbuf_putc(f, '"');
-        plain = strcspn(v, "\\\"\n");
-        strbuf_mem(f, v, plain); /* node names: all of it */
+        /* node names: all of it (a plain loop beats strcspn() on short names) */
+        for (plain = 0; v[plain] && v[plain] != '\\' && v[plain] != '"' && v[plain] != '\n'; plain++)
+                ;
+        strbuf_mem(f, v, plain);
         for (const char *p = v + plain; *p; p++)
                 switch (*p) {
                 case '\\':

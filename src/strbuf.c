@@ -32,22 +32,6 @@ bool strbuf_reserve(StrBuf *b, size_t n) {
         return true;
 }
 
-void strbuf_mem(StrBuf *b, const void *p, size_t n) {
-        if (!strbuf_reserve(b, n))
-                return;
-        memcpy(b->buf + b->len, p, n);
-        b->len += n;
-        b->buf[b->len] = 0;
-}
-
-void strbuf_puts(StrBuf *b, const char *s) {
-        strbuf_mem(b, s, strlen(s));
-}
-
-void strbuf_putc(StrBuf *b, char c) {
-        strbuf_mem(b, &c, 1);
-}
-
 void strbuf_u64(StrBuf *b, uint64_t v) {
         char d[20];
         size_t i = sizeof(d);

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "macro.h"
 
@@ -18,12 +19,26 @@ typedef struct StrBuf {
 /* Room for 'n' more bytes (and the NUL) without another allocation; false
  * once an allocation has failed. */
 bool strbuf_reserve(StrBuf *b, size_t n);
-/* Append 'n' bytes of 'p'. */
-void strbuf_mem(StrBuf *b, const void *p, size_t n);
+
+/* Append 'n' bytes of 'p'. Inline: /metrics makes 1.5 million of these
+ * calls at 5,000 nodes. */
+static inline void strbuf_mem(StrBuf *b, const void *p, size_t n) {
+        if (n >= b->alloc - b->len && !strbuf_reserve(b, n))
+                return;
+        memcpy(b->buf + b->len, p, n);
+        b->len += n;
+        b->buf[b->len] = 0;
+}
+
 /* Append a NUL-terminated string. */
-void strbuf_puts(StrBuf *b, const char *s);
+static inline void strbuf_puts(StrBuf *b, const char *s) {
+        strbuf_mem(b, s, strlen(s));
+}
+
 /* Append one character. */
-void strbuf_putc(StrBuf *b, char c);
+static inline void strbuf_putc(StrBuf *b, char c) {
+        strbuf_mem(b, &c, 1);
+}
 /* Append v in decimal. */
 void strbuf_u64(StrBuf *b, uint64_t v);
 /* Append printf-style. */
