@@ -41,7 +41,7 @@ struct Daemon {
         Node **nodes;
         size_t n_nodes;
         Node **retiring; /* removed by a reload: draining, then freed */
-        size_t n_retiring;
+        size_t n_retiring, n_retiring_allocated;
         sd_event_source *retire_timer;
 
         Upstream *upstream;

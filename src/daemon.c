@@ -629,6 +629,10 @@ int daemon_run(Daemon *d) {
         /* stop taking new requests before the nodes go */
         d->proxy = proxy_free(d->proxy);
         d->forwards = forwards_free(d->forwards);
+        /* each session that lets go of its handshake slot would admit one
+         * still waiting (a stop during the start-up storm): that one cannot
+         * even arm its timer now, and says so, thousands of times */
+        gate_set_limit(d->handshakes, 0);
         for (size_t i = 0; i < d->n_nodes; i++)
                 node_disconnect(d->nodes[i], "sshtund shutting down");
         for (size_t i = 0; i < d->n_retiring; i++)
