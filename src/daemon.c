@@ -1,6 +1,7 @@
 /* The daemon object: owner of the loop, the configuration, the nodes, the
  * router, the front door and the admin sockets; start, signals, shutdown. */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,10 @@
 #include "proxy.h"
 #include "router.h"
 #include "upstream.h"
+
+/* Streams ended since the last trim of the heap that make another worth it
+ * (see on_status_timer). */
+#define TRIM_AFTER_STREAMS 1024
 
 /* Audit lines for finished streams: enough to see every stream of a quiet
  * cluster, few enough that a connection storm cannot flood the journal. */
@@ -446,6 +451,18 @@ static int on_startup_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Daemon *d = userdata;
+
+        /* A burst of streams leaves the heap holding their memory, freed
+         * between long-lived blocks, where malloc cannot give it back by
+         * itself (12,000 streams: 50 MB on top of 5,000 idle nodes' 300):
+         * give back the free pages once the burst has passed. */
+        if (d->streams_ended >= TRIM_AFTER_STREAMS) {
+                usec_t t0 = now_usec(CLOCK_MONOTONIC);
+                d->streams_ended = 0;
+                (void) malloc_trim(0);
+                log_debug("Gave free heap pages back to the system in %.1f ms",
+                          (double) (now_usec(CLOCK_MONOTONIC) - t0) / USEC_PER_MSEC);
+        }
         daemon_notify_status(d);
         (void) sd_event_source_set_time(s, usec + 5 * USEC_PER_SEC);
         return 0;
@@ -756,6 +773,7 @@ unsigned daemon_streams(const Daemon *d) {
 void daemon_relay_done(void *userdata) {
         Daemon *d = userdata;
 
+        d->streams_ended++;
         /* the front door may have been closed (shutdown) while streams ran */
         if (d->proxy)
                 proxy_relay_done(d->proxy);
