@@ -57,8 +57,11 @@ void channel_unlink(Channel *ch) {
                 LIST_REMOVE(link, s->closing, ch);
                 break;
         }
-        if (channel_is_stream(ch) && ch->state != CHANNEL_CLOSING)
+        if (channel_is_stream(ch) && ch->state != CHANNEL_CLOSING) {
                 s->n_user--;
+                if (ch->ending)
+                        s->n_ending--;
+        }
         if (s->control == ch)
                 s->control = NULL;
 }
@@ -206,8 +209,11 @@ static int session_drive_opens(Session *s, bool *progress) {
                 *progress = true;
                 libssh2_channel_set_blocking(c, 0);
                 channel_unlink(ch);
-                if (channel_is_stream(ch))
+                if (channel_is_stream(ch)) {
                         s->n_user++; /* unlink counted it out; it stays a stream */
+                        if (ch->ending)
+                                s->n_ending++;
+                }
                 ch->ch = c;
                 ch->state = CHANNEL_OPEN;
                 LIST_PREPEND(link, s->channels, ch);
@@ -508,6 +514,7 @@ const SessionOps session_ops = {
         .up_duration = session_up_duration,
         .channels = session_channels,
         .opens_pending = session_opens_pending,
+        .busy_streams = session_busy_streams,
         .open_channel = ops_open_channel,
 };
 
@@ -534,8 +541,18 @@ void channel_kick(Channel *ch) {
         session_kick(ch->session);
 }
 
+/* The stream's client has finished: it still counts in n_user until it is
+ * gone, but no longer as load when a session is picked for a new one. */
+static void channel_mark_ending(Channel *ch) {
+        if (ch->ending || !channel_is_stream(ch) || ch->state == CHANNEL_CLOSING)
+                return;
+        ch->ending = true;
+        ch->session->n_ending++;
+}
+
 void channel_shutdown_tx(Channel *ch) {
         ch->tx_shutdown = true;
+        channel_mark_ending(ch);
         session_kick(ch->session);
 }
 
@@ -557,6 +574,7 @@ static void channel_close_internal(Channel *ch, bool graceful) {
                 channel_account_open(ch, STREAM_ABANDONED);
                 if (s->opens == ch && s->state == SESSION_READY && !s->dead) {
                         /* in flight inside libssh2: let the open finish, then close */
+                        channel_mark_ending(ch);
                         ch->abandoned = true;
                         return;
                 }
@@ -568,6 +586,7 @@ static void channel_close_internal(Channel *ch, bool graceful) {
                 return;
         if (graceful && !channel_tx_finished(ch)) {
                 /* linger: the pump sends what is left, then the EOF, then retires it */
+                channel_mark_ending(ch);
                 ch->abandoned = true;
                 buffer_done(&ch->rx);
         } else

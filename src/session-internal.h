@@ -75,6 +75,7 @@ struct Channel {
         bool tx_shutdown;
         bool eof_sent;
         bool tx_blocked; /* tx filled up: signal writable when it drains */
+        bool ending;     /* a stream whose client finished (EOF or closed): in n_ending */
         uint64_t bytes_rx, bytes_tx;
 };
 
@@ -122,6 +123,7 @@ struct Session {
         Channel *closing;
         Channel *control;
         unsigned n_user; /* user channels queued or open */
+        unsigned n_ending; /* of those, the ones ending (see Channel.ending) */
 
         /* liveness */
         bool liveness_pending;

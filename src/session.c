@@ -246,6 +246,7 @@ static void session_teardown(Session *s, int channel_error, const char *why) {
                 s->up_duration = now_usec(CLOCK_MONOTONIC) - s->ready_since;
         s->ready_since = 0;
         s->n_user = 0;
+        s->n_ending = 0;
 }
 
 /* The session ended: 'f' for its owner, 'reason' in a few words ("connection
@@ -808,6 +809,10 @@ unsigned session_opens_pending(const Session *s) {
                 if (channel_is_stream(ch))
                         n++;
         return n;
+}
+
+unsigned session_busy_streams(const Session *s) {
+        return s->n_user - s->n_ending;
 }
 
 usec_t session_ready_since(const Session *s) {

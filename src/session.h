@@ -131,6 +131,8 @@ unsigned session_channels(const Session *s);
 /* Streams whose channel open is queued or in flight (libssh2 opens one
  * channel at a time per session). */
 unsigned session_opens_pending(const Session *s);
+/* Streams queued or open whose client has not finished yet. */
+unsigned session_busy_streams(const Session *s);
 /* Monotonic time the session became ready (0 if not ready). */
 usec_t session_ready_since(const Session *s);
 /* For a FAILED session: how long it had been ready before it failed (0 if
@@ -157,6 +159,7 @@ typedef struct SessionOps {
         usec_t (*up_duration)(const Session *s);
         unsigned (*channels)(const Session *s);
         unsigned (*opens_pending)(const Session *s);
+        unsigned (*busy_streams)(const Session *s); /* may be NULL: channels() */
         int (*open_channel)(Session *s, bool probe, const char *host, uint16_t port, const char *orig_host,
                             uint16_t orig_port, const ChannelCallbacks *cb, void *userdata, Channel **ret);
 } SessionOps;

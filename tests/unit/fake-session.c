@@ -16,6 +16,8 @@ struct Session {
         usec_t up;
         unsigned channels;
         unsigned opens[2];
+        unsigned pending;
+        unsigned ending;
 };
 
 static Session *sessions[256];
@@ -110,6 +112,14 @@ static unsigned fake_channels(const Session *s) {
         return s->channels;
 }
 
+static unsigned fake_opens_pending(const Session *s) {
+        return s->pending;
+}
+
+static unsigned fake_busy_streams(const Session *s) {
+        return s->channels - s->ending;
+}
+
 static int fake_open_channel(Session *s, bool probe, const char *host, uint16_t port, const char *orig_host,
                              uint16_t orig_port, const ChannelCallbacks *cb, void *userdata, Channel **ret) {
         if (s->state != SESSION_READY)
@@ -133,6 +143,8 @@ const SessionOps fake_session_ops = {
         .host_key = fake_host_key,
         .up_duration = fake_up_duration,
         .channels = fake_channels,
+        .opens_pending = fake_opens_pending,
+        .busy_streams = fake_busy_streams,
         .open_channel = fake_open_channel,
 };
 
@@ -152,6 +164,14 @@ unsigned fake_session_take_connects(void) {
 
 void fake_session_set_channels(Session *s, unsigned n) {
         s->channels = n;
+}
+
+void fake_session_set_opens_pending(Session *s, unsigned n) {
+        s->pending = n;
+}
+
+void fake_session_set_ending(Session *s, unsigned n) {
+        s->ending = n;
 }
 
 void fake_session_set_host_key(Session *s, const char *fp) {

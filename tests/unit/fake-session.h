@@ -23,6 +23,10 @@ void fake_session_set_state(Session *s, SessionState st);
 void fake_session_fail(Session *s, SessionFailure f, const char *error, usec_t up);
 /* Channels it reports as open. */
 void fake_session_set_channels(Session *s, unsigned n);
+/* Channel opens it reports as queued or in flight. */
+void fake_session_set_opens_pending(Session *s, unsigned n);
+/* Of its channels, those whose client has finished (not counted as load). */
+void fake_session_set_ending(Session *s, unsigned n);
 /* The host key it reports. */
 void fake_session_set_host_key(Session *s, const char *fp);
 /* Report a stream's open outcome, and an open stream's end, as channel.c does. */

@@ -269,6 +269,34 @@ static void test_open_channel(void **state) {
         assert_int_equal(info.streams_by_result[STREAM_UNAVAILABLE], 2);
 }
 
+/* Load is streams that still carry a client, after opens waiting: a
+ * stream whose client has finished does not push the next one away, an
+ * open in flight does. */
+static void test_open_channel_load(void **state) {
+        Fixture *f = *state;
+        Node *n;
+        Channel *ch;
+
+        f->ssh.max_streams_per_session = 256;
+        n = make(f, 2);
+        node_start(n);
+        fake_session_set_state(S(0), SESSION_READY);
+        fake_session_set_state(S(1), SESSION_READY);
+        /* the previous stream on the first is closing: still the first */
+        fake_session_set_channels(S(0), 1);
+        fake_session_set_ending(S(0), 1);
+        assert_int_equal(node_open_channel(n, "10.0.0.11", 10250, "127.0.0.1", 0, NULL, NULL, &ch), 0);
+        assert_int_equal(fake_session_opens(S(0), false), 1);
+        /* now it carries a live one: the other takes the next */
+        assert_int_equal(node_open_channel(n, "10.0.0.11", 10250, "127.0.0.1", 0, NULL, NULL, &ch), 0);
+        assert_int_equal(fake_session_opens(S(1), false), 1);
+        /* an open in flight outweighs streams */
+        fake_session_set_channels(S(0), 5);
+        fake_session_set_opens_pending(S(1), 1);
+        assert_int_equal(node_open_channel(n, "10.0.0.11", 10250, "127.0.0.1", 0, NULL, NULL, &ch), 0);
+        assert_int_equal(fake_session_opens(S(0), false), 2);
+}
+
 static void test_stream_accounting(void **state) {
         Fixture *f = *state;
         Node *n = make(f, 2);
@@ -489,6 +517,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_refusals_stick, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_open_channel, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_open_channel_load, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stream_accounting, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_address_change, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pool_size, setup, teardown),
