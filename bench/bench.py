@@ -626,13 +626,19 @@ class Bench:
     # -- 3 --
     def latency(self):
         """Open + first echo byte, one stream at a time, through every path:
-        the trials go in rounds, each path in turn, so that other work on
-        the machine falls on all of them alike."""
+        blocks of BLOCK trials, the paths in turn, so that other work on
+        the machine falls on all of them alike while each path stays warm
+        within a block, as the old sequential runs did. (Alternating trial
+        by trial makes every path cold: every process on it has slept
+        meanwhile, and sshtund pays two more wake-ups than ssh -L, the
+        client's for the 200 and its own for the first byte, which ssh -L
+        pipelines behind the channel open.)"""
+        BLOCK = 100
         t = self.a.trials
         paths = [("direct", self.direct), ("sshl", self.sshl), ("tund", self.tund),
                  ("tund_tcp", self.tund_tcp), ("busy", self.busy), ("busy_tcp", self.busy_tcp)]
-        rounds = max(1, min(10, t // 50))
-        log(f"open + first echo byte: {t} sequential trials per path in {rounds} rounds "
+        rounds = max(1, t // BLOCK)
+        log(f"open + first echo byte: {t} trials per path in {rounds} rounds of blocks of {BLOCK} "
             f"(default and busy configuration); load average {os.getloadavg()[0]:.1f}")
         times = {k: [] for k, _ in paths}
         cpu = {k: 0 for k, _ in paths}
@@ -644,12 +650,14 @@ class Bench:
                 pid = getattr(p, "pid", None)
                 c0 = cpu_ns(pid) if pid else 0
                 times[key] += latency_trials(p, n)
-                cpu[key] += cpu_ns(pid) - c0 if pid else 0
+                if pid:
+                    cpu[key] += cpu_ns(pid) - c0
         res = {}
         for key, _ in paths:
             v = times[key]
             res[key] = (percentile(v, 50) * 1e3, percentile(v, 99) * 1e3,
-                        cpu[key] / len(v) / 1e3 if key != "direct" else None, percentile(v, 99.9) * 1e3)
+                        cpu[key] / len(v) / 1e3 if key != "direct" else None, percentile(v, 99.9) * 1e3,
+                        percentile(v, 90) * 1e3)
         res["load"] = os.getloadavg()[0]
         self.r["latency"] = res
 
@@ -832,6 +840,7 @@ class Bench:
             except Exception as e:  # noqa: BLE001  keep cleaning up
                 log(f"cleanup: {e}")
         if self.env:
+            self.env.failed = self.env.failed or self.a.keep
             try:
                 self.env.close()
             except AssertionError as e:
@@ -944,8 +953,8 @@ def details(r, a):
                    f"{m['nodes']} ssh: {m['ssh_sum']['VmRSS']} KiB RSS, {m['ssh_sum']['Pss']} KiB PSS in all")
     lat = r.get("latency")
     if lat:
-        out.append("latency p50/p99/p99.9 ms: " + ", ".join(
-                f"{k} {v[0]:.3f}/{v[1]:.3f}/{v[3]:.3f}" for k, v in
+        out.append("latency p50/p90/p99/p99.9 ms: " + ", ".join(
+                f"{k} {v[0]:.3f}/{v[4]:.3f}/{v[1]:.3f}/{v[3]:.3f}" for k, v in
                 (("direct", lat["direct"]), ("ssh -L", lat["sshl"]), ("sshtund unix", lat["tund"]),
                  ("sshtund tcp", lat["tund_tcp"]), ("busy unix", lat["busy"]), ("busy tcp", lat["busy_tcp"])))
                 + f"; load average {lat['load']:.1f} at the end")
@@ -1058,6 +1067,7 @@ def main():
     ap.add_argument("--perf", action="store_true", help="also profile sshtund with perf record")
     ap.add_argument("--quick", action="store_true", help="small sizes, to check the bench itself")
     ap.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (logs) afterwards")
     ap.add_argument("--serve", nargs=4, metavar=("ADDR", "ECHO_PORT", "BULK_PORT", "HTTP_PORT"),
                     help=argparse.SUPPRESS)
     a = ap.parse_args()
