@@ -55,6 +55,7 @@ struct Daemon {
         sd_event_source *sig_term, *sig_int, *sig_hup;
         sd_event_source *status_timer;
         unsigned streams_ended; /* since the heap was last trimmed */
+        RateLimit local_failure_log; /* nodes failing for want of descriptors */
         sd_event_source *startup_timer; /* the grace before the front door opens */
         sd_event_source *drain_timer;   /* SIGTERM: streams finishing */
         usec_t drain_deadline;

@@ -216,8 +216,10 @@ int daemon_new(Config *config, Identity *identity, Daemon **ret) {
                 .handshakes = d->handshakes,
                 .metrics = d->metrics,
         };
+        d->local_failure_log = (RateLimit) { .interval = 60 * USEC_PER_SEC, .burst = 1 };
         d->node_env = (NodeEnv) {
                 .event = d->event,
+                .local_failure_log = &d->local_failure_log,
                 .sessions = &d->sessions,
                 .session_ops = &session_ops,
                 .rng = &d->rng,
@@ -564,9 +566,11 @@ int daemon_start(Daemon *d) {
         r = daemon_setup_konnectivity(d);
         if (r < 0)
                 return r;
+        /* the watches first: with descriptors short, the nodes' connects
+         * would take the inotify descriptors too, and a watch is not retried */
+        (void) daemon_watch_files(d);
         for (size_t i = 0; i < d->n_nodes; i++)
                 node_start(d->nodes[i]);
-        (void) daemon_watch_files(d);
 
         r = sd_event_add_time_relative(d->event, &d->status_timer, CLOCK_MONOTONIC, 5 * USEC_PER_SEC,
                                        USEC_PER_SEC, on_status_timer, d);

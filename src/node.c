@@ -283,7 +283,19 @@ static void on_session_changed(Session *s, void *userdata) {
                 if (up >= BACKOFF_RESET_AFTER_USEC)
                         backoff_reset(&slot->backoff);
                 node_set_string(&n->last_error, ops->last_error(s));
-                if (f != SESSION_FAILURE_CLOSED) {
+                if (f == SESSION_FAILURE_LOCAL) {
+                        /* the whole daemon's trouble: one line for every node */
+                        unsigned suppressed;
+                        node_set_string(&n->reason, ops->reason ? ops->reason(s) : NULL);
+                        if (n->env->local_failure_log &&
+                            ratelimit_below(n->env->local_failure_log, &suppressed))
+                                log_warning("Out of file descriptors: cannot connect to nodes (%s: %s); they "
+                                            "retry with backoff, this is said once a minute (%u times not "
+                                            "since): raise LimitNOFILE",
+                                            n->cfg.name, strna(ops->last_error(s)), suppressed);
+                        else
+                                log_node(LOG_DEBUG, n->cfg.name, "cannot connect: %s", strna(ops->last_error(s)));
+                } else if (f != SESSION_FAILURE_CLOSED) {
                         node_set_string(&n->reason, ops->reason ? ops->reason(s) : NULL);
                         if (!node_has_ready_session(n))
                                 node_note_failure(n, f);

@@ -9,6 +9,7 @@
 #include <systemd/sd-event.h>
 
 #include "conf.h"
+#include "log.h"
 #include "macro.h"
 #include "metrics.h"
 #include "nodeinfo.h"
@@ -28,6 +29,9 @@ typedef struct NodeEnv {
         Metrics *metrics;               /* may be NULL */
         const ConfigProbe *probe;       /* live */
         ProbeTls *probe_tls;            /* live: the https probes' shared context */
+        /* Failures of this host, not of a node (out of descriptors): told
+         * through this daemon-wide limit, once for all nodes. */
+        RateLimit *local_failure_log;
         /* A node's state changed (its owner re-routes and reports). May be NULL. */
         void (*changed)(Node *n, void *userdata);
         void *userdata;

@@ -363,7 +363,10 @@ static void on_connected(int fd, int error, ConnectorPhase phase, const char *me
                         snprintf(reason, sizeof(reason), "%s", strerror(-error));
                         reason[0] = (char) tolower((unsigned char) reason[0]);
                 }
-                session_fail(s, SESSION_FAILURE_NETWORK, reason, "%s", message);
+                /* EMFILE, ENFILE: this process or host is out of descriptors,
+                 * every node alike; the owner says so once, not per node */
+                session_fail(s, error == -EMFILE || error == -ENFILE ? SESSION_FAILURE_LOCAL : SESSION_FAILURE_NETWORK,
+                             reason, "%s", message);
                 return;
         }
         s->fd = fd;

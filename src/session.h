@@ -50,6 +50,7 @@ typedef enum SessionFailure {
         SESSION_FAILURE_AUTH,
         SESSION_FAILURE_CLOSED,           /* closed by us */
         SESSION_FAILURE_SCANNED,          /* scan_only: done, the host key is kept */
+        SESSION_FAILURE_LOCAL,            /* out of descriptors here: not the node's doing */
 } SessionFailure;
 
 const char *session_state_to_string(SessionState s);

@@ -5,6 +5,7 @@
 # cut at header_timeout while others are served.
 
 import os
+import re
 import resource
 import selectors
 import socket
@@ -235,6 +236,41 @@ def test_front_door_out_of_descriptors_rests_and_recovers(env):
     for s in more + [r.sock]:
         s.close()
     assert d.alive()
+
+
+# --- out of descriptors for the nodes ----------------------------------------------
+
+@pytest.mark.alarm(120)
+def test_nodes_out_of_descriptors_said_once_and_survived(env):
+    """With descriptors for only a few of its nodes, the daemon brings up
+    what it can, says once that it is out of descriptors (not once per
+    node: 5,000 nodes would be 5,000 warnings), and every node comes up
+    once the limit allows."""
+    nodes = [env.sshd(f"n{i}", start=False) for i in range(20)]
+    d = env.sshtund(nodes, debug=False, log={"level": "info", "target": "stderr"}, ssh={"backoff_max": 2.0})
+    tl.wait_until(lambda: d.log_text().count("cannot connect") >= len(nodes), 20, "every node refused")
+    soft, hard = resource.prlimit(d.pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(d.pid, resource.RLIMIT_NOFILE, (tl.open_fds(d.pid) + 5, hard))  # a few sessions' worth
+    for n in nodes:
+        n.start()
+    # every descriptor freed goes to a node's next try, the admin socket's
+    # accept() too: the log says how it goes
+    tl.wait_until(lambda: "Out of file descriptors" in d.log_text(), 20, "the warning")
+    time.sleep(4.0)  # retries meanwhile, with backoff_max 2 s
+    text = d.log_text()
+    up = len(set(re.findall(r" (n\d+): up .*host key", text)))
+    assert 0 < up < len(nodes), up
+    assert d.alive()
+    assert text.count("Out of file descriptors") == 1, text
+    per_node = [ln for ln in text.splitlines() if "Too many open files" in ln and "Out of file descriptors" not in ln]
+    assert not per_node, per_node[:3]
+
+    resource.prlimit(d.pid, resource.RLIMIT_NOFILE, (soft, hard))
+    d.wait_all_up(30)
+    echo = env.server(tl.EchoServer, addr=nodes[-1].addr)
+    s = d.tunnel(nodes[-1].addr, echo.port)
+    assert echo_ok(s, b"room again")
+    s.close()
 
 
 # --- a client too slow with its head ------------------------------------------------
