@@ -574,9 +574,14 @@ class Bench:
 
     # -- 1 and 6: single stream, with CPU per byte --
     def single_stream(self):
+        """Downloads and uploads through each path in turn; downloads
+        alternate with a run of the bare libssh2 loop too, so that its
+        ratio compares runs made at the same time (run after run, the
+        machine's speed drifts by a quarter)."""
         n = self.a.size_mib << 20
-        log(f"single stream: {self.a.size_mib} MiB x {self.a.reps} each way")
+        log(f"single stream: {self.a.size_mib} MiB x {self.a.reps} each way, with the bare libssh2 loop")
         res = {}
+        bare_cpu, bare_mbs = [], []
         for direction, fn in (("down", transfer_down), ("up", transfer_up)):
             times = {"tund": [], "sshl": []}
             cpu = {"tund": 0, "sshl": 0}
@@ -585,27 +590,37 @@ class Bench:
                     c0 = cpu_ns(p.pid)
                     times[key].append(fn(p, n))
                     cpu[key] += cpu_ns(p.pid) - c0
+                if direction == "down":
+                    c, m = self.bare_once(n)
+                    bare_cpu.append(c)
+                    bare_mbs.append(m)
             for key in times:
                 res[(direction, key)] = n / statistics.median(times[key]) / MB
                 res[("cpu_" + direction, key)] = cpu[key] / (n * self.a.reps)
         res["load"] = os.getloadavg()[0]
         self.r["single"] = res
+        self.r["bare"] = {"cpu": statistics.median(bare_cpu), "mbs": statistics.median(bare_mbs),
+                          "load": os.getloadavg()[0]}
+
+    def bare_once(self, n):
+        """One run of bench/libssh2-read over the same sshd and cipher:
+        (CPU ns per byte, MB/s)."""
+        prog = os.path.join(self.a.builddir, "bench", "libssh2-read")
+        out = subprocess.run([prog, self.node.addr, str(self.node.port), self.tl.login_user(),
+                              self.env.client_key, *map(str, self.targets["bulk"]), str(n)],
+                             capture_output=True, text=True, timeout=120)
+        if out.returncode != 0:
+            raise self.tl.HarnessError(f"libssh2-read failed: {out.stderr.strip()}")
+        f = dict(kv.split("=") for kv in out.stdout.split())
+        return int(f["cpu_ns"]) / int(f["bytes"]), int(f["bytes"]) / (int(f["wall_ns"]) / 1e9) / MB
 
     def bare_libssh2(self):
-        prog = os.path.join(self.a.builddir, "bench", "libssh2-read")
+        if "bare" in self.r:
+            return  # measured along with the single stream
         n = self.a.size_mib << 20
         log(f"bare libssh2 read loop: {self.a.size_mib} MiB x {self.a.reps}")
-        cpu, wall = [], []
-        for _ in range(self.a.reps):
-            out = subprocess.run([prog, self.node.addr, str(self.node.port), self.tl.login_user(),
-                                  self.env.client_key, *map(str, self.targets["bulk"]), str(n)],
-                                 capture_output=True, text=True, timeout=120)
-            if out.returncode != 0:
-                raise self.tl.HarnessError(f"libssh2-read failed: {out.stderr.strip()}")
-            f = dict(kv.split("=") for kv in out.stdout.split())
-            cpu.append(int(f["cpu_ns"]) / int(f["bytes"]))
-            wall.append(int(f["bytes"]) / (int(f["wall_ns"]) / 1e9) / MB)
-        self.r["bare"] = {"cpu": statistics.median(cpu), "mbs": statistics.median(wall),
+        runs = [self.bare_once(n) for _ in range(self.a.reps)]
+        self.r["bare"] = {"cpu": statistics.median(c for c, _ in runs), "mbs": statistics.median(m for _, m in runs),
                           "load": os.getloadavg()[0]}
 
     # -- 2 --
