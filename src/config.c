@@ -282,6 +282,19 @@ static int check_listeners(Parser *p) {
         return 0;
 }
 
+/* learned_hosts is where accept-new writes, and never known_hosts. */
+static int check_host_keys(Parser *p) {
+        const ConfigSsh *c = &p->config->ssh;
+
+        if (c->learned_hosts && streq(c->learned_hosts, c->known_hosts))
+                return parser_fail_key(p, config_lookup(p->lc, "ssh.learned_hosts"), "ssh.learned_hosts",
+                                       "the same file as ssh.known_hosts, which sshtund never writes");
+        if (c->host_key_policy == HOST_KEY_POLICY_ACCEPT_NEW && !c->learned_hosts)
+                return parser_fail_key(p, config_lookup(p->lc, "ssh.host_key_policy"), "ssh.host_key_policy",
+                                       "\"accept-new\" records keys in ssh.learned_hosts, which is empty");
+        return 0;
+}
+
 /* Fill in what depends on other keys or could not be defaulted up front. */
 static int config_complete(Config *c) {
         int r;
@@ -463,6 +476,9 @@ static int config_parse(Parser *p) {
         if (r < 0)
                 return r;
         r = check_listeners(p);
+        if (r < 0)
+                return r;
+        r = check_host_keys(p);
         if (r < 0)
                 return r;
         return check_identity(p);

@@ -89,6 +89,7 @@ struct Session {
         SessionState state;
         SessionFailure failure;
         bool scan_only;
+        char *scan_key_types; /* scan_only: the host key algorithms offered, or NULL */
         uint8_t *scanned_key; /* scan_only: the blob */
         size_t scanned_key_len;
         usec_t connect_started; /* for the connect-time histogram */

@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -27,7 +28,6 @@
 
 #include "address.h"
 #include "hostkey.h"
-#include "known-hosts.h"
 #include "identity.h"
 #include "log.h"
 #include "metrics.h"
@@ -316,11 +316,12 @@ static void session_start_handshake(Session *s) {
         libssh2_keepalive_config(s->ssh, 0, (unsigned) MAX(1.0, session_cfg(s)->keepalive_interval));
 
         /* offer the key types known_hosts can verify first */
-        known = s->scan_only ? NULL : known_hosts_types(s->env->known_hosts, s->address, s->port);
+        known = s->scan_only ? NULL : trust_types(s->env->trust, s->address, s->port);
         if (known && *known) {
                 if (asprintf(&prefs, "%s,%s", known, HOSTKEY_METHODS) < 0)
                         prefs = NULL;
-        }
+        } else if (s->scan_key_types)
+                prefs = strdup(s->scan_key_types);
         if (libssh2_session_method_pref(s->ssh, LIBSSH2_METHOD_HOSTKEY, prefs ? prefs : HOSTKEY_METHODS) < 0)
                 (void) libssh2_session_method_pref(s->ssh, LIBSSH2_METHOD_HOSTKEY, HOSTKEY_METHODS);
 
@@ -409,12 +410,13 @@ void session_connect(Session *s) {
 /* --- handshake, host key, auth ------------------------------------------- */
 
 static int session_check_host_key(Session *s) {
-        const KnownHosts *kh = s->env->known_hosts;
+        Trust *trust = s->env->trust;
         const ConfigSsh *cfg = session_cfg(s);
-        const char *blob;
+        const char *blob, *path = NULL;
+        unsigned line = 0;
         size_t len = 0;
-        int type = 0;
-        char keytype[64] = "unknown";
+        int type = 0, r;
+        char keytype[64] = "unknown", where[2 * PATH_MAX + 16];
 
         blob = libssh2_session_hostkey(s->ssh, &len, &type);
         if (!blob || len == 0) {
@@ -424,36 +426,48 @@ static int session_check_host_key(Session *s) {
         hostkey_fingerprint(blob, len, s->host_key, sizeof(s->host_key));
         (void) hostkey_type(blob, len, keytype, sizeof(keytype));
 
-        switch (known_hosts_check(kh, s->address, s->port, blob, len)) {
+        switch (trust_check(trust, s->address, s->port, blob, len, &path, &line)) {
         case HOSTKEY_OK:
                 return 0;
         case HOSTKEY_REVOKED:
-                session_fail(s, SESSION_FAILURE_HOSTKEY_MISMATCH, "host key revoked", "host key %s %s is revoked in %s", keytype,
-                             s->host_key, cfg->known_hosts);
+                if (line > 0)
+                        snprintf(where, sizeof where, "%s:%u", strna(path), line);
+                else
+                        snprintf(where, sizeof where, "%s", strna(path));
+                session_fail(s, SESSION_FAILURE_HOSTKEY_MISMATCH, "host key revoked",
+                             "host key %s %s is revoked in %s", keytype, s->host_key, where);
                 return -EPERM;
         case HOSTKEY_MISMATCH:
+                if (line > 0)
+                        snprintf(where, sizeof where, "%s:%u", strna(path), line);
+                else
+                        snprintf(where, sizeof where, "%s", path ?: cfg->known_hosts);
                 session_fail(s, SESSION_FAILURE_HOSTKEY_MISMATCH, "host key mismatch",
                              "HOST KEY MISMATCH: the node presented %s %s, which is not the key %s holds for it",
-                             keytype, s->host_key, cfg->known_hosts);
+                             keytype, s->host_key, where);
                 return -EPERM;
         case HOSTKEY_UNKNOWN:
         default:
                 if (cfg->host_key_policy == HOST_KEY_POLICY_ACCEPT_NEW) {
-                        int r = known_hosts_append(cfg->known_hosts, s->address, s->port, blob, len);
+                        r = trust_learn(trust, s->address, s->port, blob, len);
                         if (r < 0) {
                                 session_fail(s, SESSION_FAILURE_HOSTKEY_UNKNOWN, "host key not recorded",
                                              "cannot record host key %s %s in %s: %s", keytype, s->host_key,
-                                             cfg->known_hosts, strerror(-r));
+                                             strna(trust_learned_path(trust)), strerror(-r));
                                 return r;
                         }
                         log_node(LOG_NOTICE, s->node_name, "recorded new host key %s %s in %s (accept-new)",
-                                 keytype, s->host_key, cfg->known_hosts);
+                                 keytype, s->host_key, trust_learned_path(trust));
                         return 0;
                 }
+                if (cfg->learned_hosts)
+                        snprintf(where, sizeof where, "neither %s nor %s", cfg->known_hosts, cfg->learned_hosts);
+                else
+                        snprintf(where, sizeof where, "not %s", cfg->known_hosts);
                 session_fail(s, SESSION_FAILURE_HOSTKEY_UNKNOWN, "host key unknown",
-                             "host key %s %s is not in %s (get its line with `sshtunctl hostkeys scan %s`, "
-                             "compare the fingerprint with ssh-keygen -lf on the node, then add the line)",
-                             keytype, s->host_key, cfg->known_hosts, s->node_name);
+                             "host key %s %s is in %s (compare its fingerprint with the node's own, then "
+                             "`sshtunctl hostkeys trust %s SHA256:...`)",
+                             keytype, s->host_key, where, s->node_name);
                 return -EPERM;
         }
 }
@@ -727,7 +741,8 @@ int session_new(const SessionEnv *env, const SessionParams *p, Session **ret) {
         buffer_init(&s->outq, OUTQ_HARD_LIMIT);
         s->node_name = strdup(p->node_name);
         s->address = strdup(p->address);
-        if (!s->node_name || !s->address) {
+        s->scan_key_types = p->scan_only && p->scan_key_types ? strdup(p->scan_key_types) : NULL;
+        if (!s->node_name || !s->address || (p->scan_only && p->scan_key_types && !s->scan_key_types)) {
                 session_free(s);
                 return -ENOMEM;
         }
@@ -749,6 +764,7 @@ Session *session_free(Session *s) {
         s->defer = sd_event_source_disable_unref(s->defer);
         free(s->last_error);
         free(s->scanned_key);
+        free(s->scan_key_types);
         free(s->node_name);
         free(s->address);
         free(s);

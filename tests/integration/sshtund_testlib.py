@@ -941,6 +941,7 @@ class Sshtund:
         self.config_path = os.path.join(self.dir, "sshtund.conf")
         self.log_path = os.path.join(self.dir, "sshtund.log")
         self.known_hosts_path = os.path.join(self.dir, "known_hosts")
+        self.learned_hosts_path = os.path.join(self.dir, "learned_hosts")
         self.proxy_sock = os.path.join(self.dir, "proxy.sock")
         self.admin_sock = os.path.join(self.dir, "admin.sock")
         self.tcp_addr = loopback_address() if tcp_listen else None
@@ -960,7 +961,8 @@ class Sshtund:
             listen.append(f"tcp:{self.tcp_addr}:{self.tcp_port}")
         self.sections = {
             "ssh": {"user": login_user(), "identity": client_key,
-                    "known_hosts": self.known_hosts_path, "connect_timeout": 5.0,
+                    "known_hosts": self.known_hosts_path, "learned_hosts": self.learned_hosts_path,
+                    "connect_timeout": 5.0,
                     **(ssh or {})},
             "proxy": {"listen": listen, "allow": ["nodes"], **(proxy or {})},
             "probe": {"type": "none", **(probe or {})},

@@ -33,6 +33,7 @@
 #include "iopoll.h"
 #include "log.h"
 #include "session.h"
+#include "trust.h"
 
 #define SSHD "/usr/sbin/sshd"
 #define SSH_KEYGEN "/usr/bin/ssh-keygen"
@@ -126,7 +127,8 @@ typedef struct Fixture {
         Gate *gate;
         ConfigSsh ssh;
         Identity *identity;
-        KnownHosts *known_hosts;
+        Trust *trust;
+        char known_path[128], learned_path[128];
         SessionEnv env;
 
         int sshd_fd, echo_fd;
@@ -242,10 +244,12 @@ static int load_known_hosts(Fixture *f, const char *line) {
         if (line)
                 fputs(line, kh);
         fclose(kh);
-        known_hosts_free(f->known_hosts);
-        f->known_hosts = NULL;
-        assert_int_equal(known_hosts_load(path, &f->known_hosts), 0);
-        f->env.known_hosts = f->known_hosts;
+        (void) unlink(f->learned_path);
+        if (f->trust)
+                assert_int_equal(trust_set_files(f->trust, f->known_path, f->learned_path), 0);
+        else
+                assert_int_equal(trust_new(f->event, f->known_path, f->learned_path, &f->trust), 0);
+        f->env.trust = f->trust;
         return 0;
 }
 
@@ -280,6 +284,10 @@ static int setup(void **state) {
                 .keepalive_count = 3,
                 .max_streams_per_session = 16,
         };
+        snprintf(f->known_path, sizeof f->known_path, "%s/known_hosts", world.dir);
+        snprintf(f->learned_path, sizeof f->learned_path, "%s/learned_hosts", world.dir);
+        f->ssh.known_hosts = f->known_path;
+        f->ssh.learned_hosts = f->learned_path;
         assert_int_equal(identity_load(world.client_key, &f->identity, &error), 0);
         f->sshd_fd = listen_local(&f->sshd_port);
         f->echo_fd = listen_local(&f->echo_port);
@@ -313,7 +321,8 @@ static int teardown(void **state) {
         sd_event_source_disable_unref(f->echo_io);
         close(f->sshd_fd);
         close(f->echo_fd);
-        known_hosts_free(f->known_hosts);
+        trust_free(f->trust);
+        (void) unlink(f->learned_path);
         identity_free(f->identity);
         gate_free(f->gate);
         iopoll_free(f->poll);
@@ -417,7 +426,8 @@ static void test_host_key_verdicts(void **state) {
         session_connect(f->s);
         RUN_UNTIL(f, ended(f));
         assert_int_equal(session_failure(f->s), SESSION_FAILURE_HOSTKEY_UNKNOWN);
-        assert_non_null(strstr(session_last_error(f->s), "is not in"));
+        assert_non_null(strstr(session_last_error(f->s), "is in neither"));
+        assert_non_null(strstr(session_last_error(f->s), f->learned_path));
         assert_non_null(session_host_key(f->s));
 
         /* another key for this host */
@@ -427,6 +437,12 @@ static void test_host_key_verdicts(void **state) {
         RUN_UNTIL(f, ended(f));
         assert_int_equal(session_failure(f->s), SESSION_FAILURE_HOSTKEY_MISMATCH);
         assert_non_null(strstr(session_last_error(f->s), "HOST KEY MISMATCH"));
+        /* the line that holds the other key */
+        {
+                char where[160];
+                snprintf(where, sizeof where, "%s:1", f->known_path);
+                assert_non_null(strstr(session_last_error(f->s), where));
+        }
 
         /* the right key, but revoked */
         char line[512], entry[640], type[64], b64[256];
@@ -441,6 +457,53 @@ static void test_host_key_verdicts(void **state) {
         RUN_UNTIL(f, ended(f));
         assert_int_equal(session_failure(f->s), SESSION_FAILURE_HOSTKEY_MISMATCH);
         assert_non_null(strstr(session_last_error(f->s), "revoked"));
+}
+
+static bool learned_written(Fixture *f) {
+        struct stat st;
+        return stat(f->learned_path, &st) == 0 && st.st_size > 0;
+}
+
+/* accept-new: an unknown key is trusted at once and written to
+ * learned_hosts (never known_hosts) in the next batch; the next session
+ * finds it there. */
+static void test_accept_new(void **state) {
+        Fixture *f = *state;
+        char got[1024] = "", want[1024], line[512], type[64], b64[256];
+        struct stat before, after;
+        FILE *in;
+
+        load_known_hosts(f, NULL);
+        assert_int_equal(stat(f->known_path, &before), 0);
+        f->ssh.host_key_policy = HOST_KEY_POLICY_ACCEPT_NEW;
+        make(f, f->sshd_port);
+        session_connect(f->s);
+        RUN_UNTIL(f, session_state(f->s) == SESSION_READY || ended(f));
+        assert_int_equal(session_state(f->s), SESSION_READY);
+        RUN_UNTIL(f, learned_written(f));
+
+        in = fopen(world.host_pub, "r");
+        assert_non_null(in);
+        assert_non_null(fgets(line, sizeof line, in));
+        fclose(in);
+        assert_int_equal(sscanf(line, "%63s %255s", type, b64), 2);
+        snprintf(want, sizeof want, "[127.0.0.1]:%u %s %s\n", f->sshd_port, type, b64);
+        in = fopen(f->learned_path, "r");
+        assert_non_null(in);
+        assert_int_equal(fread(got, 1, sizeof got - 1, in) > 0, 1);
+        fclose(in);
+        assert_string_equal(got, want);
+        assert_int_equal(stat(f->known_path, &after), 0);
+        assert_int_equal(after.st_ino, before.st_ino);
+        assert_int_equal(after.st_size, 0);
+
+        /* strict again: the learned key is enough */
+        session_disconnect(f->s, "test");
+        f->ssh.host_key_policy = HOST_KEY_POLICY_STRICT;
+        assert_int_equal(trust_set_files(f->trust, f->known_path, f->learned_path), 0);
+        session_connect(f->s);
+        RUN_UNTIL(f, session_state(f->s) == SESSION_READY || ended(f));
+        assert_int_equal(session_state(f->s), SESSION_READY);
 }
 
 static void test_auth_refused(void **state) {
@@ -651,6 +714,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_ready, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_host_key_verdicts, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_accept_new, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_auth_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_channel_echo, setup, teardown),
