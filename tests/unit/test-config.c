@@ -244,7 +244,9 @@ static void test_defaults(void **state) {
 
         c = load_ok(fx, "ssh = { identity = \"%1$s/id\"; };\n");
         assert_string_equal(c->ssh.user, "sshtund");
-        assert_string_equal(c->ssh.known_hosts, "/etc/sshtund/known_hosts");
+        /* from configure's directories, whatever they are in this build */
+        assert_string_equal(c->ssh.known_hosts, SYSCONFDIR "/sshtund/known_hosts");
+        assert_string_equal(c->ssh.learned_hosts, LOCALSTATEDIR "/lib/sshtund/known_hosts");
         assert_int_equal(c->ssh.host_key_policy, HOST_KEY_POLICY_STRICT);
         assert_int_equal(c->ssh.port, 22);
         assert_true(c->ssh.connect_timeout == 10.0);
@@ -886,7 +888,7 @@ static void test_identity(void **state) {
                           ":1: ssh.identity: No such file or directory");
 
         /* defaulted: no line to point at */
-        if (access("/etc/sshtund/id_ed25519", F_OK) == 0)
+        if (access(SYSCONFDIR "/sshtund/id_ed25519", F_OK) == 0)
                 skip();
         assert_int_equal(load(fx, "log = { level = \"info\"; };\n", &c, &error), -EINVAL);
         assert_true(asprintf(&want, "%s: ssh.identity: ", fx->conf) > 0);
