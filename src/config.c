@@ -434,6 +434,7 @@ static int config_complete(Config *c) {
 /* The key must be usable, not only named: RSA keys in particular parse fine
  * and then fail against every modern sshd. */
 static int check_identity(Parser *p) {
+        const config_setting_t *s;
         Identity *id = NULL;
         _cleanup_free_ char *reason = NULL;
         int r;
@@ -449,7 +450,9 @@ static int check_identity(Parser *p) {
          * again: the key read at start stays in use (reload.c) */
         if (r == -EACCES && p->unreadable_identity_ok)
                 return 0;
-        return parser_fail_key(p, config_lookup(p->lc, "ssh.identity"), "ssh.identity", "%s",
+        s = config_lookup(p->lc, "ssh.identity");
+        /* left at its default: no line to look at, so the path */
+        return parser_fail_key(p, s, "ssh.identity", "%s%s%s", s ? "" : p->config->ssh.identity, s ? "" : ": ",
                                reason ?: strerror(-r));
 }
 

@@ -891,7 +891,7 @@ static void test_identity(void **state) {
         if (access(SYSCONFDIR "/sshtund/id_ed25519", F_OK) == 0)
                 skip();
         assert_int_equal(load(fx, "log = { level = \"info\"; };\n", &c, &error), -EINVAL);
-        assert_true(asprintf(&want, "%s: ssh.identity: ", fx->conf) > 0);
+        assert_true(asprintf(&want, "%s: ssh.identity: " SYSCONFDIR "/sshtund/id_ed25519: ", fx->conf) > 0);
         assert_memory_equal(error, want, strlen(want));
         free(error);
 }
