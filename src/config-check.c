@@ -139,13 +139,19 @@ static int check_key_pair(Parser *p) {
 /* Start binds a Unix socket at 'path' after making its missing directories
  * (mode 0755): so the nearest of them that exists must be a directory this
  * process can create entries in. Something other than a socket at 'path'
- * is never replaced. 's' names the setting ('key' with its index). */
+ * is never replaced. A socket that is there already may be the service
+ * manager's, which start adopts without writing to the directory: it
+ * passes (one left by a crash and not removable fails at start, exit 1).
+ * 's' names the setting ('key' with its index). */
 static int check_socket_path(Parser *p, const config_setting_t *s, const char *key, const char *path) {
         char dir[PATH_MAX];
         struct stat st;
 
-        if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
-                return parser_fail_key(p, s, key, "%s exists and is not a socket", path);
+        if (lstat(path, &st) == 0) {
+                if (!S_ISSOCK(st.st_mode))
+                        return parser_fail_key(p, s, key, "%s exists and is not a socket", path);
+                return 0;
+        }
         if (strlen(path) >= sizeof(dir))
                 return parser_fail_key(p, s, key, "%s: %s", path, strerror(ENAMETOOLONG));
         strcpy(dir, path);
