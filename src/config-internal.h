@@ -151,7 +151,7 @@ extern const Key config_keys[];
 
 /* --- config-nodes.c ------------------------------------------------------ */
 
-/* "nodes" (base: the Config): the main file's nodes; appends to its nodes. */
+/* "nodes" (base: the Config): appends to its nodes; -T prints those not from nodes_file. */
 extern const KeyType key_nodes;
 /* "nodes_file": a path; -T shows the file's nodes as comments under it. */
 extern const KeyType key_nodes_file;
