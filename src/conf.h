@@ -107,6 +107,7 @@ typedef struct ConfigNode {
         Cidr pod_cidr;
         const char *file; /* where it was defined (points into Config) */
         int line;
+        bool from_nodes_file; /* read from nodes_file (or a file it includes) */
 } ConfigNode;
 
 typedef struct ConfigForward {

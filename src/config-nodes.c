@@ -175,13 +175,12 @@ static int parse_nodes(Parser *p, const config_setting_t *s, void *base, const K
         return 0;
 }
 
-/* Whether a node came from the nodes_file: its nodes are named by it. */
-static bool node_from(const void *elem, const void *file) {
-        return streq_ptr(((const ConfigNode *) elem)->file, file);
+static bool node_from_nodes_file(const void *elem, const void *userdata) {
+        return ((const ConfigNode *) elem)->from_nodes_file;
 }
 
-static bool node_not_from(const void *elem, const void *file) {
-        return !node_from(elem, file);
+static bool node_from_main_file(const void *elem, const void *userdata) {
+        return !node_from_nodes_file(elem, userdata);
 }
 
 /* The main file's nodes, @include'd ones among them; with each one's port
@@ -190,7 +189,7 @@ static void print_nodes(Printer *w, const void *base, const Key *k) {
         const Config *c = base;
 
         printer_key(w, k);
-        printer_list(w, c->nodes, c->n_nodes, sizeof(ConfigNode), node_keys, node_not_from, c->nodes_file);
+        printer_list(w, c->nodes, c->n_nodes, sizeof(ConfigNode), node_keys, node_from_main_file, NULL);
         printer_end(w);
 }
 
@@ -213,7 +212,7 @@ static void print_nodes_file(Printer *w, const void *base, const Key *k) {
         printer_line(w, "# Its nodes, read again whenever it changes:");
         comment.prefix = "# ";
         printer_key(&comment, &nodes);
-        printer_list(&comment, c->nodes, c->n_nodes, sizeof(ConfigNode), node_keys, node_from, c->nodes_file);
+        printer_list(&comment, c->nodes, c->n_nodes, sizeof(ConfigNode), node_keys, node_from_nodes_file, NULL);
         printer_end(&comment);
         w->error = w->error ?: comment.error;
 }
@@ -227,6 +226,7 @@ int parser_read_nodes_file(Parser *p) {
         Config *c = p->config;
         const config_setting_t *root, *list;
         mode_t type = 0;
+        size_t first;
         int r;
 
         if (!c->nodes_file)
@@ -267,7 +267,11 @@ int parser_read_nodes_file(Parser *p) {
         list = config_lookup(p->nodes_lc, "nodes");
         if (!list)
                 return 0;
-        return parse_nodes(p, list, c, NULL);
+        first = c->n_nodes;
+        r = parse_nodes(p, list, c, NULL);
+        for (size_t i = first; i < c->n_nodes; i++)
+                c->nodes[i].from_nodes_file = true;
+        return r;
 }
 
 static int parse_forward_listen(Parser *p, const config_setting_t *s, void *base, const Key *k) {

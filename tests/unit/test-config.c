@@ -1029,6 +1029,21 @@ static void test_print_values(void **state) {
                              fx->dir) > 0);
         if (!strstr(text, want))
                 fail_msg("\"%s\" not in\n%s", want, text);
+        free(text);
+        free(want);
+
+        /* nodes a nodes_file takes from a file it includes are its own */
+        assert_true(asprintf(&want, "%s/more-nodes.conf", fx->dir) > 0);
+        write_file(want, "{ name = \"n3\"; address = \"10.0.0.3\"; }\n", "");
+        free(want);
+        assert_true(asprintf(&want, "%s/nodes.conf", fx->dir) > 0);
+        write_file(want, "nodes = ( { name = \"n2\"; address = \"10.0.0.2\"; },\n@include \"%1$s/more-nodes.conf\"\n);\n",
+                   fx->dir);
+        text = assert_round_trip(fx, "ssh = { identity = \"%1$s/id\"; };\n"
+                                     "nodes = ( { name = \"n1\"; address = \"10.0.0.1\"; } );\n"
+                                     "nodes_file = \"%1$s/nodes.conf\";\n");
+        assert_non_null(strstr(text, "\n#   { name = \"n3\"; address = \"10.0.0.3\";"));
+        assert_null(strstr(text, "\n  { name = \"n3\""));
 }
 
 /* config_load_for_start(): the file's names checked on this host. */
