@@ -32,6 +32,7 @@ import base64
 import copy
 import json
 import os
+import select
 import socket
 import ssl
 import subprocess
@@ -697,7 +698,12 @@ def _handler(server):
                             if left is not None and left <= 0:
                                 w.queue.append(CLOSE)
                                 break
-                            server.cond.wait(left if left is not None else 1.0)
+                            server.cond.wait(min(left, 0.2) if left is not None else 0.2)
+                            # A client that went away (or speaks out of turn
+                            # on a watch) ends it, as the request context
+                            # does in kube-apiserver.
+                            if select.select([self.connection], [], [], 0)[0]:
+                                w.dead = True
                         if w.dead:
                             self.close_connection = True
                             return
