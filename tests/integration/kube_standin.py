@@ -542,7 +542,7 @@ def _handler(server):
                         self._send(200, obj)
                 else:
                     self._send(405, status(405, "MethodNotAllowed",
-                                           f"the server does not allow this method on nodes"))
+                                           "the server does not allow this method on nodes"))
             else:
                 self._send(404, status(404, "NotFound", "the server could not find the requested "
                                        "resource"))
@@ -619,9 +619,9 @@ def _handler(server):
             if ctype not in ("application/merge-patch+json",
                              "application/strategic-merge-patch+json"):
                 self._send(415, status(415, "UnsupportedMediaType",
-                                       f"the body of the request was in an unknown format - "
-                                       f"accepted media types include: application/merge-patch+json, "
-                                       f"application/strategic-merge-patch+json"))
+                                       "the body of the request was in an unknown format - "
+                                       "accepted media types include: application/merge-patch+json, "
+                                       "application/strategic-merge-patch+json"))
                 return
             try:
                 patch = json.loads(self.rec.body)
