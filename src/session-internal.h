@@ -114,6 +114,7 @@ struct Session {
         uint64_t rx_at_wakeup; /* rx_total then */
         uint64_t rx_at_start; /* rx_total when this connection began */
         bool rx_overflow;  /* the node sent HANDSHAKE_RX_LIMIT before the session was ready */
+        bool rx_closed;    /* the node closed the connection (EOF or an error on receive) */
         bool dead;       /* the socket is gone: callbacks fail fast */
         uint64_t rx_total;
 

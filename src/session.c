@@ -144,10 +144,13 @@ static LIBSSH2_RECV_FUNC(session_recv_cb) {
                         s->rx_drained = true;
                         return -EAGAIN;
                 }
+                s->rx_closed = true;
                 return -errno;
         }
-        if (n == 0)
+        if (n == 0) {
+                s->rx_closed = true;
                 return -ECONNRESET; /* libssh2 treats 0 as an error anyway */
+        }
         s->rx_total += (uint64_t) n;
         return n;
 }
@@ -239,6 +242,7 @@ static void session_teardown(Session *s, int channel_error, const char *why) {
         s->rx_drained = false;
         s->rx_calls = 0;
         s->rx_overflow = false;
+        s->rx_closed = false;
         s->local_port = 0;
         s->liveness_pending = false;
         s->liveness_missed = 0;
@@ -526,7 +530,7 @@ static int session_step_handshake(Session *s) {
                         session_fail(s, SESSION_FAILURE_PROTOCOL, "node floods the handshake",
                                      "key exchange failed: the node sent over %u KiB without completing it",
                                      HANDSHAKE_RX_LIMIT / 1024);
-                else if (rc == LIBSSH2_ERROR_SOCKET_RECV || rc == LIBSSH2_ERROR_SOCKET_DISCONNECT)
+                else if (rc == LIBSSH2_ERROR_SOCKET_RECV || rc == LIBSSH2_ERROR_SOCKET_DISCONNECT || s->rx_closed)
                         session_fail(s, SESSION_FAILURE_NETWORK, "closed during key exchange", "connection closed during key exchange (%s)",
                                      why);
                 else
@@ -578,7 +582,10 @@ static int session_step_auth(Session *s) {
         if (rc == LIBSSH2_ERROR_EAGAIN)
                 return 0;
         if (rc != 0) {
-                if (rc == LIBSSH2_ERROR_AUTHENTICATION_FAILED || rc == LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED)
+                /* libssh2 reports a connection lost during userauth as
+                 * AUTHENTICATION_FAILED too: a refusal is an answer, not a close */
+                if ((rc == LIBSSH2_ERROR_AUTHENTICATION_FAILED || rc == LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED) &&
+                    !s->rx_closed)
                         session_fail(s, SESSION_FAILURE_AUTH, "auth refused",
                                      "public key authentication as \"%s\" refused (key %s %s)", cfg->user,
                                      identity_type(id), identity_fingerprint(id));
@@ -586,7 +593,7 @@ static int session_step_auth(Session *s) {
                         session_fail(s, SESSION_FAILURE_PROTOCOL, "node floods the handshake",
                                      "authentication failed: the node sent over %u KiB before it ended",
                                      HANDSHAKE_RX_LIMIT / 1024);
-                else if (rc == LIBSSH2_ERROR_SOCKET_RECV || rc == LIBSSH2_ERROR_SOCKET_DISCONNECT)
+                else if (rc == LIBSSH2_ERROR_SOCKET_RECV || rc == LIBSSH2_ERROR_SOCKET_DISCONNECT || s->rx_closed)
                         session_fail(s, SESSION_FAILURE_NETWORK, "closed during authentication", "connection closed during authentication (%s)",
                                      session_ssh_error(s));
                 else

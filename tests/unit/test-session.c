@@ -142,6 +142,7 @@ typedef struct Fixture {
 
         Session *s;
         unsigned changes;
+        bool kill_on_auth; /* the node's sshd dies as authentication starts */
         unsigned opened[_STREAM_RESULT_MAX];
         uint64_t closed_up, closed_down;
         unsigned n_closed;
@@ -338,6 +339,9 @@ static int teardown(void **state) {
 static void on_changed(Session *s, void *userdata) {
         Fixture *f = userdata;
         f->changes++;
+        if (f->kill_on_auth && session_state(s) == SESSION_AUTHENTICATING)
+                for (unsigned i = 0; i < f->n_children; i++)
+                        (void) kill(f->children[i], SIGKILL); /* its unprivileged child follows */
 }
 
 static void on_stream_opened(Session *s, StreamResult r, void *userdata) {
@@ -506,6 +510,23 @@ static void test_accept_new(void **state) {
         session_connect(f->s);
         RUN_UNTIL(f, session_state(f->s) == SESSION_READY || ended(f));
         assert_int_equal(session_state(f->s), SESSION_READY);
+}
+
+/* The node goes away while we authenticate: libssh2 says "authentication
+ * failed", but nobody refused us; the session fails as a lost connection,
+ * not auth-failed (which is retried slowly and tells the operator to fix
+ * authorized_keys). */
+static void test_closed_during_auth(void **state) {
+        Fixture *f = *state;
+
+        f->kill_on_auth = true;
+        make(f, f->sshd_port);
+        session_connect(f->s);
+        RUN_UNTIL(f, ended(f));
+        assert_int_not_equal(session_failure(f->s), SESSION_FAILURE_AUTH);
+        if (session_failure(f->s) != SESSION_FAILURE_NETWORK)
+                fail_msg("failure %d: %s", session_failure(f->s), session_last_error(f->s));
+        assert_non_null(strstr(session_last_error(f->s), "closed during authentication"));
 }
 
 static void test_auth_refused(void **state) {
@@ -791,6 +812,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_host_key_verdicts, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_accept_new, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_auth_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_closed_during_auth, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_channel_echo, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_channel_refused, setup, teardown),
