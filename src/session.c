@@ -343,8 +343,13 @@ static void session_start_handshake(Session *s) {
                 return;
         }
         libssh2_session_set_blocking(s->ssh, 0);
+#ifdef HAVE_LIBSSH2_SESSION_CALLBACK_SET2
+        libssh2_session_callback_set2(s->ssh, LIBSSH2_CALLBACK_SEND, (libssh2_cb_generic *) session_send_cb);
+        libssh2_session_callback_set2(s->ssh, LIBSSH2_CALLBACK_RECV, (libssh2_cb_generic *) session_recv_cb);
+#else
         libssh2_session_callback_set(s->ssh, LIBSSH2_CALLBACK_SEND, (void *) session_send_cb);
         libssh2_session_callback_set(s->ssh, LIBSSH2_CALLBACK_RECV, (void *) session_recv_cb);
+#endif
         /* want_reply = 0: replies would pile up inside libssh2 forever */
         libssh2_keepalive_config(s->ssh, 0, (unsigned) MAX(1.0, session_cfg(s)->keepalive_interval));
 #ifdef HAVE_LIBSSH2_SESSION_SET_READ_TIMEOUT
