@@ -7,9 +7,11 @@
 # a node whose annotation names another key than the one presented (a man in
 # the middle) stays hostkey-unknown with a warning; a rotation is refused
 # without --allow-rotation and done with it; the watch survives an API server
-# restart; bad annotations and garbage trust nothing and drop nothing; an
-# annotation that goes away removes nothing; one-shot mode waits for a
-# sshtund that has not read the file yet, and fails on what it cannot trust.
+# restart; a scan that hangs holds up neither the nodes file nor a node that
+# joins meanwhile; bad annotations and garbage trust nothing and drop
+# nothing; an annotation that goes away removes nothing; one-shot mode waits
+# for a sshtund that has not read the file yet, and fails on what it cannot
+# trust.
 
 import base64
 import importlib.machinery
@@ -415,6 +417,67 @@ def test_the_watch_survives_an_api_server_restart(env, api, capsys):
     assert learned_fps(d, n1) == [n1.host_fingerprint]
     assert learned_fps(d, n3) == [n3.host_fingerprint]
     assert sync.stop() == 0
+
+
+# --- a scan that hangs ------------------------------------------------------------------------
+
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+@pytest.mark.alarm(200)
+def test_a_hanging_scan_holds_up_neither_the_file_nor_other_nodes_nor_sigterm(env, api, capsys):
+    (hung, other, third), port = sshd_nodes(env, ["hung", "other", "third"])
+    out = os.path.join(env.dir, "nodes.conf")
+    d = strict_daemon(env, out)
+    sync = sync_watch(env, api, d, out, port)
+    api.wait_watches(1)
+    # hung's sshd accepts and says nothing: sshtund's scan waits for its
+    # connect_timeout (5 s here), and sshtunctl hostkeys trust with it.
+    hung.freeze()
+    add_node(api, hung, annotations={ANNOTATION: hung.host_fingerprint})
+
+    def trusting():
+        return [p for p in tl.descendants(sync.proc.pid) if "hostkeys trust" in cmdline(p)]
+    tl.wait_until(trusting, 30, "sshtunctl hostkeys trust under sshtund-sync-nodes",
+                  interval=0.01)
+    first_try = trusting()
+    # Meanwhile another node is in the file as fast as ever (its trust
+    # follows hung's first one).
+    t0 = time.monotonic()
+    add_node(api, other, annotations={ANNOTATION: other.host_fingerprint})
+    tl.wait_until(lambda: "other" in nodes_in(out), 5, "other in the nodes file", interval=0.01)
+    written = time.monotonic() - t0
+    assert set(trusting()) & set(first_try), "hung's scan ended before other was in the file"
+    wait_up(d, "other", 60)
+    sync.wait_log("sshtund-sync-nodes: node hung: cannot check its host key: ", timeout=30)
+
+    # hung is asked about again, in a lane of its own: a node that joins
+    # meanwhile is up before that retry ends.
+    tl.wait_until(trusting, 60, "hung asked about again", interval=0.01)
+    retry = trusting()
+    t0 = time.monotonic()
+    add_node(api, third, annotations={ANNOTATION: third.host_fingerprint})
+    wait_up(d, "third", 30)
+    joined = time.monotonic() - t0
+    assert any(os.path.exists(f"/proc/{p}") for p in retry), \
+        f"hung's retry ended before third was up ({joined:.2f} s)"
+
+    # SIGTERM while a trust runs: status 0 at once, and its sshtunctl gone.
+    t0 = time.monotonic()
+    assert sync.stop() == 0
+    assert time.monotonic() - t0 < 5
+    tl.wait_until(lambda: not any(os.path.exists(f"/proc/{p}") for p in retry), 10,
+                  "its sshtunctl to be gone")
+    with capsys.disabled():
+        print(f"\n  while hung's scans hung: other in the file {written:.2f} s after its Node "
+              f"was created; third up {joined:.2f} s after its Node was created")
+    assert learned_fps(d, hung) == []
+    assert learned_fps(d, third) == [third.host_fingerprint]
 
 
 # --- bad input -----------------------------------------------------------------------------
