@@ -511,6 +511,7 @@ def test_bad_annotations_and_garbage_trust_nothing_and_drop_nothing(env, api):
         add_node(api, by_name[name], annotations={ANNOTATION: value})
     # A node left out of the file (no InternalIP), with a good annotation.
     api.add_node("outside", [("ExternalIP", "127.9.9.9")], annotations={ANNOTATION: FP})
+    api.add_node("Bad_Name\x1b[31m", [("InternalIP", "127.9.9.8")], annotations={ANNOTATION: FP})
     sync = sync_watch(env, api, d, out, port, "--backoff-max", "2")
     Publisher(env, api, "ok", by_name["ok"].dir).start().wait()
     wait_up(d, "ok", 30)
@@ -521,6 +522,9 @@ def test_bad_annotations_and_garbage_trust_nothing_and_drop_nothing(env, api):
         assert why in line and line.endswith("; no key of it is trusted"), line
     sync.wait_log(f"sshtund-sync-nodes: node outside has {ANNOTATION} but is not in the nodes "
                   "file (see above): no key of it is trusted")
+    sync.wait_log(f"sshtund-sync-nodes: node 'Bad_Name\\x1b[31m' has {ANNOTATION} but is not in "
+                  "the nodes file")
+    assert "\x1b" not in sync.log()
     # Nothing dropped: every bad one is in the file and in sshtund, untrusted.
     assert set(nodes_in(out)) == {"ok", *bad}
     for name in bad:
@@ -559,6 +563,7 @@ def test_bad_annotations_and_garbage_trust_nothing_and_drop_nothing(env, api):
     for name in bad:
         assert log.count(f"node {name}: ignoring {ANNOTATION}") == 1, name
     assert log.count("node outside has") == 1
+    assert log.count("node 'Bad_Name\\x1b[31m' has") == 1
     assert sync.stop() == 0
 
 
