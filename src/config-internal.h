@@ -124,6 +124,8 @@ extern const KeyType key_host;
 extern const KeyType key_account;
 /* char *: an absolute path of at most k->max bytes; k->min == 0: "" is unset (NULL). */
 extern const KeyType key_path;
+/* KeyParse: char *, an SSH algorithm list ("aes128-ctr,aes256-ctr"). */
+extern const KeyType key_algorithms;
 /* unsigned, in k->min..k->max. */
 extern const KeyType key_unsigned;
 /* uint16_t, a port 1..65535. */

@@ -409,6 +409,35 @@ int parse_path(Parser *p, const config_setting_t *s, void *base, const Key *k) {
 
 const KeyType key_path = { parse_path, print_string_field };
 
+/* An SSH algorithm list as OpenSSH writes one: names of letters, digits
+ * and "@.-_", separated by commas. */
+static int parse_algorithms(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+        const char *v;
+        bool name = false;
+        int r = parser_read_string(p, s, &v);
+
+        if (r < 0)
+                return r;
+        if (strlen(v) > 1024)
+                return parser_fail(p, s, "longer than 1024 bytes");
+        for (const char *c = v; *c; c++) {
+                if (*c == ',') {
+                        if (!name)
+                                return parser_fail(p, s, "\"%s\": an empty name in the list", v);
+                        name = false;
+                } else if ((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || strchr("@.-_", *c))
+                        name = true;
+                else
+                        return parser_fail(p, s, "\"%s\": algorithm names are lowercase letters, digits and "
+                                           "\"@.-_\", separated by commas", v);
+        }
+        if (!name)
+                return parser_fail(p, s, "\"%s\": an empty name in the list", v);
+        return field_set_string(FIELD(base, k, char *), v, false);
+}
+
+const KeyType key_algorithms = { parse_algorithms, print_string_field };
+
 static int parse_unsigned(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         long long v = 0;
         int r = read_integer(p, s, k->min, k->max, &v);

@@ -318,6 +318,8 @@ static const Key ssh_keys[] = {
         { "backoff_max", &key_seconds, offsetof(ConfigSsh, backoff_max) },
         { "max_streams_per_session", &key_unsigned, offsetof(ConfigSsh, max_streams_per_session), 1, 65535 },
         { "max_handshakes", &key_unsigned, offsetof(ConfigSsh, max_handshakes), 1, 100000 },
+        { "ciphers", &key_algorithms, offsetof(ConfigSsh, ciphers) },
+        { "macs", &key_algorithms, offsetof(ConfigSsh, macs) },
         {}
 };
 
@@ -491,6 +493,8 @@ static Config *config_new(const char *path) {
                 .backoff_max = 60,
                 .max_streams_per_session = 256,
                 .max_handshakes = 64,
+                .ciphers = strdup(CONFIG_DEFAULT_CIPHERS),
+                .macs = strdup(CONFIG_DEFAULT_MACS),
         };
         c->proxy = (ConfigProxy) {
                 .socket_mode = 0660,
@@ -525,7 +529,8 @@ static Config *config_new(const char *path) {
         if (c->files)
                 c->files[0] = strdup(path);
 
-        if (!c->ssh.user || !c->ssh.identity || !c->ssh.known_hosts || !c->ssh.learned_hosts ||
+        if (!c->ssh.user || !c->ssh.identity || !c->ssh.known_hosts || !c->ssh.learned_hosts || !c->ssh.ciphers ||
+            !c->ssh.macs ||
             !c->probe.target_host ||
             !c->probe.path || !c->admin.socket || !c->konnectivity.nodes || !c->path || !c->files ||
             !c->files[0])
@@ -543,6 +548,8 @@ Config *config_free(Config *c) {
         free(c->ssh.identity);
         free(c->ssh.known_hosts);
         free(c->ssh.learned_hosts);
+        free(c->ssh.ciphers);
+        free(c->ssh.macs);
         for (size_t i = 0; i < c->proxy.n_listen; i++)
                 listen_address_done(&c->proxy.listen[i]);
         free(c->proxy.listen);

@@ -228,6 +228,7 @@ int daemon_new(Config *config, Identity *identity, Daemon **ret) {
                 .ssh = &config->ssh,
                 .identity = identity,
                 .trust = d->trust,
+                .open_timeout = config->proxy.open_timeout,
                 .handshakes = d->handshakes,
                 .metrics = d->metrics,
         };

@@ -316,6 +316,7 @@ static int reload_listeners(Daemon *d, const Config *old, char **ret_error) {
  * configuration: at the one in force. */
 static void daemon_point_envs(Daemon *d) {
         d->sessions.ssh = &d->config->ssh;
+        d->sessions.open_timeout = d->config->proxy.open_timeout;
         d->node_env.probe = &d->config->probe;
 }
 

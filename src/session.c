@@ -288,6 +288,35 @@ static int session_arm_timer(Session *s, usec_t after) {
 
 static int on_session_io(sd_event_source *es, int fd, uint32_t revents, void *userdata);
 
+#ifdef HAVE_LIBSSH2_SESSION_SET_READ_TIMEOUT
+/* Seconds libssh2 may wait for one packet: proxy.open_timeout, but not
+ * less than connect_timeout nor the liveness deadline. */
+static long session_read_timeout(const Session *s) {
+        const ConfigSsh *c = session_cfg(s);
+        double t = MAX(s->env->open_timeout, c->connect_timeout);
+        long n;
+
+        t = MAX(t, c->keepalive_interval * c->keepalive_count);
+        n = (long) t;
+        if ((double) n < t)
+                n++;
+        return MAX(n, 1L);
+}
+#endif
+
+/* Both directions' preference for one kind of algorithm; a list libssh2
+ * knows none of fails the session. */
+static int session_set_methods(Session *s, int cs, int sc, const char *list, const char *key) {
+        if (!list)
+                return 0;
+        if (libssh2_session_method_pref(s->ssh, cs, list) < 0 || libssh2_session_method_pref(s->ssh, sc, list) < 0) {
+                session_fail(s, SESSION_FAILURE_PROTOCOL, "no usable algorithm",
+                             "%s: this libssh2 supports none of \"%s\"", key, list);
+                return -EINVAL;
+        }
+        return 0;
+}
+
 static void session_start_handshake(Session *s) {
         _cleanup_free_ char *known = NULL, *prefs = NULL;
         struct sockaddr_storage local;
@@ -314,6 +343,13 @@ static void session_start_handshake(Session *s) {
         libssh2_session_callback_set(s->ssh, LIBSSH2_CALLBACK_RECV, (void *) session_recv_cb);
         /* want_reply = 0: replies would pile up inside libssh2 forever */
         libssh2_keepalive_config(s->ssh, 0, (unsigned) MAX(1.0, session_cfg(s)->keepalive_interval));
+#ifdef HAVE_LIBSSH2_SESSION_SET_READ_TIMEOUT
+        /* libssh2 gives up on a packet it waits for after this (else 60 s):
+         * a channel open the node leaves unanswered fails after
+         * proxy.open_timeout, never sooner than our own handshake and
+         * liveness deadlines would end the session */
+        libssh2_session_set_read_timeout(s->ssh, session_read_timeout(s));
+#endif
 
         /* offer the key types known_hosts can verify first */
         known = s->scan_only ? NULL : trust_types(s->env->trust, s->address, s->port);
@@ -324,6 +360,13 @@ static void session_start_handshake(Session *s) {
                 prefs = strdup(s->scan_key_types);
         if (libssh2_session_method_pref(s->ssh, LIBSSH2_METHOD_HOSTKEY, prefs ? prefs : HOSTKEY_METHODS) < 0)
                 (void) libssh2_session_method_pref(s->ssh, LIBSSH2_METHOD_HOSTKEY, HOSTKEY_METHODS);
+        /* ssh.ciphers and ssh.macs, in their order (libssh2 drops names it
+         * does not know; none known fails the session, naming the key) */
+        if (session_set_methods(s, LIBSSH2_METHOD_CRYPT_CS, LIBSSH2_METHOD_CRYPT_SC, session_cfg(s)->ciphers,
+                                "ssh.ciphers") < 0 ||
+            session_set_methods(s, LIBSSH2_METHOD_MAC_CS, LIBSSH2_METHOD_MAC_SC, session_cfg(s)->macs,
+                                "ssh.macs") < 0)
+                return;
 
         session_set_state(s, SESSION_HANDSHAKING);
         session_update_io(s);

@@ -66,6 +66,8 @@ typedef struct SessionEnv {
         const Identity *identity;
         Trust *trust;                  /* the host keys: check, and accept-new's record */
         Gate *handshakes;              /* ssh.max_handshakes */
+        double open_timeout;           /* proxy.open_timeout: a channel open the node leaves
+                                        * unanswered this long fails (libssh2 >= 1.11; 0: its 60 s) */
         Metrics *metrics;              /* may be NULL */
 } SessionEnv;
 

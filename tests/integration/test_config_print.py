@@ -124,9 +124,10 @@ def test_every_key_round_trips(env):
     # a user other than root can check only a file that names itself
     user = "root" if tl.is_root() else tl.login_user()
     text = f'''
-ssh = {{ user = "tunnel"; identity = "{env.client_key}"; known_hosts = "{kh}"; learned_hosts = "";
+ssh = {{ user = "tunnel"; identity = "{env.client_key}"; known_hosts = "{kh}"; learned_hosts = "{d}/learned";
         host_key_policy = "accept-new"; port = 2200; connect_timeout = 2.5; keepalive_interval = 0.25;
-        keepalive_count = 7; pool_size = 3; max_streams_per_session = 100; max_handshakes = 9; }};
+        keepalive_count = 7; pool_size = 3; backoff_max = 12.5; max_streams_per_session = 100; max_handshakes = 9;
+        ciphers = "aes256-ctr,aes128-gcm@openssh.com"; macs = "hmac-sha2-512"; }};
 proxy = {{ listen = [ "unix:{d}/proxy.sock", "tcp:127.0.0.1:8131", "tcp:[::1]:8131" ];
           socket_mode = "0640"; socket_group = "root"; open_timeout = 3; header_timeout = 4.75;
           allow = [ "nodes:10250,10248", "10.96.0.0/12:443", "[fd00::/8]:1-1024" ]; fallback = "none";
@@ -159,7 +160,9 @@ konnectivity = {{ upstream = "tcp:konnectivity.example:8132"; nodes = [ "node-1"
     assert s["proxy.allow"] == '[ "nodes:10250,10248", "10.96.0.0/12:443", "[fd00::/8]:1-1024" ]'
     assert s["proxy.listen"] == f'[ "unix:{d}/proxy.sock", "tcp:127.0.0.1:8131", "tcp:[::1]:8131" ]'
     assert s["probe.target"] == '"[fd00::1]:10250"'
-    assert s["ssh.learned_hosts"] == '""'
+    assert s["ssh.learned_hosts"] == '"%s/learned"' % d
+    assert s["ssh.backoff_max"] == "12.5"
+    assert s["ssh.ciphers"] == '"aes256-ctr,aes128-gcm@openssh.com"'
     assert s["konnectivity.server_name"] == '"konnectivity.internal"'
     assert s["admin.metrics_per_node"] == "false"
     assert s["log.target"] == '"syslog"'

@@ -509,6 +509,12 @@ static void test_paths(void **state) {
                           "ssh = {\n  known_hosts = \"/etc/sshtund/known_hosts\";\n"
                           "  learned_hosts = \"/etc/sshtund/known_hosts\";\n};\n",
                           ":3: ssh.learned_hosts: the same file as ssh.known_hosts, which sshtund never writes");
+        assert_load_fails(fx, "ssh = { ciphers = \"aes128-ctr,,aes256-ctr\"; };\n",
+                          ":1: ssh.ciphers: \"aes128-ctr,,aes256-ctr\": an empty name in the list");
+        assert_load_fails(fx, "ssh = { macs = \"hmac-sha2-256 hmac-sha2-512\"; };\n",
+                          ":1: ssh.macs: \"hmac-sha2-256 hmac-sha2-512\": algorithm names are lowercase letters, "
+                          "digits and \"@.-_\", separated by commas");
+        assert_load_fails(fx, "ssh = { ciphers = \"\"; };\n", ":1: ssh.ciphers: \"\": an empty name in the list");
         assert_load_fails(fx, "ssh = {\n  learned_hosts = \"\";\n  host_key_policy = \"accept-new\";\n};\n",
                           ":3: ssh.host_key_policy: \"accept-new\" records keys in ssh.learned_hosts, which is empty");
 }

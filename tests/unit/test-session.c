@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libssh2.h>
 
 #include "base64.h"
 #include "channel.h"
@@ -32,6 +33,7 @@
 #include "identity.h"
 #include "iopoll.h"
 #include "log.h"
+#include "session-internal.h" /* the libssh2 session, to see what was negotiated */
 #include "session.h"
 #include "trust.h"
 
@@ -616,6 +618,79 @@ static void test_channel_echo(void **state) {
         assert_int_equal(session_channels(f->s), 0);
 }
 
+/* A channel open the node leaves unanswered (its sshd's connect hangs: the
+ * target's accept queue is full, so its SYNs are dropped) fails alone once
+ * libssh2's read timeout (proxy.open_timeout, libssh2 >= 1.11) passes; the
+ * session stays and opens the next channel. */
+static void test_open_unanswered(void **state) {
+#ifdef HAVE_LIBSSH2_SESSION_SET_READ_TIMEOUT
+        Fixture *f = *state;
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof sa;
+        int full = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), fillers[4];
+        User u = {}, v = {};
+        usec_t start;
+
+        assert_true(full >= 0);
+        assert_int_equal(bind(full, (struct sockaddr *) &sa, sizeof sa), 0);
+        assert_int_equal(getsockname(full, (struct sockaddr *) &sa, &len), 0);
+        assert_int_equal(listen(full, 0), 0);
+        /* fill the accept queue (never accepted) */
+        for (size_t i = 0; i < ELEMENTSOF(fillers); i++) {
+                fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+                (void) connect(fillers[i], (struct sockaddr *) &sa, sizeof sa);
+        }
+        usleep(200 * 1000);
+
+        f->env.open_timeout = 2;
+        f->ssh.connect_timeout = 2;
+        f->ssh.keepalive_interval = 1;
+        f->ssh.keepalive_count = 2;
+        ready(f);
+        assert_int_equal(channel_open(f->s, "127.0.0.1", ntohs(sa.sin_port), "127.0.0.1", 0, &user_callbacks, &u,
+                                      &u.ch),
+                         0);
+        start = now_usec(CLOCK_MONOTONIC);
+        RUN_UNTIL(f, u.opened != 0);
+        assert_int_equal(u.opened, -ETIMEDOUT);
+        assert_true(now_usec(CLOCK_MONOTONIC) - start >= 1 * USEC_PER_SEC);
+        assert_int_equal(f->opened[STREAM_UNAVAILABLE], 1);
+        assert_int_equal(session_state(f->s), SESSION_READY);
+
+        /* the next open goes through */
+        assert_int_equal(channel_open(f->s, "127.0.0.1", f->echo_port, "127.0.0.1", 0, &user_callbacks, &v, &v.ch),
+                         0);
+        RUN_UNTIL(f, v.opened != 0);
+        assert_int_equal(v.opened, 1);
+        assert_int_equal(session_state(f->s), SESSION_READY);
+        channel_close(v.ch);
+        for (size_t i = 0; i < ELEMENTSOF(fillers); i++)
+                close(fillers[i]);
+        close(full);
+#else
+        skip(); /* libssh2 < 1.11 waits a fixed 60 s */
+#endif
+}
+
+/* ssh.ciphers naming nothing this libssh2 knows: the session fails at once,
+ * naming the key. */
+static void test_unknown_ciphers(void **state) {
+        Fixture *f = *state;
+
+        f->ssh.ciphers = (char *) "no-such-cipher,other-nonsense";
+        make(f, f->sshd_port);
+        session_connect(f->s);
+        RUN_UNTIL(f, ended(f));
+        assert_non_null(strstr(session_last_error(f->s), "ssh.ciphers"));
+        f->ssh.ciphers = (char *) "aes256-ctr";
+        f->ssh.macs = (char *) "hmac-sha2-512";
+        session_connect(f->s);
+        RUN_UNTIL(f, session_state(f->s) == SESSION_READY || ended(f));
+        assert_int_equal(session_state(f->s), SESSION_READY);
+        assert_string_equal(libssh2_session_methods(f->s->ssh, LIBSSH2_METHOD_CRYPT_CS), "aes256-ctr");
+        assert_string_equal(libssh2_session_methods(f->s->ssh, LIBSSH2_METHOD_MAC_SC), "hmac-sha2-512");
+}
+
 static void test_channel_refused(void **state) {
         Fixture *f = *state;
         uint16_t port;
@@ -719,6 +794,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_channel_echo, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_channel_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_open_unanswered, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_unknown_ciphers, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_opens_in_order, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_session_end_fails_channels, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_abandoned_open, setup, teardown),
