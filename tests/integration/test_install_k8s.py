@@ -17,7 +17,7 @@ import sshtund_testlib as tl
 
 pytestmark = pytest.mark.alarm(600)
 
-DIRS = ("prefix", "sbindir", "sysconfdir", "mandir", "systemdsystemunitdir")
+DIRS = ("prefix", "bindir", "sbindir", "sysconfdir", "mandir", "systemdsystemunitdir")
 NEW_UNITS = ("sshtund-sync-nodes-watch.service", "sshtund-publish-hostkey.service",
              "sshtund-publish-hostkey.path")
 # What the new units refer to, copied next to them for verify.
@@ -110,8 +110,11 @@ def test_units(installed):
         with open(path) as f:
             texts[u] = f.read()
         assert not re.findall(r"@[a-z_]+@", texts[u]), u
-    sbin, etc = dirs["sbindir"], dirs["sysconfdir"]
-    assert f"ExecStart={sbin}/sshtund-sync-nodes --watch --output {etc}/sshtund/nodes.conf\n" \
+    sbin, bindir, etc = dirs["sbindir"], dirs["bindir"], dirs["sysconfdir"]
+    assert f"ExecStart={sbin}/sshtund-sync-nodes --watch --trust-host-keys --sshtunctl " \
+        f"{bindir}/sshtunctl --output {etc}/sshtund/nodes.conf\n" \
+        in texts["sshtund-sync-nodes-watch.service"]
+    assert "CapabilityBoundingSet=CAP_CHOWN CAP_DAC_OVERRIDE\n" \
         in texts["sshtund-sync-nodes-watch.service"]
     assert "Type=simple\n" in texts["sshtund-sync-nodes-watch.service"]
     assert "Restart=always\n" in texts["sshtund-sync-nodes-watch.service"]
