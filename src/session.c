@@ -308,12 +308,63 @@ static long session_read_timeout(const Session *s) {
 }
 #endif
 
-/* Both directions' preference for one kind of algorithm; a list libssh2
- * knows none of fails the session. */
+/* 'list' (comma-separated) without the names this libssh2 does not
+ * support for 'type', nor repeats, in its order; malloc'd, "" when none is
+ * left, NULL when out of memory. libssh2 drops unknown names itself, but
+ * 1.10 does it with an overlapping memcpy(). */
+static char *session_supported_methods(Session *s, int type, const char *list) {
+        const char **algs = NULL;
+        int n = libssh2_session_supported_algs(s->ssh, type, &algs);
+        size_t len = strlen(list);
+        char *out = malloc(len + 1), *o = out;
+
+        if (!out) {
+                if (n > 0)
+                        libssh2_free(s->ssh, algs);
+                return NULL;
+        }
+        *o = 0;
+        for (const char *p = list; *p;) {
+                size_t k = strcspn(p, ",");
+                bool known = n <= 0; /* the library cannot say: keep it */
+
+                for (int i = 0; i < n && !known; i++)
+                        known = strlen(algs[i]) == k && strncmp(algs[i], p, k) == 0;
+                for (const char *q = out; known && *q;) {
+                        size_t m = strcspn(q, ",");
+                        if (m == k && strncmp(q, p, k) == 0)
+                                known = false; /* a repeat */
+                        q += m + (q[m] == ',');
+                }
+                if (known && k > 0) {
+                        if (o != out)
+                                *o++ = ',';
+                        memcpy(o, p, k);
+                        o += k;
+                        *o = 0;
+                }
+                p += k + (p[k] == ',');
+        }
+        if (n > 0)
+                libssh2_free(s->ssh, algs);
+        return out;
+}
+
+/* One kind of algorithm, both directions (cs == sc for host keys), in the
+ * order of 'list'; a list libssh2 knows none of fails the session naming
+ * 'key'. */
 static int session_set_methods(Session *s, int cs, int sc, const char *list, const char *key) {
+        _cleanup_free_ char *supported = NULL;
+
         if (!list)
                 return 0;
-        if (libssh2_session_method_pref(s->ssh, cs, list) < 0 || libssh2_session_method_pref(s->ssh, sc, list) < 0) {
+        supported = session_supported_methods(s, cs, list);
+        if (!supported) {
+                session_fail(s, SESSION_FAILURE_PROTOCOL, "out of memory", "out of memory");
+                return -ENOMEM;
+        }
+        if (!*supported || libssh2_session_method_pref(s->ssh, cs, supported) < 0 ||
+            (sc != cs && libssh2_session_method_pref(s->ssh, sc, supported) < 0)) {
                 session_fail(s, SESSION_FAILURE_PROTOCOL, "no usable algorithm",
                              "%s: this libssh2 supports none of \"%s\"", key, list);
                 return -EINVAL;
@@ -367,10 +418,11 @@ static void session_start_handshake(Session *s) {
                         prefs = NULL;
         } else if (s->scan_key_types)
                 prefs = strdup(s->scan_key_types);
-        if (libssh2_session_method_pref(s->ssh, LIBSSH2_METHOD_HOSTKEY, prefs ? prefs : HOSTKEY_METHODS) < 0)
-                (void) libssh2_session_method_pref(s->ssh, LIBSSH2_METHOD_HOSTKEY, HOSTKEY_METHODS);
-        /* ssh.ciphers and ssh.macs, in their order (libssh2 drops names it
-         * does not know; none known fails the session, naming the key) */
+        if (session_set_methods(s, LIBSSH2_METHOD_HOSTKEY, LIBSSH2_METHOD_HOSTKEY, prefs ? prefs : HOSTKEY_METHODS,
+                                "host key types") < 0)
+                return;
+        /* ssh.ciphers and ssh.macs, in their order (names this libssh2 does
+         * not know are left out; none known fails the session, naming the key) */
         if (session_set_methods(s, LIBSSH2_METHOD_CRYPT_CS, LIBSSH2_METHOD_CRYPT_SC, session_cfg(s)->ciphers,
                                 "ssh.ciphers") < 0 ||
             session_set_methods(s, LIBSSH2_METHOD_MAC_CS, LIBSSH2_METHOD_MAC_SC, session_cfg(s)->macs,

@@ -583,7 +583,8 @@ static void user_readable(Channel *ch, void *userdata) {
         Buffer *rx = channel_rx(ch);
         size_t n = MIN(buffer_len(rx), sizeof u->got - 1 - u->got_len);
 
-        memcpy(u->got + u->got_len, buffer_head(rx), n);
+        if (n > 0) /* called at EOF with nothing new, too */
+                memcpy(u->got + u->got_len, buffer_head(rx), n);
         u->got_len += n;
         buffer_consume(rx, n);
         channel_consumed(ch);
