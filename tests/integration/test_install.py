@@ -27,38 +27,14 @@ SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 EXPOSURE_THRESHOLD = 20
 
 
-def make_env():
-    """The environment for a make of our own: without the parent make's
-    jobserver (its descriptors are not passed down) and flags."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL",
-                                                              "MAKEOVERRIDES", "DESTDIR")}
-    env["LC_ALL"] = "C"
-    return env
-
-
-def make(*args, timeout=300):
-    r = subprocess.run(["make", "-C", tl.BUILDDIR, "--no-print-directory", *args],
-                       capture_output=True, text=True, timeout=timeout, env=make_env(),
-                       stdin=subprocess.DEVNULL)
-    assert r.returncode == 0, f"make {' '.join(args)}: exit {r.returncode}\n{r.stdout[-3000:]}\n" \
-                              f"{r.stderr[-3000:]}"
-    return r
+make_env = tl.make_env
+make = tl.make
 
 
 @pytest.fixture(scope="module")
 def dirs():
     """The installation directories of the build tree, as make expands them."""
-    with tempfile.TemporaryDirectory(prefix="sshtund-dirs-") as tmp:
-        mk = os.path.join(tmp, "print.mk")
-        with open(mk, "w") as f:
-            f.write("print-install-dirs:\n")
-            for d in DIRS:
-                f.write(f"\t@echo '{d}=$({d})'\n")
-        r = make("-s", "-f", "Makefile", "-f", mk, "print-install-dirs")
-    out = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
-    for d in DIRS:
-        assert d in out, f"{d} not printed: {r.stdout!r}"
-    return out
+    return tl.make_variables(*DIRS)
 
 
 @pytest.fixture

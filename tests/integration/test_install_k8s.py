@@ -27,20 +27,8 @@ SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 EXPOSURE_THRESHOLD = 25  # tenths: 2.0 and 1.6 today
 
 
-def make_env():
-    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL",
-                                                              "MAKEOVERRIDES", "DESTDIR")}
-    env["LC_ALL"] = "C"
-    return env
-
-
-def make(*args, timeout=300):
-    r = subprocess.run(["make", "-C", tl.BUILDDIR, "--no-print-directory", *args],
-                       capture_output=True, text=True, timeout=timeout, env=make_env(),
-                       stdin=subprocess.DEVNULL)
-    assert r.returncode == 0, f"make {' '.join(args)}: exit {r.returncode}\n{r.stdout[-3000:]}\n" \
-                              f"{r.stderr[-3000:]}"
-    return r
+make_env = tl.make_env
+make = tl.make
 
 
 def under(dest, path):
