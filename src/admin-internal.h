@@ -1,5 +1,6 @@
 /* What admin.c (routing, connections, the sockets), admin-json.c (the JSON
- * views) and admin-scan.c (host key scans) share. Other modules use admin.h. */
+ * views) and admin-hostkeys.c (host key scans, trust, list) share. Other
+ * modules use admin.h. */
 #pragma once
 
 #include <stdbool.h>
@@ -24,6 +25,8 @@
 
 #define JSON_TYPE "application/json"
 #define SCAN_PATH "/v1/hostkeys/scan"
+#define TRUST_PATH "/v1/hostkeys/trust"
+#define HOSTKEYS_PATH "/v1/hostkeys"
 
 typedef enum ConnState {
         CONN_READING,   /* the request head */
@@ -88,12 +91,17 @@ char *admin_nodes_body(const AdminEnv *env);
 /* GET /v1/migration: the move to Konnectivity, node by node. */
 json_t *admin_migration_to_json(const AdminEnv *env);
 
-/* admin-scan.c */
+/* admin-hostkeys.c */
 
-/* Route POST /v1/hostkeys/scan outside the socket server: only checked. */
+/* Route POST /v1/hostkeys/scan and /v1/hostkeys/trust outside the socket
+ * server: only checked. */
 int admin_route_scan(const AdminEnv *env, const char *method, const char *target, AdminReply *reply);
-/* Answer POST /v1/hostkeys/scan on 'c': a 400 or 503 now, else a scan that replies later. */
+/* Answer POST /v1/hostkeys/scan or /v1/hostkeys/trust on 'c': a 400, 404
+ * or 503 now, else a scan that replies later. */
 int admin_conn_scan(AdminConn *c, const char *target);
+/* GET /v1/hostkeys[?node=NAME]: the keys the files hold for each node, or
+ * for the one (404 when it does not exist). */
+int admin_route_hostkeys(const AdminEnv *env, const char *method, const char *target, AdminReply *reply);
 /* The backstop timer of a scanning connection fired: drop the scan, reply 504. */
 int admin_conn_scan_timeout(AdminConn *c);
 /* Stops a scan and detaches it from its connection (which stays open). */

@@ -293,8 +293,10 @@ static int admin_route(const AdminEnv *env, const char *method, const char *targ
                         return admin_reply_not_allowed(reply, "GET");
                 return reply_json(reply, 200, admin_migration_to_json(env));
         }
-        if (path_is(path, len, SCAN_PATH))
+        if (path_is(path, len, SCAN_PATH) || path_is(path, len, TRUST_PATH))
                 return admin_route_scan(env, method, target, reply);
+        if (path_is(path, len, HOSTKEYS_PATH))
+                return admin_route_hostkeys(env, method, target, reply);
         if (path_is(path, len, "/v1/reload")) {
                 if (!streq(method, "POST"))
                         return admin_reply_not_allowed(reply, "POST");
@@ -459,7 +461,8 @@ static bool is_scan_request(const HttpRequest *req) {
         size_t len;
 
         target_path(http_request_target(req), &path, &len);
-        return streq(http_request_method(req), "POST") && path_is(path, len, SCAN_PATH);
+        return streq(http_request_method(req), "POST") &&
+               (path_is(path, len, SCAN_PATH) || path_is(path, len, TRUST_PATH));
 }
 
 static int conn_handle(AdminConn *c, const HttpRequest *req) {

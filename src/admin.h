@@ -53,6 +53,9 @@ typedef struct AdminOps {
         char *(*metrics)(void *userdata, size_t *ret_len);
         /* The configuration now in force. */
         const Config *(*config)(void *userdata);
+        /* `hostkeys trust` recorded the node's key: it should not wait for
+         * its next retry. */
+        void (*host_key_trusted)(void *userdata, const char *name);
 } AdminOps;
 
 /* Everything an admin listener uses, owned by the daemon. */

@@ -174,6 +174,17 @@ static int session_drive_opens(Session *s, bool *progress) {
                         int e = libssh2_session_last_errno(s->ssh);
                         if (e == LIBSSH2_ERROR_EAGAIN)
                                 return 0;
+                        if (e == LIBSSH2_ERROR_TIMEOUT && ch->kind == CHANNEL_USER) {
+                                /* libssh2 stopped waiting for this open (its read
+                                 * timeout, proxy.open_timeout on 1.11) and is ready for
+                                 * the next: the stream fails, the session carries on */
+                                *progress = true;
+                                log_node(LOG_INFO, s->node_name,
+                                         "a channel open went unanswered until libssh2's read timeout: that "
+                                         "stream fails, the session stays");
+                                channel_fail(ch, -ETIMEDOUT, "the node did not answer the channel open in time");
+                                continue;
+                        }
                         if (!channel_is_error(e))
                                 return e;
                         /* the node answered: refused */

@@ -8,13 +8,23 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "address.h"
 #include "log.h"
 #include "router.h"
 
-#define CONFIG_DEFAULT_PATH "/etc/sshtund/sshtund.conf"
+/* The directories configure was given (Makefile.am passes them): packages
+ * configure --sysconfdir=/etc --localstatedir=/var. The sockets stay in
+ * /run/sshtund, systemd's RuntimeDirectory, whatever the prefix. */
+#if !defined(SYSCONFDIR) || !defined(LOCALSTATEDIR)
+#error "SYSCONFDIR and LOCALSTATEDIR come from Makefile.am"
+#endif
+#define CONFIG_DEFAULT_PATH SYSCONFDIR "/sshtund/sshtund.conf"
+#define CONFIG_DEFAULT_IDENTITY SYSCONFDIR "/sshtund/id_ed25519"
+#define CONFIG_DEFAULT_KNOWN_HOSTS SYSCONFDIR "/sshtund/known_hosts"
+#define CONFIG_DEFAULT_LEARNED_HOSTS LOCALSTATEDIR "/lib/sshtund/known_hosts"
 
 typedef enum HostKeyPolicy {
         HOST_KEY_POLICY_STRICT,
@@ -33,11 +43,20 @@ typedef enum ProbeType {
         PROBE_HTTPS,
 } ProbeType;
 
+/* What libssh2 runs fastest first (measured by `make bench`, see
+ * bench/RESULTS.md): its AES-CTR beats its AES-GCM; the -etm MACs cost
+ * nothing measurable over the others and are the sounder construction.
+ * Names the library does not know (GCM and -etm before 1.11) are
+ * skipped. */
+#define CONFIG_DEFAULT_CIPHERS "aes128-ctr,aes256-ctr,aes192-ctr,aes128-gcm@openssh.com,aes256-gcm@openssh.com"
+#define CONFIG_DEFAULT_MACS                                                                       \
+        "hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com,hmac-sha2-256,hmac-sha2-512"
+
 typedef struct ConfigSsh {
         char *user;                       /* default "sshtund" */
-        char *identity;                   /* default "/etc/sshtund/id_ed25519" */
-        char *known_hosts;                /* default "/etc/sshtund/known_hosts"; never written */
-        char *learned_hosts;              /* default "/var/lib/sshtund/known_hosts", "" (NULL here):
+        char *identity;                   /* default CONFIG_DEFAULT_IDENTITY */
+        char *known_hosts;                /* default CONFIG_DEFAULT_KNOWN_HOSTS; never written */
+        char *learned_hosts;              /* default CONFIG_DEFAULT_LEARNED_HOSTS, "" (NULL here):
                                            * none; the only file sshtund writes */
         HostKeyPolicy host_key_policy;    /* default strict */
         uint16_t port;                    /* default 22 */
@@ -48,6 +67,8 @@ typedef struct ConfigSsh {
         double backoff_max;               /* seconds: the longest wait between reconnects, default 60 */
         unsigned max_streams_per_session; /* default 256 */
         unsigned max_handshakes;          /* default 64 */
+        char *ciphers;                    /* default CONFIG_DEFAULT_CIPHERS: the order offered */
+        char *macs;                       /* default CONFIG_DEFAULT_MACS */
 } ConfigSsh;
 
 typedef struct ConfigProxy {
@@ -98,6 +119,7 @@ typedef struct ConfigNode {
         Cidr pod_cidr;
         const char *file; /* where it was defined (points into Config) */
         int line;
+        bool from_nodes_file; /* read from nodes_file (or a file it includes) */
 } ConfigNode;
 
 typedef struct ConfigForward {
@@ -150,6 +172,20 @@ int config_load(const char *path, Config **ret, char **ret_error);
 /* The same for a reload: an identity file this process may no longer read
  * (privileges were dropped) is not an error, the key read at start stays. */
 int config_load_for_reload(const char *path, Config **ret, char **ret_error);
+
+/* What both `sshtund -t` and the start run, so that they cannot differ:
+ * config_load(), then every check of what the file names on this host that
+ * start would otherwise stumble on later (parser_check_host in
+ * config-check.c: the accounts, the identity's permissions, known_hosts and
+ * learned_hosts, the TLS files, the directories of the Unix sockets).
+ * Binds, creates and dials nothing. Errors as config_load(). */
+int config_load_for_start(const char *path, Config **ret, char **ret_error);
+
+/* Write 'c' to 'f' as libconfig text that config_load() reads back to the
+ * same configuration: every key with its value, defaults filled in (sshtund
+ * -T). The nodes_file stays named, its nodes shown in comments. Returns 0
+ * or -errno (a write error, -ENOMEM). */
+int config_print(const Config *c, FILE *f);
 
 /* Frees everything; accepts NULL; returns NULL. */
 Config *config_free(Config *c);

@@ -50,7 +50,7 @@ static bool hostname_is_valid(const char *s) {
         return dns_name_is_valid(s, false);
 }
 
-static int key_node_name(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+static int parse_node_name(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         const char *v;
         int r = parser_read_string(p, s, &v);
         if (r < 0)
@@ -63,17 +63,31 @@ static int key_node_name(Parser *p, const config_setting_t *s, void *base, const
         return field_set_string(FIELD(base, k, char *), v, false);
 }
 
-static int key_hostnames(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+static const KeyType key_node_name = { parse_node_name, print_string_field };
+
+static void print_strv_field(Printer *w, const void *base, const Key *k) {
+        printer_key(w, k);
+        printer_strv(w, *CONST_FIELD(base, k, char **));
+        printer_end(w);
+}
+
+static int parse_hostnames(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         return parser_read_strv(p, s, HOSTNAMES_MAX, hostname_is_valid, "hostname",
                                 FIELD(base, k, char **));
 }
 
-static int key_pod_cidr(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+static const KeyType key_hostnames = { parse_hostnames, print_strv_field };
+
+/* "" is none, as when the key is left out: -T writes every key. */
+static int parse_pod_cidr(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         ConfigNode *n = base;
         const char *v;
         int r = parser_read_string(p, s, &v);
         if (r < 0)
                 return r;
+        n->has_pod_cidr = false;
+        if (!*v)
+                return 0;
         if (cidr_parse(v, &n->pod_cidr) < 0)
                 return parser_fail(p, s,
                                    "invalid CIDR \"%s\" (expected ADDRESS/PREFIX with no host bits set, "
@@ -83,12 +97,23 @@ static int key_pod_cidr(Parser *p, const config_setting_t *s, void *base, const 
         return 0;
 }
 
+static void print_pod_cidr(Printer *w, const void *base, const Key *k) {
+        const ConfigNode *n = base;
+        char buf[INET6_ADDRSTRLEN + 8];
+
+        printer_key(w, k);
+        printer_string(w, n->has_pod_cidr ? cidr_to_string(&n->pod_cidr, buf, sizeof(buf)) : "");
+        printer_end(w);
+}
+
+static const KeyType key_pod_cidr = { parse_pod_cidr, print_pod_cidr };
+
 static const Key node_keys[] = {
-        { "name", key_node_name, offsetof(ConfigNode, name) },
-        { "address", key_host, offsetof(ConfigNode, address) },
-        { "port", key_port, offsetof(ConfigNode, port) },
-        { "hostnames", key_hostnames, offsetof(ConfigNode, hostnames) },
-        { "pod_cidr", key_pod_cidr },
+        { "name", &key_node_name, offsetof(ConfigNode, name) },
+        { "address", &key_host, offsetof(ConfigNode, address) },
+        { "port", &key_port, offsetof(ConfigNode, port) },
+        { "hostnames", &key_hostnames, offsetof(ConfigNode, hostnames) },
+        { "pod_cidr", &key_pod_cidr },
         {}
 };
 
@@ -102,7 +127,7 @@ static int check_group_list(Parser *p, const config_setting_t *s, int max) {
         return 0;
 }
 
-int key_nodes(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+static int parse_nodes(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         static const char *const required[] = { "name", "address", NULL };
         Config *c = base;
         const config_setting_t **elems;
@@ -150,6 +175,50 @@ int key_nodes(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         return 0;
 }
 
+static bool node_from_nodes_file(const void *elem, const void *userdata) {
+        return ((const ConfigNode *) elem)->from_nodes_file;
+}
+
+static bool node_from_main_file(const void *elem, const void *userdata) {
+        return !node_from_nodes_file(elem, userdata);
+}
+
+/* The main file's nodes, @include'd ones among them; with each one's port
+ * filled in from ssh.port where it had none. */
+static void print_nodes(Printer *w, const void *base, const Key *k) {
+        const Config *c = base;
+
+        printer_key(w, k);
+        printer_list(w, c->nodes, c->n_nodes, sizeof(ConfigNode), node_keys, node_from_main_file, NULL);
+        printer_end(w);
+}
+
+const KeyType key_nodes = { parse_nodes, print_nodes };
+
+/* The nodes_file stays named: read again whenever it changes, it is not a
+ * copy of today's nodes. They are shown under it as comments. */
+static void print_nodes_file(Printer *w, const void *base, const Key *k) {
+        const Config *c = base;
+        Printer comment = *w;
+        const Key nodes = { "nodes", &key_nodes };
+
+        print_string_field(w, base, k);
+        if (!c->nodes_file)
+                return;
+        if (c->nodes_file_missing) {
+                printer_line(w, "# It does not exist (yet): no nodes from it.");
+                return;
+        }
+        printer_line(w, "# Its nodes, read again whenever it changes:");
+        comment.prefix = "# ";
+        printer_key(&comment, &nodes);
+        printer_list(&comment, c->nodes, c->n_nodes, sizeof(ConfigNode), node_keys, node_from_nodes_file, NULL);
+        printer_end(&comment);
+        w->error = w->error ?: comment.error;
+}
+
+const KeyType key_nodes_file = { parse_path, print_nodes_file };
+
 /* The nodes_file holds "nodes = ( ... );" and nothing else; its nodes join
  * the main file's. A file that does not exist yet (the sync job has not run)
  * is an empty list, noted in c->nodes_file_missing. */
@@ -157,6 +226,7 @@ int parser_read_nodes_file(Parser *p) {
         Config *c = p->config;
         const config_setting_t *root, *list;
         mode_t type = 0;
+        size_t first;
         int r;
 
         if (!c->nodes_file)
@@ -197,10 +267,14 @@ int parser_read_nodes_file(Parser *p) {
         list = config_lookup(p->nodes_lc, "nodes");
         if (!list)
                 return 0;
-        return key_nodes(p, list, c, NULL);
+        first = c->n_nodes;
+        r = parse_nodes(p, list, c, NULL);
+        for (size_t i = first; i < c->n_nodes; i++)
+                c->nodes[i].from_nodes_file = true;
+        return r;
 }
 
-static int key_forward_listen(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+static int parse_forward_listen(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         const char *v;
         int r = parser_read_string(p, s, &v);
         if (r < 0)
@@ -208,19 +282,44 @@ static int key_forward_listen(Parser *p, const config_setting_t *s, void *base, 
         return parser_read_listen(p, s, v, FIELD(base, k, ListenAddress));
 }
 
-static int key_forward_target(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+static void print_forward_listen(Printer *w, const void *base, const Key *k) {
+        _cleanup_free_ char *v = listen_address_to_string(CONST_FIELD(base, k, ListenAddress));
+
+        if (!v)
+                w->error = -ENOMEM;
+        printer_key(w, k);
+        printer_string(w, v);
+        printer_end(w);
+}
+
+static const KeyType key_forward_listen = { parse_forward_listen, print_forward_listen };
+
+static int parse_forward_target(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         ConfigForward *f = base;
         return parser_read_hostport(p, s, &f->target_host, &f->target_port);
 }
 
+static void print_forward_target(Printer *w, const void *base, const Key *k) {
+        const ConfigForward *f = base;
+        _cleanup_free_ char *v = hostport_join(f->target_host, f->target_port);
+
+        if (!v)
+                w->error = -ENOMEM;
+        printer_key(w, k);
+        printer_string(w, v);
+        printer_end(w);
+}
+
+static const KeyType key_forward_target = { parse_forward_target, print_forward_target };
+
 static const Key forward_keys[] = {
-        { "listen", key_forward_listen, offsetof(ConfigForward, listen) },
-        { "node", key_node_name, offsetof(ConfigForward, node) },
-        { "target", key_forward_target },
+        { "listen", &key_forward_listen, offsetof(ConfigForward, listen) },
+        { "node", &key_node_name, offsetof(ConfigForward, node) },
+        { "target", &key_forward_target },
         {}
 };
 
-int key_forwards(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+static int parse_forwards(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         static const char *const required[] = { "listen", "node", "target", NULL };
         Config *c = base;
         int n, r;
@@ -247,7 +346,17 @@ int key_forwards(Parser *p, const config_setting_t *s, void *base, const Key *k)
         return 0;
 }
 
-static int key_upstream(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+static void print_forwards(Printer *w, const void *base, const Key *k) {
+        const Config *c = base;
+
+        printer_key(w, k);
+        printer_list(w, c->forwards, c->n_forwards, sizeof(ConfigForward), forward_keys, NULL, NULL);
+        printer_end(w);
+}
+
+const KeyType key_forwards = { parse_forwards, print_forwards };
+
+static int parse_upstream(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         const char *v;
         int r = parser_read_string(p, s, &v);
         if (r < 0)
@@ -271,30 +380,59 @@ static int key_upstream(Parser *p, const config_setting_t *s, void *base, const 
         return field_set_string(FIELD(base, k, char *), v, false);
 }
 
-static int key_konnectivity_nodes(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+static const KeyType key_upstream = { parse_upstream, print_string_field };
+
+static int parse_konnectivity_nodes(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         return parser_read_strv(p, s, NODES_MAX, node_name_or_star_is_valid, "node name",
                                 FIELD(base, k, char **));
 }
 
+static const KeyType key_konnectivity_nodes = { parse_konnectivity_nodes, print_strv_field };
+
+/* "" is unset (the upstream's host), as when the key is left out. */
+static int parse_server_name(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+        if (config_setting_type(s) == CONFIG_TYPE_STRING && !*config_setting_get_string(s)) {
+                free(*FIELD(base, k, char *));
+                *FIELD(base, k, char *) = NULL;
+                return 0;
+        }
+        return parse_host(p, s, base, k);
+}
+
+static const KeyType key_server_name = { parse_server_name, print_string_field };
+
 static const Key konnectivity_keys[] = {
-        { "upstream", key_upstream, offsetof(ConfigKonnectivity, upstream) },
-        { "nodes", key_konnectivity_nodes, offsetof(ConfigKonnectivity, nodes) },
-        { "fallback_to_ssh", key_bool, offsetof(ConfigKonnectivity, fallback_to_ssh) },
-        { "ca_file", key_path, offsetof(ConfigKonnectivity, ca_file), .max = PATH_MAX },
-        { "cert_file", key_path, offsetof(ConfigKonnectivity, cert_file), .max = PATH_MAX },
-        { "key_file", key_path, offsetof(ConfigKonnectivity, key_file), .max = PATH_MAX },
-        { "server_name", key_host, offsetof(ConfigKonnectivity, server_name) },
-        { "probe_port", key_port, offsetof(ConfigKonnectivity, probe_port) },
+        { "upstream", &key_upstream, offsetof(ConfigKonnectivity, upstream) },
+        { "nodes", &key_konnectivity_nodes, offsetof(ConfigKonnectivity, nodes) },
+        { "fallback_to_ssh", &key_bool, offsetof(ConfigKonnectivity, fallback_to_ssh) },
+        { "ca_file", &key_path, offsetof(ConfigKonnectivity, ca_file), .max = PATH_MAX },
+        { "cert_file", &key_path, offsetof(ConfigKonnectivity, cert_file), .max = PATH_MAX },
+        { "key_file", &key_path, offsetof(ConfigKonnectivity, key_file), .max = PATH_MAX },
+        { "server_name", &key_server_name, offsetof(ConfigKonnectivity, server_name) },
+        { "probe_port", &key_port, offsetof(ConfigKonnectivity, probe_port) },
         {}
 };
 
-int key_konnectivity(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+static int parse_konnectivity(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         static const char *const required[] = { "upstream", NULL };
         int r = parser_read_group(p, s, FIELD(base, k, char), konnectivity_keys);
         if (r < 0)
                 return r;
         return parser_require_members(p, s, required);
 }
+
+/* Without an upstream the section is absent: nothing to print but a note. */
+static void print_konnectivity(Printer *w, const void *base, const Key *k) {
+        const Key section = { k->name, &key_section, k->offset, .keys = konnectivity_keys };
+
+        if (!CONST_FIELD(base, k, ConfigKonnectivity)->upstream) {
+                printer_line(w, "# konnectivity: no section, every node goes over SSH.");
+                return;
+        }
+        print_section(w, base, &section);
+}
+
+const KeyType key_konnectivity = { parse_konnectivity, print_konnectivity };
 
 /* --- whole-file checks --------------------------------------------------- */
 

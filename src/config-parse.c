@@ -1,5 +1,6 @@
 /* Reading one setting: where it is (FILE:LINE: KEY in every message), its
- * typed value within bounds, and a group checked against its table of keys. */
+ * typed value within bounds, and a group checked against its table of keys;
+ * the key types, each read and written (sshtund -T) side by side. */
 #include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -338,18 +339,33 @@ int parser_read_group(Parser *p, const config_setting_t *g, void *base, const Ke
                         k++;
                 if (!k->name)
                         return parser_fail(p, s, "unknown key");
-                r = k->parse(p, s, base, k);
+                r = k->type->parse(p, s, base, k);
                 if (r < 0)
                         return r;
         }
         return 0;
 }
 
-int key_section(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+int parse_section(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         return parser_read_group(p, s, FIELD(base, k, char), k->keys);
 }
 
-int key_host(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+void print_section(Printer *w, const void *base, const Key *k) {
+        printer_key(w, k);
+        printer_group(w, CONST_FIELD(base, k, char), k->keys);
+        printer_end(w);
+}
+
+const KeyType key_section = { parse_section, print_section };
+
+/* Every char * field: NULL (unset, where "" means unset) prints as "". */
+void print_string_field(Printer *w, const void *base, const Key *k) {
+        printer_key(w, k);
+        printer_string(w, *CONST_FIELD(base, k, char *));
+        printer_end(w);
+}
+
+int parse_host(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         const char *v;
         int r = parser_read_string(p, s, &v);
         if (r < 0)
@@ -359,8 +375,10 @@ int key_host(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         return field_set_string(FIELD(base, k, char *), v, false);
 }
 
+const KeyType key_host = { parse_host, print_string_field };
+
 /* k->min: 0 if "" means unset (NULL). */
-int key_account(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+static int parse_account(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         const char *v;
         int r = parser_read_string(p, s, &v);
         if (r < 0)
@@ -372,8 +390,10 @@ int key_account(Parser *p, const config_setting_t *s, void *base, const Key *k) 
         return field_set_string(FIELD(base, k, char *), v, true);
 }
 
+const KeyType key_account = { parse_account, print_string_field };
+
 /* k->min: 0 if "" means unset (NULL); k->max: longest allowed. */
-int key_path(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+int parse_path(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         const char *v;
         int r = parser_read_string(p, s, &v);
         if (r < 0)
@@ -387,7 +407,38 @@ int key_path(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         return field_set_string(FIELD(base, k, char *), v, true);
 }
 
-int key_unsigned(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+const KeyType key_path = { parse_path, print_string_field };
+
+/* An SSH algorithm list as OpenSSH writes one: names of letters, digits
+ * and "@.-_", separated by commas. */
+static int parse_algorithms(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+        const char *v;
+        bool name = false;
+        int r = parser_read_string(p, s, &v);
+
+        if (r < 0)
+                return r;
+        if (strlen(v) > 1024)
+                return parser_fail(p, s, "longer than 1024 bytes");
+        for (const char *c = v; *c; c++) {
+                if (*c == ',') {
+                        if (!name)
+                                return parser_fail(p, s, "\"%s\": an empty name in the list", v);
+                        name = false;
+                } else if ((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || strchr("@.-_", *c))
+                        name = true;
+                else
+                        return parser_fail(p, s, "\"%s\": algorithm names are lowercase letters, digits and "
+                                           "\"@.-_\", separated by commas", v);
+        }
+        if (!name)
+                return parser_fail(p, s, "\"%s\": an empty name in the list", v);
+        return field_set_string(FIELD(base, k, char *), v, false);
+}
+
+const KeyType key_algorithms = { parse_algorithms, print_string_field };
+
+static int parse_unsigned(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         long long v = 0;
         int r = read_integer(p, s, k->min, k->max, &v);
         if (r < 0)
@@ -396,7 +447,15 @@ int key_unsigned(Parser *p, const config_setting_t *s, void *base, const Key *k)
         return 0;
 }
 
-int key_port(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+static void print_unsigned(Printer *w, const void *base, const Key *k) {
+        printer_key(w, k);
+        printer_printf(w, "%u", *CONST_FIELD(base, k, unsigned));
+        printer_end(w);
+}
+
+const KeyType key_unsigned = { parse_unsigned, print_unsigned };
+
+static int parse_port(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         long long v = 0;
         int r = read_integer(p, s, 1, 65535, &v);
         if (r < 0)
@@ -405,7 +464,15 @@ int key_port(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         return 0;
 }
 
-int key_seconds(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+static void print_port(Printer *w, const void *base, const Key *k) {
+        printer_key(w, k);
+        printer_printf(w, "%u", (unsigned) *CONST_FIELD(base, k, uint16_t));
+        printer_end(w);
+}
+
+const KeyType key_port = { parse_port, print_port };
+
+static int parse_seconds(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         double v = 0;
         int r = read_number(p, s, &v);
         if (r < 0)
@@ -417,7 +484,15 @@ int key_seconds(Parser *p, const config_setting_t *s, void *base, const Key *k) 
         return 0;
 }
 
-int key_fraction(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+static void print_double(Printer *w, const void *base, const Key *k) {
+        printer_key(w, k);
+        printer_double(w, *CONST_FIELD(base, k, double));
+        printer_end(w);
+}
+
+const KeyType key_seconds = { parse_seconds, print_double };
+
+static int parse_fraction(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         double v = 0;
         int r = read_number(p, s, &v);
         if (r < 0)
@@ -428,15 +503,25 @@ int key_fraction(Parser *p, const config_setting_t *s, void *base, const Key *k)
         return 0;
 }
 
-int key_bool(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+const KeyType key_fraction = { parse_fraction, print_double };
+
+static int parse_bool(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         if (config_setting_type(s) != CONFIG_TYPE_BOOL)
                 return parser_fail(p, s, "expected a boolean (true or false)");
         *FIELD(base, k, bool) = config_setting_get_bool(s);
         return 0;
 }
 
+static void print_bool(Printer *w, const void *base, const Key *k) {
+        printer_key(w, k);
+        printer_printf(w, "%s", *CONST_FIELD(base, k, bool) ? "true" : "false");
+        printer_end(w);
+}
+
+const KeyType key_bool = { parse_bool, print_bool };
+
 /* libconfig has no octal literals (0660 would be 660), hence a string. */
-int key_mode(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+static int parse_mode(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         const char *v;
         size_t n;
         unsigned long m;
@@ -453,3 +538,11 @@ int key_mode(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         *FIELD(base, k, mode_t) = (mode_t) m;
         return 0;
 }
+
+static void print_mode(Printer *w, const void *base, const Key *k) {
+        printer_key(w, k);
+        printer_printf(w, "\"%04o\"", (unsigned) *CONST_FIELD(base, k, mode_t));
+        printer_end(w);
+}
+
+const KeyType key_mode = { parse_mode, print_mode };

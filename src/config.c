@@ -16,35 +16,74 @@
 #include "macro.h"
 #include "router.h"
 
-static int key_host_key_policy(Parser *p, const config_setting_t *s, void *base, const Key *k) {
-        static const char *const choices[] = { "strict", "accept-new", NULL };
-        int i, r = parser_read_choice(p, s, choices, &i);
+/* The names of the enums' values, indexed by value: read and written. */
+static const char *const host_key_policy_names[] = {
+        [HOST_KEY_POLICY_STRICT] = "strict",
+        [HOST_KEY_POLICY_ACCEPT_NEW] = "accept-new",
+        NULL,
+};
+static const char *const fallback_names[] = {
+        [FALLBACK_ANY] = "any",
+        [FALLBACK_NONE] = "none",
+        NULL,
+};
+static const char *const probe_type_names[] = {
+        [PROBE_NONE] = "none",
+        [PROBE_TCP] = "tcp",
+        [PROBE_HTTP] = "http",
+        [PROBE_HTTPS] = "https",
+        NULL,
+};
+
+static void print_name(Printer *w, const Key *k, const char *name) {
+        printer_key(w, k);
+        printer_string(w, name);
+        printer_end(w);
+}
+
+static int parse_host_key_policy(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+        int i, r = parser_read_choice(p, s, host_key_policy_names, &i);
         if (r < 0)
                 return r;
-        *FIELD(base, k, HostKeyPolicy) = i == 0 ? HOST_KEY_POLICY_STRICT : HOST_KEY_POLICY_ACCEPT_NEW;
+        *FIELD(base, k, HostKeyPolicy) = (HostKeyPolicy) i;
         return 0;
 }
 
-static int key_fallback(Parser *p, const config_setting_t *s, void *base, const Key *k) {
-        static const char *const choices[] = { "any", "none", NULL };
-        int i, r = parser_read_choice(p, s, choices, &i);
+static void print_host_key_policy(Printer *w, const void *base, const Key *k) {
+        print_name(w, k, host_key_policy_names[*CONST_FIELD(base, k, HostKeyPolicy)]);
+}
+
+static const KeyType key_host_key_policy = { parse_host_key_policy, print_host_key_policy };
+
+static int parse_fallback(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+        int i, r = parser_read_choice(p, s, fallback_names, &i);
         if (r < 0)
                 return r;
-        *FIELD(base, k, Fallback) = i == 0 ? FALLBACK_ANY : FALLBACK_NONE;
+        *FIELD(base, k, Fallback) = (Fallback) i;
         return 0;
 }
 
-static int key_probe_type(Parser *p, const config_setting_t *s, void *base, const Key *k) {
-        static const char *const choices[] = { "none", "tcp", "http", "https", NULL };
-        static const ProbeType types[] = { PROBE_NONE, PROBE_TCP, PROBE_HTTP, PROBE_HTTPS };
-        int i, r = parser_read_choice(p, s, choices, &i);
+static void print_fallback(Printer *w, const void *base, const Key *k) {
+        print_name(w, k, fallback_names[*CONST_FIELD(base, k, Fallback)]);
+}
+
+static const KeyType key_fallback = { parse_fallback, print_fallback };
+
+static int parse_probe_type(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+        int i, r = parser_read_choice(p, s, probe_type_names, &i);
         if (r < 0)
                 return r;
-        *FIELD(base, k, ProbeType) = types[i];
+        *FIELD(base, k, ProbeType) = (ProbeType) i;
         return 0;
 }
 
-static int key_log_level(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+static void print_probe_type(Printer *w, const void *base, const Key *k) {
+        print_name(w, k, probe_type_names[*CONST_FIELD(base, k, ProbeType)]);
+}
+
+static const KeyType key_probe_type = { parse_probe_type, print_probe_type };
+
+static int parse_log_level(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         const char *v;
         int r = parser_read_string(p, s, &v);
         if (r < 0)
@@ -59,7 +98,13 @@ static int key_log_level(Parser *p, const config_setting_t *s, void *base, const
         return 0;
 }
 
-static int key_log_target(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+static void print_log_level(Printer *w, const void *base, const Key *k) {
+        print_name(w, k, log_level_to_string(*CONST_FIELD(base, k, int)));
+}
+
+static const KeyType key_log_level = { parse_log_level, print_log_level };
+
+static int parse_log_target(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         const char *v;
         int r = parser_read_string(p, s, &v);
         if (r < 0)
@@ -74,7 +119,13 @@ static int key_log_target(Parser *p, const config_setting_t *s, void *base, cons
         return 0;
 }
 
-static int key_proxy_listen(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+static void print_log_target(Printer *w, const void *base, const Key *k) {
+        print_name(w, k, log_target_to_string(*CONST_FIELD(base, k, LogTarget)));
+}
+
+static const KeyType key_log_target = { parse_log_target, print_log_target };
+
+static int parse_proxy_listen(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         ConfigProxy *x = base;
         int n, r;
 
@@ -105,7 +156,30 @@ static int key_proxy_listen(Parser *p, const config_setting_t *s, void *base, co
         return 0;
 }
 
-static int key_proxy_allow(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+static void printer_listen(Printer *w, const ListenAddress *a) {
+        _cleanup_free_ char *v = listen_address_to_string(a);
+
+        if (!v)
+                w->error = -ENOMEM;
+        printer_string(w, v);
+}
+
+static void print_proxy_listen(Printer *w, const void *base, const Key *k) {
+        const ConfigProxy *x = base;
+
+        printer_key(w, k);
+        printer_printf(w, "[ ");
+        for (size_t i = 0; i < x->n_listen; i++) {
+                printer_printf(w, "%s", i > 0 ? ", " : "");
+                printer_listen(w, &x->listen[i]);
+        }
+        printer_printf(w, " ]");
+        printer_end(w);
+}
+
+static const KeyType key_proxy_listen = { parse_proxy_listen, print_proxy_listen };
+
+static int parse_proxy_allow(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         ConfigProxy *x = base;
         int n, r;
 
@@ -135,7 +209,23 @@ static int key_proxy_allow(Parser *p, const config_setting_t *s, void *base, con
         return 0;
 }
 
-static int key_metrics_listen(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+/* As written: a rule keeps its text. */
+static void print_proxy_allow(Printer *w, const void *base, const Key *k) {
+        const ConfigProxy *x = base;
+
+        printer_key(w, k);
+        printer_printf(w, "[ ");
+        for (size_t i = 0; i < x->n_allow; i++) {
+                printer_printf(w, "%s", i > 0 ? ", " : "");
+                printer_string(w, x->allow[i].text);
+        }
+        printer_printf(w, " ]");
+        printer_end(w);
+}
+
+static const KeyType key_proxy_allow = { parse_proxy_allow, print_proxy_allow };
+
+static int parse_metrics_listen(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         ConfigAdmin *a = base;
         const char *v;
         int r;
@@ -155,19 +245,49 @@ static int key_metrics_listen(Parser *p, const config_setting_t *s, void *base, 
         return 0;
 }
 
-static int key_probe(Parser *p, const config_setting_t *s, void *base, const Key *k) {
-        /* a probe section without a type asks for the usual kubelet probe */
-        ((Config *) base)->probe.type = PROBE_HTTP;
-        return key_section(p, s, base, k);
+static void print_metrics_listen(Printer *w, const void *base, const Key *k) {
+        const ConfigAdmin *a = base;
+
+        printer_key(w, k);
+        if (a->has_metrics_listen)
+                printer_listen(w, &a->metrics_listen);
+        else
+                printer_string(w, "");
+        printer_end(w);
 }
 
-static int key_probe_target(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+static const KeyType key_metrics_listen = { parse_metrics_listen, print_metrics_listen };
+
+static int parse_probe(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+        /* a probe section without a type asks for the usual kubelet probe */
+        ((Config *) base)->probe.type = PROBE_HTTP;
+        return parse_section(p, s, base, k);
+}
+
+/* Printed with its type always, so the default of a section without one
+ * does not matter. */
+static const KeyType key_probe = { parse_probe, print_section };
+
+static int parse_probe_target(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         ConfigProbe *x = base;
         return parser_read_hostport(p, s, &x->target_host, &x->target_port);
 }
 
+static void print_probe_target(Printer *w, const void *base, const Key *k) {
+        const ConfigProbe *x = base;
+        _cleanup_free_ char *v = hostport_join(x->target_host, x->target_port);
+
+        if (!v)
+                w->error = -ENOMEM;
+        printer_key(w, k);
+        printer_string(w, v);
+        printer_end(w);
+}
+
+static const KeyType key_probe_target = { parse_probe_target, print_probe_target };
+
 /* It goes into a request line: no spaces, no control bytes. */
-static int key_probe_path(Parser *p, const config_setting_t *s, void *base, const Key *k) {
+static int parse_probe_path(Parser *p, const config_setting_t *s, void *base, const Key *k) {
         const char *v;
         int r = parser_read_string(p, s, &v);
         if (r < 0)
@@ -182,74 +302,78 @@ static int key_probe_path(Parser *p, const config_setting_t *s, void *base, cons
         return field_set_string(FIELD(base, k, char *), v, false);
 }
 
+static const KeyType key_probe_path = { parse_probe_path, print_string_field };
+
 static const Key ssh_keys[] = {
-        { "user", key_account, offsetof(ConfigSsh, user), .min = 1 },
-        { "identity", key_path, offsetof(ConfigSsh, identity), .min = 1, .max = PATH_MAX },
-        { "known_hosts", key_path, offsetof(ConfigSsh, known_hosts), .min = 1, .max = PATH_MAX },
-        { "learned_hosts", key_path, offsetof(ConfigSsh, learned_hosts), .max = PATH_MAX },
-        { "host_key_policy", key_host_key_policy, offsetof(ConfigSsh, host_key_policy) },
-        { "port", key_port, offsetof(ConfigSsh, port) },
-        { "connect_timeout", key_seconds, offsetof(ConfigSsh, connect_timeout) },
-        { "keepalive_interval", key_seconds, offsetof(ConfigSsh, keepalive_interval) },
-        { "keepalive_count", key_unsigned, offsetof(ConfigSsh, keepalive_count), 1, 100 },
-        { "pool_size", key_unsigned, offsetof(ConfigSsh, pool_size), 1, 64 },
-        { "backoff_max", key_seconds, offsetof(ConfigSsh, backoff_max) },
-        { "max_streams_per_session", key_unsigned, offsetof(ConfigSsh, max_streams_per_session), 1, 65535 },
-        { "max_handshakes", key_unsigned, offsetof(ConfigSsh, max_handshakes), 1, 100000 },
+        { "user", &key_account, offsetof(ConfigSsh, user), .min = 1 },
+        { "identity", &key_path, offsetof(ConfigSsh, identity), .min = 1, .max = PATH_MAX },
+        { "known_hosts", &key_path, offsetof(ConfigSsh, known_hosts), .min = 1, .max = PATH_MAX },
+        { "learned_hosts", &key_path, offsetof(ConfigSsh, learned_hosts), .max = PATH_MAX },
+        { "host_key_policy", &key_host_key_policy, offsetof(ConfigSsh, host_key_policy) },
+        { "port", &key_port, offsetof(ConfigSsh, port) },
+        { "connect_timeout", &key_seconds, offsetof(ConfigSsh, connect_timeout) },
+        { "keepalive_interval", &key_seconds, offsetof(ConfigSsh, keepalive_interval) },
+        { "keepalive_count", &key_unsigned, offsetof(ConfigSsh, keepalive_count), 1, 100 },
+        { "pool_size", &key_unsigned, offsetof(ConfigSsh, pool_size), 1, 64 },
+        { "backoff_max", &key_seconds, offsetof(ConfigSsh, backoff_max) },
+        { "max_streams_per_session", &key_unsigned, offsetof(ConfigSsh, max_streams_per_session), 1, 65535 },
+        { "max_handshakes", &key_unsigned, offsetof(ConfigSsh, max_handshakes), 1, 100000 },
+        { "ciphers", &key_algorithms, offsetof(ConfigSsh, ciphers) },
+        { "macs", &key_algorithms, offsetof(ConfigSsh, macs) },
         {}
 };
 
 static const Key proxy_keys[] = {
-        { "listen", key_proxy_listen },
-        { "socket_mode", key_mode, offsetof(ConfigProxy, socket_mode) },
-        { "socket_group", key_account, offsetof(ConfigProxy, socket_group) },
-        { "open_timeout", key_seconds, offsetof(ConfigProxy, open_timeout) },
-        { "header_timeout", key_seconds, offsetof(ConfigProxy, header_timeout) },
-        { "allow", key_proxy_allow },
-        { "fallback", key_fallback, offsetof(ConfigProxy, fallback) },
-        { "max_clients", key_unsigned, offsetof(ConfigProxy, max_clients), 1, 1000000 },
+        { "listen", &key_proxy_listen },
+        { "socket_mode", &key_mode, offsetof(ConfigProxy, socket_mode) },
+        { "socket_group", &key_account, offsetof(ConfigProxy, socket_group) },
+        { "open_timeout", &key_seconds, offsetof(ConfigProxy, open_timeout) },
+        { "header_timeout", &key_seconds, offsetof(ConfigProxy, header_timeout) },
+        { "allow", &key_proxy_allow },
+        { "fallback", &key_fallback, offsetof(ConfigProxy, fallback) },
+        { "max_clients", &key_unsigned, offsetof(ConfigProxy, max_clients), 1, 1000000 },
         {}
 };
 
 static const Key probe_keys[] = {
-        { "type", key_probe_type, offsetof(ConfigProbe, type) },
-        { "target", key_probe_target },
-        { "path", key_probe_path, offsetof(ConfigProbe, path) },
-        { "interval", key_seconds, offsetof(ConfigProbe, interval) },
-        { "timeout", key_seconds, offsetof(ConfigProbe, timeout) },
-        { "ca_file", key_path, offsetof(ConfigProbe, ca_file), .max = PATH_MAX },
+        { "type", &key_probe_type, offsetof(ConfigProbe, type) },
+        { "target", &key_probe_target },
+        { "path", &key_probe_path, offsetof(ConfigProbe, path) },
+        { "interval", &key_seconds, offsetof(ConfigProbe, interval) },
+        { "timeout", &key_seconds, offsetof(ConfigProbe, timeout) },
+        { "ca_file", &key_path, offsetof(ConfigProbe, ca_file), .max = PATH_MAX },
         {}
 };
 
 static const Key admin_keys[] = {
-        { "socket", key_path, offsetof(ConfigAdmin, socket), .min = 1, .max = SUN_PATH_MAX - 1 },
-        { "readonly_socket", key_path, offsetof(ConfigAdmin, readonly_socket), .max = SUN_PATH_MAX - 1 },
-        { "readonly_socket_mode", key_mode, offsetof(ConfigAdmin, readonly_socket_mode) },
-        { "readonly_socket_group", key_account, offsetof(ConfigAdmin, readonly_socket_group) },
-        { "metrics_listen", key_metrics_listen },
-        { "ready_min_fraction", key_fraction, offsetof(ConfigAdmin, ready_min_fraction) },
-        { "metrics_per_node", key_bool, offsetof(ConfigAdmin, metrics_per_node) },
+        { "socket", &key_path, offsetof(ConfigAdmin, socket), .min = 1, .max = SUN_PATH_MAX - 1 },
+        { "readonly_socket", &key_path, offsetof(ConfigAdmin, readonly_socket), .max = SUN_PATH_MAX - 1 },
+        { "readonly_socket_mode", &key_mode, offsetof(ConfigAdmin, readonly_socket_mode) },
+        { "readonly_socket_group", &key_account, offsetof(ConfigAdmin, readonly_socket_group) },
+        { "metrics_listen", &key_metrics_listen },
+        { "ready_min_fraction", &key_fraction, offsetof(ConfigAdmin, ready_min_fraction) },
+        { "metrics_per_node", &key_bool, offsetof(ConfigAdmin, metrics_per_node) },
         {}
 };
 
 static const Key log_keys[] = {
-        { "level", key_log_level, offsetof(ConfigLog, level) },
-        { "target", key_log_target, offsetof(ConfigLog, target) },
+        { "level", &key_log_level, offsetof(ConfigLog, level) },
+        { "target", &key_log_target, offsetof(ConfigLog, target) },
         {}
 };
 
-static const Key top_keys[] = {
-        { "ssh", key_section, offsetof(Config, ssh), .keys = ssh_keys },
-        { "proxy", key_section, offsetof(Config, proxy), .keys = proxy_keys },
-        { "probe", key_probe, offsetof(Config, probe), .keys = probe_keys },
-        { "admin", key_section, offsetof(Config, admin), .keys = admin_keys },
-        { "log", key_section, offsetof(Config, log), .keys = log_keys },
-        { "user", key_account, offsetof(Config, user) },
-        { "drain_timeout", key_seconds, offsetof(Config, drain_timeout) },
-        { "nodes", key_nodes },
-        { "nodes_file", key_path, offsetof(Config, nodes_file), .max = PATH_MAX },
-        { "forwards", key_forwards },
-        { "konnectivity", key_konnectivity, offsetof(Config, konnectivity) },
+const Key config_keys[] = {
+        { "ssh", &key_section, offsetof(Config, ssh), .keys = ssh_keys },
+        { "proxy", &key_section, offsetof(Config, proxy), .keys = proxy_keys },
+        { "probe", &key_probe, offsetof(Config, probe), .keys = probe_keys },
+        { "admin", &key_section, offsetof(Config, admin), .keys = admin_keys },
+        { "log", &key_section, offsetof(Config, log), .keys = log_keys },
+        { "user", &key_account, offsetof(Config, user) },
+        { "drain_timeout", &key_seconds, offsetof(Config, drain_timeout) },
+        { "nodes", &key_nodes },
+        { "nodes_file", &key_nodes_file, offsetof(Config, nodes_file), .max = PATH_MAX },
+        { "forwards", &key_forwards },
+        { "konnectivity", &key_konnectivity, offsetof(Config, konnectivity) },
         {}
 };
 
@@ -279,6 +403,19 @@ static int check_listeners(Parser *p) {
                                                        "admin.readonly_socket", "already used by proxy.listen[%zu]",
                                                        j);
         }
+        return 0;
+}
+
+/* learned_hosts is where accept-new writes, and never known_hosts. */
+static int check_host_keys(Parser *p) {
+        const ConfigSsh *c = &p->config->ssh;
+
+        if (c->learned_hosts && streq(c->learned_hosts, c->known_hosts))
+                return parser_fail_key(p, config_lookup(p->lc, "ssh.learned_hosts"), "ssh.learned_hosts",
+                                       "the same file as ssh.known_hosts, which sshtund never writes");
+        if (c->host_key_policy == HOST_KEY_POLICY_ACCEPT_NEW && !c->learned_hosts)
+                return parser_fail_key(p, config_lookup(p->lc, "ssh.host_key_policy"), "ssh.host_key_policy",
+                                       "\"accept-new\" records keys in ssh.learned_hosts, which is empty");
         return 0;
 }
 
@@ -313,6 +450,7 @@ static int config_complete(Config *c) {
 /* The key must be usable, not only named: RSA keys in particular parse fine
  * and then fail against every modern sshd. */
 static int check_identity(Parser *p) {
+        const config_setting_t *s;
         Identity *id = NULL;
         _cleanup_free_ char *reason = NULL;
         int r;
@@ -328,7 +466,9 @@ static int check_identity(Parser *p) {
          * again: the key read at start stays in use (reload.c) */
         if (r == -EACCES && p->unreadable_identity_ok)
                 return 0;
-        return parser_fail_key(p, config_lookup(p->lc, "ssh.identity"), "ssh.identity", "%s",
+        s = config_lookup(p->lc, "ssh.identity");
+        /* left at its default: no line to look at, so the path */
+        return parser_fail_key(p, s, "ssh.identity", "%s%s%s", s ? "" : p->config->ssh.identity, s ? "" : ": ",
                                reason ?: strerror(-r));
 }
 
@@ -341,9 +481,9 @@ static Config *config_new(const char *path) {
 
         c->ssh = (ConfigSsh) {
                 .user = strdup("sshtund"),
-                .identity = strdup("/etc/sshtund/id_ed25519"),
-                .known_hosts = strdup("/etc/sshtund/known_hosts"),
-                .learned_hosts = strdup("/var/lib/sshtund/known_hosts"),
+                .identity = strdup(CONFIG_DEFAULT_IDENTITY),
+                .known_hosts = strdup(CONFIG_DEFAULT_KNOWN_HOSTS),
+                .learned_hosts = strdup(CONFIG_DEFAULT_LEARNED_HOSTS),
                 .host_key_policy = HOST_KEY_POLICY_STRICT,
                 .port = 22,
                 .connect_timeout = 10,
@@ -353,6 +493,8 @@ static Config *config_new(const char *path) {
                 .backoff_max = 60,
                 .max_streams_per_session = 256,
                 .max_handshakes = 64,
+                .ciphers = strdup(CONFIG_DEFAULT_CIPHERS),
+                .macs = strdup(CONFIG_DEFAULT_MACS),
         };
         c->proxy = (ConfigProxy) {
                 .socket_mode = 0660,
@@ -387,7 +529,8 @@ static Config *config_new(const char *path) {
         if (c->files)
                 c->files[0] = strdup(path);
 
-        if (!c->ssh.user || !c->ssh.identity || !c->ssh.known_hosts || !c->ssh.learned_hosts ||
+        if (!c->ssh.user || !c->ssh.identity || !c->ssh.known_hosts || !c->ssh.learned_hosts || !c->ssh.ciphers ||
+            !c->ssh.macs ||
             !c->probe.target_host ||
             !c->probe.path || !c->admin.socket || !c->konnectivity.nodes || !c->path || !c->files ||
             !c->files[0])
@@ -405,6 +548,8 @@ Config *config_free(Config *c) {
         free(c->ssh.identity);
         free(c->ssh.known_hosts);
         free(c->ssh.learned_hosts);
+        free(c->ssh.ciphers);
+        free(c->ssh.macs);
         for (size_t i = 0; i < c->proxy.n_listen; i++)
                 listen_address_done(&c->proxy.listen[i]);
         free(c->proxy.listen);
@@ -447,7 +592,7 @@ Config *config_free(Config *c) {
 static int config_parse(Parser *p) {
         int r;
 
-        r = parser_read_group(p, config_root_setting(p->lc), p->config, top_keys);
+        r = parser_read_group(p, config_root_setting(p->lc), p->config, config_keys);
         if (r < 0)
                 return r;
         r = parser_read_nodes_file(p);
@@ -463,6 +608,9 @@ static int config_parse(Parser *p) {
         if (r < 0)
                 return r;
         r = check_listeners(p);
+        if (r < 0)
+                return r;
+        r = check_host_keys(p);
         if (r < 0)
                 return r;
         return check_identity(p);
@@ -492,18 +640,28 @@ static void parser_done(Parser *p) {
         }
 }
 
-static int config_load_internal(const char *path, bool reload, Config **ret, char **ret_error);
+typedef enum LoadMode {
+        LOAD_FILE,   /* the file alone (and the identity it names) */
+        LOAD_START,  /* and what it names on this host: sshtund -t and start */
+        LOAD_RELOAD, /* the file, after privileges were dropped */
+} LoadMode;
+
+static int config_load_internal(const char *path, LoadMode mode, Config **ret, char **ret_error);
 
 int config_load(const char *path, Config **ret, char **ret_error) {
-        return config_load_internal(path, false, ret, ret_error);
+        return config_load_internal(path, LOAD_FILE, ret, ret_error);
+}
+
+int config_load_for_start(const char *path, Config **ret, char **ret_error) {
+        return config_load_internal(path, LOAD_START, ret, ret_error);
 }
 
 int config_load_for_reload(const char *path, Config **ret, char **ret_error) {
-        return config_load_internal(path, true, ret, ret_error);
+        return config_load_internal(path, LOAD_RELOAD, ret, ret_error);
 }
 
-static int config_load_internal(const char *path, bool reload, Config **ret, char **ret_error) {
-        Parser p = { .path = path, .unreadable_identity_ok = reload };
+static int config_load_internal(const char *path, LoadMode mode, Config **ret, char **ret_error) {
+        Parser p = { .path = path, .unreadable_identity_ok = mode == LOAD_RELOAD };
         _cleanup_free_ char *dir = NULL;
         Config *c = NULL;
         config_t lc;
@@ -547,6 +705,8 @@ static int config_load_internal(const char *path, bool reload, Config **ret, cha
         }
 
         r = config_parse(&p);
+        if (r >= 0 && mode == LOAD_START)
+                r = parser_check_host(&p);
         if (r < 0)
                 goto fail_lc;
 

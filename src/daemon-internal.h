@@ -14,6 +14,7 @@
 #include "probe.h"
 #include "rng.h"
 #include "session.h"
+#include "trust.h"
 #include "upstream.h"
 
 typedef struct Forwards Forwards;
@@ -24,7 +25,7 @@ struct Daemon {
         IoPoll *iopoll; /* the streams' and the front door's client sockets */
         Config *config;
         Identity *identity;
-        KnownHosts *known_hosts;
+        Trust *trust; /* ssh.known_hosts and ssh.learned_hosts */
         Router *router;
         Rng rng;
         Gate *handshakes; /* ssh.max_handshakes */
@@ -61,8 +62,7 @@ struct Daemon {
         usec_t drain_deadline;
         bool stopping;
         bool log_override; /* -d: the configuration's log settings do not apply */
-        FileWatch *nodes_watch;       /* nodes_file */
-        FileWatch *known_hosts_watch; /* ssh.known_hosts */
+        FileWatch *nodes_watch; /* nodes_file */
         usec_t startup_deadline;
 
         usec_t started_at;    /* CLOCK_REALTIME, process_start_time_seconds */
@@ -79,11 +79,8 @@ void daemon_update_routes(Daemon *d);
 
 /* Rebuild the router from the allowlist and the current nodes. */
 int daemon_rebuild_router(Daemon *d);
-/* Start (or move) the watches on nodes_file and known_hosts. */
-int daemon_watch_files(Daemon *d);
-void daemon_unwatch_files(Daemon *d);
-/* Read ssh.known_hosts again; on failure the old set stays. */
-int daemon_load_known_hosts(Daemon *d);
+/* Start (or move) the watch on nodes_file. */
+int daemon_watch_nodes_file(Daemon *d);
 /* Load the https probes' TLS context for the current probe section. */
 int daemon_load_probe_tls(Daemon *d);
 /* admin.readonly_socket's server (adopted from 'activated' when passed),

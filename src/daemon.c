@@ -14,6 +14,7 @@
 #include "acceptor.h"
 #include "admin.h"
 #include "daemon-internal.h"
+#include "filewatch.h"
 #include "forward.h"
 #include "iopoll.h"
 #include "listen.h"
@@ -97,9 +98,8 @@ static int admin_action(void *userdata, const char *name, AdminAction a, NodeInf
                 return -ENOENT;
         switch (a) {
         case ADMIN_ACTION_RECONNECT:
-                /* the operator may just have added its key: take the file as it is now */
-                if (known_hosts_is_stale(d->known_hosts))
-                        (void) daemon_load_known_hosts(d);
+                /* the operator may just have added its key: take the files as they are now */
+                trust_refresh(d->trust);
                 node_reconnect(n); /* logs itself */
                 break;
         case ADMIN_ACTION_DRAIN:
@@ -154,6 +154,25 @@ static const Config *admin_config(void *userdata) {
         return d->config;
 }
 
+/* A node refused for its key, or waiting to retry, connects now; one that
+ * is up keeps its sessions. */
+static void admin_host_key_trusted(void *userdata, const char *name) {
+        Daemon *d = userdata;
+        Node *n = daemon_find_node(d, name);
+
+        if (!n)
+                return;
+        switch (node_state(n)) {
+        case NODE_HOSTKEY_UNKNOWN:
+        case NODE_HOSTKEY_MISMATCH:
+        case NODE_BACKOFF:
+                node_reconnect(n);
+                break;
+        default:
+                break;
+        }
+}
+
 static const AdminOps admin_ops = {
         .nodes = admin_nodes,
         .node = admin_node,
@@ -162,6 +181,7 @@ static const AdminOps admin_ops = {
         .reload = admin_reload,
         .metrics = admin_metrics,
         .config = admin_config,
+        .host_key_trusted = admin_host_key_trusted,
 };
 
 /* --- the object ------------------------------------------------------------------- */
@@ -197,7 +217,7 @@ int daemon_new(Config *config, Identity *identity, Daemon **ret) {
         r = router_new(config->proxy.allow, config->proxy.n_allow, &d->router);
         if (r < 0)
                 goto fail;
-        r = daemon_load_known_hosts(d);
+        r = trust_new(d->event, config->ssh.known_hosts, config->ssh.learned_hosts, &d->trust);
         if (r < 0)
                 goto fail;
         r = daemon_load_probe_tls(d);
@@ -212,7 +232,8 @@ int daemon_new(Config *config, Identity *identity, Daemon **ret) {
                 .iopoll = d->iopoll,
                 .ssh = &config->ssh,
                 .identity = identity,
-                .known_hosts = d->known_hosts,
+                .trust = d->trust,
+                .open_timeout = config->proxy.open_timeout,
                 .handshakes = d->handshakes,
                 .metrics = d->metrics,
         };
@@ -272,7 +293,7 @@ Daemon *daemon_free(Daemon *d) {
         d->readonly_admin = admin_free(d->readonly_admin);
         d->admin = admin_free(d->admin);
         d->migration = migration_free(d->migration);
-        daemon_unwatch_files(d);
+        d->nodes_watch = filewatch_free(d->nodes_watch);
         daemon_free_retiring(d);
         for (size_t i = 0; i < d->n_nodes; i++)
                 node_free(d->nodes[i]);
@@ -280,7 +301,7 @@ Daemon *daemon_free(Daemon *d) {
         /* after the proxy: streams through it end with it */
         d->upstream = upstream_free(d->upstream);
         router_free(d->router);
-        known_hosts_free(d->known_hosts);
+        d->trust = trust_free(d->trust);
         probe_tls_unref(d->probe_tls);
         d->sig_term = sd_event_source_disable_unref(d->sig_term);
         d->sig_int = sd_event_source_disable_unref(d->sig_int);
@@ -297,27 +318,6 @@ Daemon *daemon_free(Daemon *d) {
         identity_free(d->identity);
         free(d);
         return NULL;
-}
-
-int daemon_load_known_hosts(Daemon *d) {
-        const char *path = d->config->ssh.known_hosts;
-        KnownHosts *kh;
-        int r;
-
-        r = known_hosts_load(path, &kh);
-        if (r < 0) {
-                if (!d->known_hosts)
-                        return log_error_errno(r, "Cannot read %s: %m", path);
-                return log_warning_errno(r, "Cannot re-read %s, keeping the previous contents: %m", path);
-        }
-        if (known_hosts_bad_lines(kh) > 0)
-                log_warning("%s: %zu lines could not be parsed and are ignored", path, known_hosts_bad_lines(kh));
-        if (d->known_hosts)
-                log_info("Read %s: %zu entries", path, known_hosts_entries(kh));
-        known_hosts_free(d->known_hosts);
-        d->known_hosts = kh;
-        d->sessions.known_hosts = kh;
-        return 0;
 }
 
 int daemon_load_probe_tls(Daemon *d) {
@@ -566,9 +566,9 @@ int daemon_start(Daemon *d) {
         r = daemon_setup_konnectivity(d);
         if (r < 0)
                 return r;
-        /* the watches first: with descriptors short, the nodes' connects
-         * would take the inotify descriptors too, and a watch is not retried */
-        (void) daemon_watch_files(d);
+        /* the watch first: with descriptors short, the nodes' connects
+         * would take the inotify descriptor too, and a watch is not retried */
+        (void) daemon_watch_nodes_file(d);
         for (size_t i = 0; i < d->n_nodes; i++)
                 node_start(d->nodes[i]);
 

@@ -27,6 +27,8 @@
 #define HOST_MAX 1024
 #define NAME_MAX_BYTES (HOST_MAX + sizeof("[]:65535"))
 #define SHA1_LEN 20
+/* A known_hosts file sshtund rewrites: 5,000 nodes take about 0.5 MB. */
+#define FILE_MAX_BYTES (64 * 1024 * 1024)
 #define HASH_MAGIC "|1|"
 
 typedef struct Pattern {
@@ -42,6 +44,9 @@ typedef struct Entry {
         uint8_t *blob;
         size_t blob_len;
         bool revoked;
+        bool alone;    /* the line names this one host, plainly */
+        uint8_t file;  /* index into KnownHosts.files */
+        unsigned line; /* in that file; 0: added in memory, not read */
         /* Only for entries that need a scan (wildcard, negated, hashed);
          * entries of plain names live in the name index instead. */
         Pattern *patterns;
@@ -54,8 +59,22 @@ typedef struct NameNode {
         char name[]; /* lowercased */
 } NameNode;
 
-struct KnownHosts {
+/* One file of the set, and what it looked like when read, for
+ * known_hosts_is_stale(). */
+typedef struct Source {
         char *path;
+        size_t bad_lines;
+        unsigned first_bad_line;
+        bool existed;
+        dev_t dev;
+        ino_t ino;
+        off_t size;
+        struct timespec mtim;
+} Source;
+
+struct KnownHosts {
+        Source files[KNOWN_HOSTS_FILES_MAX];
+        size_t n_files;
 
         Entry *entries;
         size_t n_entries, entries_allocated;
@@ -65,15 +84,6 @@ struct KnownHosts {
 
         NameNode **buckets; /* power-of-two sized, chained */
         size_t n_buckets, n_names;
-
-        size_t bad_lines;
-
-        /* What the file looked like when read, for known_hosts_is_stale(). */
-        bool existed;
-        dev_t dev;
-        ino_t ino;
-        off_t size;
-        struct timespec mtim;
 };
 
 static char ascii_lower(char c) {
@@ -216,7 +226,8 @@ KnownHosts *known_hosts_free(KnownHosts *kh) {
                         free(n);
                 }
         free(kh->buckets);
-        free(kh->path);
+        for (size_t i = 0; i < kh->n_files; i++)
+                free(kh->files[i].path);
         free(kh);
         return NULL;
 }
@@ -366,7 +377,7 @@ static int parse_patterns(char *hosts, Entry *e, bool *ret_plain) {
 
 /* Parses one line (NUL-terminated, trailing blanks removed). Returns 1 if an
  * entry was added, 0 for a line that holds none, -EBADMSG for a bad line. */
-static int parse_line(KnownHosts *kh, char *line) {
+static int parse_line(KnownHosts *kh, char *line, uint8_t file, unsigned lineno) {
         _cleanup_free_ uint8_t *blob = NULL;
         char *p = line, *hosts, *type, *key, blob_type[KEY_TYPE_MAX];
         Entry e = {};
@@ -411,6 +422,7 @@ static int parse_line(KnownHosts *kh, char *line) {
                 goto fail;
 
         if (plain) {
+                e.alone = e.n_patterns == 1;
                 for (size_t i = 0; i < e.n_patterns; i++) {
                         r = index_add(kh, e.patterns[i].text, kh->n_entries);
                         if (r < 0)
@@ -430,6 +442,8 @@ static int parse_line(KnownHosts *kh, char *line) {
 
         e.blob = TAKE_PTR(blob);
         e.blob_len = blob_len;
+        e.file = file;
+        e.line = lineno;
         kh->entries[kh->n_entries++] = e;
         return 1;
 
@@ -438,12 +452,12 @@ fail:
         return r;
 }
 
-static void record_stat(KnownHosts *kh, const struct stat *st) {
-        kh->existed = true;
-        kh->dev = st->st_dev;
-        kh->ino = st->st_ino;
-        kh->size = st->st_size;
-        kh->mtim = st->st_mtim;
+static void record_stat(Source *src, const struct stat *st) {
+        src->existed = true;
+        src->dev = st->st_dev;
+        src->ino = st->st_ino;
+        src->size = st->st_size;
+        src->mtim = st->st_mtim;
 }
 
 static void fclosep(FILE **f) {
@@ -451,41 +465,11 @@ static void fclosep(FILE **f) {
                 fclose(*f);
 }
 
-int known_hosts_load(const char *path, KnownHosts **ret) {
-        _cleanup_(known_hosts_freep) KnownHosts *kh = NULL;
-        _cleanup_(fclosep) FILE *f = NULL;
+/* Parses the lines of 'f' into the set as kh->files[file]. */
+static int load_stream(KnownHosts *kh, uint8_t file, FILE *f) {
+        Source *src = kh->files + file;
         _cleanup_free_ char *line = NULL;
-        _cleanup_close_ int fd = -1;
-        struct stat st;
-
-        if (!path || !ret)
-                return -EINVAL;
-
-        kh = calloc(1, sizeof *kh);
-        if (!kh)
-                return -ENOMEM;
-        kh->path = strdup(path);
-        if (!kh->path)
-                return -ENOMEM;
-
-        /* O_NONBLOCK: a FIFO here reads as empty (or fails) at once rather
-         * than stopping the daemon until someone writes to it. */
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0) {
-                if (errno != ENOENT)
-                        return -errno;
-                *ret = TAKE_PTR(kh);
-                return 0;
-        }
-        f = fdopen(fd, "r");
-        if (!f)
-                return -errno;
-        fd = -1; /* f owns it now */
-        if (fstat(fileno(f), &st) < 0)
-                return -errno;
-        if (S_ISDIR(st.st_mode))
-                return -EISDIR;
-        record_stat(kh, &st);
+        unsigned lineno = 0;
 
         line = malloc(LINE_MAX_BYTES + 1);
         if (!line)
@@ -510,6 +494,7 @@ int known_hosts_load(const char *path, KnownHosts **ret) {
                         return -EIO;
                 if (c == EOF && n == 0 && !too_long)
                         break;
+                lineno++;
 
                 while (n > 0 && line[n - 1] != 0 && strchr(" \t\r", line[n - 1]))
                         n--;
@@ -518,35 +503,109 @@ int known_hosts_load(const char *path, KnownHosts **ret) {
                 if (too_long || has_nul)
                         r = -EBADMSG;
                 else
-                        r = parse_line(kh, line);
+                        r = parse_line(kh, line, file, lineno);
                 if (r == -ENOMEM)
                         return r;
-                if (r < 0)
-                        kh->bad_lines++;
+                if (r < 0 && src->bad_lines++ == 0)
+                        src->first_bad_line = lineno;
                 if (c == EOF)
                         break;
         }
+        return 0;
+}
 
+/* Reads kh->files[file] into the set. */
+static int load_file(KnownHosts *kh, uint8_t file) {
+        Source *src = kh->files + file;
+        _cleanup_(fclosep) FILE *f = NULL;
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+
+        /* O_NONBLOCK: a FIFO here reads as empty (or fails) at once rather
+         * than stopping the daemon until someone writes to it. */
+        fd = open(src->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        f = fdopen(fd, "r");
+        if (!f)
+                return -errno;
+        fd = -1; /* f owns it now */
+        if (fstat(fileno(f), &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        record_stat(src, &st);
+        return load_stream(kh, file, f);
+}
+
+int known_hosts_load_files(const char *const *paths, size_t n, KnownHosts **ret) {
+        _cleanup_(known_hosts_freep) KnownHosts *kh = NULL;
+        int r;
+
+        if (!paths || n == 0 || n > KNOWN_HOSTS_FILES_MAX || !ret)
+                return -EINVAL;
+        kh = calloc(1, sizeof *kh);
+        if (!kh)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                if (!paths[i] || !*paths[i])
+                        return -EINVAL;
+                kh->files[i].path = strdup(paths[i]);
+                if (!kh->files[i].path)
+                        return -ENOMEM;
+                kh->n_files++;
+                r = load_file(kh, (uint8_t) i);
+                if (r < 0)
+                        return r;
+        }
         *ret = TAKE_PTR(kh);
         return 0;
 }
 
+int known_hosts_load(const char *path, KnownHosts **ret) {
+        return known_hosts_load_files(&path, 1, ret);
+}
+
 size_t known_hosts_bad_lines(const KnownHosts *kh) {
-        return kh ? kh->bad_lines : 0;
+        size_t n = 0;
+
+        for (size_t i = 0; kh && i < kh->n_files; i++)
+                n += kh->files[i].bad_lines;
+        return n;
 }
 
 size_t known_hosts_entries(const KnownHosts *kh) {
         return kh ? kh->n_entries : 0;
 }
 
-bool known_hosts_is_stale(const KnownHosts *kh) {
+size_t known_hosts_files(const KnownHosts *kh) {
+        return kh ? kh->n_files : 0;
+}
+
+const char *known_hosts_file(const KnownHosts *kh, size_t file, size_t *ret_bad_lines, unsigned *ret_first_bad) {
+        if (!kh || file >= kh->n_files)
+                return NULL;
+        if (ret_bad_lines)
+                *ret_bad_lines = kh->files[file].bad_lines;
+        if (ret_first_bad)
+                *ret_first_bad = kh->files[file].first_bad_line;
+        return kh->files[file].path;
+}
+
+static bool source_is_stale(const Source *src) {
         struct stat st;
 
-        if (stat(kh->path, &st) < 0)
-                return errno != ENOENT || kh->existed;
-        return !kh->existed || st.st_dev != kh->dev || st.st_ino != kh->ino ||
-               st.st_size != kh->size || st.st_mtim.tv_sec != kh->mtim.tv_sec ||
-               st.st_mtim.tv_nsec != kh->mtim.tv_nsec;
+        if (stat(src->path, &st) < 0)
+                return errno != ENOENT || src->existed;
+        return !src->existed || st.st_dev != src->dev || st.st_ino != src->ino || st.st_size != src->size ||
+               st.st_mtim.tv_sec != src->mtim.tv_sec || st.st_mtim.tv_nsec != src->mtim.tv_nsec;
+}
+
+bool known_hosts_is_stale(const KnownHosts *kh) {
+        for (size_t i = 0; i < kh->n_files; i++)
+                if (source_is_stale(kh->files + i))
+                        return true;
+        return false;
 }
 
 /* OpenSSH's lookup name: "host" for port 22, "[host]:port" otherwise,
@@ -580,45 +639,192 @@ static bool match_foreach(const KnownHosts *kh, const char *name, match_fn fn, v
         return !l.failed;
 }
 
+/* What the lines of one file say about the presented key. */
+typedef struct FileVerdict {
+        bool revoked;   /* an @revoked line holds this key */
+        bool ok;        /* a line holds this key */
+        bool same_type; /* lines hold keys of this key's type */
+        bool any;       /* lines hold keys for this host at all */
+        unsigned line;  /* the line that decided: revoked, ok, or the first of the others */
+} FileVerdict;
+
 typedef struct CheckState {
         const void *blob;
         size_t blob_len;
-        bool revoked, ok, any;
+        const char *type;
+        FileVerdict files[KNOWN_HOSTS_FILES_MAX];
 } CheckState;
 
 static void check_one(const Entry *e, size_t index, void *userdata) {
         CheckState *s = userdata;
+        FileVerdict *v = s->files + e->file;
         bool same = e->blob_len == s->blob_len && memcmp(e->blob, s->blob, s->blob_len) == 0;
 
         if (e->revoked) {
-                if (same)
-                        s->revoked = true;
+                if (same && !v->revoked) {
+                        v->revoked = true;
+                        v->line = e->line;
+                }
                 return;
         }
-        s->any = true;
-        if (same)
-                s->ok = true;
+        if (v->revoked)
+                return;
+        if (same && !v->ok) {
+                v->ok = true;
+                v->line = e->line;
+        }
+        if (!v->any && !v->ok)
+                v->line = e->line;
+        v->any = true;
+        if (streq(e->type, s->type))
+                v->same_type = true;
+}
+
+HostKeyCheck known_hosts_verify(const KnownHosts *kh, const char *host, uint16_t port, const void *blob,
+                                size_t blob_len, const char **ret_path, unsigned *ret_line) {
+        CheckState s = { .blob = blob, .blob_len = blob_len };
+        char name[NAME_MAX_BYTES], type[KEY_TYPE_MAX];
+        HostKeyCheck verdict = HOSTKEY_UNKNOWN;
+        ssize_t decided = -1;
+        bool complete;
+
+        if (ret_path)
+                *ret_path = NULL;
+        if (ret_line)
+                *ret_line = 0;
+        if (!kh || !lookup_name(host, port, name))
+                return HOSTKEY_UNKNOWN;
+        if (hostkey_type(blob, blob_len, type, sizeof type) < 0)
+                type[0] = 0;
+        s.type = type;
+        complete = match_foreach(kh, name, check_one, &s);
+
+        /* @revoked in any file wins; then a file that holds other keys of
+         * this type for the host refuses it, whatever the other files say;
+         * then any file that holds it accepts it. A host known only by keys
+         * of other types is not a new host either. */
+        for (size_t i = 0; i < kh->n_files && verdict != HOSTKEY_REVOKED; i++)
+                if (s.files[i].revoked) {
+                        verdict = HOSTKEY_REVOKED;
+                        decided = (ssize_t) i;
+                }
+        for (size_t i = 0; i < kh->n_files && verdict == HOSTKEY_UNKNOWN; i++)
+                if (s.files[i].same_type && !s.files[i].ok) {
+                        verdict = HOSTKEY_MISMATCH;
+                        decided = (ssize_t) i;
+                }
+        /* An unchecked hashed line might be a revocation or the real key:
+         * refuse rather than call the host new or the key good. */
+        if (verdict == HOSTKEY_UNKNOWN && !complete)
+                verdict = HOSTKEY_MISMATCH;
+        for (size_t i = 0; i < kh->n_files && verdict == HOSTKEY_UNKNOWN; i++)
+                if (s.files[i].ok) {
+                        verdict = HOSTKEY_OK;
+                        decided = (ssize_t) i;
+                }
+        for (size_t i = 0; i < kh->n_files && verdict == HOSTKEY_UNKNOWN; i++)
+                if (s.files[i].any) {
+                        verdict = HOSTKEY_MISMATCH;
+                        decided = (ssize_t) i;
+                }
+        if (decided >= 0) {
+                if (ret_path)
+                        *ret_path = kh->files[decided].path;
+                if (ret_line)
+                        *ret_line = s.files[decided].line;
+        }
+        return verdict;
 }
 
 HostKeyCheck known_hosts_check(const KnownHosts *kh, const char *host, uint16_t port,
                                const void *blob, size_t blob_len) {
-        CheckState s = { .blob = blob, .blob_len = blob_len };
+        return known_hosts_verify(kh, host, port, blob, blob_len, NULL, NULL);
+}
+
+typedef struct KeyList {
+        KnownHostsKey *v;
+        size_t n, allocated;
+        const KnownHosts *kh;
+        int error;
+} KeyList;
+
+static void list_one(const Entry *e, size_t index, void *userdata) {
+        KeyList *l = userdata;
+
+        if (l->error < 0)
+                return;
+        /* an indexed entry listing the same name twice comes twice */
+        for (size_t i = 0; i < l->n; i++)
+                if (l->v[i].index == index)
+                        return;
+        l->error = grow((void **) &l->v, &l->allocated, l->n + 1, sizeof *l->v);
+        if (l->error < 0)
+                return;
+        l->v[l->n++] = (KnownHostsKey) {
+                .type = e->type,
+                .blob = e->blob,
+                .blob_len = e->blob_len,
+                .revoked = e->revoked,
+                .path = l->kh->files[e->file].path,
+                .line = e->line,
+                .index = index,
+        };
+}
+
+static int key_cmp(const void *a, const void *b) {
+        const KnownHostsKey *x = a, *y = b;
+        return x->index < y->index ? -1 : x->index > y->index;
+}
+
+int known_hosts_keys(const KnownHosts *kh, const char *host, uint16_t port, KnownHostsKey **ret, size_t *ret_n) {
+        KeyList l = { .kh = kh };
         char name[NAME_MAX_BYTES];
 
-        bool complete;
-
+        *ret = NULL;
+        *ret_n = 0;
         if (!kh || !lookup_name(host, port, name))
-                return HOSTKEY_UNKNOWN;
-        complete = match_foreach(kh, name, check_one, &s);
-        if (s.revoked)
-                return HOSTKEY_REVOKED;
-        /* An unchecked hashed line might be a revocation or the real key:
-         * refuse rather than call the host new or the key good. */
-        if (!complete)
-                return HOSTKEY_MISMATCH;
-        if (s.ok)
-                return HOSTKEY_OK;
-        return s.any ? HOSTKEY_MISMATCH : HOSTKEY_UNKNOWN;
+                return 0;
+        if (!match_foreach(kh, name, list_one, &l) && l.error == 0)
+                l.error = -EIO; /* a hashed line could not be checked */
+        if (l.error < 0) {
+                free(l.v);
+                return l.error;
+        }
+        if (l.n > 0)
+                qsort(l.v, l.n, sizeof *l.v, key_cmp);
+        *ret = l.v;
+        *ret_n = l.n;
+        return 0;
+}
+
+static bool host_is_valid(const char *host);
+
+int known_hosts_add(KnownHosts *kh, size_t file, const char *host, uint16_t port, const void *blob,
+                    size_t blob_len) {
+        _cleanup_free_ uint8_t *copy = NULL;
+        char name[NAME_MAX_BYTES];
+        Entry e = {};
+        int r;
+
+        if (!kh || file >= kh->n_files || !blob || blob_len == 0 || blob_len > BLOB_MAX || !host_is_valid(host) ||
+            !lookup_name(host, port, name) || hostkey_type(blob, blob_len, e.type, sizeof e.type) < 0)
+                return -EINVAL;
+        copy = malloc(blob_len);
+        if (!copy)
+                return -ENOMEM;
+        memcpy(copy, blob, blob_len);
+        r = grow((void **) &kh->entries, &kh->entries_allocated, kh->n_entries + 1, sizeof *kh->entries);
+        if (r < 0)
+                return r;
+        r = index_add(kh, name, kh->n_entries);
+        if (r < 0)
+                return r;
+        e.blob = TAKE_PTR(copy);
+        e.blob_len = blob_len;
+        e.alone = true;
+        e.file = (uint8_t) file;
+        kh->entries[kh->n_entries++] = e;
+        return 0;
 }
 
 typedef struct IndexList {
@@ -709,53 +915,272 @@ char *known_hosts_line(const char *host, uint16_t port, const void *blob, size_t
         return line;
 }
 
-/* True unless the file is known to end with a newline already. */
-static bool needs_newline(const char *path, const struct stat *st) {
-        _cleanup_close_ int fd = -1;
-        char c;
+/* ---- writing: the whole file anew ------------------------------------------ */
 
-        if (!S_ISREG(st->st_mode) || st->st_size == 0)
-                return false;
+static void unlinkp(char **path) {
+        if (*path) {
+                (void) unlink(*path);
+                free(*path);
+        }
+}
+
+/* The file's contents, at most FILE_MAX_BYTES; a missing file is empty
+ * (*ret_mode 0644). Not a regular file: -EINVAL. */
+static int read_whole(const char *path, char **ret, size_t *ret_len, mode_t *ret_mode) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *buf = NULL;
+        struct stat st;
+        size_t len = 0;
+
+        *ret_mode = 0644;
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0)
-                return true;
-        return pread(fd, &c, 1, st->st_size - 1) != 1 || c != '\n';
+        if (fd < 0 && errno != ENOENT)
+                return -errno;
+        if (fd >= 0) {
+                if (fstat(fd, &st) < 0)
+                        return -errno;
+                if (!S_ISREG(st.st_mode))
+                        return -EINVAL;
+                if (st.st_size > FILE_MAX_BYTES)
+                        return -EFBIG;
+                *ret_mode = st.st_mode & 07777;
+        }
+        buf = malloc(fd >= 0 ? (size_t) st.st_size + 1 : 1);
+        if (!buf)
+                return -ENOMEM;
+        while (fd >= 0 && len < (size_t) st.st_size) {
+                ssize_t n = read(fd, buf + len, (size_t) st.st_size - len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        break; /* shrank meanwhile: what was read is the file */
+                len += (size_t) n;
+        }
+        buf[len] = 0;
+        *ret = TAKE_PTR(buf);
+        *ret_len = len;
+        return 0;
+}
+
+/* Write 'data' to a new file beside 'path' (mode 'mode'), fsync it, rename
+ * it over 'path', fsync the directory: readers see the old file or the
+ * new one, never a part, and a crash keeps one of them. */
+static int write_replace(const char *path, const char *data, size_t len, mode_t mode) {
+        _cleanup_(unlinkp) char *tmp = NULL;
+        _cleanup_free_ char *dir = NULL;
+        _cleanup_close_ int fd = -1, dfd = -1;
+        const char *slash = strrchr(path, '/');
+
+        dir = slash ? strndup(path, slash == path ? 1 : (size_t) (slash - path)) : strdup(".");
+        if (!dir || asprintf(&tmp, "%s%s.%s.XXXXXX", slash ? dir : "", slash && slash != path ? "/" : "",
+                             slash ? slash + 1 : path) < 0) {
+                tmp = NULL;
+                return -ENOMEM;
+        }
+        fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0) {
+                int r = -errno;
+                free(TAKE_PTR(tmp)); /* nothing to unlink */
+                return r;
+        }
+        if (fchmod(fd, mode) < 0)
+                return -errno;
+        for (size_t done = 0; done < len;) {
+                ssize_t n = write(fd, data + done, len - done);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                done += (size_t) n;
+        }
+        if (fsync(fd) < 0)
+                return -errno;
+        if (close(TAKE_FD(fd)) < 0)
+                return -errno;
+        if (rename(tmp, path) < 0)
+                return -errno;
+        free(TAKE_PTR(tmp)); /* renamed: nothing to unlink */
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0)
+                (void) fsync(dfd);
+        return 0;
+}
+
+typedef struct EditState {
+        const KnownHostsEdit *edit;
+        char type[KEY_TYPE_MAX];
+        bool present;
+        unsigned *drop; /* lines to leave out */
+        size_t n_drop, drop_allocated;
+        int error;
+} EditState;
+
+static void edit_one(const Entry *e, size_t index, void *userdata) {
+        EditState *s = userdata;
+        bool same = e->blob_len == s->edit->blob_len && memcmp(e->blob, s->edit->blob, e->blob_len) == 0;
+
+        if (e->revoked)
+                return;
+        if (same) {
+                s->present = true;
+                return;
+        }
+        /* only a line naming this host alone is replaced: "a,b TYPE KEY" stays */
+        if (!s->edit->replace || !e->alone || !streq(e->type, s->type) || s->error < 0)
+                return;
+        s->error = grow((void **) &s->drop, &s->drop_allocated, s->n_drop + 1, sizeof *s->drop);
+        if (s->error == 0)
+                s->drop[s->n_drop++] = e->line;
+}
+
+static bool line_dropped(const EditState *states, size_t n, unsigned line) {
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < states[i].n_drop; j++)
+                        if (states[i].drop[j] == line)
+                                return true;
+        return false;
+}
+
+int known_hosts_update(const char *path, const KnownHostsEdit *edits, size_t n, bool *ret_changed,
+                       unsigned *ret_bad_line) {
+        _cleanup_(known_hosts_freep) KnownHosts *kh = NULL;
+        _cleanup_free_ char *data = NULL, *real = NULL, *out = NULL;
+        _cleanup_free_ EditState *states = NULL;
+        _cleanup_(fclosep) FILE *f = NULL, *o = NULL;
+        size_t len = 0, out_len = 0;
+        bool changed = false;
+        mode_t mode;
+        int r;
+
+        if (ret_changed)
+                *ret_changed = false;
+        if (ret_bad_line)
+                *ret_bad_line = 0;
+        if (!path || !*path || (n > 0 && !edits))
+                return -EINVAL;
+
+        /* a symlink is followed: its target is the file */
+        real = realpath(path, NULL);
+        if (!real && errno != ENOENT)
+                return -errno;
+        if (!real) {
+                struct stat st;
+                if (lstat(path, &st) == 0)
+                        return -ENOENT; /* dangling */
+                real = strdup(path);
+                if (!real)
+                        return -ENOMEM;
+        }
+        r = read_whole(real, &data, &len, &mode);
+        if (r < 0)
+                return r;
+
+        kh = calloc(1, sizeof *kh);
+        if (!kh)
+                return -ENOMEM;
+        kh->files[0].path = strdup(real);
+        if (!kh->files[0].path)
+                return -ENOMEM;
+        kh->n_files = 1;
+        if (len > 0) {
+                f = fmemopen(data, len, "r");
+                if (!f)
+                        return -errno;
+                r = load_stream(kh, 0, f);
+                if (r < 0)
+                        return r;
+        }
+        /* a file that does not parse may be a file we do not understand:
+         * leave it as it is */
+        if (kh->files[0].bad_lines > 0) {
+                if (ret_bad_line)
+                        *ret_bad_line = kh->files[0].first_bad_line;
+                return -EBADMSG;
+        }
+
+        states = calloc(n ?: 1, sizeof *states);
+        if (!states)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                char name[NAME_MAX_BYTES];
+
+                states[i].edit = edits + i;
+                if (!lookup_name(edits[i].host, edits[i].port, name) || !host_is_valid(edits[i].host) ||
+                    hostkey_type(edits[i].blob, edits[i].blob_len, states[i].type, sizeof states[i].type) < 0) {
+                        r = -EINVAL;
+                        goto done;
+                }
+                if (!match_foreach(kh, name, edit_one, states + i)) {
+                        r = -EIO;
+                        goto done;
+                }
+                if (states[i].error < 0) {
+                        r = states[i].error;
+                        goto done;
+                }
+                if (!states[i].present || states[i].n_drop > 0)
+                        changed = true;
+                /* two edits of one batch naming the same key: write it once */
+                for (size_t j = 0; j < i && !states[i].present; j++)
+                        if (streq(edits[j].host, edits[i].host) && edits[j].port == edits[i].port &&
+                            edits[j].blob_len == edits[i].blob_len &&
+                            memcmp(edits[j].blob, edits[i].blob, edits[i].blob_len) == 0)
+                                states[i].present = true;
+        }
+        if (!changed) {
+                r = 0;
+                goto done;
+        }
+
+        o = open_memstream(&out, &out_len);
+        if (!o) {
+                r = -ENOMEM;
+                goto done;
+        }
+        {
+                unsigned lineno = 0;
+
+                for (const char *p = data; p < data + len;) {
+                        const char *nl = memchr(p, '\n', (size_t) (data + len - p));
+                        size_t l = nl ? (size_t) (nl - p) : (size_t) (data + len - p);
+
+                        if (!line_dropped(states, n, ++lineno)) {
+                                fwrite(p, 1, l, o);
+                                fputc('\n', o);
+                        }
+                        p += l + (nl ? 1 : 0);
+                }
+        }
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *line = NULL;
+
+                if (states[i].present)
+                        continue;
+                line = known_hosts_line(edits[i].host, edits[i].port, edits[i].blob, edits[i].blob_len);
+                if (!line) {
+                        r = -ENOMEM;
+                        goto done;
+                }
+                fprintf(o, "%s\n", line);
+        }
+        if (fflush(o) != 0 || ferror(o)) {
+                r = -ENOMEM;
+                goto done;
+        }
+        r = write_replace(real, out, out_len, mode);
+        if (r >= 0 && ret_changed)
+                *ret_changed = true;
+done:
+        for (size_t i = 0; i < n; i++)
+                free(states[i].drop);
+        return r;
 }
 
 int known_hosts_append(const char *path, const char *host, uint16_t port, const void *blob,
                        size_t blob_len) {
-        _cleanup_free_ char *line = NULL, *buf = NULL;
-        _cleanup_close_ int fd = -1;
-        struct stat st;
-        ssize_t l;
-        int n;
+        KnownHostsEdit e = { .host = host, .port = port, .blob = blob, .blob_len = blob_len };
 
-        if (!path)
-                return -EINVAL;
-        line = known_hosts_line(host, port, blob, blob_len);
-        if (!line)
-                return errno == EINVAL ? -EINVAL : -ENOMEM;
-
-        /* O_NONBLOCK: a FIFO nobody reads is an error, not a wait */
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0644);
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-
-        n = asprintf(&buf, "%s%s\n", needs_newline(path, &st) ? "\n" : "", line);
-        if (n < 0) {
-                buf = NULL;
-                return -ENOMEM;
-        }
-
-        /* One write under O_APPEND: concurrent appenders never interleave. */
-        do
-                l = write(fd, buf, (size_t) n);
-        while (l < 0 && errno == EINTR);
-        if (l < 0)
-                return -errno;
-        if (l != n)
-                return -EIO;
-        return 0;
+        return known_hosts_update(path, &e, 1, NULL, NULL);
 }

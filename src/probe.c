@@ -23,6 +23,7 @@
 #include "metrics.h"
 #include "probe.h"
 #include "session.h"
+#include "tls.h"
 
 /* Ciphertext handed to OpenSSL ahead of its reading: more than one TLS
  * record (16 KiB + overhead), so a record always fits; the rest waits in
@@ -157,14 +158,6 @@ ProbeTls *probe_tls_unref(ProbeTls *t) {
         return NULL;
 }
 
-/* The first OpenSSL error's reason, and the queue emptied. */
-static const char *tls_error_reason(void) {
-        unsigned long e = ERR_peek_error();
-        const char *s = e ? ERR_reason_error_string(e) : NULL;
-        ERR_clear_error();
-        return s;
-}
-
 static int probe_verify(int ok, X509_STORE_CTX *xs);
 
 int probe_tls_new(const char *ca_file, ProbeTls **ret, char **ret_error) {
@@ -185,20 +178,10 @@ int probe_tls_new(const char *ca_file, ProbeTls **ret, char **ret_error) {
         SSL_CTX_set_options(t->ctx, SSL_OP_NO_TICKET | SSL_OP_IGNORE_UNEXPECTED_EOF);
         SSL_CTX_set_mode(t->ctx, SSL_MODE_RELEASE_BUFFERS);
         if (ca_file) {
-                if (access(ca_file, R_OK) < 0) {
-                        int e = errno;
-                        if (ret_error)
-                                *ret_error = strdup(strerror(e));
+                int r = tls_load_ca_file(t->ctx, ca_file, ret_error);
+                if (r < 0) {
                         probe_tls_unref(t);
-                        return -e;
-                }
-                if (SSL_CTX_load_verify_locations(t->ctx, ca_file, NULL) != 1) {
-                        const char *why = tls_error_reason();
-                        if (ret_error && asprintf(ret_error, "no usable CA certificate (%s)",
-                                                  why ? why : "unknown error") < 0)
-                                *ret_error = NULL;
-                        probe_tls_unref(t);
-                        return -EINVAL;
+                        return r;
                 }
                 SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, probe_verify);
                 t->verify = true;
@@ -210,21 +193,6 @@ fail:
         ERR_clear_error();
         probe_tls_unref(t);
         return -ENOMEM;
-}
-
-int probe_ca_file_check(const char *path, char **ret_reason) {
-        _cleanup_free_ char *reason = NULL;
-        ProbeTls *t = NULL;
-        int r;
-
-        r = probe_tls_new(path, &t, &reason);
-        if (r < 0) {
-                if (ret_reason)
-                        *ret_reason = TAKE_PTR(reason);
-                return r;
-        }
-        probe_tls_unref(t);
-        return 0;
 }
 
 /* --- scheduling ----------------------------------------------------------------- */

@@ -28,11 +28,6 @@ ProbeTls *probe_tls_ref(ProbeTls *t);
 /* Drop a reference; accepts NULL; returns NULL. */
 ProbeTls *probe_tls_unref(ProbeTls *t);
 
-/* Whether 'path' can serve as probe.ca_file (readable, PEM, at least one
- * certificate), for configuration checks. Returns 0, or -errno and, if
- * ret_reason is not NULL, a malloc'd reason. Reads the file. */
-int probe_ca_file_check(const char *path, char **ret_reason);
-
 /* What a probe asks of its node and tells it. */
 typedef struct ProbeHooks {
         /* Open a channel to host:port from the node for the probe, on any

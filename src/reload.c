@@ -1,7 +1,7 @@
 /* Reload: apply a new configuration to the running daemon, changing only
  * what changed. Nodes are matched by name; listeners by address; a file
- * that does not load changes nothing. Also the watches on nodes_file and
- * known_hosts. */
+ * that does not load changes nothing. Also the watch on nodes_file (the
+ * host key files watch themselves: trust.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -362,6 +362,7 @@ static int reload_listeners(Daemon *d, const Config *old, char **ret_error) {
  * configuration: at the one in force. */
 static void daemon_point_envs(Daemon *d) {
         d->sessions.ssh = &d->config->ssh;
+        d->sessions.open_timeout = d->config->proxy.open_timeout;
         d->node_env.probe = &d->config->probe;
 }
 
@@ -412,8 +413,9 @@ int daemon_reload(Daemon *d, bool nodes_only, char **ret_error) {
         if (!d->log_override)
                 log_setup(new->log.target, new->log.level);
         gate_set_limit(d->handshakes, new->ssh.max_handshakes);
-        /* the file may have changed too, whatever its name */
-        (void) daemon_load_known_hosts(d);
+        /* the files may have changed too, whatever their names */
+        if (trust_set_files(d->trust, new->ssh.known_hosts, new->ssh.learned_hosts) < 0)
+                log_warning("The host keys read before stay in force");
         probe_changed = !config_probe_equal(&new->probe, &old->probe);
         if (probe_changed)
                 (void) daemon_load_probe_tls(d);
@@ -436,8 +438,8 @@ int daemon_reload(Daemon *d, bool nodes_only, char **ret_error) {
                 if (probe_changed)
                         (void) node_reset_probe(n);
         }
-        if (!streq_ptr(new->nodes_file, old->nodes_file) || !streq(new->ssh.known_hosts, old->ssh.known_hosts))
-                (void) daemon_watch_files(d);
+        if (!streq_ptr(new->nodes_file, old->nodes_file))
+                (void) daemon_watch_nodes_file(d);
 
         config_free(old);
 done:
@@ -470,37 +472,23 @@ fail:
         return r < 0 ? r : -EINVAL;
 }
 
-/* --- nodes_file and known_hosts: re-read when they change -------------------------- */
+/* --- nodes_file: re-read when it changes ------------------------------------ */
 
 static void on_nodes_file_changed(FileWatch *w, const char *path, void *userdata) {
         (void) daemon_reload(userdata, true, NULL);
 }
 
-static void on_known_hosts_changed(FileWatch *w, const char *path, void *userdata) {
-        (void) daemon_load_known_hosts(userdata);
-}
-
-void daemon_unwatch_files(Daemon *d) {
-        d->nodes_watch = filewatch_free(d->nodes_watch);
-        d->known_hosts_watch = filewatch_free(d->known_hosts_watch);
-}
-
-int daemon_watch_files(Daemon *d) {
+int daemon_watch_nodes_file(Daemon *d) {
         const Config *c = d->config;
-        int r, ret = 0;
+        int r;
 
-        daemon_unwatch_files(d);
-        if (c->nodes_file) {
-                if (c->nodes_file_missing)
-                        log_warning("nodes_file %s does not exist yet: no nodes from it until it does", c->nodes_file);
-                r = filewatch_new(d->event, c->nodes_file, WATCH_DEBOUNCE_USEC, on_nodes_file_changed, d,
-                                  &d->nodes_watch);
-                if (r < 0)
-                        ret = log_warning_errno(r, "Cannot watch %s: %m; reload to pick up changes", c->nodes_file);
-        }
-        r = filewatch_new(d->event, c->ssh.known_hosts, WATCH_DEBOUNCE_USEC, on_known_hosts_changed, d,
-                          &d->known_hosts_watch);
+        d->nodes_watch = filewatch_free(d->nodes_watch);
+        if (!c->nodes_file)
+                return 0;
+        if (c->nodes_file_missing)
+                log_warning("nodes_file %s does not exist yet: no nodes from it until it does", c->nodes_file);
+        r = filewatch_new(d->event, c->nodes_file, WATCH_DEBOUNCE_USEC, on_nodes_file_changed, d, &d->nodes_watch);
         if (r < 0)
-                ret = log_warning_errno(r, "Cannot watch %s: %m; reload to pick up changes", c->ssh.known_hosts);
-        return ret;
+                return log_warning_errno(r, "Cannot watch %s: %m; reload to pick up changes", c->nodes_file);
+        return 0;
 }

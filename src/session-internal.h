@@ -91,6 +91,7 @@ struct Session {
         SessionState state;
         SessionFailure failure;
         bool scan_only;
+        char *scan_key_types; /* scan_only: the host key algorithms offered, or NULL */
         uint8_t *scanned_key; /* scan_only: the blob */
         size_t scanned_key_len;
         usec_t connect_started; /* for the connect-time histogram */
@@ -115,6 +116,7 @@ struct Session {
         uint64_t rx_at_wakeup; /* rx_total then */
         uint64_t rx_at_start; /* rx_total when this connection began */
         bool rx_overflow;  /* the node sent HANDSHAKE_RX_LIMIT before the session was ready */
+        bool rx_closed;    /* the node closed the connection (EOF or an error on receive) */
         bool dead;       /* the socket is gone: callbacks fail fast */
         uint64_t rx_total;
 

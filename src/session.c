@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -27,7 +28,6 @@
 
 #include "address.h"
 #include "hostkey.h"
-#include "known-hosts.h"
 #include "identity.h"
 #include "log.h"
 #include "metrics.h"
@@ -144,10 +144,13 @@ static LIBSSH2_RECV_FUNC(session_recv_cb) {
                         s->rx_drained = true;
                         return -EAGAIN;
                 }
+                s->rx_closed = true;
                 return -errno;
         }
-        if (n == 0)
+        if (n == 0) {
+                s->rx_closed = true;
                 return -ECONNRESET; /* libssh2 treats 0 as an error anyway */
+        }
         s->rx_total += (uint64_t) n;
         return n;
 }
@@ -239,6 +242,7 @@ static void session_teardown(Session *s, int channel_error, const char *why) {
         s->rx_drained = false;
         s->rx_calls = 0;
         s->rx_overflow = false;
+        s->rx_closed = false;
         s->local_port = 0;
         s->liveness_pending = false;
         s->liveness_missed = 0;
@@ -289,6 +293,86 @@ static int session_arm_timer(Session *s, usec_t after) {
 
 static int on_session_io(IoWatch *w, int fd, uint32_t revents, void *userdata);
 
+#ifdef HAVE_LIBSSH2_SESSION_SET_READ_TIMEOUT
+/* Seconds libssh2 may wait for one packet: proxy.open_timeout, but not
+ * less than connect_timeout nor the liveness deadline. */
+static long session_read_timeout(const Session *s) {
+        const ConfigSsh *c = session_cfg(s);
+        double t = MAX(s->env->open_timeout, c->connect_timeout);
+        long n;
+
+        t = MAX(t, c->keepalive_interval * c->keepalive_count);
+        n = (long) t;
+        if ((double) n < t)
+                n++;
+        return MAX(n, 1L);
+}
+#endif
+
+/* 'list' (comma-separated) without the names this libssh2 does not
+ * support for 'type', nor repeats, in its order; malloc'd, "" when none is
+ * left, NULL when out of memory. libssh2 drops unknown names itself, but
+ * 1.10 does it with an overlapping memcpy(). */
+static char *session_supported_methods(Session *s, int type, const char *list) {
+        const char **algs = NULL;
+        int n = libssh2_session_supported_algs(s->ssh, type, &algs);
+        size_t len = strlen(list);
+        char *out = malloc(len + 1), *o = out;
+
+        if (!out) {
+                if (n > 0)
+                        libssh2_free(s->ssh, algs);
+                return NULL;
+        }
+        *o = 0;
+        for (const char *p = list; *p;) {
+                size_t k = strcspn(p, ",");
+                bool known = n <= 0; /* the library cannot say: keep it */
+
+                for (int i = 0; i < n && !known; i++)
+                        known = strlen(algs[i]) == k && strncmp(algs[i], p, k) == 0;
+                for (const char *q = out; known && *q;) {
+                        size_t m = strcspn(q, ",");
+                        if (m == k && strncmp(q, p, k) == 0)
+                                known = false; /* a repeat */
+                        q += m + (q[m] == ',');
+                }
+                if (known && k > 0) {
+                        if (o != out)
+                                *o++ = ',';
+                        memcpy(o, p, k);
+                        o += k;
+                        *o = 0;
+                }
+                p += k + (p[k] == ',');
+        }
+        if (n > 0)
+                libssh2_free(s->ssh, algs);
+        return out;
+}
+
+/* One kind of algorithm, both directions (cs == sc for host keys), in the
+ * order of 'list'; a list libssh2 knows none of fails the session naming
+ * 'key'. */
+static int session_set_methods(Session *s, int cs, int sc, const char *list, const char *key) {
+        _cleanup_free_ char *supported = NULL;
+
+        if (!list)
+                return 0;
+        supported = session_supported_methods(s, cs, list);
+        if (!supported) {
+                session_fail(s, SESSION_FAILURE_PROTOCOL, "out of memory", "out of memory");
+                return -ENOMEM;
+        }
+        if (!*supported || libssh2_session_method_pref(s->ssh, cs, supported) < 0 ||
+            (sc != cs && libssh2_session_method_pref(s->ssh, sc, supported) < 0)) {
+                session_fail(s, SESSION_FAILURE_PROTOCOL, "no usable algorithm",
+                             "%s: this libssh2 supports none of \"%s\"", key, list);
+                return -EINVAL;
+        }
+        return 0;
+}
+
 static void session_start_handshake(Session *s) {
         _cleanup_free_ char *known = NULL, *prefs = NULL;
         struct sockaddr_storage local;
@@ -314,19 +398,40 @@ static void session_start_handshake(Session *s) {
                 return;
         }
         libssh2_session_set_blocking(s->ssh, 0);
+#ifdef HAVE_LIBSSH2_SESSION_CALLBACK_SET2
+        libssh2_session_callback_set2(s->ssh, LIBSSH2_CALLBACK_SEND, (libssh2_cb_generic *) session_send_cb);
+        libssh2_session_callback_set2(s->ssh, LIBSSH2_CALLBACK_RECV, (libssh2_cb_generic *) session_recv_cb);
+#else
         libssh2_session_callback_set(s->ssh, LIBSSH2_CALLBACK_SEND, (void *) session_send_cb);
         libssh2_session_callback_set(s->ssh, LIBSSH2_CALLBACK_RECV, (void *) session_recv_cb);
+#endif
         /* want_reply = 0: replies would pile up inside libssh2 forever */
         libssh2_keepalive_config(s->ssh, 0, (unsigned) MAX(1.0, session_cfg(s)->keepalive_interval));
+#ifdef HAVE_LIBSSH2_SESSION_SET_READ_TIMEOUT
+        /* libssh2 gives up on a packet it waits for after this (else 60 s):
+         * a channel open the node leaves unanswered fails after
+         * proxy.open_timeout, never sooner than our own handshake and
+         * liveness deadlines would end the session */
+        libssh2_session_set_read_timeout(s->ssh, session_read_timeout(s));
+#endif
 
         /* offer the key types known_hosts can verify first */
-        known = s->scan_only ? NULL : known_hosts_types(s->env->known_hosts, s->address, s->port);
+        known = s->scan_only ? NULL : trust_types(s->env->trust, s->address, s->port);
         if (known && *known) {
                 if (asprintf(&prefs, "%s,%s", known, HOSTKEY_METHODS) < 0)
                         prefs = NULL;
-        }
-        if (libssh2_session_method_pref(s->ssh, LIBSSH2_METHOD_HOSTKEY, prefs ? prefs : HOSTKEY_METHODS) < 0)
-                (void) libssh2_session_method_pref(s->ssh, LIBSSH2_METHOD_HOSTKEY, HOSTKEY_METHODS);
+        } else if (s->scan_key_types)
+                prefs = strdup(s->scan_key_types);
+        if (session_set_methods(s, LIBSSH2_METHOD_HOSTKEY, LIBSSH2_METHOD_HOSTKEY, prefs ? prefs : HOSTKEY_METHODS,
+                                "host key types") < 0)
+                return;
+        /* ssh.ciphers and ssh.macs, in their order (names this libssh2 does
+         * not know are left out; none known fails the session, naming the key) */
+        if (session_set_methods(s, LIBSSH2_METHOD_CRYPT_CS, LIBSSH2_METHOD_CRYPT_SC, session_cfg(s)->ciphers,
+                                "ssh.ciphers") < 0 ||
+            session_set_methods(s, LIBSSH2_METHOD_MAC_CS, LIBSSH2_METHOD_MAC_SC, session_cfg(s)->macs,
+                                "ssh.macs") < 0)
+                return;
 
         session_set_state(s, SESSION_HANDSHAKING);
         session_update_io(s);
@@ -416,12 +521,13 @@ void session_connect(Session *s) {
 /* --- handshake, host key, auth ------------------------------------------- */
 
 static int session_check_host_key(Session *s) {
-        const KnownHosts *kh = s->env->known_hosts;
+        Trust *trust = s->env->trust;
         const ConfigSsh *cfg = session_cfg(s);
-        const char *blob;
+        const char *blob, *path = NULL;
+        unsigned line = 0;
         size_t len = 0;
-        int type = 0;
-        char keytype[64] = "unknown";
+        int type = 0, r;
+        char keytype[64] = "unknown", where[2 * PATH_MAX + 16];
 
         blob = libssh2_session_hostkey(s->ssh, &len, &type);
         if (!blob || len == 0) {
@@ -431,36 +537,48 @@ static int session_check_host_key(Session *s) {
         hostkey_fingerprint(blob, len, s->host_key, sizeof(s->host_key));
         (void) hostkey_type(blob, len, keytype, sizeof(keytype));
 
-        switch (known_hosts_check(kh, s->address, s->port, blob, len)) {
+        switch (trust_check(trust, s->address, s->port, blob, len, &path, &line)) {
         case HOSTKEY_OK:
                 return 0;
         case HOSTKEY_REVOKED:
-                session_fail(s, SESSION_FAILURE_HOSTKEY_MISMATCH, "host key revoked", "host key %s %s is revoked in %s", keytype,
-                             s->host_key, cfg->known_hosts);
+                if (line > 0)
+                        snprintf(where, sizeof where, "%s:%u", strna(path), line);
+                else
+                        snprintf(where, sizeof where, "%s", strna(path));
+                session_fail(s, SESSION_FAILURE_HOSTKEY_MISMATCH, "host key revoked",
+                             "host key %s %s is revoked in %s", keytype, s->host_key, where);
                 return -EPERM;
         case HOSTKEY_MISMATCH:
+                if (line > 0)
+                        snprintf(where, sizeof where, "%s:%u", strna(path), line);
+                else
+                        snprintf(where, sizeof where, "%s", path ?: cfg->known_hosts);
                 session_fail(s, SESSION_FAILURE_HOSTKEY_MISMATCH, "host key mismatch",
                              "HOST KEY MISMATCH: the node presented %s %s, which is not the key %s holds for it",
-                             keytype, s->host_key, cfg->known_hosts);
+                             keytype, s->host_key, where);
                 return -EPERM;
         case HOSTKEY_UNKNOWN:
         default:
                 if (cfg->host_key_policy == HOST_KEY_POLICY_ACCEPT_NEW) {
-                        int r = known_hosts_append(cfg->known_hosts, s->address, s->port, blob, len);
+                        r = trust_learn(trust, s->address, s->port, blob, len);
                         if (r < 0) {
                                 session_fail(s, SESSION_FAILURE_HOSTKEY_UNKNOWN, "host key not recorded",
                                              "cannot record host key %s %s in %s: %s", keytype, s->host_key,
-                                             cfg->known_hosts, strerror(-r));
+                                             strna(trust_learned_path(trust)), strerror(-r));
                                 return r;
                         }
                         log_node(LOG_NOTICE, s->node_name, "recorded new host key %s %s in %s (accept-new)",
-                                 keytype, s->host_key, cfg->known_hosts);
+                                 keytype, s->host_key, trust_learned_path(trust));
                         return 0;
                 }
+                if (cfg->learned_hosts)
+                        snprintf(where, sizeof where, "neither %s nor %s", cfg->known_hosts, cfg->learned_hosts);
+                else
+                        snprintf(where, sizeof where, "not %s", cfg->known_hosts);
                 session_fail(s, SESSION_FAILURE_HOSTKEY_UNKNOWN, "host key unknown",
-                             "host key %s %s is not in %s (get its line with `sshtunctl hostkeys scan %s`, "
-                             "compare the fingerprint with ssh-keygen -lf on the node, then add the line)",
-                             keytype, s->host_key, cfg->known_hosts, s->node_name);
+                             "host key %s %s is in %s (compare its fingerprint with the node's own, then "
+                             "`sshtunctl hostkeys trust %s SHA256:...`)",
+                             keytype, s->host_key, where, s->node_name);
                 return -EPERM;
         }
 }
@@ -476,7 +594,7 @@ static int session_step_handshake(Session *s) {
                         session_fail(s, SESSION_FAILURE_PROTOCOL, "node floods the handshake",
                                      "key exchange failed: the node sent over %u KiB without completing it",
                                      HANDSHAKE_RX_LIMIT / 1024);
-                else if (rc == LIBSSH2_ERROR_SOCKET_RECV || rc == LIBSSH2_ERROR_SOCKET_DISCONNECT)
+                else if (rc == LIBSSH2_ERROR_SOCKET_RECV || rc == LIBSSH2_ERROR_SOCKET_DISCONNECT || s->rx_closed)
                         session_fail(s, SESSION_FAILURE_NETWORK, "closed during key exchange", "connection closed during key exchange (%s)",
                                      why);
                 else
@@ -528,7 +646,10 @@ static int session_step_auth(Session *s) {
         if (rc == LIBSSH2_ERROR_EAGAIN)
                 return 0;
         if (rc != 0) {
-                if (rc == LIBSSH2_ERROR_AUTHENTICATION_FAILED || rc == LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED)
+                /* libssh2 reports a connection lost during userauth as
+                 * AUTHENTICATION_FAILED too: a refusal is an answer, not a close */
+                if ((rc == LIBSSH2_ERROR_AUTHENTICATION_FAILED || rc == LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED) &&
+                    !s->rx_closed)
                         session_fail(s, SESSION_FAILURE_AUTH, "auth refused",
                                      "public key authentication as \"%s\" refused (key %s %s)", cfg->user,
                                      identity_type(id), identity_fingerprint(id));
@@ -536,7 +657,7 @@ static int session_step_auth(Session *s) {
                         session_fail(s, SESSION_FAILURE_PROTOCOL, "node floods the handshake",
                                      "authentication failed: the node sent over %u KiB before it ended",
                                      HANDSHAKE_RX_LIMIT / 1024);
-                else if (rc == LIBSSH2_ERROR_SOCKET_RECV || rc == LIBSSH2_ERROR_SOCKET_DISCONNECT)
+                else if (rc == LIBSSH2_ERROR_SOCKET_RECV || rc == LIBSSH2_ERROR_SOCKET_DISCONNECT || s->rx_closed)
                         session_fail(s, SESSION_FAILURE_NETWORK, "closed during authentication", "connection closed during authentication (%s)",
                                      session_ssh_error(s));
                 else
@@ -734,7 +855,8 @@ int session_new(const SessionEnv *env, const SessionParams *p, Session **ret) {
         buffer_init(&s->outq, OUTQ_HARD_LIMIT);
         s->node_name = strdup(p->node_name);
         s->address = strdup(p->address);
-        if (!s->node_name || !s->address) {
+        s->scan_key_types = p->scan_only && p->scan_key_types ? strdup(p->scan_key_types) : NULL;
+        if (!s->node_name || !s->address || (p->scan_only && p->scan_key_types && !s->scan_key_types)) {
                 session_free(s);
                 return -ENOMEM;
         }
@@ -756,6 +878,7 @@ Session *session_free(Session *s) {
         s->defer = sd_event_source_disable_unref(s->defer);
         free(s->last_error);
         free(s->scanned_key);
+        free(s->scan_key_types);
         free(s->node_name);
         free(s->address);
         free(s);

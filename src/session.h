@@ -16,7 +16,7 @@
 #include "conf.h"
 #include "gate.h"
 #include "hostkey.h"
-#include "known-hosts.h"
+#include "trust.h"
 #include "identity.h"
 #include "iopoll.h"
 #include "macro.h"
@@ -65,8 +65,10 @@ typedef struct SessionEnv {
         IoPoll *iopoll;                /* where connects and sessions' sockets are watched */
         const ConfigSsh *ssh;
         const Identity *identity;
-        const KnownHosts *known_hosts;
+        Trust *trust;                  /* the host keys: check, and accept-new's record */
         Gate *handshakes;              /* ssh.max_handshakes */
+        double open_timeout;           /* proxy.open_timeout: a channel open the node leaves
+                                        * unanswered this long fails (libssh2 >= 1.11; 0: its 60 s) */
         Metrics *metrics;              /* may be NULL */
 } SessionEnv;
 
@@ -93,6 +95,9 @@ typedef struct SessionParams {
          * presented (session_host_key_blob), check nothing, authenticate
          * nothing, then end with SESSION_FAILURE_SCANNED. */
         bool scan_only;
+        /* scan_only: the host key algorithms to offer (comma-separated),
+         * to fetch the key of one type; NULL: the usual preference. */
+        const char *scan_key_types;
 } SessionParams;
 
 /* Process-wide SSH library setup, once before anything else (and before any

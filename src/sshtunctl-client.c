@@ -60,6 +60,11 @@ int ctl_oom(const Ctl *ctl) {
         return ctl_fail(ctl, EXIT_FAILURE, "out of memory");
 }
 
+static json_t *json_decref_null(json_t *v) {
+        json_decref(v);
+        return NULL;
+}
+
 /* ---- HTTP over the Unix socket -------------------------------------------- */
 
 static int remaining_msec(const Ctl *ctl) {
@@ -278,6 +283,22 @@ static int ctl_request(const Ctl *ctl, const char *method, const char *target, R
                 .body_len = length >= 0 ? (size_t) length : len - head,
         };
         ret->data = TAKE_PTR(data);
+        return 0;
+}
+
+int ctl_request_status(const Ctl *ctl, const char *method, const char *target, int *ret_status, json_t **ret) {
+        _cleanup_(reply_done) Reply reply = {};
+        json_t *v;
+        int r;
+
+        r = ctl_request(ctl, method, target, &reply);
+        if (r != 0)
+                return r;
+        v = json_loadb(reply.body, reply.body_len, 0, NULL);
+        if (v && !json_is_object(v))
+                v = json_decref_null(v);
+        *ret_status = reply.status;
+        *ret = v;
         return 0;
 }
 

@@ -40,6 +40,10 @@ typedef struct Ctl {
 _printf_(3, 4) int ctl_fail(const Ctl *ctl, int status, const char *format, ...);
 /* ctl_fail() for out of memory. */
 int ctl_oom(const Ctl *ctl);
+/* 'method' 'target': 0 with the reply's status and its JSON object (NULL
+ * when the body is not one), whatever the status; a request that got no
+ * reply says why and returns the exit status. */
+int ctl_request_status(const Ctl *ctl, const char *method, const char *target, int *ret_status, json_t **ret);
 /* 'method' 'target'; a 200 reply's JSON object into *ret; else says why, returns the exit status. */
 int ctl_request_json(const Ctl *ctl, const char *method, const char *target, json_t **ret);
 /* ctl_request_json() with GET. */
@@ -68,6 +72,15 @@ int cmd_node(const Ctl *ctl, const char *name);
 int cmd_check(const Ctl *ctl);
 /* `migration`: per node its route, upstream check and readiness; the final switch once all moved. */
 int cmd_migration(const Ctl *ctl);
+/* The options only `hostkeys` takes. */
+typedef struct HostkeysOptions {
+        bool unknown;     /* scan --unknown: the nodes in hostkey-unknown */
+        bool all;         /* scan --all: every node */
+        const char *from; /* trust --from FILE (- for stdin) */
+} HostkeysOptions;
+
+/* `hostkeys scan|trust|list ...`: args after "hostkeys". */
+int cmd_hostkeys(Ctl *ctl, char **args, int n_args, const HostkeysOptions *o);
 
 /* --watch: run 'view' every 'interval' until SIGINT or SIGTERM, then return
  * 0. Each round is one frame, headed by 'title': redrawn in place when

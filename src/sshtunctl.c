@@ -19,9 +19,6 @@
  * the group sshtund-monitor gets the read-only view without -s. */
 #define DEFAULT_READONLY_SOCKET "/run/sshtund/admin-readonly.sock"
 #define CTL_TIMEOUT_USEC (10 * USEC_PER_SEC)
-/* The daemon ends a scan within 35 s (connect_timeout, at most 30 s, plus
- * 5 s for a handshake slot): wait longer than that. */
-#define CTL_SCAN_TIMEOUT_USEC (45 * USEC_PER_SEC)
 /* --watch without SECONDS; and the bounds of SECONDS (watch(1) takes 0.1 s
  * at least; a day is more than anyone waits between two frames). */
 #define WATCH_DEFAULT_USEC (2 * USEC_PER_SEC)
@@ -93,97 +90,6 @@ static int cmd_reload(const Ctl *ctl) {
         return 0;
 }
 
-/* ---- hostkeys scan ---------------------------------------------------------- */
-
-/* What `ssh-keygen -l` prints in parentheses, and the usual file name part. */
-static void key_names(const char *type, const char **ret_label, const char **ret_file) {
-        static const struct {
-                const char *prefix, *label, *file;
-        } names[] = {
-                { "ssh-ed25519", "ED25519", "ed25519" },
-                { "ecdsa-sha2-", "ECDSA", "ecdsa" },
-                { "ssh-rsa", "RSA", "rsa" },
-                { "ssh-dss", "DSA", "dsa" },
-                { "sk-ssh-ed25519@", "ED25519-SK", "ed25519_sk" },
-                { "sk-ecdsa-sha2-", "ECDSA-SK", "ecdsa_sk" },
-        };
-
-        for (size_t i = 0; i < ELEMENTSOF(names); i++)
-                if (strncmp(type, names[i].prefix, strlen(names[i].prefix)) == 0) {
-                        *ret_label = names[i].label;
-                        *ret_file = names[i].file;
-                        return;
-                }
-        *ret_label = type;
-        *ret_file = "*";
-}
-
-static int cmd_hostkeys_scan(Ctl *ctl, const char *what) {
-        _cleanup_(json_decrefp) json_t *v = NULL;
-        _cleanup_free_ char *escaped = NULL, *target = NULL, *line = NULL, *fingerprint = NULL,
-                            *type = NULL, *file = NULL, *host = NULL;
-        const char *label, *key_file, *check;
-        json_int_t bits;
-        int r;
-
-        if (strlen(what) > CTL_NAME_MAX) {
-                fprintf(stderr, "sshtunctl: scan target too long\n");
-                return EXIT_USAGE;
-        }
-        escaped = path_escape(what);
-        if (!escaped || asprintf(&target, "/v1/hostkeys/scan?target=%s", escaped) < 0) {
-                target = NULL;
-                return ctl_oom(ctl);
-        }
-        /* the daemon waits for the node: allow for it */
-        ctl->timeout = CTL_SCAN_TIMEOUT_USEC;
-        ctl->deadline = now_usec(CLOCK_MONOTONIC) + ctl->timeout;
-        r = ctl_request_json(ctl, "POST", target, &v);
-        if (r != 0)
-                return r;
-        if (ctl->output == OUTPUT_JSON)
-                return print_json(ctl, v);
-
-        line = table_escape(json_str(v, "known_hosts_line"));
-        fingerprint = table_escape(json_str(v, "fingerprint"));
-        type = table_escape(json_str(v, "key_type"));
-        file = table_escape(json_str(v, "known_hosts"));
-        if (!line || !fingerprint || !type || !file)
-                return ctl_oom(ctl);
-        if (!json_str(v, "known_hosts_line") || !json_str(v, "fingerprint") || !json_str(v, "key_type"))
-                return ctl_fail(ctl, EXIT_FAILURE, "malformed reply from %s", ctl->socket);
-        host = strndup(line, strcspn(line, " "));
-        if (!host)
-                return ctl_oom(ctl);
-        key_names(type, &label, &key_file);
-        bits = json_int(v, "bits");
-        check = json_str(v, "known_hosts_check");
-
-        /* stdout holds only the line, ready for >> known_hosts once checked */
-        printf("%s\n", line);
-        if (fflush(stdout) != 0)
-                return ctl_fail(ctl, EXIT_FAILURE, "failed to write the output: %m");
-        if (bits > 0)
-                fprintf(stderr, "%" JSON_INTEGER_FORMAT " ", bits);
-        fprintf(stderr, "%s %s (%s)\n", fingerprint, host, label);
-        fprintf(stderr,
-                "Compare it, over a channel you trust (console, configuration management), with the\n"
-                "node's own key:  ssh-keygen -lf /etc/ssh/ssh_host_%s_key.pub\n",
-                key_file);
-        if (streq_ptr(check, "ok"))
-                fprintf(stderr, "This key is already in %s.\n", file);
-        else if (streq_ptr(check, "mismatch"))
-                fprintf(stderr,
-                        "WARNING: %s holds a different key for %s. Find out why (reinstalled node, or\n"
-                        "someone in the path?) before replacing it.\n",
-                        file, host);
-        else if (streq_ptr(check, "revoked"))
-                fprintf(stderr, "WARNING: %s lists this key as @revoked.\n", file);
-        else
-                fprintf(stderr, "If the fingerprints are equal, append the line to %s.\n", file);
-        return 0;
-}
-
 /* ---- main ----------------------------------------------------------------- */
 
 static void help(void) {
@@ -202,8 +108,16 @@ static void help(void) {
                "                         does not load)\n"
                "  migration              the move to Konnectivity: route, upstream check and\n"
                "                         readiness per node; the final switch once all are moved\n"
-               "  hostkeys scan TARGET   fetch the host key of a node (NODE, HOST or HOST:PORT) and\n"
-               "                         print its known_hosts line; writes nothing\n"
+               "  hostkeys scan TARGET...|--unknown|--all\n"
+               "                         fetch the host keys of nodes (NODE, HOST or HOST:PORT; the\n"
+               "                         nodes in hostkey-unknown; every node): known_hosts lines on\n"
+               "                         stdout, NODE SHA256:... TYPE on stderr; writes nothing\n"
+               "  hostkeys trust NODE SHA256:FP...\n"
+               "  hostkeys trust --from FILE|-\n"
+               "                         scan the node and record in ssh.learned_hosts the key whose\n"
+               "                         fingerprint you obtained out of band; FILE has NODE SHA256:FP\n"
+               "                         lines (as scan prints them); the node connects at once\n"
+               "  hostkeys list [NODE]   the keys known_hosts and learned_hosts hold for each node\n"
                "\n"
                "Options:\n"
                "  -s, --socket SOCKET   admin socket (default $SSHTUND_ADMIN_SOCKET, then %s)\n"
@@ -250,7 +164,7 @@ static bool want_color(void) {
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_NO_HEADERS };
+        enum { ARG_VERSION = 0x100, ARG_NO_HEADERS, ARG_UNKNOWN, ARG_ALL, ARG_FROM };
         static const struct option options[] = {
                 { "socket", required_argument, NULL, 's' },
                 { "output", required_argument, NULL, 'o' },
@@ -258,9 +172,13 @@ int main(int argc, char *argv[]) {
                 { "watch", optional_argument, NULL, 'w' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
+                { "unknown", no_argument, NULL, ARG_UNKNOWN },
+                { "all", no_argument, NULL, ARG_ALL },
+                { "from", required_argument, NULL, ARG_FROM },
                 {},
         };
         Ctl ctl = { .output = OUTPUT_TABLE, .out = stdout, .err = stderr, .cancel_fd = -1 };
+        HostkeysOptions hostkeys = {};
         usec_t watch = 0;
         const char *command;
         char **args;
@@ -292,6 +210,15 @@ int main(int argc, char *argv[]) {
                         break;
                 case ARG_NO_HEADERS:
                         ctl.no_headers = true;
+                        break;
+                case ARG_UNKNOWN:
+                        hostkeys.unknown = true;
+                        break;
+                case ARG_ALL:
+                        hostkeys.all = true;
+                        break;
+                case ARG_FROM:
+                        hostkeys.from = optarg;
                         break;
                 case 'w': {
                         const char *seconds = optarg;
@@ -326,9 +253,12 @@ int main(int argc, char *argv[]) {
         ctl.timeout = CTL_TIMEOUT_USEC;
         ctl.deadline = now_usec(CLOCK_MONOTONIC) + ctl.timeout;
 
+        if ((hostkeys.unknown || hostkeys.all || hostkeys.from) && !streq(command, "hostkeys"))
+                return usage_error("--unknown, --all and --from are options of hostkeys", command);
         if (watch > 0 && !streq(command, "status") && !streq(command, "nodes"))
                 return usage_error("--watch works with status and nodes only", command);
-        if (ctl.output == OUTPUT_NAME && (streq(command, "reload") || streq(command, "hostkeys")))
+        if (ctl.output == OUTPUT_NAME &&
+            (streq(command, "reload") || (streq(command, "hostkeys") && !(n_args > 0 && streq(args[0], "list")))))
                 return usage_error("-o name lists nodes: not for this command", command);
 
         if (streq(command, "status") || streq(command, "nodes")) {
@@ -359,13 +289,9 @@ int main(int argc, char *argv[]) {
                 if (n_args != 0)
                         return usage_error("too many arguments", command);
                 r = cmd_reload(&ctl);
-        } else if (streq(command, "hostkeys")) {
-                if (n_args < 1 || !streq(args[0], "scan"))
-                        return usage_error("expected 'hostkeys scan NODE|HOST[:PORT]'", command);
-                if (n_args != 2)
-                        return usage_error("expected one node name, HOST or HOST:PORT", "hostkeys scan");
-                r = cmd_hostkeys_scan(&ctl, args[1]);
-        } else
+        } else if (streq(command, "hostkeys"))
+                r = cmd_hostkeys(&ctl, args, n_args, &hostkeys);
+        else
                 return usage_error("unknown command", command);
 
         if (fflush(stdout) != 0 || ferror(stdout)) {

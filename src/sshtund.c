@@ -23,13 +23,16 @@
 
 static void usage(FILE *f) {
         fprintf(f,
-                "Usage: sshtund [-c FILE] [-t] [-d] [--pidfile FILE] [--version]\n"
+                "Usage: sshtund [-c FILE] [-t | -T] [-d] [--pidfile FILE] [--version]\n"
                 "\n"
                 "SSH-tunnel manager for Kubernetes control planes: keeps SSH sessions to\n"
                 "every node and serves HTTP CONNECT on a local socket.\n"
                 "\n"
                 "  -c, --config FILE   configuration file (default %s)\n"
-                "  -t, --test          check the configuration and exit (0 valid, 78 not)\n"
+                "  -t, --test          check the configuration as start would, bind and dial\n"
+                "                      nothing, and exit (0 valid, 78 not)\n"
+                "  -T, --print-config  check it, print every key with its value (defaults\n"
+                "                      filled in) and exit\n"
                 "  -d, --debug         debug logging to stderr\n"
                 "      --pidfile FILE  write the process id to FILE\n"
                 "  -h, --help          this text\n"
@@ -112,6 +115,7 @@ int main(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' },
                 { "test", no_argument, NULL, 't' },
+                { "print-config", no_argument, NULL, 'T' },
                 { "debug", no_argument, NULL, 'd' },
                 { "pidfile", required_argument, NULL, OPT_PIDFILE },
                 { "help", no_argument, NULL, 'h' },
@@ -119,20 +123,23 @@ int main(int argc, char *argv[]) {
                 {},
         };
         const char *config_path = CONFIG_DEFAULT_PATH, *pidfile = NULL;
-        bool test = false, debug = false;
+        bool test = false, print = false, debug = false;
         _cleanup_free_ char *error = NULL;
         Config *config = NULL;
         Identity *identity = NULL;
         Daemon *d = NULL;
         int c, r, ret;
 
-        while ((c = getopt_long(argc, argv, "c:tdh", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "c:tTdh", options, NULL)) >= 0) {
                 switch (c) {
                 case 'c':
                         config_path = optarg;
                         break;
                 case 't':
                         test = true;
+                        break;
+                case 'T':
+                        print = true;
                         break;
                 case 'd':
                         debug = true;
@@ -163,10 +170,25 @@ int main(int argc, char *argv[]) {
                 return 1;
         }
 
-        r = config_load(config_path, &config, &error);
+        /* the same checks for -t, -T and the start: what fails here fails
+         * before anything is bound or dialled, with exit status 78 */
+        r = config_load_for_start(config_path, &config, &error);
+        if (r == -ENOMEM) {
+                fprintf(stderr, "sshtund: out of memory\n");
+                return 1;
+        }
         if (r < 0) {
                 fprintf(stderr, "%s\n", error ? error : "sshtund: cannot load the configuration");
                 return EXIT_CONFIG;
+        }
+        if (print) {
+                r = config_print(config, stdout);
+                config_free(config);
+                if (r < 0) {
+                        fprintf(stderr, "sshtund: cannot write the configuration: %s\n", strerror(-r));
+                        return 1;
+                }
+                return 0;
         }
         if (test) {
                 printf("%s: configuration valid (%zu nodes)\n", config_path, config->n_nodes);
@@ -181,25 +203,19 @@ int main(int argc, char *argv[]) {
 
         raise_fd_limit();
 
+        /* checked above; read again to keep (a file changed in between is
+         * still the file's fault) */
         free(error);
         error = NULL;
         r = identity_load(config->ssh.identity, &identity, &error);
         if (r < 0) {
-                log_error("%s: ssh.identity %s: %s", config_path, config->ssh.identity, strna(error));
+                log_error("%s: ssh.identity: %s: %s", config_path, config->ssh.identity, strna(error));
                 config_free(config);
-                return EXIT_CONFIG;
+                return r == -ENOMEM ? 1 : EXIT_CONFIG;
         }
-        if (identity_is_world_readable(identity)) {
-                if (geteuid() == 0) {
-                        log_error("%s: ssh.identity %s is readable by everyone: refusing to run as root with "
-                                  "it (chmod 0600, or 0640 with the group of the user sshtund runs as)",
-                                  config_path, config->ssh.identity);
-                        identity_free(identity);
-                        config_free(config);
-                        return EXIT_CONFIG;
-                }
+        /* refused above when it guards root or another account */
+        if (identity_is_world_readable(identity))
                 log_warning("ssh.identity %s is readable by everyone: chmod 0600", config->ssh.identity);
-        }
 
         r = daemon_new(config, identity, &d);
         if (r < 0) {

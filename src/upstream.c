@@ -22,6 +22,7 @@
 #include "address.h"
 #include "conf.h"
 #include "macro.h"
+#include "tls.h"
 #include "upstream-internal.h"
 
 
@@ -55,20 +56,13 @@ _printf_(3, 4) static int fail_with(char **ret_error, int e, const char *fmt, ..
         return e;
 }
 
-/* A TLS file OpenSSL refused: which key, and why. */
-static int tls_file_fail(char **ret_error, const char *key, const char *path) {
-        unsigned long e = ERR_peek_last_error();
-        const char *why = e ? ERR_reason_error_string(e) : NULL;
-
-        ERR_clear_error();
-        if (access(path, R_OK) < 0)
-                return fail_with(ret_error, -errno, "konnectivity.%s \"%s\": %m", key, path);
-        return fail_with(ret_error, -EINVAL, "konnectivity.%s \"%s\": %s", key, path, why ?: "unusable");
-}
-
 /* As the API server's egress TCP transport: TLS 1.2 or later, the server
  * checked against ca_file and the name, our certificate when configured. */
 static int upstream_tls_new(Upstream *u, const ConfigKonnectivity *k, char **ret_error) {
+        _cleanup_free_ char *why = NULL;
+        TlsFile which;
+        int r;
+
         u->ctx = SSL_CTX_new(TLS_client_method());
         if (!u->ctx || SSL_CTX_set_min_proto_version(u->ctx, TLS1_2_VERSION) != 1) {
                 ERR_clear_error();
@@ -81,18 +75,16 @@ static int upstream_tls_new(Upstream *u, const ConfigKonnectivity *k, char **ret
          * tunnelled protocol (TLS to the kubelet, mostly) has its own framing */
         SSL_CTX_set_options(u->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
         SSL_CTX_set_verify(u->ctx, SSL_VERIFY_PEER, NULL);
-        if (SSL_CTX_load_verify_locations(u->ctx, k->ca_file, NULL) != 1)
-                return tls_file_fail(ret_error, "ca_file", k->ca_file);
+        r = tls_load_ca_file(u->ctx, k->ca_file, &why);
+        if (r < 0)
+                return fail_with(ret_error, r, "konnectivity.ca_file \"%s\": %s", k->ca_file, strna(why));
         if (!k->cert_file != !k->key_file)
                 return fail_with(ret_error, -EINVAL, "konnectivity: cert_file and key_file go together");
-        if (k->cert_file && SSL_CTX_use_certificate_chain_file(u->ctx, k->cert_file) != 1)
-                return tls_file_fail(ret_error, "cert_file", k->cert_file);
-        if (k->key_file && SSL_CTX_use_PrivateKey_file(u->ctx, k->key_file, SSL_FILETYPE_PEM) != 1)
-                return tls_file_fail(ret_error, "key_file", k->key_file);
-        if (k->key_file && SSL_CTX_check_private_key(u->ctx) != 1) {
-                ERR_clear_error();
-                return fail_with(ret_error, -EINVAL, "konnectivity.key_file \"%s\" does not match cert_file",
-                                 k->key_file);
+        if (k->cert_file) {
+                r = tls_load_key_pair(u->ctx, k->cert_file, k->key_file, &which, &why);
+                if (r < 0)
+                        return fail_with(ret_error, r, "konnectivity.%s \"%s\": %s", tls_file_to_string(which),
+                                         which == TLS_FILE_CERT ? k->cert_file : k->key_file, strna(why));
         }
         u->verify_name = strdup(k->server_name ?: u->host);
         return u->verify_name ? 0 : -ENOMEM;

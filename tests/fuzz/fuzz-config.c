@@ -2,7 +2,8 @@
  * or one "FILE:LINE: KEY: message" out. The input is the main file; from a
  * line "%%nodes_file" on, it is the nodes_file instead. "@DIR@" stands for
  * the private directory both are written to, which also holds an ed25519
- * key, "@DIR@/id_ed25519", made once at start. */
+ * key, "@DIR@/id_ed25519", made once at start. A file that loads is printed
+ * (sshtund -T), and what is printed must load to the same text again. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 static char dir[64];
 static char conf_path[128];
 static char nodes_path[128];
+static char printed_path[128];
 static bool verbose; /* FUZZ_VERBOSE=1: say how each input ended, for writing seeds */
 
 /* libconfig 1.5 (Debian 12) drops the token its scanner was building when
@@ -38,6 +40,7 @@ static void remove_dir(void) {
 
         unlink(conf_path);
         unlink(nodes_path);
+        unlink(printed_path);
         snprintf(path, sizeof(path), "%s/id_ed25519", dir);
         unlink(path);
         snprintf(path, sizeof(path), "%s/id_ed25519.pub", dir);
@@ -55,6 +58,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         }
         snprintf(conf_path, sizeof(conf_path), "%s/sshtund.conf", dir);
         snprintf(nodes_path, sizeof(nodes_path), "%s/nodes.conf", dir);
+        snprintf(printed_path, sizeof(printed_path), "%s/printed.conf", dir);
         snprintf(cmd, sizeof(cmd),
                  "ssh-keygen -q -t ed25519 -N '' -C fuzz -f '%s/id_ed25519' </dev/null >/dev/null", dir);
         /* without ssh-keygen every input ends at ssh.identity: still a run */
@@ -141,6 +145,37 @@ static bool write_file(const char *path, const char *text) {
         return fclose(f) == 0 && ok;
 }
 
+/* sshtund -T: text that loads back to a configuration printed the same. */
+static char *print(const Config *c) {
+        char *text = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&text, &size);
+
+        if (!f)
+                abort();
+        fuzz_check(config_print(c, f) == 0);
+        if (fclose(f) != 0)
+                abort();
+        return text;
+}
+
+static void check_print(const Config *c) {
+        _cleanup_free_ char *first = print(c), *second = NULL, *error = NULL;
+        Config *again = NULL;
+        int r;
+
+        if (!write_file(printed_path, first))
+                abort();
+        r = config_load(printed_path, &again, &error);
+        if (r < 0 && verbose)
+                fprintf(stderr, "the printed configuration does not load: %s\n%s", error, first);
+        fuzz_check(r == 0);
+        second = print(again);
+        fuzz_check(streq(first, second));
+        fuzz_check(again->n_nodes == c->n_nodes && again->n_forwards == c->n_forwards);
+        config_free(again);
+}
+
 /* A config that loaded is whole, and routes as the daemon builds it. */
 static void check_config(const Config *c) {
         Router *r = NULL;
@@ -209,6 +244,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (r == 0) {
                 fuzz_check(c && !error);
                 check_config(c);
+                check_print(c);
                 config_free(c);
                 return 0;
         }

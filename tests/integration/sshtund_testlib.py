@@ -57,6 +57,36 @@ def sshtunctl_binary():
     return os.path.join(BUILDDIR, "src", "sshtunctl")
 
 
+def make_env():
+    """The environment for a make of the test's own in the build tree:
+    without the parent make's jobserver (its descriptors are not passed
+    down), flags (-w would print directories into the output) and DESTDIR."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL",
+                                                              "MAKEOVERRIDES", "DESTDIR")}
+    env["LC_ALL"] = "C"
+    return env
+
+
+def make(*args, timeout=300, input=None):
+    """make ARGS in the build tree; fails the test unless it succeeds."""
+    r = subprocess.run(["make", "-C", BUILDDIR, "--no-print-directory", *args],
+                       capture_output=True, text=True, timeout=timeout, env=make_env(),
+                       input=input, stdin=None if input is not None else subprocess.DEVNULL)
+    assert r.returncode == 0, f"make {' '.join(args)}: exit {r.returncode}\n{r.stdout[-3000:]}\n" \
+                              f"{r.stderr[-3000:]}"
+    return r
+
+
+def make_variables(*names):
+    """The build tree's Makefile variables, as make expands them."""
+    rules = "print-vars:\n" + "".join(f"\t@echo '{n}=$({n})'\n" for n in names)
+    r = make("-s", "-f", "Makefile", "-f", "-", "print-vars", input=rules)
+    out = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+    for n in names:
+        assert n in out, f"{n} not printed: {r.stdout!r}"
+    return out
+
+
 def require_binary(path):
     """Fail (never skip) when a program the test exercises was not built."""
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
@@ -941,6 +971,7 @@ class Sshtund:
         self.config_path = os.path.join(self.dir, "sshtund.conf")
         self.log_path = os.path.join(self.dir, "sshtund.log")
         self.known_hosts_path = os.path.join(self.dir, "known_hosts")
+        self.learned_hosts_path = os.path.join(self.dir, "learned_hosts")
         self.proxy_sock = os.path.join(self.dir, "proxy.sock")
         self.admin_sock = os.path.join(self.dir, "admin.sock")
         self.tcp_addr = loopback_address() if tcp_listen else None
@@ -960,7 +991,8 @@ class Sshtund:
             listen.append(f"tcp:{self.tcp_addr}:{self.tcp_port}")
         self.sections = {
             "ssh": {"user": login_user(), "identity": client_key,
-                    "known_hosts": self.known_hosts_path, "connect_timeout": 5.0,
+                    "known_hosts": self.known_hosts_path, "learned_hosts": self.learned_hosts_path,
+                    "connect_timeout": 5.0,
                     **(ssh or {})},
             "proxy": {"listen": listen, "allow": ["nodes"], **(proxy or {})},
             "probe": {"type": "none", **(probe or {})},

@@ -746,26 +746,16 @@ def test_daemon_wide_alerts_work_without_per_node_series(env):
 def test_installed_under_datadir():
     """make install puts the rules and the dashboard in $(datadir)/sshtund/,
     as shipped, and make uninstall takes them away."""
-    def make(*args):
-        r = subprocess.run(["make", "-C", tl.BUILDDIR, "--no-print-directory", *args],
-                           capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
-        assert r.returncode == 0, f"make {' '.join(args)}: exit {r.returncode}\n{r.stdout[-3000:]}" \
-                                  f"\n{r.stderr[-3000:]}"
-        return r.stdout
-
+    make = tl.make
     with tempfile.TemporaryDirectory(prefix="sshtund-alerts-dest-", dir="/tmp") as dest:
-        mk = os.path.join(dest, "print.mk")
-        with open(mk, "w") as f:
-            f.write("print-datadir:\n\t@echo '$(datadir)'\n")
-        datadir = make("-s", "-f", "Makefile", "-f", mk, "print-datadir").strip()
-        os.unlink(mk)
-        make("install", f"DESTDIR={dest}")
+        datadir = tl.make_variables("datadir")["datadir"]
+        make("install", f"DESTDIR={dest}", timeout=600)
         share = os.path.join(dest, datadir.lstrip("/"), "sshtund")
         for src in (RULES, DASHBOARD):
             path = os.path.join(share, os.path.basename(src))
             with open(path, "rb") as a, open(src, "rb") as b:
                 assert a.read() == b.read(), path
             assert os.stat(path).st_mode & 0o777 == 0o644, path
-        make("uninstall", f"DESTDIR={dest}")
+        make("uninstall", f"DESTDIR={dest}", timeout=600)
         assert not os.path.exists(os.path.join(share, os.path.basename(RULES)))
         assert not os.path.exists(os.path.join(share, os.path.basename(DASHBOARD)))

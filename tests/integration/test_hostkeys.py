@@ -90,12 +90,14 @@ def test_accept_new_records_unknown_keys_but_never_changed_ones(env, mixed):
     d.wait_state("n1", "up", 20)
     j3 = d.wait_state("n3", "hostkey-mismatch", 20)
     assert j3["host_key"] == n3.host_fingerprint
+    # recorded in learned_hosts, known_hosts untouched
     with open(d.known_hosts_path) as f:
+        assert f.read().splitlines() == [n1.known_hosts_line(), n3.known_hosts_line(wrong)]
+    tl.wait_until(lambda: os.path.exists(d.learned_hosts_path), 5, "learned_hosts written")
+    with open(d.learned_hosts_path) as f:
         lines = [ln.split() for ln in f.read().splitlines() if ln.strip()]
-    recorded = [ln for ln in lines if ln[0] == tl.known_hosts_name(n2.addr, n2.port)]
-    assert recorded and recorded[0][1:3] == n2.host_pub.split()[:2], lines
-    # The changed key was not recorded over the old one.
-    n3_lines = [ln for ln in lines if ln[0] == tl.known_hosts_name(n3.addr, n3.port)]
-    assert [ln[1:3] for ln in n3_lines] == [wrong.split()[:2]], lines
+    # n2 alone: the changed key was not recorded over the old one
+    assert [ln[0] for ln in lines] == [tl.known_hosts_name(n2.addr, n2.port)], lines
+    assert lines[0][1:3] == n2.host_pub.split()[:2], lines
     assert_never_authenticated(n3)
     assert d.connect(n3.addr, echo["n3"].port).status == 503

@@ -17,7 +17,7 @@ import sshtund_testlib as tl
 
 pytestmark = pytest.mark.alarm(600)
 
-DIRS = ("prefix", "bindir", "sbindir", "sysconfdir", "mandir", "docdir",
+DIRS = ("prefix", "bindir", "sbindir", "sysconfdir", "localstatedir", "mandir", "docdir",
         "systemdsystemunitdir", "sysusersdir", "tmpfilesdir")
 UNITS = ("sshtund.service", "sshtund.socket", "sshtund-sync-nodes.service",
          "sshtund-sync-nodes.timer")
@@ -27,38 +27,14 @@ SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 EXPOSURE_THRESHOLD = 20
 
 
-def make_env():
-    """The environment for a make of our own: without the parent make's
-    jobserver (its descriptors are not passed down) and flags."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL",
-                                                              "MAKEOVERRIDES", "DESTDIR")}
-    env["LC_ALL"] = "C"
-    return env
-
-
-def make(*args, timeout=300):
-    r = subprocess.run(["make", "-C", tl.BUILDDIR, "--no-print-directory", *args],
-                       capture_output=True, text=True, timeout=timeout, env=make_env(),
-                       stdin=subprocess.DEVNULL)
-    assert r.returncode == 0, f"make {' '.join(args)}: exit {r.returncode}\n{r.stdout[-3000:]}\n" \
-                              f"{r.stderr[-3000:]}"
-    return r
+make_env = tl.make_env
+make = tl.make
 
 
 @pytest.fixture(scope="module")
 def dirs():
     """The installation directories of the build tree, as make expands them."""
-    with tempfile.TemporaryDirectory(prefix="sshtund-dirs-") as tmp:
-        mk = os.path.join(tmp, "print.mk")
-        with open(mk, "w") as f:
-            f.write("print-install-dirs:\n")
-            for d in DIRS:
-                f.write(f"\t@echo '{d}=$({d})'\n")
-        r = make("-s", "-f", "Makefile", "-f", mk, "print-install-dirs")
-    out = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
-    for d in DIRS:
-        assert d in out, f"{d} not printed: {r.stdout!r}"
-    return out
+    return tl.make_variables(*DIRS)
 
 
 @pytest.fixture
@@ -117,8 +93,12 @@ def test_install_layout(dirs, dest):
     assert filecmp.cmp(example, sample, shallow=False)
     assert mode(conf) == 0o644 and mode(example) == 0o644
 
+    # The state directory, for hosts without systemd's tmpfiles.d.
+    assert os.path.isdir(os.path.join(under(dest, dirs["localstatedir"]), "lib", "sshtund"))
+
     man = under(dest, dirs["mandir"])
-    for page in ("man8/sshtund.8", "man8/sshtunctl.8", "man5/sshtund.conf.5"):
+    for page in ("man8/sshtund.8", "man8/sshtunctl.8", "man5/sshtund.conf.5",
+                 "man8/sshtund-sync-nodes.8"):
         assert os.path.isfile(os.path.join(man, page)), page
 
     for d in ("sysusersdir", "tmpfilesdir"):
@@ -147,6 +127,7 @@ def test_install_layout(dirs, dest):
     assert f"ExecStartPre={dirs['sbindir']}/sshtund -t -c " in text
     # reload waits for the daemon's answer
     assert re.findall(r"^ExecReload=.*$", text, re.M) == [f"ExecReload={dirs['bindir']}/sshtunctl reload"]
+    assert "\nStateDirectory=sshtund\n" in text
 
 
 def test_changed_configuration_survives_install_and_uninstall(dirs, dest):
@@ -259,6 +240,7 @@ def test_sysusers_and_tmpfiles_apply(dirs, dest):
     r = subprocess.run(["systemd-tmpfiles", "--create", f"--root={root}", tmpfiles],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    st = os.stat(os.path.join(root, "run", "sshtund"))
-    assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o755
-    assert (st.st_uid, st.st_gid) == (int(uid), int(gid))
+    for d in ("run/sshtund", "var/lib/sshtund"):
+        st = os.stat(os.path.join(root, d))
+        assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o755, d
+        assert (st.st_uid, st.st_gid) == (int(uid), int(gid)), d

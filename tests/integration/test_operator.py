@@ -212,6 +212,12 @@ def keygen_l(path):
                           capture_output=True, text=True, timeout=30).stdout.strip()
 
 
+def keygen_type(path):
+    """The key type word of a .pub file ("ssh-ed25519", ...)."""
+    with open(path) as f:
+        return f.read().split()[0]
+
+
 def assert_scan_matches(env, d, node, target):
     accepted = node.log_text().count("Accepted")
     with open(d.known_hosts_path, "rb") as f:
@@ -220,21 +226,22 @@ def assert_scan_matches(env, d, node, target):
     assert r.returncode == 0, r
     # stdout is exactly the line known_hosts needs
     assert r.stdout == node.known_hosts_line() + "\n", (r.stdout, node.known_hosts_line())
-    # stderr leads with what ssh-keygen -l says of that line ...
+    # ssh-keygen reads that line as the node's own key
     path = os.path.join(env.dir, f"scanned-{node.name}")
     with open(path, "w") as f:
         f.write(r.stdout)
-    first = r.stderr.splitlines()[0]
-    assert first == keygen_l(path), (first, keygen_l(path))
-    # ... whose fingerprint is the node key's own
     fp = tl.ssh_keygen_fingerprint(node.host_key + ".pub")
-    assert first.split()[1] == fp, (first, fp)
+    assert keygen_l(path).split()[1] == fp, (keygen_l(path), fp)
+    # stderr leads with "TARGET SHA256:... TYPE", what `hostkeys trust --from` reads
+    first = r.stderr.splitlines()[0]
+    assert first == f"{target} {fp} {keygen_type(node.host_key + '.pub')}", (first, fp)
     assert "ssh-keygen -lf /etc/ssh/ssh_host_" in r.stderr
     # nothing was authenticated, nothing written
     time.sleep(0.2)
     assert node.log_text().count("Accepted") == accepted, node.log_text()
     with open(d.known_hosts_path, "rb") as f:
         assert f.read() == known
+    assert not os.path.exists(d.learned_hosts_path)
     return r
 
 
@@ -245,9 +252,9 @@ def test_scan_by_name_and_by_address(env):
     d.wait_all_up(30)
     for node in (n1, n2):
         r = assert_scan_matches(env, d, node, node.name)
-        assert "already in" in r.stderr, r.stderr
+        assert "already trusted (%s)" % d.known_hosts_path in r.stderr, r.stderr
         assert_scan_matches(env, d, node, f"{node.addr}:{node.port}")
-    assert "(ECDSA)" in assert_scan_matches(env, d, n2, f"[{n2.addr}]:{n2.port}").stderr
+    assert "ssh_host_ecdsa_key.pub" in assert_scan_matches(env, d, n2, f"[{n2.addr}]:{n2.port}").stderr
 
     # the JSON reply, for scripts
     r = d.sshtunctl("-o", "json", "hostkeys", "scan", "n1")
@@ -268,20 +275,28 @@ def test_scan_dropbear(env):
 
 
 @pytest.mark.alarm(60)
-def test_bootstrap_known_hosts_with_scan(env):
-    """The README's first install: scan, compare, append, reconnect."""
+def test_bootstrap_with_scan_and_trust(env):
+    """The README's first install: scan, compare, trust; the node comes up
+    at once, without waiting 30-60 s for the slow retry of a refusal."""
     n1 = env.sshd("n1")
     d = env.sshtund([n1], known_hosts=[])
     d.wait_state("n1", "hostkey-unknown", 20)
     r = assert_scan_matches(env, d, n1, "n1")
-    assert "append the line to " + d.known_hosts_path in r.stderr, r.stderr
-    with open(d.known_hosts_path, "a") as f:
-        f.write(r.stdout)
-    # without waiting 30-60 s for the slow retry of a refusal
-    assert d.sshtunctl("reconnect", "n1").returncode == 0
+    assert "sshtunctl hostkeys trust n1 SHA256:" in r.stderr, r.stderr
+    fp = r.stderr.split()[1]
+    t0 = time.monotonic()
+    r = d.sshtunctl("hostkeys", "trust", "n1", fp)
+    assert r.returncode == 0, r
+    assert f"n1: trusted {keygen_type(n1.host_key + '.pub')} {fp}, recorded in {d.learned_hosts_path}" \
+        in r.stdout, r.stdout
     d.wait_state("n1", "up", 10)
+    assert time.monotonic() - t0 < 10
+    with open(d.learned_hosts_path) as f:
+        assert f.read() == n1.known_hosts_line() + "\n"
+    with open(d.known_hosts_path) as f:
+        assert f.read() == ""
     r = d.sshtunctl("hostkeys", "scan", "n1")
-    assert "already in" in r.stderr, r.stderr
+    assert "already trusted (%s)" % d.learned_hosts_path in r.stderr, r.stderr
 
 
 def test_scan_of_a_changed_key_warns(env):

@@ -161,14 +161,18 @@ def test_unreachable_daemon_exits_3(env, command):
 
 
 @pytest.mark.parametrize("args", [["frobnicate"], ["-o", "xml", "status"], ["--bogus"], ["drain"],
-                                  ["drain", "a", "b"], ["hostkeys"], ["hostkeys", "list"],
+                                  ["drain", "a", "b"], ["hostkeys"], ["hostkeys", "frob"],
                                   ["hostkeys", "scan"], ["check", "extra"], ["-w", "check"],
                                   ["--watch", "node", "n1"], ["-w", "0", "status"], ["--watch=abc", "nodes"],
-                                  ["-w", "1e9", "nodes"], ["-o", "name", "reload"]],
+                                  ["-w", "1e9", "nodes"], ["-o", "name", "reload"],
+                                  ["hostkeys", "trust", "n1"], ["hostkeys", "trust", "n1", "SHA256:bad"],
+                                  ["hostkeys", "scan", "--unknown", "n1"], ["--unknown", "status"],
+                                  ["hostkeys", "list", "a", "b"], ["hostkeys", "trust", "--from", "/nonexistent"]],
                          ids=["unknown-command", "bad-format", "bad-option", "drain-no-name",
-                              "drain-two-names", "hostkeys-alone", "hostkeys-list", "scan-no-target",
+                              "drain-two-names", "hostkeys-alone", "hostkeys-frob", "scan-no-target",
                               "check-extra", "watch-check", "watch-node", "watch-zero", "watch-not-a-number",
-                              "watch-too-long", "name-reload"])
+                              "watch-too-long", "name-reload", "trust-no-fingerprint", "trust-bad-fingerprint",
+                              "scan-unknown-and-target", "unknown-not-hostkeys", "list-two", "trust-from-missing"])
 def test_usage_errors_exit_64(env, args):
     r = subprocess.run([tl.require_binary(tl.sshtunctl_binary()),
                         "-s", os.path.join(env.dir, "admin.sock"), *args],
@@ -197,7 +201,7 @@ def test_table_width_with_a_long_last_error(env):
                   "n3's connection refused")
     long_error = d.node_info("n2")["last_error"]
     # what the table must not print: a sentence with its how-to hint
-    assert len(long_error) > 150 and "sshtunctl hostkeys scan n2" in long_error, long_error
+    assert len(long_error) > 150 and "sshtunctl hostkeys trust n2" in long_error, long_error
 
     r = ctl(d, "nodes")
     assert r.returncode == 0, r.stderr

@@ -27,6 +27,7 @@
 #include "nodeinfo.h"
 #include "session.h"
 #include "table.h"
+#include "trust.h"
 
 /* ---- a daemon of the test's own, behind AdminOps ------------------------------ */
 
@@ -142,6 +143,12 @@ static const Config *fake_config(void *userdata) {
         return &d->config;
 }
 
+static char trusted_name[64]; /* the node host_key_trusted was last told of */
+
+static void fake_host_key_trusted(void *userdata, const char *name) {
+        snprintf(trusted_name, sizeof trusted_name, "%s", name);
+}
+
 static const AdminOps fake_ops = {
         .nodes = fake_nodes,
         .node = fake_node,
@@ -150,6 +157,7 @@ static const AdminOps fake_ops = {
         .reload = fake_reload,
         .metrics = fake_metrics,
         .config = fake_config,
+        .host_key_trusted = fake_host_key_trusted,
 };
 
 /* ---- a fake SSH session for scans, behind SessionOps ------------------------------ */
@@ -159,6 +167,7 @@ struct Session {
         char *address;
         uint16_t port;
         bool scan_only;
+        char *key_types; /* scan_only: the host key algorithms asked for */
         const SessionHooks *hooks;
         void *userdata;
         SessionState state;
@@ -170,6 +179,7 @@ struct Session {
 
 static struct {
         Session *last;     /* the latest session made */
+        Session *scan[2];  /* the latest scan's sessions: ed25519, ECDSA */
         unsigned live;     /* made and not freed */
         bool in_callback;  /* inside a session's 'changed' callback */
         bool sync_refuse;  /* connecting fails at once, inside the call */
@@ -183,9 +193,12 @@ static int fake_session_create(const SessionEnv *env, const SessionParams *p, Se
         s->address = strdup(p->address);
         s->port = p->port;
         s->scan_only = p->scan_only;
+        s->key_types = p->scan_key_types ? strdup(p->scan_key_types) : NULL;
         s->hooks = p->hooks;
         s->userdata = p->userdata;
         fake.last = s;
+        if (s->key_types)
+                fake.scan[strncmp(s->key_types, "ssh-ed25519", 11) == 0 ? 0 : 1] = s;
         fake.live++;
         *ret = s;
         return 0;
@@ -199,7 +212,11 @@ static Session *fake_session_destroy(Session *s) {
         assert_false(fake.in_callback);
         if (fake.last == s)
                 fake.last = NULL;
+        for (size_t i = 0; i < ELEMENTSOF(fake.scan); i++)
+                if (fake.scan[i] == s)
+                        fake.scan[i] = NULL;
         fake.live--;
+        free(s->key_types);
         free(s->node_name);
         free(s->address);
         free(s->last_error);
@@ -221,6 +238,21 @@ static void fake_finish(Session *s, SessionFailure f, const char *error, const v
         fake.in_callback = true;
         s->hooks->changed(s, s->userdata);
         fake.in_callback = false;
+}
+
+/* End the latest scan: its ed25519 session as told, the ECDSA one with
+ * no key of that type (when the first found one), or as told. */
+static void fake_scan_finish(SessionFailure f, const char *error, const void *blob, size_t len) {
+        Session *ecdsa = fake.scan[1];
+
+        assert_non_null(fake.scan[0]);
+        assert_non_null(ecdsa);
+        fake_finish(fake.scan[0], f, error, blob, len);
+        if (f == SESSION_FAILURE_SCANNED)
+                fake_finish(ecdsa, SESSION_FAILURE_PROTOCOL, "key exchange failed: no common host key algorithm",
+                            NULL, 0);
+        else
+                fake_finish(ecdsa, f, error, NULL, 0);
 }
 
 static void fake_session_connect(Session *s) {
@@ -263,8 +295,21 @@ static const SessionOps fake_session_ops = {
         .host_key_blob = fake_session_host_key_blob,
 };
 
-/* known_hosts NULL: every scanned key is unknown */
-static const SessionEnv fake_session_env = {};
+/* An empty known_hosts file and a learned_hosts file beside it (set up
+ * in main()): every scanned key is unknown until a test trusts it. */
+static char test_dir[64], test_known_hosts[128], test_learned_hosts[128];
+static SessionEnv fake_session_env = {};
+
+/* Both files empty again. */
+static void trust_reset(void) {
+        FILE *f;
+
+        f = fopen(test_known_hosts, "we");
+        assert_non_null(f);
+        fclose(f);
+        (void) unlink(test_learned_hosts);
+        assert_int_equal(trust_set_files(fake_session_env.trust, test_known_hosts, test_learned_hosts), 0);
+}
 
 /* What the daemon gives its admin listeners, over the fake. */
 static AdminEnv env_of(FakeDaemon *d) {
@@ -603,7 +648,7 @@ static void test_reload(void **state) {
  * else is 403 with a JSON reason and reaches no operation. */
 static void test_readonly_access(void **state) {
         static const char *const reads[] = { "/v1/status", "/v1/nodes", "/v1/nodes/node-1", "/v1/migration",
-                                             "/metrics", "/healthz", "/readyz" };
+                                             "/metrics", "/healthz", "/readyz", "/v1/hostkeys" };
         static const struct {
                 const char *method, *target;
         } writes[] = {
@@ -612,6 +657,7 @@ static void test_readonly_access(void **state) {
                 { "POST", "/v1/nodes/node-1/undrain" },
                 { "POST", "/v1/nodes/node-1/reconnect" },
                 { "POST", "/v1/hostkeys/scan?target=node-1" },
+                { "POST", "/v1/hostkeys/trust?node=node-1&fingerprint=SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" },
                 { "PUT", "/v1/status" },
                 { "DELETE", "/v1/nodes/node-1" },
         };
@@ -1510,20 +1556,27 @@ static void test_scan_node(void **state) {
         fd = scan_send(f, "node-1");
         run_loop(f, 20);
 
-        /* a scan-only session to the node's address and port, owned by no node */
-        assert_non_null(fake.last);
-        assert_true(fake.last->scan_only);
-        assert_null(fake.last->hooks->stream_opened);
-        assert_string_equal(fake.last->address, "10.0.0.11");
-        assert_int_equal(fake.last->port, 22);
+        /* scan-only sessions to the node's address and port, owned by no
+         * node, one for each key type */
+        assert_int_equal(fake.live, 2);
+        for (size_t i = 0; i < 2; i++) {
+                assert_non_null(fake.scan[i]);
+                assert_true(fake.scan[i]->scan_only);
+                assert_null(fake.scan[i]->hooks->stream_opened);
+                assert_string_equal(fake.scan[i]->address, "10.0.0.11");
+                assert_int_equal(fake.scan[i]->port, 22);
+        }
+        assert_string_equal(fake.scan[0]->key_types, "ssh-ed25519");
+        assert_non_null(strstr(fake.scan[1]->key_types, "ecdsa-sha2-nistp256"));
         /* the client waits: no reply, no timeout, while the session runs */
         assert_int_equal(read(fd, &c, 1), -1);
         assert_int_equal(errno, EAGAIN);
 
-        fake_finish(fake.last, SESSION_FAILURE_SCANNED, "host key scanned", blob, len);
+        fake_scan_finish(SESSION_FAILURE_SCANNED, "host key scanned", blob, len);
         reply = client_collect(f->daemon.event, fd);
         v = reply_json(reply, 200);
         line = known_hosts_line("10.0.0.11", 22, blob, len);
+        assert_int_equal(json_array_size(json_object_get(v, "keys")), 1);
         assert_string_equal(json_string_value(json_object_get(v, "target")), "node-1");
         assert_string_equal(json_string_value(json_object_get(v, "node")), "node-1");
         assert_string_equal(json_string_value(json_object_get(v, "host")), "10.0.0.11");
@@ -1534,7 +1587,7 @@ static void test_scan_node(void **state) {
                             hostkey_fingerprint(blob, len, fp, sizeof(fp)));
         assert_string_equal(json_string_value(json_object_get(v, "known_hosts_line")), line);
         assert_true(strncmp(line, "10.0.0.11 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI", 47) == 0);
-        assert_string_equal(json_string_value(json_object_get(v, "known_hosts")), "/etc/sshtund/known_hosts");
+        assert_string_equal(json_string_value(json_object_get(v, "known_hosts")), test_known_hosts);
         assert_string_equal(json_string_value(json_object_get(v, "known_hosts_check")), "unknown");
         /* freed by the loop, after its callback returned */
         assert_int_equal(fake.live, 0);
@@ -1568,7 +1621,7 @@ static void test_scan_host_port(void **state) {
                 assert_non_null(fake.last);
                 assert_string_equal(fake.last->address, cases[i].host);
                 assert_int_equal(fake.last->port, cases[i].port);
-                fake_finish(fake.last, SESSION_FAILURE_SCANNED, "host key scanned", blob, len);
+                fake_scan_finish(SESSION_FAILURE_SCANNED, "host key scanned", blob, len);
                 reply = client_collect(f->daemon.event, fd);
                 v = reply_json(reply, 200);
                 assert_true(json_is_null(json_object_get(v, "node")));
@@ -1592,8 +1645,7 @@ static void test_scan_failure(void **state) {
                 _cleanup_(json_decrefp) json_t *v = NULL;
 
                 run_loop(f, 20);
-                fake_finish(fake.last, SESSION_FAILURE_TIMEOUT, "no SSH session within connect_timeout", NULL,
-                            0);
+                fake_scan_finish(SESSION_FAILURE_TIMEOUT, "no SSH session within connect_timeout", NULL, 0);
                 reply = client_collect(f->daemon.event, fd);
                 v = reply_json(reply, 502);
                 assert_string_equal(json_string_value(json_object_get(v, "error")),
@@ -1620,7 +1672,7 @@ static void test_scan_failure(void **state) {
                 static const uint8_t junk[] = { 0, 0, 0, 99, 'x' };
 
                 run_loop(f, 20);
-                fake_finish(fake.last, SESSION_FAILURE_SCANNED, "host key scanned", junk, sizeof(junk));
+                fake_scan_finish(SESSION_FAILURE_SCANNED, "host key scanned", junk, sizeof(junk));
                 reply = client_collect(f->daemon.event, fd);
                 _cleanup_(json_decrefp) json_t *v = reply_json(reply, 502);
         }
@@ -1634,7 +1686,7 @@ static void test_scan_client_leaves(void **state) {
         assert_int_equal(admin_new_at(&f->daemon, f->path, &a), 0);
         fd = scan_send(f, "node-1");
         run_loop(f, 20);
-        assert_int_equal(fake.live, 1);
+        assert_int_equal(fake.live, 2);
         close(fd);
         run_loop(f, 20);
         /* nobody waits for it any more: the session is gone */
@@ -1647,15 +1699,15 @@ static void test_scan_client_leaves(void **state) {
         _cleanup_close_ int fd2 = scan_send(f, "node-1");
         assert_int_equal(shutdown(fd2, SHUT_WR), 0);
         run_loop(f, 20);
-        assert_int_equal(fake.live, 1);
-        fake_finish(fake.last, SESSION_FAILURE_SCANNED, "host key scanned", blob, len);
+        assert_int_equal(fake.live, 2);
+        fake_scan_finish(SESSION_FAILURE_SCANNED, "host key scanned", blob, len);
         _cleanup_free_ char *reply = client_collect(f->daemon.event, fd2);
         _cleanup_(json_decrefp) json_t *v = reply_json(reply, 200);
 
         /* and a scan still running when the server goes is freed with it */
         _cleanup_close_ int fd3 = scan_send(f, "node-1");
         run_loop(f, 20);
-        assert_int_equal(fake.live, 1);
+        assert_int_equal(fake.live, 2);
         a = admin_free(a);
         assert_int_equal(fake.live, 0);
 }
@@ -1663,24 +1715,26 @@ static void test_scan_client_leaves(void **state) {
 static void test_scan_limit(void **state) {
         ServerFixture *f = *state;
         _cleanup_(admin_freep) Admin *a = NULL;
-        Session *sessions[8];
+        Session *sessions[8][2];
         int fds[8];
 
         assert_int_equal(admin_new_at(&f->daemon, f->path, &a), 0);
         for (size_t i = 0; i < ELEMENTSOF(fds); i++) {
                 fds[i] = scan_send(f, "node-1");
                 run_loop(f, 10);
-                sessions[i] = fake.last;
+                sessions[i][0] = fake.scan[0];
+                sessions[i][1] = fake.scan[1];
         }
-        assert_int_equal(fake.live, 8);
+        assert_int_equal(fake.live, 16);
 
         _cleanup_close_ int extra = scan_send(f, "node-1");
         _cleanup_free_ char *reply = client_collect(f->daemon.event, extra);
         _cleanup_(json_decrefp) json_t *v = reply_json(reply, 503);
-        assert_int_equal(fake.live, 8);
+        assert_int_equal(fake.live, 16);
 
         for (size_t i = 0; i < ELEMENTSOF(fds); i++) {
-                fake_finish(sessions[i], SESSION_FAILURE_NETWORK, "refused", NULL, 0);
+                fake_finish(sessions[i][0], SESSION_FAILURE_NETWORK, "refused", NULL, 0);
+                fake_finish(sessions[i][1], SESSION_FAILURE_NETWORK, "refused", NULL, 0);
                 _cleanup_free_ char *r = client_collect(f->daemon.event, fds[i]);
                 _cleanup_(json_decrefp) json_t *w = reply_json(r, 502);
                 close(fds[i]);
@@ -1699,14 +1753,220 @@ static void test_scan_timeout(void **state) {
         fd = scan_send(f, "node-1");
         for (int i = 0; i < 1000 && fake.live == 0; i++)
                 run_loop(f, 1);
-        assert_int_equal(fake.live, 1);
-        for (int i = 0; i < 80 && fake.live == 1; i++)
+        assert_int_equal(fake.live, 2);
+        for (int i = 0; i < 80 && fake.live == 2; i++)
                 assert_true(sd_event_run(f->daemon.event, 100 * USEC_PER_MSEC) >= 0);
         took = now_usec(CLOCK_MONOTONIC) - start;
         assert_int_equal(fake.live, 0);
         assert_true(took >= 4 * USEC_PER_SEC);
         _cleanup_free_ char *reply = client_collect(f->daemon.event, fd);
         _cleanup_(json_decrefp) json_t *v = reply_json(reply, 504);
+}
+
+/* ---- hostkeys trust and list ------------------------------------------------ */
+
+static int trust_send(ServerFixture *f, const char *query) {
+        char request[768];
+        int fd = client_connect(f->path);
+
+        snprintf(request, sizeof(request), "POST /v1/hostkeys/trust?%s HTTP/1.1\r\nHost: x\r\n"
+                 "Content-Length: 0\r\n\r\n", query);
+        assert_int_equal(send(fd, request, strlen(request), MSG_NOSIGNAL), (ssize_t) strlen(request));
+        return fd;
+}
+
+static void read_text(const char *path, char *buf, size_t size) {
+        FILE *f = fopen(path, "re");
+        size_t n = 0;
+
+        buf[0] = 0;
+        if (!f)
+                return;
+        n = fread(buf, 1, size - 1, f);
+        buf[n] = 0;
+        fclose(f);
+}
+
+static void test_trust_request_checks(void **state) {
+        static const struct {
+                const char *target;
+                int status;
+                const char *error;
+        } cases[] = {
+                { "/v1/hostkeys/trust", 400, "missing node" },
+                { "/v1/hostkeys/trust?node=node-1", 400, "missing fingerprint" },
+                { "/v1/hostkeys/trust?node=node-1&fingerprint=abc", 400, "malformed fingerprint" },
+                { "/v1/hostkeys/trust?node=node-1&fingerprint=SHA256:short", 400, "malformed fingerprint" },
+                { "/v1/hostkeys/trust?node=node-1&fingerprint=MD5:aa:bb", 400, "malformed fingerprint" },
+                { "/v1/hostkeys/trust?node=node-1&fingerprint=%zz", 400, "malformed fingerprint" },
+                { "/v1/hostkeys/trust?node=nobody&fingerprint=SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", 404,
+                  "no node nobody" },
+                { "/v1/hostkeys/trust?node=node-1&fingerprint=SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", 500,
+                  "admin socket only" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(json_decrefp) json_t *v = handle_json_method(&test_daemon, "POST", cases[i].target,
+                                                                        cases[i].status);
+                const char *error = json_string_value(json_object_get(v, "error"));
+
+                if (!error || !strstr(error, cases[i].error))
+                        fail_msg("%s: %s", cases[i].target, error);
+        }
+        {
+                _cleanup_(handled_done) Handled h = handle(&test_daemon, "GET", "/v1/hostkeys/trust?node=node-1");
+                assert_int_equal(h.status, 405);
+                assert_string_equal(h.allow, "POST");
+        }
+}
+
+/* A key whose fingerprint the operator names goes to learned_hosts (never
+ * known_hosts); another is refused and nothing is written. */
+static void test_trust_node(void **state) {
+        ServerFixture *f = *state;
+        _cleanup_(admin_freep) Admin *a = NULL;
+        uint8_t blob[51];
+        size_t len = ed25519_blob(blob);
+        char fp[HOSTKEY_FINGERPRINT_MAX], query[256], text[1024];
+        _cleanup_free_ char *line = known_hosts_line("10.0.0.11", 22, blob, len);
+
+        trust_reset();
+        trusted_name[0] = 0;
+        hostkey_fingerprint(blob, len, fp, sizeof fp);
+        assert_int_equal(admin_new_at(&f->daemon, f->path, &a), 0);
+
+        /* the wrong fingerprint: 409, the keys seen in the reply, nothing written */
+        {
+                _cleanup_close_ int fd = trust_send(f, "node=node-1&fingerprint="
+                                                       "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+                _cleanup_free_ char *reply = NULL;
+                _cleanup_(json_decrefp) json_t *v = NULL;
+
+                run_loop(f, 20);
+                assert_int_equal(fake.live, 2);
+                fake_scan_finish(SESSION_FAILURE_SCANNED, "host key scanned", blob, len);
+                reply = client_collect(f->daemon.event, fd);
+                v = reply_json(reply, 409);
+                assert_non_null(strstr(json_string_value(json_object_get(v, "error")), fp));
+                assert_string_equal(json_string_value(json_object_get(
+                                            json_array_get(json_object_get(v, "presented"), 0), "fingerprint")),
+                                    fp);
+                assert_int_equal(access(test_learned_hosts, F_OK), -1);
+                assert_string_equal(trusted_name, "");
+        }
+        /* the right one (among others): written, the node told */
+        snprintf(query, sizeof query,
+                 "node=node-1&fingerprint=SHA256:BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB&fingerprint=%s", fp);
+        for (int round = 0; round < 2; round++) {
+                _cleanup_close_ int fd = trust_send(f, query);
+                _cleanup_free_ char *reply = NULL;
+                _cleanup_(json_decrefp) json_t *v = NULL;
+
+                run_loop(f, 20);
+                fake_scan_finish(SESSION_FAILURE_SCANNED, "host key scanned", blob, len);
+                reply = client_collect(f->daemon.event, fd);
+                v = reply_json(reply, 200);
+                /* the second time there is nothing to write */
+                assert_int_equal(json_is_true(json_object_get(v, "changed")), round == 0);
+                assert_string_equal(json_string_value(json_object_get(v, "learned_hosts")), test_learned_hosts);
+                assert_string_equal(json_string_value(json_object_get(
+                                            json_array_get(json_object_get(v, "trusted"), 0), "fingerprint")),
+                                    fp);
+                assert_string_equal(trusted_name, "node-1");
+                read_text(test_learned_hosts, text, sizeof text);
+                assert_int_equal(strncmp(text, line, strlen(line)), 0);
+                assert_string_equal(text + strlen(line), "\n");
+        }
+        read_text(test_known_hosts, text, sizeof text);
+        assert_string_equal(text, "");
+        assert_int_equal(fake.live, 0);
+
+        /* GET /v1/hostkeys?node=node-1 lists it, from the learned file, line 1 */
+        {
+                _cleanup_(json_decrefp) json_t *v = handle_json(&test_daemon, "/v1/hostkeys?node=node-1", 200);
+                json_t *node = json_array_get(json_object_get(v, "nodes"), 0);
+                json_t *key = json_array_get(json_object_get(node, "keys"), 0);
+
+                assert_int_equal(json_array_size(json_object_get(v, "nodes")), 1);
+                assert_string_equal(json_string_value(json_object_get(node, "node")), "node-1");
+                assert_string_equal(json_string_value(json_object_get(key, "fingerprint")), fp);
+                assert_string_equal(json_string_value(json_object_get(key, "file")), test_learned_hosts);
+                assert_int_equal(json_integer_value(json_object_get(key, "line")), 1);
+                assert_false(json_is_true(json_object_get(key, "revoked")));
+        }
+        {
+                _cleanup_(json_decrefp) json_t *v = handle_json(&test_daemon, "/v1/hostkeys", 200);
+                assert_int_equal(json_array_size(json_object_get(v, "nodes")), test_daemon.n_nodes);
+                assert_string_equal(json_string_value(json_object_get(v, "known_hosts")), test_known_hosts);
+        }
+        {
+                _cleanup_(json_decrefp) json_t *v = handle_json(&test_daemon, "/v1/hostkeys?node=nobody", 404);
+        }
+        trust_reset();
+}
+
+/* known_hosts, the operator's file, holds another key of the type: trust
+ * does not overrule it. */
+static void test_trust_known_hosts_wins(void **state) {
+        ServerFixture *f = *state;
+        _cleanup_(admin_freep) Admin *a = NULL;
+        uint8_t blob[51], other[51];
+        size_t len = ed25519_blob(blob);
+        char fp[HOSTKEY_FINGERPRINT_MAX], query[256];
+        _cleanup_free_ char *line = NULL;
+        FILE *kh;
+
+        memcpy(other, blob, sizeof other);
+        other[50] ^= 0xff;
+        line = known_hosts_line("10.0.0.11", 22, other, len);
+        trust_reset();
+        kh = fopen(test_known_hosts, "we");
+        assert_non_null(kh);
+        fprintf(kh, "%s\n", line);
+        fclose(kh);
+        assert_int_equal(trust_set_files(fake_session_env.trust, test_known_hosts, test_learned_hosts), 0);
+
+        hostkey_fingerprint(blob, len, fp, sizeof fp);
+        snprintf(query, sizeof query, "node=node-1&fingerprint=%s", fp);
+        assert_int_equal(admin_new_at(&f->daemon, f->path, &a), 0);
+        _cleanup_close_ int fd = trust_send(f, query);
+        run_loop(f, 20);
+        fake_scan_finish(SESSION_FAILURE_SCANNED, "host key scanned", blob, len);
+        _cleanup_free_ char *reply = client_collect(f->daemon.event, fd);
+        _cleanup_(json_decrefp) json_t *v = reply_json(reply, 409);
+        assert_non_null(strstr(json_string_value(json_object_get(v, "error")), test_known_hosts));
+        assert_int_equal(access(test_learned_hosts, F_OK), -1);
+        trust_reset();
+}
+
+/* learned_hosts cannot be written (a line it cannot read back): 500 with
+ * the file and line, nothing changed. */
+static void test_trust_corrupt_learned(void **state) {
+        ServerFixture *f = *state;
+        _cleanup_(admin_freep) Admin *a = NULL;
+        uint8_t blob[51];
+        size_t len = ed25519_blob(blob);
+        char fp[HOSTKEY_FINGERPRINT_MAX], query[256], text[256], want[160];
+        FILE *lh;
+
+        trust_reset();
+        lh = fopen(test_learned_hosts, "we");
+        assert_non_null(lh);
+        fputs("garbage line\n", lh);
+        fclose(lh);
+        hostkey_fingerprint(blob, len, fp, sizeof fp);
+        snprintf(query, sizeof query, "node=node-1&fingerprint=%s", fp);
+        assert_int_equal(admin_new_at(&f->daemon, f->path, &a), 0);
+        _cleanup_close_ int fd = trust_send(f, query);
+        run_loop(f, 20);
+        fake_scan_finish(SESSION_FAILURE_SCANNED, "host key scanned", blob, len);
+        _cleanup_free_ char *reply = client_collect(f->daemon.event, fd);
+        _cleanup_(json_decrefp) json_t *v = reply_json(reply, 500);
+        snprintf(want, sizeof want, "%s:1:", test_learned_hosts);
+        assert_non_null(strstr(json_string_value(json_object_get(v, "error")), want));
+        read_text(test_learned_hosts, text, sizeof text);
+        assert_string_equal(text, "garbage line\n");
+        trust_reset();
 }
 
 /* ---- the table renderer ----------------------------------------------------- */
@@ -1900,6 +2160,10 @@ int main(void) {
                 cmocka_unit_test(test_table_color),
                 cmocka_unit_test(test_reload),
                 cmocka_unit_test(test_readonly_access),
+                cmocka_unit_test(test_trust_request_checks),
+                cmocka_unit_test_setup_teardown(test_trust_node, scan_setup, scan_teardown),
+                cmocka_unit_test_setup_teardown(test_trust_known_hosts_wins, scan_setup, scan_teardown),
+                cmocka_unit_test_setup_teardown(test_trust_corrupt_learned, scan_setup, scan_teardown),
                 cmocka_unit_test(test_table_sanitises),
                 cmocka_unit_test(test_table_age),
                 cmocka_unit_test(test_table_address),
@@ -1907,5 +2171,23 @@ int main(void) {
                 cmocka_unit_test(test_table_state_color),
         };
 
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        sd_event *e = NULL;
+        int r;
+
+        strcpy(test_dir, "/tmp/test-admin-XXXXXX");
+        assert_non_null(mkdtemp(test_dir));
+        snprintf(test_known_hosts, sizeof test_known_hosts, "%s/known_hosts", test_dir);
+        snprintf(test_learned_hosts, sizeof test_learned_hosts, "%s/learned_hosts", test_dir);
+        fclose(fopen(test_known_hosts, "we"));
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(trust_new(e, test_known_hosts, test_learned_hosts, &fake_session_env.trust), 0);
+
+        r = cmocka_run_group_tests(tests, NULL, NULL);
+
+        trust_free(fake_session_env.trust);
+        sd_event_unref(e);
+        (void) unlink(test_known_hosts);
+        (void) unlink(test_learned_hosts);
+        (void) rmdir(test_dir);
+        return r;
 }

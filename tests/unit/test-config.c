@@ -244,7 +244,9 @@ static void test_defaults(void **state) {
 
         c = load_ok(fx, "ssh = { identity = \"%1$s/id\"; };\n");
         assert_string_equal(c->ssh.user, "sshtund");
-        assert_string_equal(c->ssh.known_hosts, "/etc/sshtund/known_hosts");
+        /* from configure's directories, whatever they are in this build */
+        assert_string_equal(c->ssh.known_hosts, SYSCONFDIR "/sshtund/known_hosts");
+        assert_string_equal(c->ssh.learned_hosts, LOCALSTATEDIR "/lib/sshtund/known_hosts");
         assert_int_equal(c->ssh.host_key_policy, HOST_KEY_POLICY_STRICT);
         assert_int_equal(c->ssh.port, 22);
         assert_true(c->ssh.connect_timeout == 10.0);
@@ -502,6 +504,19 @@ static void test_paths(void **state) {
                           "proxy = { listen = [ \"unix:/run/sshtund/proxy.sock\" ]; };\n"
                           "admin = { socket = \"/run/sshtund/proxy.sock\"; };\n",
                           ":2: admin.socket: already used by proxy.listen[0]");
+        /* learned_hosts is sshtund's to write, known_hosts never */
+        assert_load_fails(fx,
+                          "ssh = {\n  known_hosts = \"/etc/sshtund/known_hosts\";\n"
+                          "  learned_hosts = \"/etc/sshtund/known_hosts\";\n};\n",
+                          ":3: ssh.learned_hosts: the same file as ssh.known_hosts, which sshtund never writes");
+        assert_load_fails(fx, "ssh = { ciphers = \"aes128-ctr,,aes256-ctr\"; };\n",
+                          ":1: ssh.ciphers: \"aes128-ctr,,aes256-ctr\": an empty name in the list");
+        assert_load_fails(fx, "ssh = { macs = \"hmac-sha2-256 hmac-sha2-512\"; };\n",
+                          ":1: ssh.macs: \"hmac-sha2-256 hmac-sha2-512\": algorithm names are lowercase letters, "
+                          "digits and \"@.-_\", separated by commas");
+        assert_load_fails(fx, "ssh = { ciphers = \"\"; };\n", ":1: ssh.ciphers: \"\": an empty name in the list");
+        assert_load_fails(fx, "ssh = {\n  learned_hosts = \"\";\n  host_key_policy = \"accept-new\";\n};\n",
+                          ":3: ssh.host_key_policy: \"accept-new\" records keys in ssh.learned_hosts, which is empty");
 }
 
 static void test_nodes(void **state) {
@@ -886,12 +901,267 @@ static void test_identity(void **state) {
                           ":1: ssh.identity: No such file or directory");
 
         /* defaulted: no line to point at */
-        if (access("/etc/sshtund/id_ed25519", F_OK) == 0)
+        if (access(SYSCONFDIR "/sshtund/id_ed25519", F_OK) == 0)
                 skip();
         assert_int_equal(load(fx, "log = { level = \"info\"; };\n", &c, &error), -EINVAL);
-        assert_true(asprintf(&want, "%s: ssh.identity: ", fx->conf) > 0);
+        assert_true(asprintf(&want, "%s: ssh.identity: " SYSCONFDIR "/sshtund/id_ed25519: ", fx->conf) > 0);
         assert_memory_equal(error, want, strlen(want));
         free(error);
+}
+
+/* config_print() into a string. */
+static char *print(const Config *c) {
+        char *text = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&text, &size);
+
+        assert_non_null(f);
+        assert_int_equal(config_print(c, f), 0);
+        assert_int_equal(fclose(f), 0);
+        return text;
+}
+
+/* Printed, loaded from what was printed, printed again: the same text. */
+static char *assert_round_trip(const Fixture *fx, const char *format) {
+        _cleanup_free_ char *again = NULL, *path = NULL;
+        char *error = NULL, *first;
+        Config *c = load_ok(fx, format), *d = NULL;
+
+        first = print(c);
+        config_free(c);
+        assert_true(asprintf(&path, "%s/printed.conf", fx->dir) > 0);
+        write_file(path, first, "");
+        if (config_load(path, &d, &error) < 0)
+                fail_msg("the printed configuration does not load: %s\n%s", error, first);
+        again = print(d);
+        config_free(d);
+        assert_string_equal(again, first);
+        return first;
+}
+
+static void test_print(void **state) {
+        const Fixture *fx = *state;
+        _cleanup_free_ char *text = NULL, *defaults = NULL;
+        static const char *const lines[] = {
+                "  host_key_policy = \"accept-new\";\n",
+                "  connect_timeout = 7.0;\n",
+                "  keepalive_interval = 2.5;\n",
+                "  learned_hosts = \"%1$s/learned\";\n",
+                "  backoff_max = 60.0;\n",
+                "  listen = [ \"unix:%1$s/proxy.sock\", \"tcp:127.0.0.1:8131\", \"tcp:[::1]:8131\" ];\n",
+                "  socket_mode = \"0600\";\n",
+                "  allow = [ \"nodes:10250,10248\", \"10.96.0.0/12\" ];\n",
+                "  fallback = \"none\";\n",
+                "  target = \"[::1]:10250\";\n",
+                "  metrics_listen = \"\";\n",
+                "  level = \"debug\";\n",
+                "user = \"\";\n",
+                "  { name = \"node-1\"; address = \"10.0.0.11\"; port = 2200; hostnames = [ ]; pod_cidr = \"\"; },\n",
+                "  { name = \"node-2.example\"; address = \"Node-2.Example.com\"; port = 2222; hostnames = "
+                "[ \"node-2\", \"node-2.internal\" ]; pod_cidr = \"10.244.2.0/24\"; },\n",
+                "  { name = \"node-3\"; address = \"fd00::13\"; port = 2200; hostnames = [ ]; "
+                "pod_cidr = \"fd00:244:3::/64\"; }\n);\n",
+                "forwards = ( );\n",
+                "# konnectivity: no section, every node goes over SSH.\n",
+        };
+        _cleanup_free_ char *with_learned = NULL;
+
+        /* the full file, with learned_hosts elsewhere (accept-new writes there) */
+        assert_true(asprintf(&with_learned, "%s", full) > 0);
+        with_learned = realloc(with_learned, strlen(full) + 64);
+        strcpy(strstr(with_learned, "  host_key_policy"), "  learned_hosts = \"%1$s/learned\";\n");
+        strcat(with_learned, strstr(full, "  host_key_policy"));
+        text = assert_round_trip(fx, with_learned);
+        for (size_t i = 0; i < ELEMENTSOF(lines); i++) {
+                _cleanup_free_ char *want = NULL;
+                char *dir = strstr(lines[i], "%1$s");
+
+                if (dir)
+                        assert_true(asprintf(&want, "%.*s%s%s", (int) (dir - lines[i]), lines[i], fx->dir,
+                                             dir + 4) > 0);
+                if (!strstr(text, want ?: lines[i]))
+                        fail_msg("\"%s\" not in\n%s", want ?: lines[i], text);
+        }
+
+        defaults = assert_round_trip(fx, "ssh = { identity = \"%1$s/id\"; };\n");
+        assert_non_null(strstr(defaults, "  known_hosts = \"" SYSCONFDIR "/sshtund/known_hosts\";\n"));
+        assert_non_null(strstr(defaults, "  learned_hosts = \"" LOCALSTATEDIR "/lib/sshtund/known_hosts\";\n"));
+        assert_non_null(strstr(defaults, "  listen = [ \"unix:/run/sshtund/proxy.sock\" ];\n"));
+        assert_non_null(strstr(defaults, "probe = {\n  type = \"none\";\n"));
+        assert_non_null(strstr(defaults, "  readonly_socket = \"\";\n  readonly_socket_mode = \"0660\";\n"));
+        assert_non_null(strstr(defaults, "  metrics_per_node = true;\n"));
+        assert_non_null(strstr(defaults, "drain_timeout = 10.0;\nnodes = ( );\nnodes_file = \"\";\n"));
+}
+
+static void test_print_values(void **state) {
+        const Fixture *fx = *state;
+        _cleanup_free_ char *text = NULL, *want = NULL;
+
+        /* escapes libconfig reads back; UTF-8 as it is */
+        text = assert_round_trip(fx, "ssh = { identity = \"%1$s/id\";\n"
+                                     "  known_hosts = \"/a \\\"b\\\" \\\\ c\\n\\t\\r\\f\\x01\\x7f \xc3\xa9\"; };\n");
+        assert_non_null(strstr(text, "  known_hosts = \"/a \\\"b\\\" \\\\ c\\n\\t\\r\\f\\x01\\x7f \xc3\xa9\";\n"));
+        free(text);
+
+        /* numbers that read back to the same double, as floats */
+        text = assert_round_trip(fx, "ssh = { identity = \"%1$s/id\"; connect_timeout = 0.1;\n"
+                                     "  keepalive_interval = 1e-05; }; drain_timeout = 3600;\n"
+                                     "admin = { ready_min_fraction = 0.3333333333333333; };\n");
+        assert_non_null(strstr(text, "  connect_timeout = 0.1;\n"));
+        assert_non_null(strstr(text, "  keepalive_interval = 1e-05;\n"));
+        assert_non_null(strstr(text, "drain_timeout = 3600.0;\n"));
+        assert_non_null(strstr(text, "  ready_min_fraction = 0.3333333333333333;\n"));
+        free(text);
+
+        /* konnectivity, with "" for an unset server_name */
+        text = assert_round_trip(fx, "ssh = { identity = \"%1$s/id\"; };\n"
+                                     "nodes = ( { name = \"n1\"; address = \"10.0.0.1\"; } );\n"
+                                     "konnectivity = { upstream = \"tcp:k.example:8132\"; nodes = [ \"*\" ];\n"
+                                     "  ca_file = \"/etc/k/ca.crt\"; };\n");
+        assert_non_null(strstr(text, "konnectivity = {\n  upstream = \"tcp:k.example:8132\";\n  nodes = [ \"*\" ];\n"
+                                     "  fallback_to_ssh = true;\n  ca_file = \"/etc/k/ca.crt\";\n  cert_file = \"\";\n"
+                                     "  key_file = \"\";\n  server_name = \"\";\n  probe_port = 10250;\n};\n"));
+        free(text);
+
+        /* a nodes_file's nodes: under it, as comments */
+        assert_true(asprintf(&want, "%s/nodes.conf", fx->dir) > 0);
+        write_file(want, "nodes = ( { name = \"n2\"; address = \"10.0.0.2\"; } );\n", "");
+        text = assert_round_trip(fx, "ssh = { identity = \"%1$s/id\"; };\n"
+                                     "nodes = ( { name = \"n1\"; address = \"10.0.0.1\"; } );\n"
+                                     "nodes_file = \"%1$s/nodes.conf\";\n");
+        free(want);
+        assert_true(asprintf(&want,
+                             "nodes = (\n"
+                             "  { name = \"n1\"; address = \"10.0.0.1\"; port = 22; hostnames = [ ]; pod_cidr = \"\"; }\n"
+                             ");\n"
+                             "nodes_file = \"%s/nodes.conf\";\n"
+                             "# Its nodes, read again whenever it changes:\n"
+                             "# nodes = (\n"
+                             "#   { name = \"n2\"; address = \"10.0.0.2\"; port = 22; hostnames = [ ]; pod_cidr = \"\"; }\n"
+                             "# );\n"
+                             "forwards = ( );\n",
+                             fx->dir) > 0);
+        if (!strstr(text, want))
+                fail_msg("\"%s\" not in\n%s", want, text);
+        free(text);
+        free(want);
+
+        /* nodes a nodes_file takes from a file it includes are its own */
+        assert_true(asprintf(&want, "%s/more-nodes.conf", fx->dir) > 0);
+        write_file(want, "{ name = \"n3\"; address = \"10.0.0.3\"; }\n", "");
+        free(want);
+        assert_true(asprintf(&want, "%s/nodes.conf", fx->dir) > 0);
+        write_file(want, "nodes = ( { name = \"n2\"; address = \"10.0.0.2\"; },\n@include \"%1$s/more-nodes.conf\"\n);\n",
+                   fx->dir);
+        text = assert_round_trip(fx, "ssh = { identity = \"%1$s/id\"; };\n"
+                                     "nodes = ( { name = \"n1\"; address = \"10.0.0.1\"; } );\n"
+                                     "nodes_file = \"%1$s/nodes.conf\";\n");
+        assert_non_null(strstr(text, "\n#   { name = \"n3\"; address = \"10.0.0.3\";"));
+        assert_null(strstr(text, "\n  { name = \"n3\""));
+}
+
+/* config_load_for_start(): the file's names checked on this host. */
+static void assert_start_fails(const Fixture *fx, const char *format, const char *expected) {
+        _cleanup_free_ char *error = NULL, *want = NULL;
+        Config *c = NULL;
+        int r;
+
+        write_file(fx->conf, format, fx->dir);
+        assert_int_equal(config_load(fx->conf, &c, NULL), 0); /* the file alone is fine */
+        config_free(c);
+        c = NULL;
+        r = config_load_for_start(fx->conf, &c, &error);
+        if (r != -EINVAL)
+                fail_msg("config\n%s\nloaded for start with %d (%s), expected the error\n%s", format, r,
+                         strna(error), expected);
+        assert_null(c);
+        assert_true(asprintf(&want, "%s%s", fx->conf, expected) > 0);
+        for (char *d; (d = strstr(want, "%1$s"));) {
+                char *w = NULL;
+                assert_true(asprintf(&w, "%.*s%s%s", (int) (d - want), want, fx->dir, d + 4) > 0);
+                free(want);
+                want = w;
+        }
+        assert_string_equal(error, want);
+}
+
+#define START_BASE                                                                            \
+        "ssh = { identity = \"%1$s/id\"; known_hosts = \"%1$s/known_hosts\";\n"                \
+        "        learned_hosts = \"%1$s/learned_hosts\"; };\n"                                  \
+        "proxy = { listen = [ \"unix:%1$s/proxy.sock\" ]; };\n"                                 \
+        "admin = { socket = \"%1$s/admin.sock\"; };\n"
+
+static void test_start_checks(void **state) {
+        const Fixture *fx = *state;
+        _cleanup_free_ char *path = NULL, *error = NULL;
+        Config *c = NULL;
+
+        assert_int_equal(chmod(fx->dir, 0755), 0);
+        write_file(fx->conf, START_BASE, fx->dir);
+        assert_int_equal(config_load_for_start(fx->conf, &c, &error), 0);
+        config_free(c);
+
+        assert_start_fails(fx, START_BASE "user = \"sshtund-no-such-user\";\n",
+                           ":5: user: no such user \"sshtund-no-such-user\"");
+        assert_start_fails(fx,
+                           "ssh = { identity = \"%1$s/id\"; known_hosts = \"%1$s/known_hosts\"; "
+                           "learned_hosts = \"\"; };\n"
+                           "proxy = { listen = [ \"unix:%1$s/proxy.sock\" ];\n"
+                           "  socket_group = \"sshtund-no-such-group\"; };\n"
+                           "admin = { socket = \"%1$s/admin.sock\"; };\n",
+                           ":3: proxy.socket_group: no such group \"sshtund-no-such-group\"");
+
+        /* known_hosts as start reads it: missing is empty, a directory is not */
+        assert_true(asprintf(&path, "%s/known_hosts", fx->dir) > 0);
+        assert_int_equal(mkdir(path, 0755), 0);
+        assert_start_fails(fx, START_BASE, ":1: ssh.known_hosts: %1$s/known_hosts: Is a directory");
+        assert_int_equal(rmdir(path), 0);
+
+        /* the identity: never writable by others; world-readable only
+         * where no root or other account relies on it */
+        free(path);
+        assert_true(asprintf(&path, "%s/id", fx->dir) > 0);
+        assert_int_equal(chmod(path, 0602), 0);
+        assert_start_fails(fx, START_BASE,
+                           ":1: ssh.identity: %1$s/id is writable by everyone (mode 0602): anyone who can "
+                           "change it can replace the key (chmod go-w)");
+        assert_int_equal(chmod(path, 0644), 0);
+        if (geteuid() == 0)
+                assert_start_fails(fx, START_BASE,
+                                   ":1: ssh.identity: %1$s/id is readable by everyone (mode 0644), and sshtund "
+                                   "runs as root: chmod 0600, or 0640 with the group of the user sshtund runs as");
+        assert_int_equal(chmod(path, 0600), 0);
+
+        /* TLS files */
+        assert_start_fails(fx, START_BASE "probe = { type = \"https\"; ca_file = \"%1$s/id\"; };\n",
+                           ":5: probe.ca_file: %1$s/id: no usable CA certificate (PEM lib)");
+        assert_start_fails(fx, START_BASE "probe = { type = \"https\"; ca_file = \"%1$s/none\"; };\n",
+                           ":5: probe.ca_file: %1$s/none: No such file or directory");
+
+        /* the sockets' directories */
+        free(path);
+        assert_true(asprintf(&path, "%s/file", fx->dir) > 0);
+        write_file(path, "", "");
+        assert_start_fails(fx,
+                           "ssh = { identity = \"%1$s/id\"; known_hosts = \"%1$s/known_hosts\"; "
+                           "learned_hosts = \"\"; };\n"
+                           "proxy = { listen = [ \"tcp:127.0.0.1:8131\", \"unix:%1$s/file/run/proxy.sock\" ]; };\n"
+                           "admin = { socket = \"%1$s/admin.sock\"; };\n",
+                           ":2: proxy.listen[1]: cannot create %1$s/file/run/proxy.sock: %1$s/file is not a directory");
+        assert_start_fails(fx,
+                           "ssh = { identity = \"%1$s/id\"; known_hosts = \"%1$s/known_hosts\"; "
+                           "learned_hosts = \"\"; };\n"
+                           "proxy = { listen = [ \"unix:%1$s/proxy.sock\" ]; };\n"
+                           "admin = { socket = \"%1$s/file\"; };\n",
+                           ":3: admin.socket: %1$s/file exists and is not a socket");
+        /* left at its default: no line to point at */
+        assert_start_fails(fx,
+                           "ssh = { identity = \"%1$s/id\"; known_hosts = \"%1$s/file/known_hosts\"; "
+                           "learned_hosts = \"\"; };\n"
+                           "proxy = { listen = [ \"unix:%1$s/proxy.sock\" ]; };\n"
+                           "admin = { socket = \"%1$s/admin.sock\"; };\n",
+                           ":1: ssh.known_hosts: %1$s/file/known_hosts: Not a directory");
+        assert_int_equal(unlink(path), 0);
 }
 
 static void test_same_endpoint(void **state) {
@@ -929,6 +1199,9 @@ int main(void) {
                 cmocka_unit_test(test_nodes_file_fifo),
                 cmocka_unit_test(test_admin_metrics),
                 cmocka_unit_test(test_identity),
+                cmocka_unit_test(test_print),
+                cmocka_unit_test(test_print_values),
+                cmocka_unit_test(test_start_checks),
                 cmocka_unit_test(test_same_endpoint),
         };
 

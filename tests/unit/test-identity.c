@@ -72,8 +72,34 @@ static void keygen(const Fixture *fx, const char *name, const char *args) {
         run("ssh-keygen -q %s -C test -f %s", args, key_path(fx, name, path, sizeof path));
 }
 
+/* A DSA key made by ssh-keygen of OpenSSH 9.2: OpenSSH 10 (Debian 13) no
+ * longer makes them, and sshtund must still refuse one. */
+static const char DSA_KEY[] =
+        "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+        "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAABsgAAAAdzc2gtZH\n"
+        "NzAAAAgQDKERCaMI2A1GzkCEzaL33F8CWnRrQ1NHKV4zbLr6kgTWsthrBRLi+74zqpuQNd\n"
+        "mKCVU9CUvM+r/0DyQhlHjprtKRDAaz95GysZ5uO0W3iECu1EJOTGAxaqmNvSNO+hlYmlmI\n"
+        "DAQvBIVZrwxG2lG+RJVKxQy5FVUuHEY6PDQJq0XwAAABUA+I3ZCsIjDHHqjuSzm7Tf+24S\n"
+        "y8MAAACBALwPfx71jaK1dOTA1NcpAM/bBS0gFUbnBzcictL11iMq3M8t0/qMmY2fjrKxyh\n"
+        "ifA6JXODcipzMfDJotUgNsQaYipEhBN5oYC2+zR65nILWWqNrIsFyYsiQA+n98XTWsZOtk\n"
+        "ox4GyLZP2RqhRQ5ytlurPE+ith0MzemUuKOh3OevAAAAgGoENd+UaopR7/iIVf5czBp2lA\n"
+        "3GBHWxd4R5KziRN+wjSdIsMfknRADHA0ploW1bMl7Ym4pfpnt1mrYqmK8Jagrx+uKP6+q2\n"
+        "PA3ck0SxaxUnf7I+hXD7JKG8YVw4UYCCVaGcloVvY/jic2lW/DlXnGPiKkYIIQjOX4l/6F\n"
+        "6B7rEqAAAB4Hp2tJV6drSVAAAAB3NzaC1kc3MAAACBAMoREJowjYDUbOQITNovfcXwJadG\n"
+        "tDU0cpXjNsuvqSBNay2GsFEuL7vjOqm5A12YoJVT0JS8z6v/QPJCGUeOmu0pEMBrP3kbKx\n"
+        "nm47RbeIQK7UQk5MYDFqqY29I076GViaWYgMBC8EhVmvDEbaUb5ElUrFDLkVVS4cRjo8NA\n"
+        "mrRfAAAAFQD4jdkKwiMMceqO5LObtN/7bhLLwwAAAIEAvA9/HvWNorV05MDU1ykAz9sFLS\n"
+        "AVRucHNyJy0vXWIyrczy3T+oyZjZ+OsrHKGJ8Dolc4NyKnMx8Mmi1SA2xBpiKkSEE3mhgL\n"
+        "b7NHrmcgtZao2siwXJiyJAD6f3xdNaxk62SjHgbItk/ZGqFFDnK2W6s8T6K2HQzN6ZS4o6\n"
+        "Hc568AAACAagQ135RqilHv+IhV/lzMGnaUDcYEdbF3hHkrOJE37CNJ0iwx+SdEAMcDSmWh\n"
+        "bVsyXtibil+me3WatiqYrwlqCvH64o/r6rY8DdyTRLFrFSd/sj6FcPskobxhXDhRgIJVoZ\n"
+        "yWhW9j+OJzaVb8OVecY+IqRgghCM5fiX/oXoHusSoAAAAVAIjGywIf73FyQHHP+2d77psv\n"
+        "/2cpAAAABHRlc3QBAgMEBQ==\n"
+        "-----END OPENSSH PRIVATE KEY-----\n";
+
 static int group_setup(void **state) {
         Fixture *fx = calloc(1, sizeof *fx);
+        char path[160];
 
         assert_non_null(fx);
         strcpy(fx->dir, "/tmp/test-identity-XXXXXX");
@@ -87,7 +113,8 @@ static int group_setup(void **state) {
         keygen(fx, "rsa", "-t rsa -b 2048 -N ''");
         keygen(fx, "rsa-pem", "-t rsa -b 2048 -m PEM -N ''");
         keygen(fx, "rsa-pkcs8", "-t rsa -b 2048 -m PKCS8 -N ''");
-        keygen(fx, "dsa", "-t dsa -N ''");
+        write_file(key_path(fx, "dsa", path, sizeof path), DSA_KEY, strlen(DSA_KEY));
+        assert_int_equal(chmod(path, 0600), 0);
         keygen(fx, "secret", "-t ed25519 -N secret");
         keygen(fx, "secret-pem", "-t ecdsa -m PEM -N secret");
         *state = fx;

@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -112,11 +115,10 @@ static int test_setup(void **state) {
         return 0;
 }
 
-/* Writes known_hosts from a template where %A, %B, %C stand for
- * "TYPE BASE64" of the keys, then loads it. */
-static KnownHosts *load_template(Fixture *fx, const char *tmpl) {
+/* Writes 'path' from a template where %A, %B, %C stand for "TYPE BASE64"
+ * of the keys. */
+static void write_template(Fixture *fx, const char *path, const char *tmpl) {
         char buf[65536], *o = buf;
-        KnownHosts *kh = NULL;
 
         for (const char *p = tmpl; *p; p++) {
                 const Key *k = NULL;
@@ -135,8 +137,29 @@ static KnownHosts *load_template(Fixture *fx, const char *tmpl) {
                 assert_true(o < buf + sizeof buf - 2048);
         }
         *o = 0;
-        write_file(fx->path, buf);
+        write_file(path, buf);
+}
+
+/* write_template() into the test's file, then loads it. */
+static KnownHosts *load_template(Fixture *fx, const char *tmpl) {
+        KnownHosts *kh = NULL;
+
+        write_template(fx, fx->path, tmpl);
         assert_int_equal(known_hosts_load(fx->path, &kh), 0);
+        assert_non_null(kh);
+        return kh;
+}
+
+/* Two files read together: the test's file as ssh.known_hosts, and
+ * "<path>.learned". */
+static KnownHosts *load_two(Fixture *fx, const char *known, const char *learned, char learned_path[static 160]) {
+        const char *paths[2] = { fx->path, learned_path };
+        KnownHosts *kh = NULL;
+
+        snprintf(learned_path, 160, "%s.learned", fx->path);
+        write_template(fx, fx->path, known);
+        write_template(fx, learned_path, learned);
+        assert_int_equal(known_hosts_load_files(paths, 2, &kh), 0);
         assert_non_null(kh);
         return kh;
 }
@@ -197,8 +220,9 @@ static void test_missing_file(void **state) {
         known_hosts_free(kh);
 }
 
-/* A FIFO as known_hosts neither stops a load nor an append until someone
- * opens its other end: without O_NONBLOCK both wait for good. */
+/* A FIFO as known_hosts neither stops a load nor a write until someone
+ * opens its other end (without O_NONBLOCK both would wait for good), and a
+ * write does not replace it: it is not a file sshtund may rewrite. */
 static void test_fifo(void **state) {
         Fixture *fx = *state;
         KnownHosts *kh = NULL;
@@ -208,8 +232,13 @@ static void test_fifo(void **state) {
         assert_int_equal(known_hosts_load(fx->path, &kh), 0);
         assert_int_equal(known_hosts_entries(kh), 0);
         assert_int_equal(check(kh, "node1", 22, &fx->a), HOSTKEY_UNKNOWN);
-        assert_int_equal(known_hosts_append(fx->path, "node1", 22, fx->a.blob, fx->a.blob_len), -ENXIO);
+        assert_int_equal(known_hosts_append(fx->path, "node1", 22, fx->a.blob, fx->a.blob_len), -EINVAL);
         alarm(0);
+        {
+                struct stat st;
+                assert_int_equal(lstat(fx->path, &st), 0);
+                assert_true(S_ISFIFO(st.st_mode));
+        }
         known_hosts_free(kh);
         assert_int_equal(unlink(fx->path), 0);
 }
@@ -572,6 +601,235 @@ static void test_many(void **state) {
         known_hosts_free(kh);
 }
 
+static HostKeyCheck verify(const KnownHosts *kh, const char *host, const Key *k, const char **path, unsigned *line) {
+        return known_hosts_verify(kh, host, 22, k->blob, k->blob_len, path, line);
+}
+
+/* ssh.known_hosts and ssh.learned_hosts together: @revoked anywhere wins, a
+ * file holding another key of the same type refuses whatever the other
+ * says, a key of another type in the other file is no conflict. */
+static void test_two_files(void **state) {
+        Fixture *fx = *state;
+        char learned[160];
+        const char *path;
+        unsigned line;
+        KnownHosts *kh = load_two(fx,
+                                  "# ssh.known_hosts\n"
+                                  "node1 %A\n"
+                                  "node2 %A\n"
+                                  "node3 %A\n"
+                                  "node5 %C\n",
+                                  "node1 %B\n"
+                                  "node2 %C\n"
+                                  "@revoked node3 %A\n"
+                                  "node4 %B\n",
+                                  learned);
+
+        assert_int_equal(known_hosts_files(kh), 2);
+        assert_string_equal(known_hosts_file(kh, 1, NULL, NULL), learned);
+        assert_null(known_hosts_file(kh, 2, NULL, NULL));
+        assert_int_equal(known_hosts_entries(kh), 8);
+
+        /* the files disagree about node1's ed25519 key: both keys refused */
+        assert_int_equal(verify(kh, "node1", &fx->a, &path, &line), HOSTKEY_MISMATCH);
+        assert_string_equal(path, learned);
+        assert_int_equal(line, 1);
+        assert_int_equal(verify(kh, "node1", &fx->b, &path, &line), HOSTKEY_MISMATCH);
+        assert_string_equal(path, fx->path);
+        assert_int_equal(line, 2);
+
+        /* an ECDSA key learned beside the ed25519 one: each is good */
+        assert_int_equal(verify(kh, "node2", &fx->a, &path, &line), HOSTKEY_OK);
+        assert_string_equal(path, fx->path);
+        assert_int_equal(line, 3);
+        assert_int_equal(verify(kh, "node2", &fx->c, &path, &line), HOSTKEY_OK);
+        assert_string_equal(path, learned);
+        assert_int_equal(line, 2);
+        assert_int_equal(verify(kh, "node2", &fx->b, NULL, NULL), HOSTKEY_MISMATCH);
+
+        /* revoked in the learned file, good in known_hosts: revoked */
+        assert_int_equal(verify(kh, "node3", &fx->a, &path, &line), HOSTKEY_REVOKED);
+        assert_string_equal(path, learned);
+        assert_int_equal(line, 3);
+
+        /* only learned */
+        assert_int_equal(verify(kh, "node4", &fx->b, &path, NULL), HOSTKEY_OK);
+        assert_string_equal(path, learned);
+        /* known by another type only, in one file */
+        assert_int_equal(verify(kh, "node5", &fx->a, &path, &line), HOSTKEY_MISMATCH);
+        assert_string_equal(path, fx->path);
+        assert_int_equal(line, 5);
+        assert_int_equal(verify(kh, "node6", &fx->a, &path, &line), HOSTKEY_UNKNOWN);
+        assert_null(path);
+        assert_int_equal(line, 0);
+
+        {
+                _cleanup_free_ char *types = known_hosts_types(kh, "node2", 22);
+                assert_string_equal(types, "ssh-ed25519,ecdsa-sha2-nistp256");
+        }
+        known_hosts_free(kh);
+        assert_int_equal(unlink(learned), 0);
+}
+
+static void test_list_keys(void **state) {
+        Fixture *fx = *state;
+        char learned[160];
+        KnownHostsKey *keys = NULL;
+        size_t n = 0;
+        KnownHosts *kh = load_two(fx, "node1,other %A\n*.example %C\n", "@revoked node1 %B\n", learned);
+
+        assert_int_equal(known_hosts_keys(kh, "node1", 22, &keys, &n), 0);
+        assert_int_equal(n, 2);
+        assert_string_equal(keys[0].type, "ssh-ed25519");
+        assert_memory_equal(keys[0].blob, fx->a.blob, fx->a.blob_len);
+        assert_false(keys[0].revoked);
+        assert_string_equal(keys[0].path, fx->path);
+        assert_int_equal(keys[0].line, 1);
+        assert_true(keys[1].revoked);
+        assert_string_equal(keys[1].path, learned);
+        assert_int_equal(keys[1].line, 1);
+        free(keys);
+
+        assert_int_equal(known_hosts_keys(kh, "n.example", 22, &keys, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(keys[0].type, "ecdsa-sha2-nistp256");
+        assert_int_equal(keys[0].line, 2);
+        free(keys);
+        assert_int_equal(known_hosts_keys(kh, "nobody", 22, &keys, &n), 0);
+        assert_int_equal(n, 0);
+        assert_null(keys);
+
+        /* added in memory: found at once, as the learned file's, line 0 */
+        assert_int_equal(known_hosts_add(kh, 1, "node7", 2222, fx->a.blob, fx->a.blob_len), 0);
+        assert_int_equal(known_hosts_check(kh, "node7", 2222, fx->a.blob, fx->a.blob_len), HOSTKEY_OK);
+        assert_int_equal(known_hosts_check(kh, "node7", 22, fx->a.blob, fx->a.blob_len), HOSTKEY_UNKNOWN);
+        assert_int_equal(known_hosts_keys(kh, "node7", 2222, &keys, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(keys[0].path, learned);
+        assert_int_equal(keys[0].line, 0);
+        free(keys);
+        assert_int_equal(known_hosts_add(kh, 2, "node7", 22, fx->a.blob, fx->a.blob_len), -EINVAL);
+        assert_int_equal(known_hosts_add(kh, 1, "bad host", 22, fx->a.blob, fx->a.blob_len), -EINVAL);
+        known_hosts_free(kh);
+        assert_int_equal(unlink(learned), 0);
+}
+
+static void stat_file(const char *path, struct stat *st) {
+        assert_int_equal(stat(path, st), 0);
+}
+
+/* Rewrites: other lines and comments kept byte for byte, a rotation
+ * replaces the host's lone line of that type, an unchanged file is not
+ * touched, the mode is kept, a symlink is followed. */
+static void test_update(void **state) {
+        Fixture *fx = *state;
+        char want[8192], got[8192], link[200];
+        struct stat before, after;
+        bool changed = true;
+        KnownHostsEdit e[2] = {
+                { .host = "node1", .port = 22, .blob = fx->b.blob, .blob_len = fx->b.blob_len, .replace = true },
+                { .host = "node2", .port = 2222, .blob = fx->c.blob, .blob_len = fx->c.blob_len },
+        };
+
+        write_template(fx, fx->path, "# learned\r\nnode1 %A\nnode1,alias %A\nnode1 %C\nnode3 %A");
+        assert_int_equal(chmod(fx->path, 0600), 0);
+        assert_int_equal(known_hosts_update(fx->path, e, 2, &changed, NULL), 0);
+        assert_true(changed);
+        read_file(fx->path, got, sizeof got);
+        snprintf(want, sizeof want,
+                 "# learned\r\nnode1,alias %s %s\nnode1 %s %s\nnode3 %s %s\nnode1 %s %s\n[node2]:2222 %s %s\n",
+                 fx->a.type, fx->a.b64, fx->c.type, fx->c.b64, fx->a.type, fx->a.b64, fx->b.type, fx->b.b64,
+                 fx->c.type, fx->c.b64);
+        assert_string_equal(got, want);
+        stat_file(fx->path, &before);
+        assert_int_equal(before.st_mode & 07777, 0600);
+
+        /* again: nothing to do, the file is not written */
+        assert_int_equal(known_hosts_update(fx->path, e, 2, &changed, NULL), 0);
+        assert_false(changed);
+        stat_file(fx->path, &after);
+        assert_int_equal(after.st_ino, before.st_ino);
+
+        /* through a symlink: the target is rewritten, the link stays */
+        snprintf(link, sizeof link, "%s.link", fx->path);
+        assert_int_equal(symlink(fx->path, link), 0);
+        e[0].host = "node9";
+        assert_int_equal(known_hosts_update(link, e, 1, &changed, NULL), 0);
+        assert_true(changed);
+        {
+                struct stat l;
+                assert_int_equal(lstat(link, &l), 0);
+                assert_true(S_ISLNK(l.st_mode));
+        }
+        read_file(fx->path, got, sizeof got);
+        assert_non_null(strstr(got, "\nnode9 ssh-ed25519 "));
+        assert_int_equal(unlink(link), 0);
+
+        /* a line that does not parse: nothing written, its number told */
+        {
+                unsigned bad = 0;
+                write_template(fx, fx->path, "node1 %A\nnode2 ssh-ed25519 AAAA-not-base64\n");
+                stat_file(fx->path, &before);
+                assert_int_equal(known_hosts_update(fx->path, e, 1, &changed, &bad), -EBADMSG);
+                assert_int_equal(bad, 2);
+                stat_file(fx->path, &after);
+                assert_int_equal(after.st_ino, before.st_ino);
+        }
+
+        /* a new file in a missing directory: an error, nothing made */
+        {
+                char missing[200];
+                snprintf(missing, sizeof missing, "%s/none/known_hosts", fx->dir);
+                assert_int_equal(known_hosts_update(missing, e, 1, &changed, NULL), -ENOENT);
+        }
+        assert_int_equal(known_hosts_update(fx->path, NULL, 0, &changed, NULL), -EBADMSG);
+}
+
+/* A writer killed at any moment leaves the old file or the new one whole:
+ * never a part, never a file that does not load. */
+static void test_update_killed(void **state) {
+        Fixture *fx = *state;
+        char big[200];
+        FILE *f;
+
+        /* ~1 MB, so that a write takes a while */
+        f = fopen(fx->path, "we");
+        assert_non_null(f);
+        for (unsigned i = 0; i < 8000; i++)
+                fprintf(f, "host-%u.example.org %s %s\n", i, fx->c.type, fx->c.b64);
+        assert_int_equal(fclose(f), 0);
+        snprintf(big, sizeof big, "%s", fx->path);
+
+        for (unsigned round = 0; round < 40; round++) {
+                pid_t pid = fork();
+                int status;
+                KnownHosts *kh = NULL;
+
+                assert_true(pid >= 0);
+                if (pid == 0) {
+                        char host[32];
+                        for (unsigned i = 0;; i++) {
+                                KnownHostsEdit e = { .host = host, .port = 22, .blob = fx->a.blob,
+                                                     .blob_len = fx->a.blob_len };
+                                snprintf(host, sizeof host, "r%u-%u", round, i);
+                                if (known_hosts_update(big, &e, 1, NULL, NULL) < 0)
+                                        _exit(1);
+                        }
+                }
+                {
+                        struct timespec t = { 0, (long) (1 + round % 7) * 3000000L };
+                        nanosleep(&t, NULL);
+                }
+                assert_int_equal(kill(pid, SIGKILL), 0);
+                assert_int_equal(waitpid(pid, &status, 0), pid);
+                assert_true(WIFSIGNALED(status));
+                assert_int_equal(known_hosts_load(big, &kh), 0);
+                assert_int_equal(known_hosts_bad_lines(kh), 0);
+                assert_true(known_hosts_entries(kh) >= 8000);
+                known_hosts_free(kh);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup(test_plain_ok, test_setup),
@@ -597,6 +855,10 @@ int main(void) {
                 cmocka_unit_test_setup(test_append_no_final_newline, test_setup),
                 cmocka_unit_test_setup(test_stale, test_setup),
                 cmocka_unit_test_setup(test_many, test_setup),
+                cmocka_unit_test_setup(test_two_files, test_setup),
+                cmocka_unit_test_setup(test_list_keys, test_setup),
+                cmocka_unit_test_setup(test_update, test_setup),
+                cmocka_unit_test_setup(test_update_killed, test_setup),
         };
 
         return cmocka_run_group_tests(tests, group_setup, group_teardown);

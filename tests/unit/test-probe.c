@@ -218,65 +218,6 @@ static void test_verdict_bad(void **state) {
         assert_string_equal(error, "HTTP 500");
 }
 
-/* A self-signed P-256 CA, valid until 2126. */
-static const char TEST_CA[] = "-----BEGIN CERTIFICATE-----\n"
-                              "MIIBlTCCATugAwIBAgIUYCtw+1hXRUJM4NlrCDqx+nDFUgUwCgYIKoZIzj0EAwIw\n"
-                              "HzEdMBsGA1UEAwwUc3NodHVuZC11bml0LXRlc3QtY2EwIBcNMjYxMTI5MTcxOTIz\n"
-                              "WhgPMjEyNjExMDUxNzE5MjNaMB8xHTAbBgNVBAMMFHNzaHR1bmQtdW5pdC10ZXN0\n"
-                              "LWNhMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE5a5HYEJU6rCb45ZD9v1IqqeO\n"
-                              "mMiO102m4xJe3iL7xQcOuT+HuZHV2U2Uz7OvWZQetdn9f0P/szN7lzmYLL9JDKNT\n"
-                              "MFEwHQYDVR0OBBYEFHO3E9ENrgVVpK7v/gwytulZk+RtMB8GA1UdIwQYMBaAFHO3\n"
-                              "E9ENrgVVpK7v/gwytulZk+RtMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwID\n"
-                              "SAAwRQIhAPZgJsOhM419SDhsZWfMc4UzkTlN5dWMGcRzEtS40wecAiBVLkKZ1pO6\n"
-                              "viI6CPCdO6BQ/1xVFhiFDmDeiEUxO6f9Ug==\n"
-                              "-----END CERTIFICATE-----\n";
-
-static char *write_file(const char *dir, const char *name, const char *text) {
-        char *path = NULL;
-        FILE *f;
-
-        assert_true(asprintf(&path, "%s/%s", dir, name) > 0);
-        f = fopen(path, "w");
-        assert_non_null(f);
-        assert_true(fputs(text, f) >= 0);
-        assert_int_equal(fclose(f), 0);
-        return path;
-}
-
-static void test_ca_file_check(void **state) {
-        char dir[] = "/tmp/sshtund-test-probe-XXXXXX";
-        _cleanup_free_ char *good = NULL, *junk = NULL, *empty = NULL, *missing = NULL;
-        char *reason = NULL;
-
-        (void) state;
-        assert_non_null(mkdtemp(dir));
-        good = write_file(dir, "ca.pem", TEST_CA);
-        junk = write_file(dir, "junk.pem", "not a certificate\n");
-        empty = write_file(dir, "empty.pem", "");
-        assert_true(asprintf(&missing, "%s/missing.pem", dir) > 0);
-
-        assert_int_equal(probe_ca_file_check(good, &reason), 0);
-        assert_null(reason);
-
-        assert_int_equal(probe_ca_file_check(missing, &reason), -ENOENT);
-        assert_string_equal(reason, "No such file or directory");
-        free(reason);
-        reason = NULL;
-
-        assert_int_equal(probe_ca_file_check(junk, &reason), -EINVAL);
-        assert_non_null(reason);
-        assert_non_null(strstr(reason, "no usable CA certificate"));
-        free(reason);
-        reason = NULL;
-
-        assert_int_equal(probe_ca_file_check(empty, NULL), -EINVAL);
-
-        assert_int_equal(unlink(good), 0);
-        assert_int_equal(unlink(junk), 0);
-        assert_int_equal(unlink(empty), 0);
-        assert_int_equal(rmdir(dir), 0);
-}
-
 static void test_request(void **state) {
         _cleanup_free_ char *r4 = probe_http_request("127.0.0.1", 10248, "/healthz");
         _cleanup_free_ char *r6 = probe_http_request("::1", 10250, "/livez?verbose");
@@ -303,7 +244,6 @@ int main(void) {
                 cmocka_unit_test(test_verdict_eof),
                 cmocka_unit_test(test_verdict_bad),
                 cmocka_unit_test(test_request),
-                cmocka_unit_test(test_ca_file_check),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
