@@ -274,13 +274,25 @@ class Scale:
         self.r["rss_per_node"] = (self.r["rss"] - self.r["rss0"]) / n
         base_fds = tl.open_fds(d.pid)
 
-        self.streams(d, nodes, s, base_fds)
-        self.admin(d)
-        self.reload(d, nodes)
-        h_end, top = dispatch_histogram(d)
-        self.r["stall_max_ms"] = top * 1e3 if top is not None else None
+        # a phase that fails is reported as such, and the next ones still run
+        self.r["errors"] = {}
+        for phase, fn in (("streams", lambda: self.streams(d, nodes, s, base_fds)), ("admin", lambda: self.admin(d)),
+                          ("reload", lambda: self.reload(d, nodes))):
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001  reported in the table
+                self.r["errors"][phase] = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+                log(f"  {phase} failed: {self.r['errors'][phase]}")
+        try:
+            h_end, top = dispatch_histogram(d)
+            self.r["stall_max_ms"] = top * 1e3 if top is not None else None
+        except Exception as e:  # noqa: BLE001
+            self.r["errors"]["metrics"] = f"{type(e).__name__}: {e}"[:160]
         self.r["loopstall"] = self.loopstall(d)
-        d.stop()
+        rc = d.stop()
+        if rc != 0:
+            self.r["errors"]["stop"] = f"exit status after SIGTERM: {rc}"
+            d.expect_clean_exit = False
         return self.r
 
     def loopstall(self, d):
@@ -469,27 +481,34 @@ def rows(r):
         "stall_storm_ms", "<= {:g}")
     row("  /healthz p99 during the storm, ms", st["healthz"].get("p99"), "healthz_p99_ms")
     row("RSS per idle node, KiB", r["rss_per_node"], "rss_per_node", "{:.1f}")
-    sr = r["streams_run"]
-    row(f"{s} streams x 4 KiB echo: time to all echoed, s", sr["t_done"], "streams_time", "{:.2f}")
-    row(f"  errors", sr["errors"], "streams_errors", "{:d}")
-    row("  time to all open (200), s", sr["t_open"], None, "{:.2f}")
+    errors = r.get("errors", {})
+    sr = r.get("streams_run")
+    if not sr:
+        out.append((f"{s} streams x 4 KiB echo", "failed", "", "MISS"))
+        sr = {"errors": None, "t_open": None, "stall": None}
+    row(f"{s} streams x 4 KiB echo: time to all echoed, s", sr.get("t_done"), "streams_time", "{:.2f}")
+    row("  errors", sr.get("errors"), "streams_errors", "{:d}")
+    row("  time to all open (200), s", sr.get("t_open"), None, "{:.2f}")
     if "streams" in ls:
         row(f"  longest loop dispatch, CPU ms ({ls['streams']['cpu_source']})", ls["streams"]["cpu_ms"],
             "stall_streams_ms", "{:.1f}")
-    row("  longest loop dispatch, wall ms (bucket)", sr["stall"] and sr["stall"]["le_ms"], "stall_streams_ms",
+    row("  longest loop dispatch, wall ms (bucket)", sr.get("stall") and sr["stall"]["le_ms"], "stall_streams_ms",
         "<= {:g}")
-    ad = r["admin"]
-    row(f"sshtunctl status, ms ({ad['status']['size']} B out)", ad["status"]["median_ms"], "status_ms")
-    row(f"GET /v1/nodes, ms ({ad['nodes']['size']} B)", ad["nodes"]["median_ms"], "nodes_ms")
-    row(f"GET /metrics per-node, ms ({ad['metrics']['size']} B)", ad["metrics"]["median_ms"], "metrics_ms")
-    row(f"GET /metrics aggregate only, ms ({ad['metrics_aggregate']['size']} B)",
-        ad["metrics_aggregate"]["median_ms"], "metrics_ms")
-    r1, r2 = r["reload_one"], r["reload_all"]
-    row("reload, one node changed: loop time, ms", r1["total_ms"], "reload_one_ms")
-    row("  other nodes reconnected", r1["others_changed"], "reload_reconnects", "{:d}")
-    row(f"nodes_file rewrite, {n} entries: read + apply, ms", r2["total_ms"])
-    row("  from the write to applied (inotify), ms", r2["wall_ms"], None, "{:.0f}")
-    row("full reload, no node changed: loop time, ms", ad["full_reload"]["total_ms"])
+    ad = r.get("admin") or {}
+    for key, label, target in (("status", "sshtunctl status, ms ({} B out)", "status_ms"),
+                               ("nodes", "GET /v1/nodes, ms ({} B)", "nodes_ms"),
+                               ("metrics", "GET /metrics per-node, ms ({} B)", "metrics_ms"),
+                               ("metrics_aggregate", "GET /metrics aggregate only, ms ({} B)", "metrics_ms")):
+        v = ad.get(key)
+        row(label.format(v["size"] if v else "-"), v["median_ms"] if v else None, target)
+    r1, r2 = r.get("reload_one") or {}, r.get("reload_all") or {}
+    row("reload, one node changed: loop time, ms", r1.get("total_ms"), "reload_one_ms")
+    row("  other nodes reconnected", r1.get("others_changed"), "reload_reconnects", "{:d}")
+    row(f"nodes_file rewrite, {n} entries: read + apply, ms", r2.get("total_ms"))
+    row("  from the write to applied (inotify), ms", r2.get("wall_ms"), None, "{:.0f}")
+    row("full reload, no node changed: loop time, ms", (ad.get("full_reload") or {}).get("total_ms"))
+    for phase, why in errors.items():
+        out.append((f"  {phase} failed: {why}", "", "", "MISS"))
     if r.get("stall_max_ms") is not None:
         row("longest loop dispatch since start, ms", r["stall_max_ms"])
     return out
@@ -505,16 +524,17 @@ def text(r):
     lines.append(f"{head:<{w0}}   {'value':>{w1}}   target")
     for label, value, target, miss in rs:
         lines.append(f"{label:<{w0}}   {value:>{w1}}   {target:<{w2}}  {miss}".rstrip())
-    st, sr = r["storm"], r["streams_run"]
+    st, sr = r["storm"], r.get("streams_run")
     lines.append("")
     lines.append(f"storm: up 25/50/75/100 % at {', '.join(f'{v:.1f}' for v in st['marks'].values())} s; "
                  f"/healthz {st['healthz'].get('n')} calls, p50 {st['healthz'].get('p50', 0):.1f} ms, "
                  f"max {st['healthz'].get('max', 0):.1f} ms; load average {st['load']:.1f} at all up")
-    lines.append(f"streams: CPU sshtund {sr['cpu_tund']:.2f} s, dropbear {sr['cpu_dropbear']:.2f} s, "
-                 f"echo {sr['cpu_echo']:.2f} s, client {sr['cpu_client']:.2f} s, machine busy "
-                 f"{sr['busy']:.2f} s; {sr['status_streams']} streams in /v1/status while open; "
-                 f"RSS {sr['rss']} KiB; descriptors back: {sr['fds_back']}; load average {sr['load']:.1f}")
-    if sr["errors"]:
+    if sr:
+        lines.append(f"streams: CPU sshtund {sr['cpu_tund']:.2f} s, dropbear {sr['cpu_dropbear']:.2f} s, "
+                     f"echo {sr['cpu_echo']:.2f} s, client {sr['cpu_client']:.2f} s, machine busy "
+                     f"{sr['busy']:.2f} s; {sr['status_streams']} streams in /v1/status while open; "
+                     f"RSS {sr['rss']} KiB; descriptors back: {sr['fds_back']}; load average {sr['load']:.1f}")
+    if sr and sr["errors"]:
         lines.append(f"streams: {sr['summary']}")
     lines.append(f"RSS {r['rss0']} KiB with no node, {r['rss']} KiB with {r['nodes']} idle")
     for phase, v in (r.get("loopstall") or {}).items():
