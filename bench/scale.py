@@ -507,8 +507,7 @@ def rows(r):
     row(f"nodes_file rewrite, {n} entries: read + apply, ms", r2.get("total_ms"))
     row("  from the write to applied (inotify), ms", r2.get("wall_ms"), None, "{:.0f}")
     row("full reload, no node changed: loop time, ms", (ad.get("full_reload") or {}).get("total_ms"))
-    for phase, why in errors.items():
-        out.append((f"  {phase} failed: {why}", "", "", "MISS"))
+
     if r.get("stall_max_ms") is not None:
         row("longest loop dispatch since start, ms", r["stall_max_ms"])
     return out
@@ -534,6 +533,8 @@ def text(r):
                      f"echo {sr['cpu_echo']:.2f} s, client {sr['cpu_client']:.2f} s, machine busy "
                      f"{sr['busy']:.2f} s; {sr['status_streams']} streams in /v1/status while open; "
                      f"RSS {sr['rss']} KiB; descriptors back: {sr['fds_back']}; load average {sr['load']:.1f}")
+    for phase, why in r.get("errors", {}).items():
+        lines.append(f"FAILED: {phase}: {why}")
     if sr and sr["errors"]:
         lines.append(f"streams: {sr['summary']}")
     lines.append(f"RSS {r['rss0']} KiB with no node, {r['rss']} KiB with {r['nodes']} idle")
