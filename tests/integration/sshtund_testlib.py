@@ -285,10 +285,12 @@ def socket_owner_pids(inodes, pids=None):
     return owners
 
 
-def tcp_endpoint_pids(local):
-    """Pids holding the TCP socket whose local endpoint is 'local' (ip, port):
-    who is on the other end of a connection a test server accepted."""
-    inodes = [s.inode for s in tcp_sockets() if s.local == tuple(local)]
+def tcp_endpoint_pids(local, remote):
+    """Pids holding the TCP socket from 'local' to 'remote' ((ip, port)
+    each): who is on the other end of a connection a test server accepted
+    (local: the client's address, remote: the server's). Both ends count:
+    Linux gives one local port to connections to different peers."""
+    inodes = [s.inode for s in tcp_sockets() if s.local == tuple(local) and s.remote == tuple(remote)]
     pids = set()
     for v in socket_owner_pids(inodes).values():
         pids |= v
@@ -604,7 +606,7 @@ class Conn:
     def peer_pids(self):
         """Who holds the other end (an sshd or dropbear child): call while
         the connection is open."""
-        return tcp_endpoint_pids(self.peer)
+        return tcp_endpoint_pids(self.peer, self.sock.getsockname()[:2])
 
 
 class TcpServer:
@@ -788,7 +790,8 @@ class HttpServer:
 
             def do_GET(self):
                 server.requests.append((self.path, self.client_address,
-                                        tcp_endpoint_pids(self.client_address)))
+                                        tcp_endpoint_pids(self.client_address,
+                                                          self.connection.getsockname()[:2])))
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(server.body)))

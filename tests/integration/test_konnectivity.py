@@ -75,7 +75,7 @@ def echo_through(d, host, port, data):
 def carrier_pids(server, n):
     """Pids on the far side of the server's n-th connection (1-based),
     while it is open."""
-    return tl.tcp_endpoint_pids(server.wait_connections(n).peer)
+    return server.wait_connections(n).peer_pids()
 
 
 def through_node(pids, node):
@@ -414,7 +414,7 @@ def test_rollback_under_load_fails_nothing(env, fallback):
     assert first <= upstream_streams() <= mark + 1, (first, upstream_streams(), mark, len(e1.conns))
     # and now n1's streams go over SSH
     s = echo_through(d, n1.addr, e1.port, b"over ssh now")
-    assert through_node(tl.tcp_endpoint_pids(e1.conns[-1].peer), n1)
+    assert through_node(e1.conns[-1].peer_pids(), n1)
     s.close()
 
 

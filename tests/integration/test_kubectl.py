@@ -51,7 +51,8 @@ class ApiServer:
 
             def do_GET(self):
                 server.requests.append(("GET", self.path, self.headers.get("Authorization"),
-                                        tl.ancestry(tl.tcp_endpoint_pids(self.client_address))))
+                                        tl.ancestry(tl.tcp_endpoint_pids(
+                                            self.client_address, self.connection.getsockname()[:2]))))
                 path = self.path.split("?")[0]
                 if path == "/version":
                     body = VERSION

@@ -829,8 +829,13 @@ int main(void) {
         log_setup(LOG_TARGET_STDERR, LOG_ERR);
         assert_int_equal(session_global_init(), 0);
         world_setup();
-        if (!world.ok)
-                fprintf(stderr, "sshd or ssh-keygen missing (or keys could not be made): the tests skip\n");
+        if (!world.ok) {
+                /* automake's "skipped" (a cmocka skip() in a set-up is an error for some versions) */
+                fprintf(stderr, "sshd or ssh-keygen missing (or keys could not be made): skipped\n");
+                world_teardown();
+                session_global_done();
+                return 77;
+        }
         r = cmocka_run_group_tests(tests, NULL, NULL);
         world_teardown();
         session_global_done();
