@@ -1058,6 +1058,7 @@ def write_results(text):
 
 
 def main():
+    global CIPHER, MAC
     ap = argparse.ArgumentParser(description="sshtund against ssh -N -L over one sshd: throughput, latency, concurrency, memory, CPU per byte")
     ap.add_argument("--builddir", default=os.path.join(SRCDIR, "build"))
     ap.add_argument("--size-mib", type=int, default=64, help="single-stream transfer size")
@@ -1083,9 +1084,14 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small sizes, to check the bench itself")
     ap.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs) afterwards")
+    ap.add_argument("--cipher", default=CIPHER,
+                    help=f"the one cipher the bench's sshd offers (default {CIPHER}; for example "
+                         "aes128-gcm@openssh.com, with libssh2 1.11)")
+    ap.add_argument("--mac", default=MAC, help=f"the one MAC it offers (default {MAC}; unused with GCM)")
     ap.add_argument("--serve", nargs=4, metavar=("ADDR", "ECHO_PORT", "BULK_PORT", "HTTP_PORT"),
                     help=argparse.SUPPRESS)
     a = ap.parse_args()
+    CIPHER, MAC = a.cipher, a.mac
     if a.serve:
         signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
         return serve(a.serve[0], int(a.serve[1]), int(a.serve[2]), int(a.serve[3]))
