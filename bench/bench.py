@@ -607,7 +607,7 @@ class Bench:
         (CPU ns per byte, MB/s)."""
         prog = os.path.join(self.a.builddir, "bench", "libssh2-read")
         out = subprocess.run([prog, self.node.addr, str(self.node.port), self.tl.login_user(),
-                              self.env.client_key, *map(str, self.targets["bulk"]), str(n)],
+                              self.env.client_key, *map(str, self.targets["bulk"]), str(n), CIPHER, MAC],
                              capture_output=True, text=True, timeout=120)
         if out.returncode != 0:
             raise self.tl.HarnessError(f"libssh2-read failed: {out.stderr.strip()}")

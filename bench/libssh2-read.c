@@ -71,8 +71,10 @@ int main(int argc, char *argv[]) {
         char *buf;
         int fd, r;
 
-        if (argc != 8) {
-                fprintf(stderr, "usage: %s SSH_HOST SSH_PORT USER KEY TARGET_HOST TARGET_PORT BYTES\n",
+        const char *cipher = argc > 8 ? argv[8] : "aes128-ctr", *mac = argc > 9 ? argv[9] : "hmac-sha2-256";
+
+        if (argc < 8 || argc > 10) {
+                fprintf(stderr, "usage: %s SSH_HOST SSH_PORT USER KEY TARGET_HOST TARGET_PORT BYTES [CIPHER [MAC]]\n",
                         argv[0]);
                 return 64;
         }
@@ -90,10 +92,10 @@ int main(int argc, char *argv[]) {
         libssh2_session_set_blocking(s, 1);
         /* The same algorithms the bench's sshd allows and sshtund negotiates. */
         libssh2_session_method_pref(s, LIBSSH2_METHOD_HOSTKEY, "ssh-ed25519");
-        libssh2_session_method_pref(s, LIBSSH2_METHOD_CRYPT_CS, "aes128-ctr");
-        libssh2_session_method_pref(s, LIBSSH2_METHOD_CRYPT_SC, "aes128-ctr");
-        libssh2_session_method_pref(s, LIBSSH2_METHOD_MAC_CS, "hmac-sha2-256");
-        libssh2_session_method_pref(s, LIBSSH2_METHOD_MAC_SC, "hmac-sha2-256");
+        libssh2_session_method_pref(s, LIBSSH2_METHOD_CRYPT_CS, cipher);
+        libssh2_session_method_pref(s, LIBSSH2_METHOD_CRYPT_SC, cipher);
+        libssh2_session_method_pref(s, LIBSSH2_METHOD_MAC_CS, mac);
+        libssh2_session_method_pref(s, LIBSSH2_METHOD_MAC_SC, mac);
         if (libssh2_session_handshake(s, fd) != 0)
                 return fail(s, "handshake");
         if (libssh2_userauth_publickey_fromfile_ex(s, argv[3], (unsigned) strlen(argv[3]), NULL,
