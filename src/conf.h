@@ -44,11 +44,12 @@ typedef enum ProbeType {
 } ProbeType;
 
 /* What libssh2 runs fastest first (measured by `make bench`, see
- * bench/RESULTS.md): its AES-CTR beats its AES-GCM; the -etm MACs cost
- * nothing measurable over the others and are the sounder construction.
- * Names the library does not know (GCM and -etm before 1.11) are
- * skipped. */
-#define CONFIG_DEFAULT_CIPHERS "aes128-ctr,aes256-ctr,aes192-ctr,aes128-gcm@openssh.com,aes256-gcm@openssh.com"
+ * bench/RESULTS.md): with libssh2 1.11.1 and OpenSSL 3.5 (Debian 13)
+ * AES-GCM costs 15% less CPU per byte than AES-CTR with HMAC-SHA2-256; the
+ * -etm MACs cost nothing measurable over the others and are the sounder
+ * construction. Names the library does not know (GCM and -etm before 1.11,
+ * so CTR on Debian 12) are skipped. */
+#define CONFIG_DEFAULT_CIPHERS "aes128-gcm@openssh.com,aes256-gcm@openssh.com,aes128-ctr,aes256-ctr,aes192-ctr"
 #define CONFIG_DEFAULT_MACS                                                                       \
         "hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com,hmac-sha2-256,hmac-sha2-512"
 
