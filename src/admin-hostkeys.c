@@ -280,6 +280,12 @@ int admin_route_scan(const AdminEnv *env, const char *method, const char *target
         return admin_reply_error(reply, 500, "host key scans are answered on the admin socket only");
 }
 
+/* The host keys the daemon trusts; NULL (every key unknown) for a listener
+ * given no sessions, as the metrics listener and the fuzz harness are. */
+static Trust *admin_trust(const AdminEnv *env) {
+        return env->sessions ? env->sessions->trust : NULL;
+}
+
 /* ---- scans: one key-only session per key type ------------------------------ */
 
 /* libssh2 1.10 verifies ed25519 and ECDSA host keys (RSA only with SHA-1,
@@ -357,7 +363,7 @@ static json_t *scan_key_to_json(const AdminEnv *env, const ScanTarget *t, const 
         unsigned bits = hostkey_bits(k->blob, k->len);
         const char *decided = NULL;
         unsigned decided_line = 0;
-        HostKeyCheck check = trust_check(env->sessions->trust, t->host, t->port, k->blob, k->len, &decided,
+        HostKeyCheck check = trust_check(admin_trust(env), t->host, t->port, k->blob, k->len, &decided,
                                          &decided_line);
 
         line = known_hosts_line(t->host, t->port, k->blob, k->len);
@@ -389,8 +395,8 @@ static json_t *scan_result_to_json(const AdminEnv *env, const AdminScan *scan) {
             admin_json_add(o, "node", admin_json_text(t->node)) < 0 ||
             admin_json_add(o, "host", admin_json_text(t->host)) < 0 ||
             admin_json_add(o, "port", json_integer(t->port)) < 0 ||
-            admin_json_add(o, "known_hosts", admin_json_text(trust_known_path(env->sessions->trust))) < 0 ||
-            admin_json_add(o, "learned_hosts", admin_json_text(trust_learned_path(env->sessions->trust))) < 0)
+            admin_json_add(o, "known_hosts", admin_json_text(trust_known_path(admin_trust(env)))) < 0 ||
+            admin_json_add(o, "learned_hosts", admin_json_text(trust_learned_path(admin_trust(env)))) < 0)
                 return NULL;
         /* the first key's fields at the top as well, as before there were several */
         if (scan->n_keys > 0) {
@@ -442,7 +448,7 @@ static bool fingerprint_listed(const TrustRequest *r, const char *fp) {
 static void trust_settle(AdminScan *scan) {
         const AdminEnv *env = &scan->admin->env;
         const ScanTarget *t = &scan->target;
-        Trust *trust = env->sessions->trust;
+        Trust *trust = admin_trust(env);
         _cleanup_free_ char *message = NULL, *error = NULL, *seen = NULL;
         _cleanup_(json_decrefp) json_t *trusted = json_array();
         KnownHostsEdit edits[SCAN_PROBES];
@@ -745,7 +751,7 @@ static json_t *node_keys_to_json(const AdminEnv *env, const NodeInfo *info) {
 
         if (!o || !keys)
                 return NULL;
-        r = trust_keys(env->sessions->trust, info->address, info->port, &k, &n);
+        r = trust_keys(admin_trust(env), info->address, info->port, &k, &n);
         if (r == -ENOMEM)
                 return NULL;
         for (size_t i = 0; i < n; i++) {
@@ -789,8 +795,8 @@ static json_t *hostkeys_to_json(const AdminEnv *env, const NodeInfo *one) {
                         if (json_array_append_new(list, node_keys_to_json(env, infos + i)) < 0)
                                 return NULL;
         }
-        if (admin_json_add(o, "known_hosts", admin_json_text(trust_known_path(env->sessions->trust))) < 0 ||
-            admin_json_add(o, "learned_hosts", admin_json_text(trust_learned_path(env->sessions->trust))) < 0 ||
+        if (admin_json_add(o, "known_hosts", admin_json_text(trust_known_path(admin_trust(env)))) < 0 ||
+            admin_json_add(o, "learned_hosts", admin_json_text(trust_learned_path(admin_trust(env)))) < 0 ||
             admin_json_add(o, "nodes", TAKE_PTR(list)) < 0)
                 return NULL;
         return TAKE_PTR(o);
@@ -815,7 +821,7 @@ int admin_route_hostkeys(const AdminEnv *env, const char *method, const char *ta
                 return admin_reply_error(reply, 404, message);
         }
         /* the operator may just have edited a file */
-        trust_refresh(env->sessions->trust);
+        trust_refresh(admin_trust(env));
         reply->status = 200;
         reply->content_type = JSON_TYPE;
         return admin_json_to_body(hostkeys_to_json(env, node ? &info : NULL), &reply->body);
