@@ -17,7 +17,6 @@
 #            reconnected
 # --handshakes A,B,... repeats the storm with each ssh.max_handshakes first.
 
-import json
 import os
 import re
 import socket
@@ -481,7 +480,6 @@ def rows(r):
         "stall_storm_ms", "<= {:g}")
     row("  /healthz p99 during the storm, ms", st["healthz"].get("p99"), "healthz_p99_ms")
     row("RSS per idle node, KiB", r["rss_per_node"], "rss_per_node", "{:.1f}")
-    errors = r.get("errors", {})
     sr = r.get("streams_run")
     if not sr:
         out.append((f"{s} streams x 4 KiB echo", "failed", "", "MISS"))

@@ -56,6 +56,17 @@ def env(request):
         e.close()
 
 
+@pytest.fixture
+def api(env):
+    """The Kubernetes API stand-in (kube_standin.py) on the test's address."""
+    import kube_standin as ks
+    s = ks.KubeStandin(env.dir, env.addr())
+    try:
+        yield s
+    finally:
+        s.close()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield

@@ -33,6 +33,7 @@ import copy
 import json
 import os
 import select
+import shutil
 import socket
 import ssl
 import subprocess
@@ -48,6 +49,8 @@ VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0", "gitCommit": "0
            "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
            "goVersion": "go1.23.8", "compiler": "gc", "platform": "linux/amd64"}
 TOKEN = "sshtund-standin-admin-token"
+# The real kubectl the tests drive against the stand-in (Debian: kubernetes-client).
+KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 
 NODE_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 API_V1_RESOURCES = {

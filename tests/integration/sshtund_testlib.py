@@ -95,6 +95,23 @@ def require_binary(path):
     return path
 
 
+_scripts = {}
+
+
+def load_script(name):
+    """scripts/NAME (a Python program without a .py suffix) as a module, so a
+    test can call its functions; loaded once per test run."""
+    if name not in _scripts:
+        import importlib.machinery
+        import importlib.util
+        modname = name.replace("-", "_")
+        loader = importlib.machinery.SourceFileLoader(modname, os.path.join(SRCDIR, "scripts", name))
+        mod = importlib.util.module_from_spec(importlib.util.spec_from_loader(modname, loader))
+        loader.exec_module(mod)
+        _scripts[name] = mod
+    return _scripts[name]
+
+
 def is_root():
     return os.geteuid() == 0
 
@@ -847,6 +864,41 @@ def parse_head(head):
             k, _, v = ln.partition(":")
             headers[k.strip().lower()] = v.strip()
     return int(m.group(1)), m.group(2), headers
+
+
+def echo_exactly(s, size, timeout=60):
+    """Send size random bytes through s (connected to an echo target) from
+    a thread while reading the echo, then EOF; assert the same bytes came
+    back, compared by SHA-256."""
+    sent, got = hashlib.sha256(), hashlib.sha256()
+    errors = []
+
+    def sender():
+        try:
+            left = size
+            while left:
+                chunk = os.urandom(min(1 << 20, left))
+                sent.update(chunk)
+                s.sendall(chunk)
+                left -= len(chunk)
+            s.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=sender, daemon=True)
+    t.start()
+    n = 0
+    s.settimeout(timeout)
+    while True:
+        data = s.recv(1 << 20)
+        if not data:
+            break
+        got.update(data)
+        n += len(data)
+    t.join(timeout)
+    assert not errors, errors
+    assert n == size, f"{n} bytes echoed of {size}"
+    assert got.hexdigest() == sent.hexdigest(), "the echo differs from what was sent"
 
 
 def recv_until_eof(sock, limit=None, timeout=10.0):

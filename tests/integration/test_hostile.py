@@ -9,7 +9,6 @@
 # real node stays up and carries streams the whole time.
 
 import math
-import os
 import selectors
 import socket
 import threading

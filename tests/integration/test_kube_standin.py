@@ -7,7 +7,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -17,19 +16,10 @@ import pytest
 import kube_standin as ks
 import sshtund_testlib as tl
 
-KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+KUBECTL = ks.KUBECTL
 
 pytestmark = [pytest.mark.skipif(not os.access(KUBECTL, os.X_OK), reason="kubectl is not installed"),
               pytest.mark.alarm(120)]
-
-
-@pytest.fixture
-def api(env):
-    s = ks.KubeStandin(env.dir, env.addr())
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def kubectl(env, kubeconfig, *args, timeout=60):

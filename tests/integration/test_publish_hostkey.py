@@ -18,20 +18,11 @@ import kube_standin as ks
 import sshtund_testlib as tl
 
 SCRIPT = os.path.join(tl.SRCDIR, "scripts", "sshtund-publish-hostkey")
-KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+KUBECTL = ks.KUBECTL
 ANNOTATION = "sshtund/host-key-fingerprints"
 
 pytestmark = [pytest.mark.skipif(not os.access(KUBECTL, os.X_OK), reason="kubectl is not installed"),
               pytest.mark.alarm(120)]
-
-
-@pytest.fixture
-def api(env):
-    s = ks.KubeStandin(env.dir, env.addr())
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def kubelet_conf(env, api, node):

@@ -3,7 +3,6 @@
 # streams, new nodes connect, removed ones drain, moved ones reconnect,
 # listeners change without a gap, and a broken file changes nothing.
 
-import json
 import os
 import re
 import shlex

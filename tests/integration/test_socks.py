@@ -3,7 +3,6 @@
 # the proxy can give provoked for real, and 64 MiB byte for byte through a
 # hand-written client. socat speaks only SOCKS4, so it is not used here.
 
-import hashlib
 import os
 import socket
 import subprocess
@@ -471,36 +470,7 @@ def test_64_mib_byte_for_byte(env, two):
     d = start(env, two[:2])
     s = socks_tunnel(d, n1.addr, e1.port)
     size = 64 << 20
-    sent = hashlib.sha256()
-    errors = []
-
-    def sender():
-        try:
-            left = size
-            while left:
-                chunk = os.urandom(min(1 << 20, left))
-                sent.update(chunk)
-                s.sendall(chunk)
-                left -= len(chunk)
-            s.shutdown(socket.SHUT_WR)
-        except OSError as e:
-            errors.append(e)
-
-    t = threading.Thread(target=sender, daemon=True)
-    t.start()
-    got = hashlib.sha256()
-    n = 0
-    s.settimeout(60)
-    while True:
-        data = s.recv(1 << 20)
-        if not data:
-            break
-        got.update(data)
-        n += len(data)
-    t.join(60)
-    assert not errors, errors
-    assert n == size
-    assert got.hexdigest() == sent.hexdigest()
+    tl.echo_exactly(s, size)
     s.close()
     tl.wait_until(lambda: d.node_info("n1")["streams"] == 0, 10, "the stream to end")
 

@@ -383,8 +383,8 @@ def test_output_name(running):
     assert r.returncode == 1 and not r.stdout, (r.returncode, r.stdout)
 
     # what it is for: a shell loop over the nodes
-    loop = (f'for n in $("$CTL" -s "$SOCK" -o name nodes); do '
-            f'"$CTL" -s "$SOCK" -o json node "$n" | grep -c \'"state": "up"\'; done')
+    loop = ('for n in $("$CTL" -s "$SOCK" -o name nodes); do '
+            '"$CTL" -s "$SOCK" -o json node "$n" | grep -c \'"state": "up"\'; done')
     r = subprocess.run(["sh", "-c", loop], capture_output=True, text=True, timeout=30,
                        env=dict(os.environ, CTL=tl.sshtunctl_binary(), SOCK=d.admin_sock))
     assert r.returncode == 0 and r.stdout == "1\n1\n", (r.stdout, r.stderr)

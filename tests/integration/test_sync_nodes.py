@@ -2,8 +2,6 @@
 # exactly as expected, sorted, skipping what sshtund would refuse; written
 # by rename only when it changes; accepted by `sshtund -t`.
 
-import importlib.machinery
-import importlib.util
 import json
 import os
 import stat
@@ -260,16 +258,8 @@ def test_usage_errors_exit_64():
     assert r.returncode == 0 and "--address-type" in r.stdout
 
 
-def _load_script():
-    loader = importlib.machinery.SourceFileLoader("sshtund_sync_nodes", SCRIPT)
-    spec = importlib.util.spec_from_loader("sshtund_sync_nodes", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
-
-
 def test_libconfig_string_escapes():
-    m = _load_script()
+    m = tl.load_script("sshtund-sync-nodes")
     assert m.lc_string('a"b\\c') == '"a\\"b\\\\c"'
     assert m.lc_string("tab\tnl\n\x01") == '"tab\\tnl\\n\\x01"'
     assert m.is_dns1123_subdomain("node-1.example")
@@ -281,7 +271,7 @@ def test_libconfig_string_escapes():
 def test_escaped_strings_read_back_by_libconfig(env, value):
     # sshtund's own parser reads the escaped literal: an account name may
     # hold both characters, and a wrong escape is a syntax error.
-    m = _load_script()
+    m = tl.load_script("sshtund-sync-nodes")
     kh = os.path.join(env.dir, "known_hosts")
     open(kh, "a").close()
     conf = os.path.join(env.dir, "esc.conf")

@@ -6,13 +6,10 @@
 # garbage answers lose nothing; an empty list is refused; SIGTERM ends it
 # with status 0 and its kubectl; the file is never seen half-written.
 
-import importlib.machinery
-import importlib.util
 import json
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,30 +22,13 @@ import kube_standin as ks
 import sshtund_testlib as tl
 
 SCRIPT = os.path.join(tl.SRCDIR, "scripts", "sshtund-sync-nodes")
-KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+KUBECTL = ks.KUBECTL
 LATENCY_LIMIT = 2.0  # seconds from a change in the API server to the file
 
 pytestmark = pytest.mark.skipif(not os.access(KUBECTL, os.X_OK), reason="kubectl is not installed")
 
 
-def _load_script():
-    loader = importlib.machinery.SourceFileLoader("sshtund_sync_nodes", SCRIPT)
-    spec = importlib.util.spec_from_loader("sshtund_sync_nodes", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
-
-
-sync_nodes = _load_script()
-
-
-@pytest.fixture
-def api(env):
-    s = ks.KubeStandin(env.dir, env.addr())
-    try:
-        yield s
-    finally:
-        s.close()
+sync_nodes = tl.load_script("sshtund-sync-nodes")
 
 
 class SyncWatch:

@@ -14,8 +14,6 @@
 # trust.
 
 import base64
-import importlib.machinery
-import importlib.util
 import json
 import os
 import random
@@ -34,7 +32,7 @@ from test_sync_nodes_watch import SyncWatch, nodes_in, read
 
 SCRIPT = os.path.join(tl.SRCDIR, "scripts", "sshtund-sync-nodes")
 PUBLISH = os.path.join(tl.SRCDIR, "scripts", "sshtund-publish-hostkey")
-KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+KUBECTL = ks.KUBECTL
 ANNOTATION = "sshtund/host-key-fingerprints"
 JOIN_GOAL = 10.0     # seconds from Node creation to up, as issue 15 asks (printed)
 JOIN_LIMIT = 60.0    # asserted: only a bound a loaded machine cannot miss
@@ -42,24 +40,7 @@ JOIN_LIMIT = 60.0    # asserted: only a bound a loaded machine cannot miss
 pytestmark = pytest.mark.skipif(not os.access(KUBECTL, os.X_OK), reason="kubectl is not installed")
 
 
-def _load_script():
-    loader = importlib.machinery.SourceFileLoader("sshtund_sync_nodes_t", SCRIPT)
-    spec = importlib.util.spec_from_loader("sshtund_sync_nodes_t", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
-
-
-sync_nodes = _load_script()
-
-
-@pytest.fixture
-def api(env):
-    s = ks.KubeStandin(env.dir, env.addr())
-    try:
-        yield s
-    finally:
-        s.close()
+sync_nodes = tl.load_script("sshtund-sync-nodes")
 
 
 def trust_args(d):

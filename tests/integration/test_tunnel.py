@@ -3,12 +3,10 @@
 # half-closes travel, and clients no one here wrote (curl, socat) work
 # through the Unix and the TCP listener.
 
-import hashlib
 import os
 import re
 import socket
 import subprocess
-import threading
 from types import SimpleNamespace
 
 import pytest
@@ -98,36 +96,7 @@ def test_bytes_arrive_exactly(cluster, name, size):
     SHA-256; the sender's EOF ends the echo."""
     node = cluster.nodes[name] if name != "n4" else dropbear_or_skip(cluster)
     s = cluster.d.tunnel(node.addr, cluster.echo[name].port)
-    sent = hashlib.sha256()
-    errors = []
-
-    def sender():
-        try:
-            left = size
-            while left:
-                chunk = os.urandom(min(1 << 20, left))
-                sent.update(chunk)
-                s.sendall(chunk)
-                left -= len(chunk)
-            s.shutdown(socket.SHUT_WR)
-        except OSError as e:
-            errors.append(e)
-
-    t = threading.Thread(target=sender, daemon=True)
-    t.start()
-    got = hashlib.sha256()
-    n = 0
-    s.settimeout(60)
-    while True:
-        data = s.recv(1 << 20)
-        if not data:
-            break
-        got.update(data)
-        n += len(data)
-    t.join(60)
-    assert not errors, errors
-    assert n == size
-    assert got.hexdigest() == sent.hexdigest()
+    tl.echo_exactly(s, size)
     s.close()
 
 
