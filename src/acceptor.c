@@ -1,5 +1,7 @@
 /* Accepting on a listening socket without starving the loop or spinning:
- * bounded batches per wakeup, a one-second rest when descriptors run out. */
+ * bounded batches per wakeup, a one-second rest when descriptors run out,
+ * and for the admin sockets one descriptor kept in reserve so an operator
+ * can still ask what is wrong when the nodes have taken all the others. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +35,8 @@ struct Acceptor {
         ino_t ino;
         bool held;    /* by the owner */
         bool resting; /* after a descriptor shortage, until rest_timer fires */
+        bool reserve; /* keep reserve_fd while it is not lent to a connection */
+        int reserve_fd;
         char *label;
         char *rest_description;
         AcceptorHandler handler;
@@ -53,26 +57,37 @@ static int on_rest_over(sd_event_source *es, uint64_t usec, void *userdata) {
 }
 
 /* Leave the socket alone for a while: a level-triggered listener whose
- * backlog we cannot drain would wake the loop forever. */
+ * backlog we cannot drain would wake the loop forever. The timer exists
+ * from the start: out of descriptors, sd-event could not make a timerfd. */
 static void acceptor_rest(Acceptor *a) {
-        usec_t when = now_usec(CLOCK_MONOTONIC) + ACCEPT_REST_USEC;
-        int r;
-
-        if (a->rest_timer) {
-                r = sd_event_source_set_time(a->rest_timer, when);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(a->rest_timer, SD_EVENT_ONESHOT);
-        } else {
-                r = sd_event_add_time(a->event, &a->rest_timer, CLOCK_MONOTONIC, when, 100 * USEC_PER_MSEC,
-                                      on_rest_over, a);
-                if (r >= 0)
-                        (void) sd_event_source_set_description(a->rest_timer, a->rest_description);
-        }
-        if (r < 0)
-                /* no timer, no way back: keep accepting rather than go deaf */
+        if (sd_event_source_set_time(a->rest_timer, now_usec(CLOCK_MONOTONIC) + ACCEPT_REST_USEC) < 0 ||
+            sd_event_source_set_enabled(a->rest_timer, SD_EVENT_ONESHOT) < 0)
+                /* no way back: keep accepting rather than go deaf */
                 return;
         a->resting = true;
         acceptor_update(a);
+}
+
+/* Take the spare descriptor back if it is lent out. Single-threaded: called
+ * right after a connection's close, it gets that very descriptor back
+ * before anything else in the process can open one. */
+void acceptor_replenish(Acceptor *a) {
+        if (!a || !a->reserve || a->reserve_fd >= 0)
+                return;
+        a->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+}
+
+/* Out of descriptors: give the spare one up for one more connection. */
+static int accept_on_reserve(Acceptor *a, int fd, struct sockaddr_storage *sa, socklen_t *len) {
+        int cfd;
+
+        if (a->reserve_fd < 0)
+                return -1;
+        a->reserve_fd = safe_close(a->reserve_fd);
+        cfd = accept4(fd, (struct sockaddr *) sa, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0)
+                acceptor_replenish(a);
+        return cfd;
 }
 
 static void describe_peer(int fd, const struct sockaddr_storage *sa, AcceptorPeer *ret) {
@@ -113,10 +128,20 @@ static int on_listener(sd_event_source *es, int fd, uint32_t revents, void *user
                 struct sockaddr_storage sa;
                 socklen_t len = sizeof(sa);
                 AcceptorPeer peer;
+                bool on_reserve = false;
                 unsigned suppressed;
                 int cfd;
 
                 cfd = accept4(fd, (struct sockaddr *) &sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (cfd < 0 && (errno == EMFILE || errno == ENFILE)) {
+                        int saved = errno;
+
+                        len = sizeof(sa);
+                        cfd = accept_on_reserve(a, fd, &sa, &len);
+                        if (cfd < 0)
+                                errno = saved;
+                        on_reserve = cfd >= 0;
+                }
                 if (cfd < 0) {
                         switch (errno) {
                         case EAGAIN:
@@ -161,6 +186,11 @@ static int on_listener(sd_event_source *es, int fd, uint32_t revents, void *user
                 }
                 describe_peer(cfd, &sa, &peer);
                 a->handler(a, cfd, &peer, a->userdata);
+                if (on_reserve)
+                        /* the next accept() would fail and rest a second; a connection
+                         * still waiting wakes us again, and finds the reserve back if
+                         * this one is done by then */
+                        return 0;
         }
         return 0;
 }
@@ -178,6 +208,8 @@ int acceptor_new(sd_event *e, const ListenAddress *address, const AcceptorParams
         a->event = sd_event_ref(e);
         a->fd = p->adopt ? p->fd : -1;
         a->adopted = p->adopt;
+        a->reserve = p->reserve;
+        a->reserve_fd = -1;
         a->handler = p->handler;
         a->userdata = p->userdata;
         a->error_log = (RateLimit) { .interval = 60 * USEC_PER_SEC, .burst = 1 };
@@ -209,6 +241,19 @@ int acceptor_new(sd_event *e, const ListenAddress *address, const AcceptorParams
                         a->ino = st.st_ino;
                 }
         }
+        if (a->reserve) {
+                acceptor_replenish(a);
+                if (a->reserve_fd < 0) {
+                        r = -errno;
+                        goto fail;
+                }
+        }
+        r = sd_event_add_time(e, &a->rest_timer, CLOCK_MONOTONIC, USEC_INFINITY, 100 * USEC_PER_MSEC, on_rest_over,
+                              a);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_enabled(a->rest_timer, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(a->rest_timer, a->rest_description);
         r = sd_event_add_io(e, &a->io, a->fd, EPOLLIN, on_listener, a);
         if (r < 0)
                 goto fail;
@@ -230,6 +275,7 @@ Acceptor *acceptor_free(Acceptor *a) {
                         listen_socket_unlink(&a->address, a->dev, a->ino);
                 a->fd = safe_close(a->fd);
         }
+        a->reserve_fd = safe_close(a->reserve_fd);
         listen_address_done(&a->address);
         sd_event_unref(a->event);
         free(a->label);

@@ -37,6 +37,12 @@ typedef struct AcceptorParams {
          * when the acceptor goes (the service manager owns it). */
         bool adopt;
         int fd;
+        /* Keep one descriptor in reserve (an open /dev/null) and give it up
+         * for a connection when accept() fails with EMFILE or ENFILE: an
+         * admin socket stays reachable when the process is out of
+         * descriptors. The owner calls acceptor_replenish() right after it
+         * closes a connection, to take the descriptor back. */
+        bool reserve;
 } AcceptorParams;
 
 /* Bind 'address' (see listen_socket_open()), or adopt p->fd, and start
@@ -51,6 +57,10 @@ Acceptor *acceptor_free(Acceptor *a);
  * wait in the kernel's listen backlog. Independent of the rest after a
  * descriptor shortage; accepting resumes when neither applies. */
 void acceptor_hold(Acceptor *a, bool hold);
+
+/* A connection accepted here was closed: take the reserve descriptor back if
+ * it was lent out (see AcceptorParams.reserve). Accepts NULL. */
+void acceptor_replenish(Acceptor *a);
 
 const ListenAddress *acceptor_address(const Acceptor *a);
 /* True if the socket came from the service manager. */

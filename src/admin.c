@@ -372,6 +372,8 @@ AdminConn *admin_conn_free(AdminConn *c) {
         c->io = sd_event_source_disable_unref(c->io);
         c->timer = sd_event_source_disable_unref(c->timer);
         c->fd = safe_close(c->fd);
+        if (c->admin)
+                acceptor_replenish(c->admin->acceptor);
         buffer_done(&c->in);
         buffer_done(&c->out);
         if (c->admin) {
@@ -610,6 +612,7 @@ static void on_accept(Acceptor *acceptor, int fd, const AcceptorPeer *peer, void
 
         if (a->n_conns >= ADMIN_CONNECTIONS_MAX) {
                 safe_close(fd);
+                acceptor_replenish(acceptor);
                 if (ratelimit_below(&a->full_log, &suppressed))
                         log_warning("%s: %u connections open, refusing more (%u more since the last message)",
                                     a->label, a->n_conns, suppressed);
@@ -618,6 +621,7 @@ static void on_accept(Acceptor *acceptor, int fd, const AcceptorPeer *peer, void
         r = conn_new(a, fd);
         if (r < 0 && ratelimit_below(&a->full_log, &suppressed))
                 log_warning_errno(r, "%s: cannot set up a connection: %m", a->label);
+        acceptor_replenish(acceptor); /* if this connection was refused or failed */
 }
 
 /* ---- the listening socket ------------------------------------------------- */
@@ -668,6 +672,9 @@ int admin_new(const AdminEnv *env, const ListenAddress *address, const AdminPara
                                  .userdata = a,
                                  .adopt = p->activated_fd >= 0,
                                  .fd = p->activated_fd,
+                                 /* the operator's way in when descriptors run out; not for
+                                  * the unauthenticated scrape port */
+                                 .reserve = p->access != ADMIN_ACCESS_PUBLIC,
                          },
                          &a->acceptor);
         if (r < 0)
