@@ -2,12 +2,14 @@
  * patterns, @revoked), indexed by plain host name; checks of a key a node
  * presents, and the lines and appends for new keys. */
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -1006,6 +1008,65 @@ static int write_replace(const char *path, const char *data, size_t len, mode_t 
         if (dfd >= 0)
                 (void) fsync(dfd);
         return 0;
+}
+
+/* Is 'name' what write_replace() makes for a file named 'base':
+ * ".BASE.XXXXXX", the X from mkostemp()'s alphabet? */
+static bool is_temporary_of(const char *name, const char *base) {
+        size_t b = strlen(base), n = strlen(name);
+
+        if (n != 1 + b + 1 + 6 || name[0] != '.' || strncmp(name + 1, base, b) != 0 || name[1 + b] != '.')
+                return false;
+        for (const char *p = name + b + 2; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
+                        return false;
+        return true;
+}
+
+int known_hosts_remove_temporaries(const char *path, unsigned min_age_sec, unsigned *ret_removed) {
+        _cleanup_free_ char *real = NULL, *dir = NULL;
+        const char *slash, *base;
+        DIR *d;
+        struct dirent *de;
+        time_t now = time(NULL);
+        unsigned removed = 0;
+        int r = 0;
+
+        *ret_removed = 0;
+        real = realpath(path, NULL);
+        if (!real)
+                real = strdup(path); /* not there (yet): its directory may still hold leftovers */
+        if (!real)
+                return -ENOMEM;
+        slash = strrchr(real, '/');
+        dir = slash ? strndup(real, slash == real ? 1 : (size_t) (slash - real)) : strdup(".");
+        if (!dir)
+                return -ENOMEM;
+        base = slash ? slash + 1 : real;
+        d = opendir(dir);
+        if (!d)
+                return -errno;
+        while ((errno = 0, de = readdir(d))) {
+                struct stat st;
+
+                if (!is_temporary_of(de->d_name, base))
+                        continue;
+                /* a regular file that has not changed for a while: no write
+                 * in progress (another process on the same file) is cut */
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+                    now - st.st_mtime < (time_t) min_age_sec)
+                        continue;
+                if (unlinkat(dirfd(d), de->d_name, 0) < 0) {
+                        r = -errno;
+                        continue;
+                }
+                removed++;
+        }
+        if (errno != 0 && r == 0)
+                r = -errno;
+        closedir(d);
+        *ret_removed = removed;
+        return r;
 }
 
 typedef struct EditState {

@@ -105,5 +105,12 @@ int known_hosts_update(const char *path, const KnownHostsEdit *edits, size_t n, 
 int known_hosts_append(const char *path, const char *host, uint16_t port, const void *blob,
                        size_t blob_len);
 
+/* Remove what an interrupted known_hosts_update() of 'path' left behind (the
+ * process died between writing its new file and renaming it): files named
+ * ".FILE.XXXXXX" beside it, regular and unchanged for 'min_age_sec'.
+ * *ret_removed: how many went. 0, or -errno for the first failure (the
+ * directory unreadable, a file that could not be removed). */
+int known_hosts_remove_temporaries(const char *path, unsigned min_age_sec, unsigned *ret_removed);
+
 /* "host KEYTYPE BASE64" (or "[host]:port ...") for this key, malloc'd. */
 char *known_hosts_line(const char *host, uint16_t port, const void *blob, size_t blob_len);

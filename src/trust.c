@@ -13,6 +13,8 @@
 #define TRUST_RETRY_USEC (10 * USEC_PER_SEC)
 /* A burst of writes or a rename: read once it settles. */
 #define TRUST_WATCH_DEBOUNCE_USEC (200 * USEC_PER_MSEC)
+/* A temporary untouched this long is no write in progress. */
+#define TRUST_TEMPORARY_MIN_AGE_SEC 60
 /* In the set, learned_hosts is the second file. */
 #define LEARNED_FILE 1
 
@@ -253,6 +255,24 @@ Trust *trust_free(Trust *t) {
         return NULL;
 }
 
+/* A crash (kill -9, power) during a write of learned_hosts leaves its
+ * temporary beside it: the only file sshtund writes, so its leftovers are
+ * sshtund's to clear. */
+static void trust_remove_temporaries(Trust *t) {
+        unsigned removed;
+        int r;
+
+        if (!t->learned)
+                return;
+        r = known_hosts_remove_temporaries(t->learned, TRUST_TEMPORARY_MIN_AGE_SEC, &removed);
+        if (removed > 0)
+                log_notice("ssh.learned_hosts %s: removed %u temporary file%s left by an interrupted write",
+                           t->learned, removed, removed == 1 ? "" : "s");
+        if (r < 0 && r != -ENOENT)
+                log_warning_errno(r, "ssh.learned_hosts %s: cannot remove temporary files left by an interrupted "
+                                  "write: %m", t->learned);
+}
+
 int trust_set_files(Trust *t, const char *known, const char *learned) {
         _cleanup_free_ char *k = NULL, *l = NULL;
         int r;
@@ -277,6 +297,7 @@ int trust_set_files(Trust *t, const char *known, const char *learned) {
         free(t->learned);
         t->learned = TAKE_PTR(l);
         (void) trust_watch(t);
+        trust_remove_temporaries(t);
         return 0;
 }
 

@@ -1,5 +1,6 @@
 /* Unit tests for known-hosts.c: known_hosts parsing and matching against files
  * made with real keys and ssh-keygen, appends, staleness, fingerprints. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -787,6 +788,8 @@ static void test_update(void **state) {
 
 /* A writer killed at any moment leaves the old file or the new one whole:
  * never a part, never a file that does not load. */
+static unsigned count_temporaries(Fixture *fx, const char *path);
+
 static void test_update_killed(void **state) {
         Fixture *fx = *state;
         char big[200];
@@ -828,6 +831,89 @@ static void test_update_killed(void **state) {
                 assert_true(known_hosts_entries(kh) >= 8000);
                 known_hosts_free(kh);
         }
+
+        /* what the killed writers left beside the file, cleared */
+        {
+                unsigned removed;
+
+                assert_int_equal(known_hosts_remove_temporaries(big, 0, &removed), 0);
+                assert_int_equal(count_temporaries(fx, fx->path), 0);
+                assert_int_equal(known_hosts_remove_temporaries(big, 0, &removed), 0);
+                assert_int_equal(removed, 0);
+        }
+}
+
+/* Files in the test directory named like a temporary of 'path'. */
+static unsigned count_temporaries(Fixture *fx, const char *path) {
+        const char *base = strrchr(path, '/') + 1;
+        DIR *d = opendir(fx->dir);
+        struct dirent *de;
+        unsigned n = 0;
+
+        assert_non_null(d);
+        while ((de = readdir(d)))
+                if (de->d_name[0] == '.' && strncmp(de->d_name + 1, base, strlen(base)) == 0 &&
+                    de->d_name[1 + strlen(base)] == '.')
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static void make_old(const char *path, bool old) {
+        struct timespec times[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = time(NULL) - (old ? 3600 : 0) } };
+
+        assert_int_equal(utimensat(AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW), 0);
+}
+
+static void test_remove_temporaries(void **state) {
+        Fixture *fx = *state;
+        const char *base = strrchr(fx->path, '/') + 1;
+        char p[256];
+        unsigned removed;
+        struct stat st;
+        static const struct {
+                const char *pre, *suf; /* around the file's name */
+                bool old, dir, removed;
+        } cases[] = {
+                { ".", ".Ab9xYz", true, false, true },   /* what mkostemp() made, an hour old */
+                { ".", ".Qq1234", false, false, false }, /* a write in progress, maybe */
+                { ".", ".Ab9xY", true, false, false },   /* five characters */
+                { ".", ".Ab9xYzz", true, false, false }, /* seven */
+                { ".", ".Ab-xYz", true, false, false },  /* not mkostemp()'s alphabet */
+                { "", ".Ab9xYz", true, false, false },   /* not hidden */
+                { ".", "x.Ab9xYz", true, false, false }, /* another file's */
+                { ".", ".Dir123", true, true, false },   /* not a regular file */
+        };
+
+        write_file(fx->path, "");
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                snprintf(p, sizeof p, "%s/%s%s%s", fx->dir, cases[i].pre, base, cases[i].suf);
+                if (cases[i].dir)
+                        assert_int_equal(mkdir(p, 0755), 0);
+                else
+                        write_file(p, "half a file");
+                make_old(p, cases[i].old);
+        }
+        assert_int_equal(known_hosts_remove_temporaries(fx->path, 60, &removed), 0);
+        assert_int_equal(removed, 1);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                snprintf(p, sizeof p, "%s/%s%s%s", fx->dir, cases[i].pre, base, cases[i].suf);
+                assert_int_equal(lstat(p, &st) == 0, !cases[i].removed);
+        }
+        assert_int_equal(lstat(fx->path, &st), 0); /* the file itself stays */
+
+        /* the file gone (never written yet): its directory is still cleared */
+        assert_int_equal(unlink(fx->path), 0);
+        snprintf(p, sizeof p, "%s/.%s.Zz0000", fx->dir, base);
+        write_file(p, "");
+        make_old(p, true);
+        assert_int_equal(known_hosts_remove_temporaries(fx->path, 60, &removed), 0);
+        assert_int_equal(removed, 1);
+        assert_int_equal(lstat(p, &st), -1);
+
+        /* no such directory */
+        assert_int_equal(known_hosts_remove_temporaries("/nonexistent-sshtund/known_hosts", 60, &removed), -ENOENT);
+        assert_int_equal(removed, 0);
 }
 
 int main(void) {
@@ -854,6 +940,7 @@ int main(void) {
                 cmocka_unit_test_setup(test_append, test_setup),
                 cmocka_unit_test_setup(test_append_no_final_newline, test_setup),
                 cmocka_unit_test_setup(test_stale, test_setup),
+                cmocka_unit_test_setup(test_remove_temporaries, test_setup),
                 cmocka_unit_test_setup(test_many, test_setup),
                 cmocka_unit_test_setup(test_two_files, test_setup),
                 cmocka_unit_test_setup(test_list_keys, test_setup),
