@@ -202,5 +202,3 @@ _printf_(2, 3) void printer_line(Printer *w, const char *format, ...);
 /* Formatted text, where the current line is. */
 _printf_(2, 3) void printer_printf(Printer *w, const char *format, ...);
 
-/* 0 if 'path' opens for reading and is no directory, else -errno; *ret_type: its S_IFMT bits. */
-int file_check_readable(const char *path, mode_t *ret_type);

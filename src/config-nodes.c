@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "config-internal.h"
+#include "fileio.h"
 #include "macro.h"
 
 struct NameIndex {
@@ -231,7 +232,7 @@ int parser_read_nodes_file(Parser *p) {
 
         if (!c->nodes_file)
                 return 0;
-        r = file_check_readable(c->nodes_file, &type);
+        r = fileio_check_readable(c->nodes_file, &type);
         if (r == -ENOENT) {
                 c->nodes_file_missing = true;
                 return 0;

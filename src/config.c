@@ -12,6 +12,7 @@
 
 #include "config-internal.h"
 #include "conf.h"
+#include "fileio.h"
 #include "identity.h"
 #include "macro.h"
 #include "router.h"
@@ -616,21 +617,6 @@ static int config_parse(Parser *p) {
         return check_identity(p);
 }
 
-/* libconfig reports an unreadable file as "file I/O error"; say why.
- * O_NONBLOCK: opening a FIFO to look at it does not wait for a writer. */
-int file_check_readable(const char *path, mode_t *ret_type) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        struct stat st;
-
-        if (fd < 0 || fstat(fd, &st) < 0)
-                return -errno;
-        if (S_ISDIR(st.st_mode))
-                return -EISDIR;
-        if (ret_type)
-                *ret_type = st.st_mode & S_IFMT;
-        return 0;
-}
-
 static void parser_done(Parser *p) {
         free(p->by_name);
         free(p->node_elems);
@@ -670,7 +656,7 @@ static int config_load_internal(const char *path, LoadMode mode, Config **ret, c
         assert(path);
         assert(ret);
 
-        r = file_check_readable(path, NULL);
+        r = fileio_check_readable(path, NULL); /* libconfig would say "file I/O error" */
         if (r < 0)
                 goto fail;
 

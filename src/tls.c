@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "fileio.h"
 #include "macro.h"
 #include "tls.h"
 
@@ -45,16 +46,12 @@ static const char *error_reason(void) {
  * read, or is a directory. A FIFO or a device is refused rather than
  * opened by OpenSSL, which would wait on it. */
 static int check_readable(const char *path) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        struct stat st;
+        mode_t type;
+        int r = fileio_check_readable(path, &type);
 
-        if (fd < 0 || fstat(fd, &st) < 0)
-                return -errno;
-        if (S_ISDIR(st.st_mode))
-                return -EISDIR;
-        if (!S_ISREG(st.st_mode))
-                return -EINVAL;
-        return 0;
+        if (r < 0)
+                return r;
+        return type == S_IFREG ? 0 : -EINVAL;
 }
 
 static int fail_unreadable(char **ret_reason, int r) {
