@@ -826,3 +826,59 @@ int admin_route_hostkeys(const AdminEnv *env, const char *method, const char *ta
         reply->content_type = JSON_TYPE;
         return admin_json_to_body(hostkeys_to_json(env, node ? &info : NULL), &reply->body);
 }
+
+/* ---- POST /v1/hostkeys/forget ------------------------------------------------ */
+
+int admin_route_forget(const AdminEnv *env, const char *method, const char *target, AdminReply *reply) {
+        _cleanup_free_ char *node = NULL, *error = NULL;
+        _cleanup_(json_decrefp) json_t *keys = NULL;
+        Trust *trust = admin_trust(env);
+        bool changed = false;
+        NodeInfo info;
+        int r;
+
+        if (!streq(method, "POST"))
+                return admin_reply_not_allowed(reply, "POST");
+        r = query_param(target, "node", &node);
+        if (r == -ENOENT || (r >= 0 && !*node))
+                return admin_reply_error(reply, 400, "missing node: POST " FORGET_PATH "?node=NODE");
+        if (r == -EINVAL)
+                return admin_reply_error(reply, 400, "malformed node in the query");
+        if (r < 0)
+                return r;
+        if (env->ops->node(env->userdata, node, &info) < 0) {
+                _cleanup_free_ char *message = NULL;
+                if (asprintf(&message, "no node %s (hostkeys forget takes configured nodes only)", node) < 0)
+                        return -ENOMEM;
+                return admin_reply_error(reply, 404, message);
+        }
+        if (!trust)
+                return admin_reply_error(reply, 500, "host keys are forgotten on the admin socket only");
+
+        trust_refresh(trust); /* the operator may just have edited a file */
+        r = trust_forget(trust, info.address, info.port, &changed, &error);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                log_error("Host keys of %s: cannot forget: %s", node, strna(error));
+                return admin_reply_error(reply, r == -ENOENT && !trust_learned_path(trust) ? 409 : 500,
+                                         error ?: "cannot change learned_hosts");
+        }
+        if (changed)
+                log_notice("%s: host keys forgotten: removed from %s on request", node, trust_learned_path(trust));
+        /* a session made with a forgotten key does not go on */
+        r = env->ops->action(env->userdata, node, ADMIN_ACTION_RECONNECT, &info);
+        if (r < 0 && r != -ENOENT)
+                return r;
+
+        /* what is left: known_hosts' lines, @revoked ones, lines naming other hosts too */
+        keys = node_keys_to_json(env, &info);
+        if (!keys)
+                return -ENOMEM;
+        if (json_object_set_new(keys, "changed", json_boolean(changed)) < 0 ||
+            json_object_set_new(keys, "learned_hosts", admin_json_text(trust_learned_path(trust))) < 0)
+                return -ENOMEM;
+        reply->status = 200;
+        reply->content_type = JSON_TYPE;
+        return admin_json_to_body(TAKE_PTR(keys), &reply->body);
+}

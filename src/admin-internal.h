@@ -27,6 +27,7 @@
 #define SCAN_PATH "/v1/hostkeys/scan"
 #define TRUST_PATH "/v1/hostkeys/trust"
 #define HOSTKEYS_PATH "/v1/hostkeys"
+#define FORGET_PATH "/v1/hostkeys/forget"
 
 typedef enum ConnState {
         CONN_READING,   /* the request head */
@@ -102,6 +103,10 @@ int admin_conn_scan(AdminConn *c, const char *target);
 /* GET /v1/hostkeys[?node=NAME]: the keys the files hold for each node, or
  * for the one (404 when it does not exist). */
 int admin_route_hostkeys(const AdminEnv *env, const char *method, const char *target, AdminReply *reply);
+/* POST /v1/hostkeys/forget?node=NAME: the node's keys leave learned_hosts
+ * and the node reconnects (its streams end), so that no session made with
+ * a forgotten key goes on. */
+int admin_route_forget(const AdminEnv *env, const char *method, const char *target, AdminReply *reply);
 /* The backstop timer of a scanning connection fired: drop the scan, reply 504. */
 int admin_conn_scan_timeout(AdminConn *c);
 /* Stops a scan and detaches it from its connection (which stays open). */

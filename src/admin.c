@@ -297,6 +297,8 @@ static int admin_route(const AdminEnv *env, const char *method, const char *targ
                 return admin_route_scan(env, method, target, reply);
         if (path_is(path, len, HOSTKEYS_PATH))
                 return admin_route_hostkeys(env, method, target, reply);
+        if (path_is(path, len, FORGET_PATH))
+                return admin_route_forget(env, method, target, reply);
         if (path_is(path, len, "/v1/reload")) {
                 if (!streq(method, "POST"))
                         return admin_reply_not_allowed(reply, "POST");

@@ -1080,10 +1080,19 @@ typedef struct EditState {
 
 static void edit_one(const Entry *e, size_t index, void *userdata) {
         EditState *s = userdata;
-        bool same = e->blob_len == s->edit->blob_len && memcmp(e->blob, s->edit->blob, e->blob_len) == 0;
+        bool same = !s->edit->forget && e->blob_len == s->edit->blob_len &&
+                    memcmp(e->blob, s->edit->blob, e->blob_len) == 0;
 
         if (e->revoked)
                 return;
+        if (s->edit->forget) {
+                if (e->alone && s->error == 0) {
+                        s->error = grow((void **) &s->drop, &s->drop_allocated, s->n_drop + 1, sizeof *s->drop);
+                        if (s->error == 0)
+                                s->drop[s->n_drop++] = e->line;
+                }
+                return;
+        }
         if (same) {
                 s->present = true;
                 return;
@@ -1168,8 +1177,10 @@ int known_hosts_update(const char *path, const KnownHostsEdit *edits, size_t n, 
                 char name[NAME_MAX_BYTES];
 
                 states[i].edit = edits + i;
+                states[i].present = edits[i].forget; /* nothing to add */
                 if (!lookup_name(edits[i].host, edits[i].port, name) || !host_is_valid(edits[i].host) ||
-                    hostkey_type(edits[i].blob, edits[i].blob_len, states[i].type, sizeof states[i].type) < 0) {
+                    (!edits[i].forget &&
+                     hostkey_type(edits[i].blob, edits[i].blob_len, states[i].type, sizeof states[i].type) < 0)) {
                         r = -EINVAL;
                         goto done;
                 }
@@ -1185,7 +1196,7 @@ int known_hosts_update(const char *path, const KnownHostsEdit *edits, size_t n, 
                         changed = true;
                 /* two edits of one batch naming the same key: write it once */
                 for (size_t j = 0; j < i && !states[i].present; j++)
-                        if (streq(edits[j].host, edits[i].host) && edits[j].port == edits[i].port &&
+                        if (!edits[j].forget && streq(edits[j].host, edits[i].host) && edits[j].port == edits[i].port &&
                             edits[j].blob_len == edits[i].blob_len &&
                             memcmp(edits[j].blob, edits[i].blob, edits[i].blob_len) == 0)
                                 states[i].present = true;

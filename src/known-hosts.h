@@ -83,13 +83,16 @@ int known_hosts_add(KnownHosts *kh, size_t file, const char *host, uint16_t port
 char *known_hosts_types(const KnownHosts *kh, const char *host, uint16_t port);
 
 /* A key to record for host:port; 'replace': the lines that name this host
- * alone with another key of the same type go (a rotation). */
+ * alone with another key of the same type go (a rotation). 'forget': no
+ * key is recorded (blob unused) and every plain line naming this host
+ * alone goes; @revoked lines and lines naming other hosts too stay. */
 typedef struct KnownHostsEdit {
         const char *host;
         uint16_t port;
         const void *blob;
         size_t blob_len;
         bool replace;
+        bool forget;
 } KnownHostsEdit;
 
 /* Record keys in the file 'path' (a symlink is followed): a plain line per

@@ -1,5 +1,5 @@
 /* sshtunctl hostkeys: scan (targets, --unknown, --all), trust (NODE
- * SHA256:FP..., --from FILE|-) and list [NODE]. Scans and trusts of many
+ * SHA256:FP..., --from FILE|-), list [NODE] and forget NODE.... Scans and trusts of many
  * nodes run CTL_PARALLEL requests at once, each under its own deadline;
  * the results are printed in the order asked. */
 #include <errno.h>
@@ -629,6 +629,65 @@ static int hostkeys_trust(Ctl *ctl, char **args, int n_args, const HostkeysOptio
         return r;
 }
 
+/* ---- hostkeys forget ---------------------------------------------------------- */
+
+static void print_forget(const Ctl *ctl, const Job *job) {
+        _cleanup_free_ char *name = table_escape(job->name);
+        _cleanup_free_ char *file = table_escape(json_str(job->reply, "learned_hosts"));
+        json_t *k;
+        size_t i;
+
+        if (json_is_true(json_object_get(job->reply, "changed")))
+                fprintf(ctl->out, "%s: forgotten (removed from %s), reconnecting\n", strna(name), strna(file));
+        else
+                fprintf(ctl->out, "%s: no key of it in %s, reconnecting\n", strna(name), strna(file));
+        /* what still decides about the node: the operator's own file */
+        json_array_foreach(json_object_get(job->reply, "keys"), i, k) {
+                _cleanup_free_ char *type = table_escape(json_str(k, "key_type"));
+                _cleanup_free_ char *fp = table_escape(json_str(k, "fingerprint"));
+                _cleanup_free_ char *path = table_escape(json_str(k, "file"));
+
+                fprintf(ctl->out, "%s: still %s %s %s in %s:%" JSON_INTEGER_FORMAT "\n", strna(name),
+                        json_is_true(json_object_get(k, "revoked")) ? "revoked:" : "known:", strna(type), strna(fp),
+                        strna(path), json_int(k, "line"));
+        }
+}
+
+static int hostkeys_forget(Ctl *ctl, char **args, int n_args, const HostkeysOptions *o) {
+        Job *jobs;
+        int r = 0;
+
+        if (o->unknown || o->all || o->from || n_args < 1) {
+                fprintf(stderr, "sshtunctl: hostkeys forget: expected NODE..., no options\n"
+                                "Try 'sshtunctl --help'.\n");
+                return EXIT_USAGE;
+        }
+        jobs = calloc((size_t) n_args, sizeof *jobs);
+        if (!jobs)
+                return ctl_oom(ctl);
+        for (int i = 0; i < n_args && r == 0; i++)
+                if (job_init(jobs + i, args[i], "/v1/hostkeys/forget", "node", NULL) < 0)
+                        r = ctl_oom(ctl);
+        if (r != 0) {
+                jobs_free(jobs, (size_t) n_args);
+                return r;
+        }
+        jobs_run(ctl, jobs, (size_t) n_args);
+        if (ctl->output == OUTPUT_JSON)
+                r = print_results(ctl, jobs, (size_t) n_args, "node");
+        else
+                for (int i = 0; i < n_args; i++) {
+                        if (jobs[i].exit == 0 && jobs[i].status == 200)
+                                print_forget(ctl, jobs + i);
+                        else
+                                (void) ctl_fail(ctl, EXIT_FAILURE, "%s: %s", jobs[i].name, job_error(jobs + i));
+                }
+        if (r == 0)
+                r = jobs_exit(jobs, (size_t) n_args);
+        jobs_free(jobs, (size_t) n_args);
+        return r;
+}
+
 /* ---- hostkeys list ------------------------------------------------------------ */
 
 static int hostkeys_list(Ctl *ctl, char **args, int n_args, const HostkeysOptions *o) {
@@ -717,6 +776,8 @@ int cmd_hostkeys(Ctl *ctl, char **args, int n_args, const HostkeysOptions *o) {
                 return hostkeys_trust(ctl, args + 1, n_args - 1, o);
         if (n_args >= 1 && streq(args[0], "list"))
                 return hostkeys_list(ctl, args + 1, n_args - 1, o);
-        fprintf(stderr, "sshtunctl: hostkeys: expected scan, trust or list\nTry 'sshtunctl --help'.\n");
+        if (n_args >= 1 && streq(args[0], "forget"))
+                return hostkeys_forget(ctl, args + 1, n_args - 1, o);
+        fprintf(stderr, "sshtunctl: hostkeys: expected scan, trust, list or forget\nTry 'sshtunctl --help'.\n");
         return EXIT_USAGE;
 }

@@ -360,6 +360,25 @@ int trust_learn(Trust *t, const char *host, uint16_t port, const void *blob, siz
         return 0;
 }
 
+int trust_forget(Trust *t, const char *host, uint16_t port, bool *ret_changed, char **ret_error) {
+        size_t kept = 0;
+
+        /* accept-new's keys for it, not on disk yet, go first: the write
+         * below would put them back */
+        for (size_t i = 0; i < t->n_pending; i++) {
+                Pending *p = t->pending + i;
+
+                if (p->port == port && streq(p->host, host)) {
+                        free(p->host);
+                        free(p->blob);
+                } else
+                        t->pending[kept++] = *p;
+        }
+        t->n_pending = kept;
+        return trust_record(t, &(const KnownHostsEdit) { .host = host, .port = port, .forget = true }, 1,
+                            ret_changed, ret_error);
+}
+
 int trust_record(Trust *t, const KnownHostsEdit *keys, size_t n, bool *ret_changed, char **ret_error) {
         int r;
 

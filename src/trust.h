@@ -62,3 +62,9 @@ int trust_learn(Trust *t, const char *host, uint16_t port, const void *blob, siz
  * failure nothing is written and *ret_error (malloc'd) says why, naming
  * the file. */
 int trust_record(Trust *t, const KnownHostsEdit *keys, size_t n, bool *ret_changed, char **ret_error);
+
+/* `hostkeys forget`: every plain line of learned_hosts that names host:port
+ * alone goes now (and accept-new's keys for it not yet written), and the
+ * files are read again. ssh.known_hosts, @revoked lines and lines naming
+ * other hosts too stay. Errors as trust_record(). */
+int trust_forget(Trust *t, const char *host, uint16_t port, bool *ret_changed, char **ret_error);

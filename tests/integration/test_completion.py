@@ -62,7 +62,7 @@ def test_commands_and_options():
     assert "-w" in complete("sshtunctl", "-") and "-o" in complete("sshtunctl", "-")
     # options after the command too, as getopt takes them
     assert "--no-headers" in complete("sshtunctl", "nodes", "--no")
-    assert complete("sshtunctl", "hostkeys", "") == ["list", "scan", "trust"]
+    assert complete("sshtunctl", "hostkeys", "") == ["forget", "list", "scan", "trust"]
     # status takes no argument
     assert complete("sshtunctl", "status", "") == []
 
@@ -103,7 +103,7 @@ def test_node_names_from_the_daemon(daemon):
     sock, e = daemon.admin_sock, env_without_socket()
     names = ["alpha", "beta", "gamma"]
     for command in (["node"], ["reconnect"], ["drain"], ["undrain"], ["hostkeys", "scan"],
-                    ["hostkeys", "trust"], ["hostkeys", "list"]):
+                    ["hostkeys", "trust"], ["hostkeys", "list"], ["hostkeys", "forget"]):
         assert complete("sshtunctl", "-s", sock, *command, "", env=e) == names, command
     assert complete("sshtunctl", "-s", sock, "drain", "b", env=e) == ["beta"]
     # the socket however it was given

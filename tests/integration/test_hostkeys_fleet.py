@@ -7,7 +7,9 @@
 # corrupt learned_hosts) is refused with a clear message and nothing
 # written. accept-new writes learned_hosts only, with known_hosts read-only,
 # and a daemon killed in the middle leaves a file that loads. `hostkeys
-# list` shows which file holds which key.
+# list` shows which file holds which key. `hostkeys forget` takes a node's
+# keys out of learned_hosts and cuts its sessions; the other nodes are not
+# touched.
 
 import base64
 import os
@@ -281,3 +283,60 @@ def test_kill_during_accept_new_leaves_a_file_that_loads(env):
     assert not os.path.exists(old)
     assert os.path.exists(fresh)
     assert "removed 1 temporary file left by an interrupted write" in d.log_text()
+
+
+def test_forget_cuts_the_node_and_leaves_the_others(env):
+    nodes = fleet(env, 4)
+    d = env.sshtund(nodes, known_hosts=[])
+    wait_states(d, {n.name: "hostkey-unknown" for n in nodes})
+    vetted = "".join(f"{n.name} {n.host_fingerprint}\n" for n in nodes)
+    r = ctl(d, "hostkeys", "trust", "--from", "-", stdin=vetted)
+    assert r.returncode == 0, r
+    wait_states(d, {n.name: "up" for n in nodes}, 20)
+    gone, kept = nodes[0], nodes[1:]
+    before = {n["name"]: n["reconnects"] for n in d.nodes_info()}
+
+    r = ctl(d, "hostkeys", "forget", gone.name)
+    assert r.returncode == 0, r
+    assert r.stdout == f"{gone.name}: forgotten (removed from {d.learned_hosts_path}), reconnecting\n", r.stdout
+    # its session ends: the key it was made with is no longer trusted
+    wait_states(d, {gone.name: "hostkey-unknown"}, 20)
+    hosts = [h for h, _, _ in key_lines(d.learned_hosts_path)]
+    assert tl.known_hosts_name(gone.addr, gone.port) not in hosts
+    assert sorted(hosts) == sorted(tl.known_hosts_name(n.addr, n.port) for n in kept)
+    assert os.path.getsize(d.known_hosts_path) == 0
+    assert f"{gone.name}: host keys forgotten" in d.log_text()
+    time.sleep(1.0)
+    after = {n["name"]: n for n in d.nodes_info()}
+    for n in kept:
+        assert after[n.name]["state"] == "up", after[n.name]
+        assert after[n.name]["reconnects"] == before[n.name], (n.name, before, after[n.name])
+
+    # again: nothing left to remove, said so, exit 0
+    r = ctl(d, "hostkeys", "forget", gone.name)
+    assert r.returncode == 0, r
+    assert "no key of it in" in r.stdout, r.stdout
+
+    # a key in the operator's known_hosts stays, and is named
+    with open(d.known_hosts_path, "w") as f:
+        f.write(gone.known_hosts_line() + "\n")
+    r = ctl(d, "hostkeys", "forget", gone.name)
+    assert r.returncode == 0, r
+    assert re.search(rf"^{gone.name}: still known: \S+ {re.escape(gone.host_fingerprint)} in "
+                     rf"{re.escape(d.known_hosts_path)}:1$", r.stdout, re.M), r.stdout
+    wait_states(d, {gone.name: "up"}, 20)
+
+    # bad input: a node that does not exist, several at once with one of them
+    # wrong (the others done), no node, options it does not take
+    r = ctl(d, "hostkeys", "forget", "nobody")
+    assert r.returncode == 1 and "no node nobody" in r.stderr, r
+    r = ctl(d, "hostkeys", "forget", kept[0].name, "nobody")
+    assert r.returncode == 1 and "no node nobody" in r.stderr, r
+    assert f"{kept[0].name}: forgotten" in r.stdout, r.stdout
+    for args in (["hostkeys", "forget"], ["hostkeys", "forget", "--all"]):
+        r = ctl(d, *args)
+        assert r.returncode == 64, (args, r)
+    # -o json: one object per node
+    r = ctl(d, "-o", "json", "hostkeys", "forget", kept[1].name)
+    assert r.returncode == 0, r
+    assert kept[1].name in r.stdout and '"changed": true' in r.stdout, r.stdout

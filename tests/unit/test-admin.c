@@ -658,6 +658,7 @@ static void test_readonly_access(void **state) {
                 { "POST", "/v1/nodes/node-1/reconnect" },
                 { "POST", "/v1/hostkeys/scan?target=node-1" },
                 { "POST", "/v1/hostkeys/trust?node=node-1&fingerprint=SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" },
+                { "POST", "/v1/hostkeys/forget?node=node-1" },
                 { "PUT", "/v1/status" },
                 { "DELETE", "/v1/nodes/node-1" },
         };
@@ -1905,6 +1906,116 @@ static void test_trust_node(void **state) {
         trust_reset();
 }
 
+/* hostkeys forget: node-1's plain lines leave learned_hosts, its @revoked
+ * line and other nodes' lines stay, known_hosts is not touched, the node
+ * reconnects; bad requests change nothing. */
+static void test_forget_node(void **state) {
+        uint8_t blob[51], other[51];
+        size_t len = ed25519_blob(blob);
+        _cleanup_free_ char *mine = NULL, *theirs = NULL, *revoked = NULL, *known = NULL;
+        FakeNode *n = fake_find(&test_daemon, "node-1");
+        unsigned reconnects;
+        char text[2048], want[2048];
+        FILE *f;
+
+        memcpy(other, blob, sizeof other);
+        other[50] ^= 0xff;
+        mine = known_hosts_line("10.0.0.11", 22, blob, len);
+        theirs = known_hosts_line("10.0.0.14", 22, blob, len);
+        revoked = known_hosts_line("10.0.0.11", 22, other, len);
+        known = known_hosts_line("10.0.0.11", 22, other, len);
+        assert_non_null(mine);
+        assert_non_null(theirs);
+        assert_non_null(revoked);
+        trust_reset();
+        f = fopen(test_learned_hosts, "we");
+        assert_non_null(f);
+        fprintf(f, "%s\n%s\n@revoked %s\n# a comment\n%s\n", mine, theirs, revoked, mine);
+        fclose(f);
+        trust_refresh(fake_session_env.trust);
+
+        /* bad requests: nothing changes */
+        {
+                static const struct {
+                        const char *method, *target;
+                        int status;
+                        const char *error;
+                } cases[] = {
+                        { "POST", "/v1/hostkeys/forget", 400, "missing node" },
+                        { "POST", "/v1/hostkeys/forget?node=", 400, "missing node" },
+                        { "POST", "/v1/hostkeys/forget?node=%zz", 400, "malformed node" },
+                        { "POST", "/v1/hostkeys/forget?node=nobody", 404, "no node nobody" },
+                };
+                reconnects = n->reconnects;
+                for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                        _cleanup_(json_decrefp) json_t *v = handle_json_method(&test_daemon, cases[i].method,
+                                                                                cases[i].target, cases[i].status);
+                        const char *error = json_string_value(json_object_get(v, "error"));
+
+                        if (!error || !strstr(error, cases[i].error))
+                                fail_msg("%s: %s", cases[i].target, error);
+                }
+                {
+                        _cleanup_(handled_done) Handled h = handle(&test_daemon, "GET",
+                                                                   "/v1/hostkeys/forget?node=node-1");
+                        assert_int_equal(h.status, 405);
+                        assert_string_equal(h.allow, "POST");
+                }
+                assert_int_equal(n->reconnects, reconnects);
+                read_text(test_learned_hosts, text, sizeof text);
+                snprintf(want, sizeof want, "%s\n%s\n@revoked %s\n# a comment\n%s\n", mine, theirs, revoked, mine);
+                assert_string_equal(text, want);
+        }
+
+        for (int round = 0; round < 2; round++) {
+                _cleanup_(json_decrefp) json_t *v = NULL;
+                json_t *keys;
+
+                reconnects = n->reconnects;
+                v = handle_json_method(&test_daemon, "POST", "/v1/hostkeys/forget?node=node-1", 200);
+                /* the second time there is nothing left to remove */
+                assert_int_equal(json_is_true(json_object_get(v, "changed")), round == 0);
+                assert_string_equal(json_string_value(json_object_get(v, "learned_hosts")), test_learned_hosts);
+                assert_int_equal(n->reconnects, reconnects + 1);
+                /* what still speaks about the node: its @revoked line */
+                keys = json_object_get(v, "keys");
+                assert_int_equal(json_array_size(keys), 1);
+                assert_true(json_is_true(json_object_get(json_array_get(keys, 0), "revoked")));
+                read_text(test_learned_hosts, text, sizeof text);
+                snprintf(want, sizeof want, "%s\n@revoked %s\n# a comment\n", theirs, revoked);
+                assert_string_equal(text, want);
+                read_text(test_known_hosts, text, sizeof text);
+                assert_string_equal(text, "");
+        }
+        /* the key is unknown now (and still known for the other node) */
+        assert_int_equal(trust_check(fake_session_env.trust, "10.0.0.11", 22, blob, len, NULL, NULL),
+                         HOSTKEY_UNKNOWN);
+        assert_int_equal(trust_check(fake_session_env.trust, "10.0.0.14", 22, blob, len, NULL, NULL), HOSTKEY_OK);
+
+        /* a key in known_hosts stays and is reported */
+        f = fopen(test_known_hosts, "we");
+        assert_non_null(f);
+        fprintf(f, "%s\n", known);
+        fclose(f);
+        {
+                _cleanup_(json_decrefp) json_t *v = handle_json_method(&test_daemon, "POST",
+                                                                        "/v1/hostkeys/forget?node=node-1", 200);
+                json_t *keys = json_object_get(v, "keys");
+                bool from_known = false;
+                size_t i;
+                json_t *k;
+
+                json_array_foreach(keys, i, k)
+                        if (streq_ptr(json_string_value(json_object_get(k, "file")), test_known_hosts))
+                                from_known = true;
+                assert_true(from_known);
+                read_text(test_known_hosts, text, sizeof text);
+                snprintf(want, sizeof want, "%s\n", known);
+                assert_string_equal(text, want);
+        }
+        trust_reset();
+}
+
 /* known_hosts, the operator's file, holds another key of the type: trust
  * does not overrule it. */
 static void test_trust_known_hosts_wins(void **state) {
@@ -2163,6 +2274,7 @@ int main(void) {
                 cmocka_unit_test(test_trust_request_checks),
                 cmocka_unit_test_setup_teardown(test_trust_node, scan_setup, scan_teardown),
                 cmocka_unit_test_setup_teardown(test_trust_known_hosts_wins, scan_setup, scan_teardown),
+                cmocka_unit_test_setup_teardown(test_forget_node, scan_setup, scan_teardown),
                 cmocka_unit_test_setup_teardown(test_trust_corrupt_learned, scan_setup, scan_teardown),
                 cmocka_unit_test(test_table_sanitises),
                 cmocka_unit_test(test_table_age),

@@ -788,6 +788,54 @@ static void test_update(void **state) {
 
 /* A writer killed at any moment leaves the old file or the new one whole:
  * never a part, never a file that does not load. */
+/* A forget edit: every plain line naming the host alone goes, whatever its
+ * type; @revoked lines, lines naming other hosts too, other ports and
+ * other hosts stay; nothing is added. */
+static void test_update_forget(void **state) {
+        Fixture *fx = *state;
+        char want[8192], got[8192];
+        struct stat before, after;
+        bool changed = false;
+        KnownHostsEdit forget = { .host = "node1", .port = 22, .forget = true };
+
+        write_template(fx, fx->path,
+                       "# learned\nnode1 %A\nnode1,alias %A\n@revoked node1 %B\nnode1 %C\n[node1]:2222 %A\n"
+                       "node3 %A\nnode1 %A\n");
+        assert_int_equal(known_hosts_update(fx->path, &forget, 1, &changed, NULL), 0);
+        assert_true(changed);
+        read_file(fx->path, got, sizeof got);
+        snprintf(want, sizeof want, "# learned\nnode1,alias %s %s\n@revoked node1 %s %s\n[node1]:2222 %s %s\nnode3 %s %s\n",
+                 fx->a.type, fx->a.b64, fx->b.type, fx->b.b64, fx->a.type, fx->a.b64, fx->a.type, fx->a.b64);
+        assert_string_equal(got, want);
+
+        /* again: nothing to remove, the file is not written */
+        stat_file(fx->path, &before);
+        assert_int_equal(known_hosts_update(fx->path, &forget, 1, &changed, NULL), 0);
+        assert_false(changed);
+        stat_file(fx->path, &after);
+        assert_int_equal(after.st_ino, before.st_ino);
+
+        /* a host with a port, forgotten with a key recorded for another in one batch */
+        {
+                KnownHostsEdit e[2] = {
+                        { .host = "node1", .port = 2222, .forget = true },
+                        { .host = "node4", .port = 22, .blob = fx->c.blob, .blob_len = fx->c.blob_len },
+                };
+                assert_int_equal(known_hosts_update(fx->path, e, 2, &changed, NULL), 0);
+                assert_true(changed);
+                read_file(fx->path, got, sizeof got);
+                snprintf(want, sizeof want, "# learned\nnode1,alias %s %s\n@revoked node1 %s %s\nnode3 %s %s\nnode4 %s %s\n",
+                         fx->a.type, fx->a.b64, fx->b.type, fx->b.b64, fx->a.type, fx->a.b64, fx->c.type, fx->c.b64);
+                assert_string_equal(got, want);
+        }
+
+        /* a file that does not exist: nothing to forget, nothing made */
+        assert_int_equal(unlink(fx->path), 0);
+        assert_int_equal(known_hosts_update(fx->path, &forget, 1, &changed, NULL), 0);
+        assert_false(changed);
+        assert_int_equal(access(fx->path, F_OK), -1);
+}
+
 static unsigned count_temporaries(Fixture *fx, const char *path);
 
 static void test_update_killed(void **state) {
@@ -941,6 +989,7 @@ int main(void) {
                 cmocka_unit_test_setup(test_append_no_final_newline, test_setup),
                 cmocka_unit_test_setup(test_stale, test_setup),
                 cmocka_unit_test_setup(test_remove_temporaries, test_setup),
+                cmocka_unit_test_setup(test_update_forget, test_setup),
                 cmocka_unit_test_setup(test_many, test_setup),
                 cmocka_unit_test_setup(test_two_files, test_setup),
                 cmocka_unit_test_setup(test_list_keys, test_setup),
