@@ -531,6 +531,27 @@ static int trust_read_file(const char *path, TrustLine **lines, size_t *n) {
 }
 
 /* One node's outcome: "NODE: trusted TYPE SHA256:... in FILE". */
+/* Run the jobs of one node each, print each reply with 'print' (errors on
+ * standard error) or all as JSON, free them, and return the exit status. */
+static int jobs_run_and_print(const Ctl *ctl, Job *jobs, size_t n, void (*print)(const Ctl *, const Job *)) {
+        int r = 0;
+
+        jobs_run(ctl, jobs, n);
+        if (ctl->output == OUTPUT_JSON)
+                r = print_results(ctl, jobs, n, "node");
+        else
+                for (size_t i = 0; i < n; i++) {
+                        if (jobs[i].exit == 0 && jobs[i].status == 200)
+                                print(ctl, jobs + i);
+                        else
+                                (void) ctl_fail(ctl, EXIT_FAILURE, "%s: %s", jobs[i].name, job_error(jobs + i));
+                }
+        if (r == 0)
+                r = jobs_exit(jobs, n);
+        jobs_free(jobs, n);
+        return r;
+}
+
 static void print_trust(const Ctl *ctl, const Job *job) {
         _cleanup_free_ char *name = table_escape(job->name);
         json_t *trusted = json_object_get(job->reply, "trusted"), *k;
@@ -613,20 +634,7 @@ static int hostkeys_trust(Ctl *ctl, char **args, int n_args, const HostkeysOptio
                 return r;
         }
 
-        jobs_run(ctl, jobs, n);
-        if (ctl->output == OUTPUT_JSON)
-                r = print_results(ctl, jobs, n, "node");
-        else
-                for (size_t i = 0; i < n; i++) {
-                        if (jobs[i].exit == 0 && jobs[i].status == 200)
-                                print_trust(ctl, jobs + i);
-                        else
-                                (void) ctl_fail(ctl, EXIT_FAILURE, "%s: %s", jobs[i].name, job_error(jobs + i));
-                }
-        if (r == 0)
-                r = jobs_exit(jobs, n);
-        jobs_free(jobs, n);
-        return r;
+        return jobs_run_and_print(ctl, jobs, n, print_trust);
 }
 
 /* ---- hostkeys forget ---------------------------------------------------------- */
@@ -672,20 +680,7 @@ static int hostkeys_forget(Ctl *ctl, char **args, int n_args, const HostkeysOpti
                 jobs_free(jobs, (size_t) n_args);
                 return r;
         }
-        jobs_run(ctl, jobs, (size_t) n_args);
-        if (ctl->output == OUTPUT_JSON)
-                r = print_results(ctl, jobs, (size_t) n_args, "node");
-        else
-                for (int i = 0; i < n_args; i++) {
-                        if (jobs[i].exit == 0 && jobs[i].status == 200)
-                                print_forget(ctl, jobs + i);
-                        else
-                                (void) ctl_fail(ctl, EXIT_FAILURE, "%s: %s", jobs[i].name, job_error(jobs + i));
-                }
-        if (r == 0)
-                r = jobs_exit(jobs, (size_t) n_args);
-        jobs_free(jobs, (size_t) n_args);
-        return r;
+        return jobs_run_and_print(ctl, jobs, (size_t) n_args, print_forget);
 }
 
 /* ---- hostkeys list ------------------------------------------------------------ */
