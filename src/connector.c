@@ -38,6 +38,7 @@ struct Connector {
         int error;
         ConnectorPhase phase;
         char message[256];
+        char cause[128];
 };
 
 Connector *connector_free(Connector *c) {
@@ -62,13 +63,14 @@ static int on_report(sd_event_source *s, void *userdata) {
         ConnectorDone done = c->done;
         ConnectorPhase phase = c->phase;
         int fd = TAKE_FD(c->fd), error = fd >= 0 ? 0 : c->error;
-        char message[sizeof(c->message)];
+        char message[sizeof(c->message)], cause[sizeof(c->cause)];
 
         /* gone before the call: the callee may drop its handle in any way */
         memcpy(message, c->message, sizeof(message));
+        memcpy(cause, c->cause, sizeof(cause));
         userdata = c->userdata;
         connector_free(c);
-        done(fd, error, phase, fd >= 0 ? NULL : message, userdata);
+        done(fd, error, phase, fd >= 0 ? NULL : message, fd >= 0 ? NULL : cause, userdata);
         return 0;
 }
 
@@ -79,11 +81,14 @@ static void connector_finish(Connector *c) {
                 on_report(c->report, c); /* cannot defer: now, then */
 }
 
-_printf_(4, 5) static void connector_fail(Connector *c, int error, ConnectorPhase phase, const char *fmt, ...) {
+/* 'cause' NULL: the error's own text. */
+_printf_(5, 6) static void connector_fail(Connector *c, int error, ConnectorPhase phase, const char *cause,
+                                          const char *fmt, ...) {
         va_list ap;
 
         c->error = error < 0 ? error : -EIO;
         c->phase = phase;
+        snprintf(c->cause, sizeof(c->cause), "%s", cause ?: strerror(-c->error));
         va_start(ap, fmt);
         vsnprintf(c->message, sizeof(c->message), fmt, ap);
         va_end(ap);
@@ -104,19 +109,19 @@ static void connector_next(Connector *c) {
                 sockaddr_format(sa, c->addr_lens[i], where, sizeof(where));
                 c->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
                 if (c->fd < 0) {
-                        connector_fail(c, -errno, CONNECTOR_CONNECT, "socket for %s: %m", where);
+                        connector_fail(c, -errno, CONNECTOR_CONNECT, NULL, "socket for %s: %m", where);
                         continue;
                 }
                 if (c->prepare)
                         c->prepare(c->fd, sa->sa_family, c->userdata);
                 if (connect(c->fd, sa, c->addr_lens[i]) < 0 && errno != EINPROGRESS) {
-                        connector_fail(c, -errno, CONNECTOR_CONNECT, "connect to %s: %m", where);
+                        connector_fail(c, -errno, CONNECTOR_CONNECT, NULL, "connect to %s: %m", where);
                         continue;
                 }
                 /* done or not, SO_ERROR tells once the socket is writable */
                 r = iopoll_add(c->poll, c->fd, EPOLLOUT, on_io, c, &c->io);
                 if (r < 0) {
-                        connector_fail(c, r, CONNECTOR_CONNECT, "cannot watch the socket for %s: %s", where,
+                        connector_fail(c, r, CONNECTOR_CONNECT, NULL, "cannot watch the socket for %s: %s", where,
                                        strerror(-r));
                         break;
                 }
@@ -140,7 +145,7 @@ static int on_io(IoWatch *w, int fd, uint32_t revents, void *userdata) {
                 return 0;
         }
         sockaddr_format(sa, c->addr_lens[c->next - 1], where, sizeof(where));
-        connector_fail(c, -err, CONNECTOR_CONNECT, "connect to %s: %s", where, strerror(err));
+        connector_fail(c, -err, CONNECTOR_CONNECT, NULL, "connect to %s: %s", where, strerror(err));
         connector_next(c);
         return 0;
 }
@@ -151,7 +156,7 @@ static void on_resolved(ResolveQuery *q, int error, const char *message, const s
 
         c->query = NULL;
         if (error < 0) {
-                connector_fail(c, error, CONNECTOR_RESOLVE, "cannot resolve %s: %s", c->host,
+                connector_fail(c, error, CONNECTOR_RESOLVE, message, "cannot resolve %s: %s", c->host,
                                message ? message : strerror(-error));
                 connector_finish(c);
                 return;
@@ -164,7 +169,7 @@ static void on_resolved(ResolveQuery *q, int error, const char *message, const s
                 c->addr_lens[c->n_addrs++] = ai->ai_addrlen;
         }
         if (c->n_addrs == 0) {
-                connector_fail(c, -EADDRNOTAVAIL, CONNECTOR_RESOLVE, "%s has no IPv4 or IPv6 address", c->host);
+                connector_fail(c, -EADDRNOTAVAIL, CONNECTOR_RESOLVE, "no IPv4 or IPv6 address", "%s has no IPv4 or IPv6 address", c->host);
                 connector_finish(c);
                 return;
         }

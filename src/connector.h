@@ -22,11 +22,14 @@ typedef enum ConnectorPhase {
 
 /* The outcome. fd >= 0: connected (non-blocking, close-on-exec), the fd
  * is the callee's now, error is 0. fd < 0: -errno in 'error', where it
- * failed, and a message for the operator ("connect to 10.0.0.7:22:
+ * failed, a message for the operator ("connect to 10.0.0.7:22:
  * Connection refused", "cannot resolve node-1.example: Name or service not
- * known"). Runs from the loop, never from inside connector_new(); the
- * connector is freed right after it returns. */
-typedef void (*ConnectorDone)(int fd, int error, ConnectorPhase phase, const char *message, void *userdata);
+ * known") and its cause alone, for a short reason ("Connection refused",
+ * "Name or service not known": the resolver's words). Runs from the loop,
+ * never from inside connector_new(); the connector is freed right after it
+ * returns. */
+typedef void (*ConnectorDone)(int fd, int error, ConnectorPhase phase, const char *message, const char *cause,
+                              void *userdata);
 
 typedef struct ConnectorParams {
         /* Either a host (IP literal or DNS name) and port... */

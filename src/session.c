@@ -453,19 +453,19 @@ static void session_prepare_socket(int fd, int family, void *userdata) {
         (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-static void on_connected(int fd, int error, ConnectorPhase phase, const char *message, void *userdata) {
+static void on_connected(int fd, int error, ConnectorPhase phase, const char *message, const char *cause,
+                         void *userdata) {
         Session *s = userdata;
 
         s->connector = NULL; /* freed by now */
         if (fd < 0) {
                 char reason[SESSION_REASON_MAX + 1];
 
-                if (phase == CONNECTOR_RESOLVE) {
-                        /* "cannot resolve HOST: WHY": DNS and the resolver's words */
-                        const char *why = strrchr(message, ':');
-                        snprintf(reason, sizeof(reason), "DNS: %s", why ? why + 2 : "no address");
-                } else {
-                        snprintf(reason, sizeof(reason), "%s", strerror(-error));
+                if (phase == CONNECTOR_RESOLVE)
+                        /* DNS and the resolver's words */
+                        snprintf(reason, sizeof(reason), "DNS: %s", cause);
+                else {
+                        snprintf(reason, sizeof(reason), "%s", cause);
                         reason[0] = (char) tolower((unsigned char) reason[0]);
                 }
                 /* EMFILE, ENFILE: this process or host is out of descriptors,

@@ -297,7 +297,8 @@ static void conn_connected(Tunnel *c) {
         conn_update_events(c);
 }
 
-static void on_connected(int fd, int error, ConnectorPhase phase, const char *message, void *userdata) {
+static void on_connected(int fd, int error, ConnectorPhase phase, const char *message, const char *cause,
+                         void *userdata) {
         Tunnel *c = userdata;
         int r, one = 1;
 
@@ -306,7 +307,7 @@ static void on_connected(int fd, int error, ConnectorPhase phase, const char *me
                 if (phase == CONNECTOR_RESOLVE)
                         conn_error(c, "%s", message);
                 else
-                        conn_error(c, "cannot connect to %s: %s", c->upstream->address, strerror(-error));
+                        conn_error(c, "cannot connect to %s: %s", c->upstream->address, cause);
                 conn_fail(c, 0, NULL);
                 return;
         }
