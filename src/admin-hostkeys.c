@@ -261,14 +261,12 @@ static int trust_request_parse(const AdminEnv *env, const char *target, TrustReq
 
 /* Outside the socket server a scan has no connection to wait on: the
  * request is only checked. */
-int admin_route_scan(const AdminEnv *env, const char *method, const char *target, AdminReply *reply) {
-        const char *path = target;
-        size_t len = strcspn(target, "?#");
+int admin_route_scan(const AdminEnv *env, const char *method, const char *target, bool trust, AdminReply *reply) {
         int r;
 
         if (!streq(method, "POST"))
                 return admin_reply_not_allowed(reply, "POST");
-        if (len == strlen(TRUST_PATH) && strncmp(path, TRUST_PATH, len) == 0) {
+        if (trust) {
                 _cleanup_(trust_request_done) TrustRequest t = {};
                 r = trust_request_parse(env, target, &t, reply);
         } else {
@@ -452,6 +450,7 @@ static void trust_settle(AdminScan *scan) {
         _cleanup_free_ char *message = NULL, *error = NULL, *seen = NULL;
         _cleanup_(json_decrefp) json_t *trusted = json_array();
         KnownHostsEdit edits[SCAN_PROBES];
+        const ScanKey *picked[SCAN_PROBES]; /* the keys of 'edits' */
         size_t n = 0;
         bool changed = false;
         int r;
@@ -482,6 +481,7 @@ static void trust_settle(AdminScan *scan) {
                                                                                     presented_to_json(scan)));
                         return;
                 }
+                picked[n] = k;
                 edits[n++] = (KnownHostsEdit) { .host = t->host, .port = t->port, .blob = k->blob,
                                                 .blob_len = k->len, .replace = true };
                 if (json_array_append_new(trusted, json_pack("{s:s, s:s, s:b}", "key_type", k->type,
@@ -517,13 +517,9 @@ static void trust_settle(AdminScan *scan) {
                                   error ?: "cannot record the key", NULL);
                 return;
         }
-        for (size_t i = 0; i < n; i++) {
-                char fp[HOSTKEY_FINGERPRINT_MAX], type[HOSTKEY_TYPE_MAX] = "";
-                (void) hostkey_type(edits[i].blob, edits[i].blob_len, type, sizeof type);
-                log_notice("%s: host key %s %s trusted (%s) in %s", t->node, type,
-                           hostkey_fingerprint(edits[i].blob, edits[i].blob_len, fp, sizeof fp),
+        for (size_t i = 0; i < n; i++)
+                log_notice("%s: host key %s %s trusted (%s) in %s", t->node, picked[i]->type, picked[i]->fingerprint,
                            changed ? "recorded" : "already there", trust_learned_path(trust));
-        }
         /* the node need not wait for its next retry */
         env->ops->host_key_trusted(env->userdata, t->node);
 
@@ -684,9 +680,7 @@ static int scan_start(AdminConn *c, AdminScan *scan) {
         return 0;
 }
 
-int admin_conn_scan(AdminConn *c, const char *target) {
-        const char *path = target;
-        size_t len = strcspn(target, "?#");
+int admin_conn_scan(AdminConn *c, const char *target, bool trust) {
         AdminReply reply = {};
         AdminScan *scan;
         int r;
@@ -694,8 +688,8 @@ int admin_conn_scan(AdminConn *c, const char *target) {
         scan = calloc(1, sizeof *scan);
         if (!scan)
                 return admin_conn_reply_error(c, 500, "out of memory");
-        scan->trust = len == strlen(TRUST_PATH) && strncmp(path, TRUST_PATH, len) == 0;
-        if (scan->trust) {
+        scan->trust = trust;
+        if (trust) {
                 r = trust_request_parse(&c->admin->env, target, &scan->request, &reply);
                 if (r == 0) {
                         scan->target = scan->request.target;

@@ -94,12 +94,12 @@ json_t *admin_migration_to_json(const AdminEnv *env);
 
 /* admin-hostkeys.c */
 
-/* Route POST /v1/hostkeys/scan and /v1/hostkeys/trust outside the socket
- * server: only checked. */
-int admin_route_scan(const AdminEnv *env, const char *method, const char *target, AdminReply *reply);
-/* Answer POST /v1/hostkeys/scan or /v1/hostkeys/trust on 'c': a 400, 404
- * or 503 now, else a scan that replies later. */
-int admin_conn_scan(AdminConn *c, const char *target);
+/* Route POST /v1/hostkeys/scan ('trust' false) and /v1/hostkeys/trust
+ * ('trust' true) outside the socket server: only checked. */
+int admin_route_scan(const AdminEnv *env, const char *method, const char *target, bool trust, AdminReply *reply);
+/* Answer POST /v1/hostkeys/scan or, with 'trust', /v1/hostkeys/trust on
+ * 'c': a 400, 404 or 503 now, else a scan that replies later. */
+int admin_conn_scan(AdminConn *c, const char *target, bool trust);
 /* GET /v1/hostkeys[?node=NAME]: the keys the files hold for each node, or
  * for the one (404 when it does not exist). */
 int admin_route_hostkeys(const AdminEnv *env, const char *method, const char *target, AdminReply *reply);

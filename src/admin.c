@@ -294,7 +294,7 @@ static int admin_route(const AdminEnv *env, const char *method, const char *targ
                 return reply_json(reply, 200, admin_migration_to_json(env));
         }
         if (path_is(path, len, SCAN_PATH) || path_is(path, len, TRUST_PATH))
-                return admin_route_scan(env, method, target, reply);
+                return admin_route_scan(env, method, target, path_is(path, len, TRUST_PATH), reply);
         if (path_is(path, len, HOSTKEYS_PATH))
                 return admin_route_hostkeys(env, method, target, reply);
         if (path_is(path, len, FORGET_PATH))
@@ -460,23 +460,25 @@ static int conn_watch(AdminConn *c, uint32_t revents) {
         return sd_event_source_set_io_events(c->io, 0); /* HUP and ERR still wake us */
 }
 
-static bool is_scan_request(const HttpRequest *req) {
+/* POST /v1/hostkeys/scan or /v1/hostkeys/trust (*ret_trust tells which). */
+static bool is_scan_request(const HttpRequest *req, bool *ret_trust) {
         const char *path;
         size_t len;
 
         target_path(http_request_target(req), &path, &len);
-        return streq(http_request_method(req), "POST") &&
-               (path_is(path, len, SCAN_PATH) || path_is(path, len, TRUST_PATH));
+        *ret_trust = path_is(path, len, TRUST_PATH);
+        return streq(http_request_method(req), "POST") && (*ret_trust || path_is(path, len, SCAN_PATH));
 }
 
 static int conn_handle(AdminConn *c, const HttpRequest *req) {
         const Admin *a = c->admin;
         _cleanup_free_ char *body = NULL;
         const char *content_type = NULL, *allow = NULL;
+        bool trust;
         int status, r;
 
-        if (a->access == ADMIN_ACCESS_FULL && is_scan_request(req))
-                return admin_conn_scan(c, http_request_target(req));
+        if (a->access == ADMIN_ACCESS_FULL && is_scan_request(req, &trust))
+                return admin_conn_scan(c, http_request_target(req), trust);
         r = admin_handle(&a->env, a->access, http_request_method(req), http_request_target(req), &status,
                          &body, &content_type, &allow);
         if (r < 0)
@@ -631,6 +633,7 @@ static void on_accept(Acceptor *acceptor, int fd, const AcceptorPeer *peer, void
 int admin_new(const AdminEnv *env, const ListenAddress *address, const AdminParams *p, Admin **ret) {
         _cleanup_(admin_freep) Admin *a = NULL;
         _cleanup_free_ char *where = NULL;
+        _cleanup_close_ int activated_fd = p->activated_fd; /* ours until the acceptor takes it */
         int r;
 
         assert(env);
@@ -639,17 +642,11 @@ int admin_new(const AdminEnv *env, const ListenAddress *address, const AdminPara
 
         /* unauthenticated: a TCP port for scrapers, never a socket file
          * someone could mistake for the admin socket */
-        if (p->access == ADMIN_ACCESS_PUBLIC && address->kind != LISTEN_TCP) {
-                if (p->activated_fd >= 0)
-                        safe_close(p->activated_fd);
+        if (p->access == ADMIN_ACCESS_PUBLIC && address->kind != LISTEN_TCP)
                 return -EAFNOSUPPORT;
-        }
         a = calloc(1, sizeof(*a));
-        if (!a) {
-                if (p->activated_fd >= 0)
-                        safe_close(p->activated_fd);
+        if (!a)
                 return -ENOMEM;
-        }
         a->env = *env;
         a->access = p->access;
         a->full_log = (RateLimit) { .interval = ADMIN_LOG_INTERVAL_USEC, .burst = 1 };
@@ -658,8 +655,6 @@ int admin_new(const AdminEnv *env, const ListenAddress *address, const AdminPara
                                                                                    : "admin socket",
                                where) < 0) {
                 a->label = NULL;
-                if (p->activated_fd >= 0)
-                        safe_close(p->activated_fd);
                 return -ENOMEM;
         }
         r = acceptor_new(env->event, address,
@@ -673,7 +668,7 @@ int admin_new(const AdminEnv *env, const ListenAddress *address, const AdminPara
                                  .handler = on_accept,
                                  .userdata = a,
                                  .adopt = p->activated_fd >= 0,
-                                 .fd = p->activated_fd,
+                                 .fd = TAKE_FD(activated_fd),
                                  /* the operator's way in when descriptors run out; not for
                                   * the unauthenticated scrape port */
                                  .reserve = p->access != ADMIN_ACCESS_PUBLIC,

@@ -919,6 +919,13 @@ char *known_hosts_line(const char *host, uint16_t port, const void *blob, size_t
 
 /* ---- writing: the whole file anew ------------------------------------------ */
 
+/* The directory of 'path' ("/" for "/x", "." for "x"), malloc'd. */
+static char *dir_of(const char *path) {
+        const char *slash = strrchr(path, '/');
+
+        return slash ? strndup(path, slash == path ? 1 : (size_t) (slash - path)) : strdup(".");
+}
+
 static void unlinkp(char **path) {
         if (*path) {
                 (void) unlink(*path);
@@ -975,7 +982,7 @@ static int write_replace(const char *path, const char *data, size_t len, mode_t 
         _cleanup_close_ int fd = -1, dfd = -1;
         const char *slash = strrchr(path, '/');
 
-        dir = slash ? strndup(path, slash == path ? 1 : (size_t) (slash - path)) : strdup(".");
+        dir = dir_of(path);
         if (!dir || asprintf(&tmp, "%s%s.%s.XXXXXX", slash ? dir : "", slash && slash != path ? "/" : "",
                              slash ? slash + 1 : path) < 0) {
                 tmp = NULL;
@@ -1039,7 +1046,7 @@ int known_hosts_remove_temporaries(const char *path, unsigned min_age_sec, unsig
         if (!real)
                 return -ENOMEM;
         slash = strrchr(real, '/');
-        dir = slash ? strndup(real, slash == real ? 1 : (size_t) (slash - real)) : strdup(".");
+        dir = dir_of(real);
         if (!dir)
                 return -ENOMEM;
         base = slash ? slash + 1 : real;

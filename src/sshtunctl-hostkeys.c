@@ -275,10 +275,10 @@ static int print_results(const Ctl *ctl, const Job *jobs, size_t n, const char *
         return top ? print_json(ctl, top) : ctl_oom(ctl);
 }
 
-/* The names of the nodes in 'state' (NULL: all). */
+/* The names of the nodes in 'state' (NULL: all), NULL-terminated. */
 static int node_names(const Ctl *ctl, const char *state, char ***ret, size_t *ret_n) {
         _cleanup_(json_decrefp) json_t *v = NULL;
-        char **names;
+        _cleanup_strv_free_ char **names = NULL;
         size_t i, n = 0;
         json_t *node;
         int r;
@@ -295,20 +295,16 @@ static int node_names(const Ctl *ctl, const char *state, char ***ret, size_t *re
                 if (!name || (state && !streq_ptr(json_str(node, "state"), state)))
                         continue;
                 names[n] = strdup(name);
-                if (!names[n++]) {
-                        for (size_t j = 0; j < n; j++)
-                                free(names[j]);
-                        free(names);
+                if (!names[n++])
                         return ctl_oom(ctl);
-                }
         }
-        *ret = names;
+        *ret = TAKE_PTR(names);
         *ret_n = n;
         return 0;
 }
 
 static int hostkeys_scan(Ctl *ctl, char **args, int n_args, const HostkeysOptions *o) {
-        _cleanup_free_ char **listed = NULL;
+        _cleanup_strv_free_ char **listed = NULL;
         Job *jobs = NULL;
         size_t n = 0, n_listed = 0;
         int r = 0;
@@ -350,8 +346,6 @@ static int hostkeys_scan(Ctl *ctl, char **args, int n_args, const HostkeysOption
                 if (job_init(jobs + i, listed ? listed[i] : args[i], "/v1/hostkeys/scan", "target", NULL) < 0)
                         r = ctl_oom(ctl);
         }
-        for (size_t i = 0; i < n_listed; i++)
-                free(listed[i]);
         if (r != 0) {
                 jobs_free(jobs, n);
                 return r;
@@ -530,7 +524,6 @@ static int trust_read_file(const char *path, TrustLine **lines, size_t *n) {
         return 0;
 }
 
-/* One node's outcome: "NODE: trusted TYPE SHA256:... in FILE". */
 /* Run the jobs of one node each, print each reply with 'print' (errors on
  * standard error) or all as JSON, free them, and return the exit status. */
 static int jobs_run_and_print(const Ctl *ctl, Job *jobs, size_t n, void (*print)(const Ctl *, const Job *)) {
@@ -552,6 +545,7 @@ static int jobs_run_and_print(const Ctl *ctl, Job *jobs, size_t n, void (*print)
         return r;
 }
 
+/* One node's outcome: "NODE: trusted TYPE SHA256:... in FILE". */
 static void print_trust(const Ctl *ctl, const Job *job) {
         _cleanup_free_ char *name = table_escape(job->name);
         json_t *trusted = json_object_get(job->reply, "trusted"), *k;
@@ -616,8 +610,6 @@ static int hostkeys_trust(Ctl *ctl, char **args, int n_args, const HostkeysOptio
                 FILE *f = open_memstream(&fps, &len);
 
                 if (!f) {
-                        if (f)
-                                fclose(f);
                         r = ctl_oom(ctl);
                         break;
                 }

@@ -786,8 +786,6 @@ static void test_update(void **state) {
         assert_int_equal(known_hosts_update(fx->path, NULL, 0, &changed, NULL), -EBADMSG);
 }
 
-/* A writer killed at any moment leaves the old file or the new one whole:
- * never a part, never a file that does not load. */
 /* A forget edit: every plain line naming the host alone goes, whatever its
  * type; @revoked lines, lines naming other hosts too, other ports and
  * other hosts stay; nothing is added. */
@@ -838,6 +836,8 @@ static void test_update_forget(void **state) {
 
 static unsigned count_temporaries(Fixture *fx, const char *path);
 
+/* A writer killed at any moment leaves the old file or the new one whole:
+ * never a part, never a file that does not load. */
 static void test_update_killed(void **state) {
         Fixture *fx = *state;
         char big[200];

@@ -1,6 +1,8 @@
-/* sshtunctl's tables: layout with and without the header line, and the
- * LAST ERROR column's short reasons, derived from the daemon's own error
- * texts and never over TABLE_REASON_MAX characters. */
+/* sshtunctl's tables: layout with and without the header line, colours,
+ * what a cell may not print; the LAST ERROR column's short reasons, derived
+ * from the daemon's own error texts and never over TABLE_REASON_MAX
+ * characters; and the column formatters (ages, addresses, timestamps). */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +14,11 @@
 #include <cmocka.h>
 
 #include "table.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(Table *, table_free);
+
+/* 2026-11-29T15:45:10.123456Z */
+#define SINCE ((usec_t) 1795967110 * USEC_PER_SEC + 123456)
 
 static size_t chars(const char *s) {
         size_t n = 0;
@@ -113,7 +120,7 @@ static void test_ellipsize(void **state) {
  * table shows for them. */
 static const struct {
         const char *state, *error, *reason;
-} cases[] = {
+} reason_cases[] = {
         { "hostkey-unknown",
           "host key ssh-ed25519 SHA256:PewRRgfsj1PAUQ8VnjXObqM6UZenmzk6FwMt7WR5NZ8 is not in "
           "/etc/sshtund/known_hosts (get its line with `sshtunctl hostkeys scan n2`, compare the fingerprint "
@@ -173,16 +180,16 @@ static const struct {
 };
 
 static void test_reasons(void **state) {
-        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (size_t i = 0; i < sizeof(reason_cases) / sizeof(reason_cases[0]); i++) {
                 char buf[TABLE_REASON_SIZE];
-                const char *r = table_format_reason(cases[i].state, cases[i].error, buf, sizeof(buf));
+                const char *r = table_format_reason(reason_cases[i].state, reason_cases[i].error, buf, sizeof(buf));
 
-                if (!cases[i].reason) {
+                if (!reason_cases[i].reason) {
                         assert_null(r);
                         continue;
                 }
                 assert_non_null(r);
-                assert_string_equal(r, cases[i].reason);
+                assert_string_equal(r, reason_cases[i].reason);
                 assert_true(chars(r) <= TABLE_REASON_MAX);
         }
 }
@@ -218,6 +225,144 @@ static void test_reason_is_bounded(void **state) {
         assert_true(chars(r) <= TABLE_REASON_MAX);
 }
 
+static void test_table_layout(void **state) {
+        static const char *const headers[] = { "NODE", "STATE", "LAST ERROR" };
+        _cleanup_(table_freep) Table *t = NULL;
+        _cleanup_free_ char *text = NULL;
+
+        assert_int_equal(table_new(headers, 3, &t), 0);
+        assert_int_equal(table_add_cell(t, "node-1", TABLE_COLOR_NONE), 0);
+        assert_int_equal(table_add_cell(t, "up", TABLE_COLOR_GREEN), 0);
+        assert_int_equal(table_add_cell(t, NULL, TABLE_COLOR_NONE), 0);
+        assert_int_equal(table_add_cell(t, "a-much-longer-name", TABLE_COLOR_NONE), 0);
+        assert_int_equal(table_add_cell(t, "hostkey-mismatch", TABLE_COLOR_RED), 0);
+        assert_int_equal(table_add_cell(t, "host key changed", TABLE_COLOR_NONE), 0);
+        assert_int_equal(table_n_rows(t), 2);
+
+        assert_int_equal(table_format(t, false, &text), 0);
+        assert_string_equal(text, "NODE                 STATE              LAST ERROR\n"
+                                  "node-1               up                 -\n"
+                                  "a-much-longer-name   hostkey-mismatch   host key changed\n");
+}
+
+static void test_table_color(void **state) {
+        static const char *const headers[] = { "STATE", "X" };
+        _cleanup_(table_freep) Table *t = NULL;
+        _cleanup_free_ char *text = NULL;
+
+        assert_int_equal(table_new(headers, 2, &t), 0);
+        assert_int_equal(table_add_cell(t, "up", TABLE_COLOR_GREEN), 0);
+        assert_int_equal(table_add_cell(t, "1", TABLE_COLOR_NONE), 0);
+        assert_int_equal(table_add_cell(t, "backoff", TABLE_COLOR_YELLOW), 0);
+        assert_int_equal(table_add_cell(t, "2", TABLE_COLOR_NONE), 0);
+        assert_int_equal(table_format(t, true, &text), 0);
+        /* escapes do not count as width */
+        assert_string_equal(text, "STATE     X\n"
+                                  "\033[32mup\033[0m        1\n"
+                                  "\033[33mbackoff\033[0m   2\n");
+}
+
+static void test_table_sanitises(void **state) {
+        static const char *const headers[] = { "A", "B" };
+        _cleanup_(table_freep) Table *t = NULL;
+        _cleanup_free_ char *text = NULL, *escaped = NULL;
+
+        assert_int_equal(table_new(headers, 2, &t), 0);
+        /* a terminal escape, a C1 CSI, a newline; "é" and "ü" are one column each */
+        assert_int_equal(table_add_cell(t, "x\033[2Jy\xc2\x9bz\n", TABLE_COLOR_NONE), 0);
+        assert_int_equal(table_add_cell(t, "1", TABLE_COLOR_NONE), 0);
+        assert_int_equal(table_add_cell(t, "\xc3\xa9\xc3\xbc", TABLE_COLOR_NONE), 0);
+        /* a partial row is completed */
+        assert_int_equal(table_format(t, false, &text), 0);
+        assert_string_equal(text, "A            B\n"
+                                  "x?[2Jy??z?   1\n"
+                                  "\xc3\xa9\xc3\xbc           -\n");
+        escaped = table_escape("a\tb");
+        assert_string_equal(escaped, "a?b");
+}
+
+static void test_table_age(void **state) {
+        static const struct {
+                int64_t s;
+                const char *want;
+        } cases[] = {
+                { -5, "<invalid>" },
+                { -1, "0s" },
+                { 0, "0s" },
+                { 45, "45s" },
+                { 119, "119s" },
+                { 150, "2m30s" },
+                { 180, "3m" },
+                { 12 * 60 + 5, "12m" },
+                { 3 * 3600, "3h" },
+                { 3 * 3600 + 20 * 60, "3h20m" },
+                { 20 * 3600, "20h" },
+                { 2 * 86400, "2d" },
+                { 2 * 86400 + 5 * 3600, "2d5h" },
+                { 30 * 86400, "30d" },
+                { 800 * 86400, "2y70d" },
+                { 3650 * 86400, "10y" },
+        };
+        char buf[TABLE_AGE_MAX];
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                assert_string_equal(table_format_age(cases[i].s, buf, sizeof(buf)), cases[i].want);
+}
+
+static void test_table_address(void **state) {
+        static const struct {
+                const char *address;
+                unsigned port;
+                const char *want;
+        } cases[] = {
+                { "10.0.0.1", 22, "10.0.0.1" },
+                { "10.0.0.1", 2222, "10.0.0.1:2222" },
+                { "node.example", 2200, "node.example:2200" },
+                { "fd00::1", 22, "fd00::1" },
+                { "fd00::1", 2222, "[fd00::1]:2222" },
+                { NULL, 2222, "-" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *s = table_format_address(cases[i].address, cases[i].port);
+                assert_string_equal(s, cases[i].want);
+        }
+}
+
+static void test_table_timestamp(void **state) {
+        usec_t t;
+
+        assert_int_equal(table_parse_timestamp("2026-11-29T15:45:10.123Z", &t), 0);
+        assert_int_equal(t, SINCE / USEC_PER_MSEC * USEC_PER_MSEC);
+        assert_int_equal(table_parse_timestamp("2026-11-29T15:45:10Z", &t), 0);
+        assert_int_equal(t, (usec_t) 1795967110 * USEC_PER_SEC);
+        assert_int_equal(table_parse_timestamp("2026-11-29T17:45:10.1234567+02:00", &t), 0);
+        assert_int_equal(t, (usec_t) 1795967110 * USEC_PER_SEC + 123456);
+        assert_int_equal(table_parse_timestamp("2024-02-29T00:00:00Z", &t), 0);
+
+        static const char *const bad[] = {
+                "", "2026-11-29", "2026-11-29T15:45:10", "2026-13-01T00:00:00Z", "2025-02-29T00:00:00Z",
+                "2026-11-29T24:00:00Z", "2026-11-29T15:45:10.Z", "2026-11-29T15:45:10Zjunk",
+                "1969-12-31T23:59:59Z", "2026-11-29T15:45:10+0200", "26-11-29T15:45:10Z",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_int_equal(table_parse_timestamp(bad[i], &t), -EINVAL);
+        assert_int_equal(table_parse_timestamp(NULL, &t), -EINVAL);
+}
+
+static void test_table_state_color(void **state) {
+        assert_int_equal(table_state_color("up"), TABLE_COLOR_GREEN);
+        static const char *const yellow[] = { "degraded", "draining", "connecting", "handshaking",
+                                              "authenticating", "backoff" };
+        for (size_t i = 0; i < ELEMENTSOF(yellow); i++)
+                assert_int_equal(table_state_color(yellow[i]), TABLE_COLOR_YELLOW);
+        assert_int_equal(table_state_color("hostkey-unknown"), TABLE_COLOR_RED);
+        assert_int_equal(table_state_color("hostkey-mismatch"), TABLE_COLOR_RED);
+        assert_int_equal(table_state_color("auth-failed"), TABLE_COLOR_RED);
+        assert_int_equal(table_state_color("disabled"), TABLE_COLOR_NONE);
+        assert_int_equal(table_state_color(NULL), TABLE_COLOR_NONE);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_layout_and_no_header),
@@ -225,6 +370,13 @@ int main(void) {
                 cmocka_unit_test(test_ellipsize),
                 cmocka_unit_test(test_reasons),
                 cmocka_unit_test(test_reason_is_bounded),
+                cmocka_unit_test(test_table_layout),
+                cmocka_unit_test(test_table_color),
+                cmocka_unit_test(test_table_sanitises),
+                cmocka_unit_test(test_table_age),
+                cmocka_unit_test(test_table_address),
+                cmocka_unit_test(test_table_timestamp),
+                cmocka_unit_test(test_table_state_color),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
