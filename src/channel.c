@@ -500,17 +500,6 @@ int channel_open(Session *s, const char *host, uint16_t port, const char *orig_h
         return open_channel(s, false, host, port, orig_host, orig_port, cb, userdata, ret);
 }
 
-int channel_open_probe(Session *s, const char *host, uint16_t port, const char *orig_host,
-                               uint16_t orig_port, const ChannelCallbacks *cb, void *userdata,
-                               Channel **ret) {
-        return open_channel(s, true, host, port, orig_host, orig_port, cb, userdata, ret);
-}
-
-static int ops_open_channel(Session *s, bool probe, const char *host, uint16_t port, const char *orig_host,
-                            uint16_t orig_port, const ChannelCallbacks *cb, void *userdata, Channel **ret) {
-        return open_channel(s, probe, host, port, orig_host, orig_port, cb, userdata, ret);
-}
-
 const SessionOps session_ops = {
         .create = session_new,
         .destroy = session_free,
@@ -526,7 +515,7 @@ const SessionOps session_ops = {
         .channels = session_channels,
         .opens_pending = session_opens_pending,
         .busy_streams = session_busy_streams,
-        .open_channel = ops_open_channel,
+        .open_channel = open_channel,
 };
 
 Buffer *channel_rx(Channel *ch) {

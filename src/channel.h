@@ -36,11 +36,6 @@ struct ChannelCallbacks {
 int channel_open(Session *s, const char *host, uint16_t port, const char *orig_host, uint16_t orig_port,
                  const ChannelCallbacks *cb, void *userdata, Channel **ret);
 
-/* Like channel_open(), for a health probe: not a stream, so it is
- * in no stream count, limit or metric. */
-int channel_open_probe(Session *s, const char *host, uint16_t port, const char *orig_host, uint16_t orig_port,
-                       const ChannelCallbacks *cb, void *userdata, Channel **ret);
-
 /* Bytes from the node, for the user to consume (then call _consumed). */
 Buffer *channel_rx(Channel *ch);
 /* The node sent EOF and every byte before it is in rx (or consumed). */

@@ -138,8 +138,8 @@ static int count_open_fds(const struct rlimit *rl, uint64_t *ret) {
                         break;
         fclose(f);
         /* poll() takes no more than RLIMIT_NOFILE entries */
-        if (table == 0 || (rl->rlim_cur != RLIM_INFINITY && table > rl->rlim_cur))
-                table = rl->rlim_cur != RLIM_INFINITY ? MIN(table, (unsigned long) rl->rlim_cur) : table;
+        if (rl->rlim_cur != RLIM_INFINITY)
+                table = MIN(table, (unsigned long) rl->rlim_cur);
         if (table == 0 || table > 16U * 1024 * 1024)
                 return -ERANGE;
         v = calloc(table, sizeof(*v));
@@ -267,20 +267,31 @@ static void put_node_sample(StrBuf *f, const char *name, const char *node, const
         strbuf_putc(f, '\n');
 }
 
-static void put_histogram(StrBuf *f, const char *name, const char *help, const Histogram *h) {
+/* The samples of one histogram; with a 'result' (NULL: none), each carries
+ * it as a label. */
+static void put_histogram_samples(StrBuf *f, const char *name, const char *result, const Histogram *h) {
+        char label[64] = "", labels[64] = "";
         uint64_t cumulative = 0;
 
-        put_family(f, name, "histogram", help);
+        if (result) {
+                snprintf(label, sizeof(label), "result=\"%s\",", result);
+                snprintf(labels, sizeof(labels), "{result=\"%s\"}", result);
+        }
         for (size_t i = 0; i < h->n_bounds; i++) {
                 cumulative += h->buckets[i];
-                strbuf_printf(f, "%s_bucket{le=\"", name);
+                strbuf_printf(f, "%s_bucket{%sle=\"", name, label);
                 put_double(f, h->bounds[i]);
                 strbuf_printf(f, "\"} %" PRIu64 "\n", cumulative);
         }
-        strbuf_printf(f, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, h->count);
-        strbuf_printf(f, "%s_sum ", name);
+        strbuf_printf(f, "%s_bucket{%sle=\"+Inf\"} %" PRIu64 "\n", name, label, h->count);
+        strbuf_printf(f, "%s_sum%s ", name, labels);
         put_double(f, h->sum);
-        strbuf_printf(f, "\n%s_count %" PRIu64 "\n", name, h->count);
+        strbuf_printf(f, "\n%s_count%s %" PRIu64 "\n", name, labels, h->count);
+}
+
+static void put_histogram(StrBuf *f, const char *name, const char *help, const Histogram *h) {
+        put_family(f, name, "histogram", help);
+        put_histogram_samples(f, name, NULL, h);
 }
 
 /* Per-node figures with no label but the node's name. */
@@ -354,7 +365,6 @@ static const struct {
 
 static void put_nodes(StrBuf *f, const NodeInfo *infos, size_t n) {
         static const char *const directions[] = { "up", "down" };
-        static const char *const routes[] = { "ssh", "konnectivity" };
 
         for (size_t k = 0; k < ELEMENTSOF(node_families); k++) {
                 put_family(f, node_families[k].name, node_families[k].type, node_families[k].help);
@@ -376,9 +386,9 @@ static void put_nodes(StrBuf *f, const NodeInfo *infos, size_t n) {
         put_family(f, "sshtund_node_route", "gauge",
                    "Where the node's new streams go: 1 for its route (ssh or konnectivity), 0 for the other.");
         for (size_t i = 0; i < n; i++)
-                for (size_t r = 0; r < ELEMENTSOF(routes); r++)
-                        put_node_sample(f, "sshtund_node_route", infos[i].name, "route", routes[r],
-                                        streq(node_route_to_string(infos[i].route), routes[r]));
+                for (NodeRoute r = ROUTE_SSH; r <= ROUTE_KONNECTIVITY; r++)
+                        put_node_sample(f, "sshtund_node_route", infos[i].name, "route", node_route_to_string(r),
+                                        infos[i].route == r);
 
         put_family(f, "sshtund_streams_total", "counter",
                    "Stream opens through the node by outcome: ok, refused (by the node), unavailable "
@@ -443,21 +453,8 @@ static void put_stream_durations(StrBuf *f, const Metrics *m) {
 
         put_family(f, name, "histogram",
                    "How long streams lasted, by how they ended: done, client_reset, node_closed, aborted, error.");
-        for (StreamEnd e = 0; e < _STREAM_END_MAX; e++) {
-                const Histogram *h = &m->stream_duration[e];
-                uint64_t cumulative = 0;
-
-                for (size_t i = 0; i < h->n_bounds; i++) {
-                        cumulative += h->buckets[i];
-                        strbuf_printf(f, "%s_bucket{result=\"%s\",le=\"", name, stream_end_names[e]);
-                        put_double(f, h->bounds[i]);
-                        strbuf_printf(f, "\"} %" PRIu64 "\n", cumulative);
-                }
-                strbuf_printf(f, "%s_bucket{result=\"%s\",le=\"+Inf\"} %" PRIu64 "\n", name, stream_end_names[e], h->count);
-                strbuf_printf(f, "%s_sum{result=\"%s\"} ", name, stream_end_names[e]);
-                put_double(f, h->sum);
-                strbuf_printf(f, "\n%s_count{result=\"%s\"} %" PRIu64 "\n", name, stream_end_names[e], h->count);
-        }
+        for (StreamEnd e = 0; e < _STREAM_END_MAX; e++)
+                put_histogram_samples(f, name, stream_end_names[e], &m->stream_duration[e]);
 }
 
 static void put_frontdoor(StrBuf *f, const Metrics *m) {

@@ -261,10 +261,8 @@ static void on_session_changed(Session *s, void *userdata) {
         if (!slot)
                 return; /* still being built */
 
-        if (ops->host_key(s) && !streq_ptr(n->host_key, ops->host_key(s))) {
-                free(n->host_key);
-                n->host_key = strdup(ops->host_key(s));
-        }
+        if (ops->host_key(s))
+                node_set_string(&n->host_key, ops->host_key(s));
 
         switch (ops->state(s)) {
         case SESSION_READY:
@@ -442,8 +440,7 @@ int node_update(Node *n, const ConfigNode *cn) {
         while (n->n_slots > 0)
                 slot_free(n->slots[--n->n_slots]);
         n->refusal = _NODE_STATE_INVALID;
-        free(n->host_key);
-        n->host_key = NULL;
+        node_set_string(&n->host_key, NULL);
         node_set_string(&n->last_error, NULL);
         node_set_string(&n->reason, NULL);
         node_set_string(&n->logged_reason, NULL);
@@ -484,16 +481,9 @@ static void probe_result(void *userdata, bool ok, usec_t latency, const char *er
         n->probe_ok = ok;
         n->probe_latency = latency;
         n->probe_at = now_usec(CLOCK_REALTIME);
-        if (!ok) {
+        if (!ok)
                 n->probe_failures++;
-                if (!streq_ptr(n->probe_error, error)) {
-                        free(n->probe_error);
-                        n->probe_error = error ? strdup(error) : NULL;
-                }
-        } else {
-                free(n->probe_error);
-                n->probe_error = NULL;
-        }
+        node_set_string(&n->probe_error, ok ? NULL : error);
         log_node(LOG_DEBUG, n->cfg.name, "probe %s in %.3f s%s%s", ok ? "passed" : "failed",
                  (double) latency / USEC_PER_SEC, ok ? "" : ": ", ok ? "" : strna(error));
         node_update_state(n);

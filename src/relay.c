@@ -34,7 +34,7 @@ struct Relay {
         bool down_done;  /* we delivered the node's EOF (shutdown(SHUT_WR)) */
 };
 
-static void relay_finish(Relay *r, bool graceful, const char *result, const char *detail);
+static void relay_finish(Relay *r, bool graceful, StreamEnd end, const char *error, const char *detail);
 static void relay_destroy(Relay *r, bool graceful);
 
 static void relay_update_events(Relay *r) {
@@ -122,9 +122,9 @@ static bool relay_done(const Relay *r) {
 /* The client's socket failed with -e. */
 static void relay_finish_client_error(Relay *r, int e) {
         if (e == -ECONNRESET || e == -EPIPE)
-                relay_finish(r, false, "reset by client", NULL);
+                relay_finish(r, false, STREAM_END_CLIENT_RESET, NULL, NULL);
         else
-                relay_finish(r, false, strerror(-e), NULL);
+                relay_finish(r, false, STREAM_END_ERROR, strerror(-e), NULL);
 }
 
 static int on_client_io(IoWatch *w, int fd, uint32_t revents, void *userdata) {
@@ -138,7 +138,7 @@ static int on_client_io(IoWatch *w, int fd, uint32_t revents, void *userdata) {
                 if (err)
                         relay_finish_client_error(r, -err);
                 else
-                        relay_finish(r, false, "socket error", NULL);
+                        relay_finish(r, false, STREAM_END_ERROR, "socket error", NULL);
                 return 0;
         }
         e = relay_flush_down(r);
@@ -149,7 +149,7 @@ static int on_client_io(IoWatch *w, int fd, uint32_t revents, void *userdata) {
                 return 0;
         }
         if (relay_done(r)) {
-                relay_finish(r, true, "done", NULL);
+                relay_finish(r, true, STREAM_END_DONE, NULL, NULL);
                 return 0;
         }
         relay_update_events(r);
@@ -164,7 +164,7 @@ static void relay_settle(Relay *r, int e) {
                 return;
         }
         if (relay_done(r)) {
-                relay_finish(r, true, "done", NULL);
+                relay_finish(r, true, STREAM_END_DONE, NULL, NULL);
                 return;
         }
         relay_update_events(r);
@@ -184,7 +184,7 @@ static void relay_far_failed(void *userdata, const char *reason) {
         Relay *r = userdata;
 
         r->far.end = NULL; /* gone after we return */
-        relay_finish(r, false, "node closed", reason);
+        relay_finish(r, false, STREAM_END_NODE_CLOSED, NULL, reason);
 }
 
 static const FarEndHooks relay_hooks = {
@@ -344,29 +344,25 @@ static void relay_destroy(Relay *r, bool graceful) {
         free(r);
 }
 
-/* The stream ended: 'result' is "done", "reset by client", "node closed"
- * or an error text; 'detail' (may be NULL) says more. */
-static StreamEnd stream_end_of(const char *result) {
-        if (streq(result, "done"))
-                return STREAM_END_DONE;
-        if (streq(result, "reset by client"))
-                return STREAM_END_CLIENT_RESET;
-        if (streq(result, "node closed"))
-                return STREAM_END_NODE_CLOSED;
-        if (streq(result, "aborted"))
-                return STREAM_END_ABORTED;
-        return STREAM_END_ERROR;
-}
+/* The audit line's result for each way a stream ends; an error's is its text. */
+static const char *const stream_end_results[_STREAM_END_MAX] = {
+        [STREAM_END_DONE] = "done",
+        [STREAM_END_CLIENT_RESET] = "reset by client",
+        [STREAM_END_NODE_CLOSED] = "node closed",
+        [STREAM_END_ABORTED] = "aborted",
+};
 
-static void relay_finish(Relay *r, bool graceful, const char *result, const char *detail) {
+/* The stream ended as 'end'; 'error' is the text of a STREAM_END_ERROR, and
+ * 'detail' (may be NULL) says more. */
+static void relay_finish(Relay *r, bool graceful, StreamEnd end, const char *error, const char *detail) {
         usec_t duration = now_usec(CLOCK_MONOTONIC) - r->started;
 
-        metrics_observe_stream_end(r->env->metrics, stream_end_of(result), (double) duration / USEC_PER_SEC);
+        metrics_observe_stream_end(r->env->metrics, end, (double) duration / USEC_PER_SEC);
         audit_stream_end(r->env->audit, &(AuditStream) {
                                            .node = r->node,
                                            .client = r->client,
                                            .target = r->target,
-                                           .result = result,
+                                           .result = end == STREAM_END_ERROR ? error : stream_end_results[end],
                                            .detail = detail,
                                            .bytes_up = r->bytes_up,
                                            .bytes_down = r->bytes_down,
@@ -377,6 +373,6 @@ static void relay_finish(Relay *r, bool graceful, const char *result, const char
 
 Relay *relay_free(Relay *r) {
         if (r)
-                relay_finish(r, false, "aborted", NULL);
+                relay_finish(r, false, STREAM_END_ABORTED, NULL, NULL);
         return NULL;
 }

@@ -149,8 +149,8 @@ uint16_t session_local_port(const Session *s);
 
 /* The calls a node makes on its sessions, as a table: the daemon's nodes
  * use session_ops (below); a unit test of node.c passes sessions of its
- * own making. 'probe' opens a channel that is not a stream (see
- * channel_open_probe()). */
+ * own making. 'probe' opens a channel for a health probe: not a stream,
+ * so it is in no stream count, limit or metric. */
 typedef struct SessionOps {
         int (*create)(const SessionEnv *env, const SessionParams *p, Session **ret);
         Session *(*destroy)(Session *s);

@@ -7,8 +7,6 @@
 
 #include "session.h"
 
-typedef struct FakeSession FakeSession;
-
 extern const SessionOps fake_session_ops;
 
 /* Every session made and not destroyed, in the order made. */

@@ -223,7 +223,10 @@ static void test_node_list_changes(void **state) {
         Fixture *f = *state;
         NodeInfo info;
 
+        /* node-2 listed too: state kept for it after it goes would show */
+        f->listed[1] = (char *) "node-2";
         migration_update(f->m, &f->cfg, f->u, f->nodes, 2);
+        assert_true(migration_listed(f->m, f->nodes[1]));
         migration_count_fallback(f->m, f->nodes[0]);
         /* node-2 goes; node-1's state carries over */
         migration_update(f->m, &f->cfg, f->u, f->nodes, 1);
