@@ -24,6 +24,19 @@ static const config_setting_t *lookup(const Parser *p, const char *key) {
 /* The error, at the setting of 'key' (the file, if it was left out). */
 #define fail(p, key, ...) parser_fail_key((p), lookup((p), (key)), (key), __VA_ARGS__)
 
+/* getpwnam() or getgrnam() found no 'what' called 'name' (errno set to 0
+ * before): these errno values, or none, are how getpw*(3) say "no such
+ * entry"; the others are a failed lookup. */
+static int fail_lookup(Parser *p, const char *key, const char *what, const char *name) {
+        int e = errno;
+
+        if (e == ENOMEM)
+                return -ENOMEM;
+        if (e != 0 && e != ENOENT && e != ESRCH && e != EBADF && e != EPERM)
+                return fail(p, key, "cannot look up %s \"%s\": %s", what, name, strerror(e));
+        return fail(p, key, "no such %s \"%s\"", what, name);
+}
+
 /* The account start switches to, and whether it can switch at all:
  * as root it can, as that account it has nothing to do, as anyone else it
  * cannot. */
@@ -35,32 +48,20 @@ static int check_user(Parser *p) {
                 return 0;
         errno = 0;
         pw = getpwnam(name);
-        if (!pw) {
-                if (errno == ENOMEM)
-                        return -ENOMEM;
-                if (errno != 0 && errno != ENOENT && errno != ESRCH && errno != EBADF && errno != EPERM)
-                        return fail(p, "user", "cannot look up user \"%s\": %s", name, strerror(errno));
-                return fail(p, "user", "no such user \"%s\"", name);
-        }
+        if (!pw)
+                return fail_lookup(p, "user", "user", name);
         if (geteuid() != 0 && geteuid() != pw->pw_uid)
                 return fail(p, "user", "cannot switch to \"%s\": not running as root", name);
         return 0;
 }
 
 static int check_group(Parser *p, const char *key, const char *name) {
-        struct group *gr;
-
         if (!name)
                 return 0;
         errno = 0;
-        gr = getgrnam(name);
-        if (gr)
+        if (getgrnam(name))
                 return 0;
-        if (errno == ENOMEM)
-                return -ENOMEM;
-        if (errno != 0 && errno != ENOENT && errno != ESRCH && errno != EBADF && errno != EPERM)
-                return fail(p, key, "cannot look up group \"%s\": %s", name, strerror(errno));
-        return fail(p, key, "no such group \"%s\"", name);
+        return fail_lookup(p, key, "group", name);
 }
 
 /* Parsed already (config.c); here: who else may change it or read it. A

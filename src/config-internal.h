@@ -186,6 +186,11 @@ void printer_key(Printer *w, const Key *k);
 void printer_end(Printer *w);
 /* A string in libconfig's quotes and escapes; NULL is "". */
 void printer_string(Printer *w, const char *s);
+/* A listen address as a string, as parser_read_listen() reads it; NULL
+ * (out of memory) sets w->error. */
+void printer_listen(Printer *w, const ListenAddress *a);
+/* "host:port" ("[v6]:port") as a string, as parser_read_hostport() reads it. */
+void printer_hostport(Printer *w, const char *host, uint16_t port);
 /* [ "a", "b" ], or [ ] */
 void printer_strv(Printer *w, char *const *v);
 /* A number that reads back as a float, to the same double. */
@@ -196,7 +201,7 @@ void printer_group(Printer *w, const void *base, const Key *keys);
 /* A list of groups, "( { ... }, ... )", one a line: 'n' elements of 'size'
  * bytes at 'elems', those for which 'pick' (if not NULL) is true. */
 void printer_list(Printer *w, const void *elems, size_t n, size_t size, const Key *keys,
-                  bool (*pick)(const void *elem, const void *userdata), const void *userdata);
+                  bool (*pick)(const void *elem));
 /* A line of text as it is (the prefix and indentation first). */
 _printf_(2, 3) void printer_line(Printer *w, const char *format, ...);
 /* Formatted text, where the current line is. */

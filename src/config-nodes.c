@@ -176,12 +176,12 @@ static int parse_nodes(Parser *p, const config_setting_t *s, void *base, const K
         return 0;
 }
 
-static bool node_from_nodes_file(const void *elem, const void *userdata) {
+static bool node_from_nodes_file(const void *elem) {
         return ((const ConfigNode *) elem)->from_nodes_file;
 }
 
-static bool node_from_main_file(const void *elem, const void *userdata) {
-        return !node_from_nodes_file(elem, userdata);
+static bool node_from_main_file(const void *elem) {
+        return !node_from_nodes_file(elem);
 }
 
 /* The main file's nodes, @include'd ones among them; with each one's port
@@ -190,7 +190,7 @@ static void print_nodes(Printer *w, const void *base, const Key *k) {
         const Config *c = base;
 
         printer_key(w, k);
-        printer_list(w, c->nodes, c->n_nodes, sizeof(ConfigNode), node_keys, node_from_main_file, NULL);
+        printer_list(w, c->nodes, c->n_nodes, sizeof(ConfigNode), node_keys, node_from_main_file);
         printer_end(w);
 }
 
@@ -213,7 +213,7 @@ static void print_nodes_file(Printer *w, const void *base, const Key *k) {
         printer_line(w, "# Its nodes, read again whenever it changes:");
         comment.prefix = "# ";
         printer_key(&comment, &nodes);
-        printer_list(&comment, c->nodes, c->n_nodes, sizeof(ConfigNode), node_keys, node_from_nodes_file, NULL);
+        printer_list(&comment, c->nodes, c->n_nodes, sizeof(ConfigNode), node_keys, node_from_nodes_file);
         printer_end(&comment);
         w->error = w->error ?: comment.error;
 }
@@ -284,12 +284,8 @@ static int parse_forward_listen(Parser *p, const config_setting_t *s, void *base
 }
 
 static void print_forward_listen(Printer *w, const void *base, const Key *k) {
-        _cleanup_free_ char *v = listen_address_to_string(CONST_FIELD(base, k, ListenAddress));
-
-        if (!v)
-                w->error = -ENOMEM;
         printer_key(w, k);
-        printer_string(w, v);
+        printer_listen(w, CONST_FIELD(base, k, ListenAddress));
         printer_end(w);
 }
 
@@ -302,12 +298,9 @@ static int parse_forward_target(Parser *p, const config_setting_t *s, void *base
 
 static void print_forward_target(Printer *w, const void *base, const Key *k) {
         const ConfigForward *f = base;
-        _cleanup_free_ char *v = hostport_join(f->target_host, f->target_port);
 
-        if (!v)
-                w->error = -ENOMEM;
         printer_key(w, k);
-        printer_string(w, v);
+        printer_hostport(w, f->target_host, f->target_port);
         printer_end(w);
 }
 
@@ -351,7 +344,7 @@ static void print_forwards(Printer *w, const void *base, const Key *k) {
         const Config *c = base;
 
         printer_key(w, k);
-        printer_list(w, c->forwards, c->n_forwards, sizeof(ConfigForward), forward_keys, NULL, NULL);
+        printer_list(w, c->forwards, c->n_forwards, sizeof(ConfigForward), forward_keys, NULL);
         printer_end(w);
 }
 

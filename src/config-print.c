@@ -61,6 +61,22 @@ void printer_string(Printer *w, const char *s) {
         fputc('"', w->f);
 }
 
+void printer_listen(Printer *w, const ListenAddress *a) {
+        _cleanup_free_ char *v = listen_address_to_string(a);
+
+        if (!v)
+                w->error = -ENOMEM;
+        printer_string(w, v);
+}
+
+void printer_hostport(Printer *w, const char *host, uint16_t port) {
+        _cleanup_free_ char *v = hostport_join(host, port);
+
+        if (!v)
+                w->error = -ENOMEM;
+        printer_string(w, v);
+}
+
 void printer_strv(Printer *w, char *const *v) {
         if (!v || !*v) {
                 fputs("[ ]", w->f);
@@ -108,13 +124,13 @@ void printer_group(Printer *w, const void *base, const Key *keys) {
 }
 
 void printer_list(Printer *w, const void *elems, size_t n, size_t size, const Key *keys,
-                  bool (*pick)(const void *elem, const void *userdata), const void *userdata) {
+                  bool (*pick)(const void *elem)) {
         bool first = true, one_line = w->one_line;
 
         for (size_t i = 0; i < n; i++) {
                 const void *e = (const char *) elems + i * size;
 
-                if (pick && !pick(e, userdata))
+                if (pick && !pick(e))
                         continue;
                 if (first) {
                         fputs("(\n", w->f);

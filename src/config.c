@@ -157,14 +157,6 @@ static int parse_proxy_listen(Parser *p, const config_setting_t *s, void *base, 
         return 0;
 }
 
-static void printer_listen(Printer *w, const ListenAddress *a) {
-        _cleanup_free_ char *v = listen_address_to_string(a);
-
-        if (!v)
-                w->error = -ENOMEM;
-        printer_string(w, v);
-}
-
 static void print_proxy_listen(Printer *w, const void *base, const Key *k) {
         const ConfigProxy *x = base;
 
@@ -276,12 +268,9 @@ static int parse_probe_target(Parser *p, const config_setting_t *s, void *base, 
 
 static void print_probe_target(Printer *w, const void *base, const Key *k) {
         const ConfigProbe *x = base;
-        _cleanup_free_ char *v = hostport_join(x->target_host, x->target_port);
 
-        if (!v)
-                w->error = -ENOMEM;
         printer_key(w, k);
-        printer_string(w, v);
+        printer_hostport(w, x->target_host, x->target_port);
         printer_end(w);
 }
 
