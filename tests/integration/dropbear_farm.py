@@ -31,7 +31,6 @@ import ipaddress
 import os
 import pwd
 import select
-import signal
 import socket
 import subprocess
 import time
@@ -53,7 +52,7 @@ def node_address(i):
     return str(ipaddress.ip_address(base + (i // 250) * 256 + i % 250 + 1))
 
 
-class DropbearFarm:
+class DropbearFarm(tl.NetnsHost):
     """n nodes, node i at node_address(i) port 22, all with one host key,
     served by ceil(n / per_process) dropbear processes. 'nice' lowers the
     priority of every process of the farm (the test shares the machine)."""
@@ -143,74 +142,24 @@ class DropbearFarm:
 
         tl.wait_until(ready, timeout, f"{self.n} dropbear listeners", interval=0.2)
 
-    # -- inside the namespace --
-    @property
-    def prefix(self):
-        """argv prefix that runs a program in the farm's network namespace
-        (and the host's file system: sshtund, the echo service)."""
-        return ["nsenter", f"--net=/proc/{self.holder.pid}/ns/net", "--"]
-
+    # -- inside the namespace (prefix, run(), spawn(), listening(),
+    # echo_server(), pids() and close() are tl.NetnsHost's) --
     @property
     def prefix_mnt(self):
-        """The same, in the farm's mount namespace too (dropbear)."""
+        """The prefix, in the farm's mount namespace too (dropbear)."""
         return ["nsenter", f"--net=/proc/{self.holder.pid}/ns/net", f"--mount=/proc/{self.holder.pid}/ns/mnt",
                 "--"]
-
-    def run(self, argv, **kw):
-        kw.setdefault("timeout", 30)
-        return subprocess.run([*self.prefix, *argv], check=True, capture_output=True, **kw)
-
-    def spawn(self, argv, log_path, env=None):
-        p = tl._spawn([*self.prefix, *argv], log_path, env)
-        self.procs.append(p)
-        return p
-
-    def _tcp_table(self):
-        rows = []
-        for name in ("tcp", "tcp6"):
-            try:
-                with open(f"/proc/{self.holder.pid}/net/{name}") as f:
-                    next(f)
-                    rows += [ln.split() for ln in f]
-            except (OSError, StopIteration):
-                pass
-        return rows
 
     def listeners(self, port):
         """Sockets listening on 'port' in the namespace."""
         want = ":%04X" % port
         return sum(1 for r in self._tcp_table() if r[1].endswith(want) and r[3] == "0A")
 
-    def listening(self, addr, port):
-        want = "%08X:%04X" % (int.from_bytes(socket.inet_aton(addr), "little"), port)
-        return any(r[1] == want and r[3] == "0A" for r in self._tcp_table())
-
     def nodes(self, n=None, prefix="n"):
         """The first n nodes (all by default) as NetnsNode objects:
         config_entry() and known_hosts_line() for the daemon."""
         n = self.n if n is None else n
         return [tl.NetnsNode(self, f"{prefix}{i + 1}", node_address(i)) for i in range(n)]
-
-    def echo_server(self, port=None):
-        """An echo service on 0.0.0.0:port in the namespace: port on every
-        node address (a stream's target is its node's own address)."""
-        port = port or tl._rng.randint(20000, 32000)
-        nice = ["nice", "-n", str(self.nice)] if self.nice else []
-        e = tl.EchoProcess(self.dir, "0.0.0.0", port, [*self.prefix, *nice],
-                           lambda: self.listening("0.0.0.0", port))
-        self.procs.append(e.proc)
-        return e
-
-    def pids(self):
-        """Every process in the namespace but the holder."""
-        ino = tl._netns_inode(self.holder.pid) if self.holder else None
-        if ino is None:
-            return []
-        out = []
-        for d in os.listdir("/proc"):
-            if d.isdigit() and int(d) != self.holder.pid and tl._netns_inode(int(d)) == ino:
-                out.append(int(d))
-        return out
 
     def dropbear_pids(self):
         """The dropbear processes: listeners and per-connection children."""
@@ -223,26 +172,6 @@ class DropbearFarm:
             except OSError:
                 pass
         return out
-
-    def close(self):
-        # the children of the listeners first: they have no death signal
-        for _ in range(3):
-            pids = self.pids()
-            if not pids:
-                break
-            for p in pids:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.05)
-        for p in self.procs + ([self.holder] if self.holder else []):
-            if p.poll() is None:
-                p.kill()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
 
 
 def tree_cpu_seconds(pids):

@@ -1273,9 +1273,9 @@ class Sshtund:
             raise AssertionError(f"200 head is not exactly {CONNECT_OK!r}: {r.head!r}")
         return r.sock
 
-    def sshtunctl(self, *args, socket_path=None, timeout=30.0):
+    def sshtunctl(self, *args, socket_path=None, timeout=30.0, input=None):
         argv = [require_binary(sshtunctl_binary()), "-s", socket_path or self.admin_sock, *args]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, input=input)
 
 
 # --- one test's world ---------------------------------------------------------
@@ -1753,7 +1753,89 @@ class NetnsNode:
         return f"{self.addr} {self.netns.host_key_blob}"
 
 
-class NetnsSshd:
+class NetnsHost:
+    """A network namespace held by a holder process (self.holder) and the
+    processes run inside it (self.procs, each entering it with nsenter):
+    what NetnsSshd and dropbear_farm.DropbearFarm share. A subclass sets
+    dir, nice, holder and procs."""
+
+    @property
+    def prefix(self):
+        """argv prefix that runs a program inside the namespace (the
+        host's file system still)."""
+        return ["nsenter", f"--net=/proc/{self.holder.pid}/ns/net", "--"]
+
+    def run(self, argv, **kw):
+        kw.setdefault("timeout", 30)
+        return subprocess.run([*self.prefix, *argv], check=True, capture_output=True, **kw)
+
+    def spawn(self, argv, log_path, env=None):
+        p = _spawn([*self.prefix, *argv], log_path, env)
+        self.procs.append(p)
+        return p
+
+    def _tcp_table(self):
+        """The namespace's /proc/net/tcp and tcp6 rows, split."""
+        rows = []
+        for name in ("tcp", "tcp6"):
+            try:
+                with open(f"/proc/{self.holder.pid}/net/{name}") as f:
+                    next(f)
+                    rows += [ln.split() for ln in f]
+            except (OSError, StopIteration):
+                pass
+        return rows
+
+    def listening(self, addr, port):
+        """Whether something in the namespace listens on addr:port."""
+        want = "%08X:%04X" % (struct.unpack("=I", socket.inet_aton(addr))[0], port)
+        return any(r[1] == want and r[3] == "0A" for r in self._tcp_table())
+
+    def echo_server(self, port=None):
+        """An EchoProcess on 0.0.0.0:port inside the namespace: port on
+        every node address."""
+        port = port or _rng.randint(20000, 32000)
+        nice = ["nice", "-n", str(self.nice)] if self.nice else []
+        e = EchoProcess(self.dir, "0.0.0.0", port, [*self.prefix, *nice],
+                        lambda: self.listening("0.0.0.0", port))
+        self.procs.append(e.proc)
+        return e
+
+    def pids(self):
+        """Every process inside the namespace but the holder."""
+        ino = _netns_inode(self.holder.pid) if self.holder else None
+        if ino is None:
+            return []
+        out = []
+        for d in os.listdir("/proc"):
+            if d.isdigit() and int(d) != self.holder.pid and _netns_inode(int(d)) == ino:
+                out.append(int(d))
+        return out
+
+    def close(self):
+        # what runs inside first, the per-connection children of the
+        # servers too (they have no death signal; a few rounds, for those
+        # forked meanwhile), then what this object started, the holder last
+        for _ in range(3):
+            pids = self.pids()
+            if not pids:
+                break
+            for p in pids:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.05)
+        for p in self.procs + ([self.holder] if self.holder else []):
+            if p.poll() is None:
+                p.kill()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+class NetnsSshd(NetnsHost):
     """One OpenSSH sshd on 0.0.0.0:22 in a network namespace of its own. In a
     fresh namespace all of 127.0.0.0/8 is the loopback, so every 127.x.y.z
     address is one more node that the one sshd serves (nodes(n)): a
@@ -1810,11 +1892,6 @@ UseDNS no
             self.close()
             raise
 
-    @property
-    def prefix(self):
-        """argv prefix that runs a program inside the namespace."""
-        return ["nsenter", f"--net=/proc/{self.holder.pid}/ns/net", "--"]
-
     def _start(self):
         self.holder = _spawn(["unshare", "--net", "--", "sleep", "infinity"],
                              os.path.join(self.dir, "holder.log"))
@@ -1835,25 +1912,6 @@ UseDNS no
 
         wait_until(ready, 15, "sshd in the namespace")
 
-    def run(self, argv, **kw):
-        kw.setdefault("timeout", 30)
-        return subprocess.run([*self.prefix, *argv], check=True, capture_output=True, **kw)
-
-    def spawn(self, argv, log_path, env=None):
-        p = _spawn([*self.prefix, *argv], log_path, env)
-        self.procs.append(p)
-        return p
-
-    def listening(self, addr, port):
-        """Whether something in the namespace listens on addr:port."""
-        want = "%08X:%04X" % (struct.unpack("=I", socket.inet_aton(addr))[0], port)
-        try:
-            with open(f"/proc/{self.holder.pid}/net/tcp") as f:
-                next(f)
-                return any(ln.split()[1] == want and ln.split()[3] == "0A" for ln in f)
-        except OSError:
-            return False
-
     @staticmethod
     def address(i):
         """The i-th node address (0-based): 127.1.0.1, ... 127.1.0.250,
@@ -1863,43 +1921,8 @@ UseDNS no
     def nodes(self, n, prefix="n"):
         return [NetnsNode(self, f"{prefix}{i + 1}", self.address(i)) for i in range(n)]
 
-    def echo_server(self, port=None):
-        """An EchoProcess on 0.0.0.0:port inside the namespace: port on
-        every node address."""
-        port = port or _rng.randint(20000, 32000)
-        nice = ["nice", "-n", str(self.nice)] if self.nice else []
-        e = EchoProcess(self.dir, "0.0.0.0", port, [*self.prefix, *nice],
-                        lambda: self.listening("0.0.0.0", port))
-        self.procs.append(e.proc)
-        return e
-
-    def pids(self):
-        """Every process inside the namespace but the holder."""
-        ino = _netns_inode(self.holder.pid) if self.holder else None
-        if ino is None:
-            return []
-        out = []
-        for d in os.listdir("/proc"):
-            if d.isdigit() and int(d) != self.holder.pid and _netns_inode(int(d)) == ino:
-                out.append(int(d))
-        return out
-
     def sshd_children(self):
         return [p for p in descendants(self.sshd.pid)] if self.sshd and self.sshd.poll() is None else []
-
-    def close(self):
-        for p in self.pids():
-            try:
-                os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        for p in self.procs + ([self.holder] if self.holder else []):
-            if p.poll() is None:
-                p.kill()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
 
 
 class NetnsSshtund(Sshtund):

@@ -43,11 +43,6 @@ def with_readonly(env, nodes, path=None, **admin):
     return d
 
 
-def sshd_children_of(node):
-    out = subprocess.run(["pgrep", "-P", str(node.pid)], capture_output=True, text=True)
-    return set(out.stdout.split())
-
-
 def test_gets_answer_and_changes_are_refused(env):
     n1 = env.sshd("n1")
     d = with_readonly(env, [n1])
@@ -64,7 +59,8 @@ def test_gets_answer_and_changes_are_refused(env):
     assert json.loads(body)["state"] == "up"
 
     before = d.node_info("n1")
-    children = sshd_children_of(n1)
+    children = n1.children()  # the session's sshd processes
+    assert children
     for method, path in WRITES:
         status, body = ro_request(d, path, method)
         assert status == 403, (method, path, status, body)
@@ -73,7 +69,7 @@ def test_gets_answer_and_changes_are_refused(env):
     after = d.node_info("n1")
     assert after["state"] == "up" and not after.get("draining")
     assert after["reconnects"] == before["reconnects"]
-    assert sshd_children_of(n1) == children
+    assert n1.children() == children
     assert "Reloaded" not in d.log_text()
 
 

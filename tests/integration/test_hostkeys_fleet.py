@@ -12,11 +12,11 @@
 # touched.
 
 import base64
+import json
 import os
 import re
 import signal
 import shutil
-import subprocess
 import time
 
 import pytest
@@ -40,9 +40,8 @@ def fleet(env, n=N_NODES):
     return nodes
 
 
-def ctl(d, *args, stdin=None, timeout=120):
-    argv = [tl.require_binary(tl.sshtunctl_binary()), "-s", d.admin_sock, *args]
-    return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout)
+def ctl(d, *args, stdin=None):
+    return d.sshtunctl(*args, input=stdin, timeout=120)  # a scan of the whole fleet
 
 
 def states(d):
@@ -152,7 +151,6 @@ def test_one_wrong_fingerprint_trusts_nothing_for_that_node(env):
     # -o json: one result per node, the refusal with its HTTP status
     r = ctl(d, "-o", "json", "hostkeys", "trust", victim.name, tl.fingerprint(other))
     assert r.returncode == 1
-    import json
     res = json.loads(r.stdout)["results"]
     assert res[0]["node"] == victim.name and res[0]["http_status"] == 409, res
 

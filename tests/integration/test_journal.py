@@ -46,7 +46,9 @@ def test_refusing_nodes_told_once(env):
     # many rounds of failures for every node
     tl.wait_until(lambda: all(n["state"] in ("backoff", "connecting") for n in d.nodes_info()), 20,
                   "every node failing")
-    time.sleep(max(0.0, ROUNDS_SECONDS - (time.monotonic() - t0)))
+    since = {n["name"]: n["state_since"] for n in d.nodes_info()}
+    # (at least a second after 'since': rounds of 0.2 s backoff, however long the wait took)
+    time.sleep(max(1.0, ROUNDS_SECONDS - (time.monotonic() - t0)))
     log = d.log_text()
 
     per_node = Counter()
@@ -60,6 +62,8 @@ def test_refusing_nodes_told_once(env):
     # and the nodes did try many times meanwhile: the quiet is not idleness
     info = d.nodes_info()
     assert all(n["reason"] == "connection refused" for n in info), info[:3]
+    idle = [n for n in info if n["state_since"] == since[n["name"]]]
+    assert not idle, f"{len(idle)} nodes stopped trying: {idle[:3]}"
 
 
 @pytest.mark.alarm(120)

@@ -88,15 +88,7 @@ def test_colour_only_on_a_terminal(running):
                            stdout=follower, stderr=subprocess.PIPE, env=env, timeout=30)
         os.close(follower)
         follower = None
-        out = b""
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the terminal's other side is closed
-                break
-            if not chunk:
-                break
-            out += chunk
+        out = read_pty(leader)
     finally:
         if follower is not None:
             os.close(follower)

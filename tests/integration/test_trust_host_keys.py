@@ -209,7 +209,7 @@ def test_twenty_nodes_join_one_by_one_each_up_with_its_own_verified_key(env, api
     sync = sync_watch(env, api, d, out, port, "--verbose")
     api.wait_watches(1)
 
-    latencies, waits = [], 0
+    latencies = []
     for n in nodes:
         t0 = time.monotonic()
         # The kubelet registers its Node; the publisher (started with it at
@@ -568,7 +568,11 @@ def test_an_annotation_or_a_node_that_goes_away_removes_nothing(env, api):
     time.sleep(2)
     assert read(d.learned_hosts_path) == learned_text
     assert d.node_info("a")["state"] == "up"
-    d.sshtunctl("reconnect", "a")
+    # a new session, with the key learned_hosts still holds
+    logins = accepted(a)
+    r = d.sshtunctl("reconnect", "a")
+    assert r.returncode == 0, r
+    tl.wait_until(lambda: accepted(a) > logins, 20, "a's new session")
     wait_up(d, "a", 20)
 
     # b leaves the cluster: out of the file and of sshtund, its key stays
