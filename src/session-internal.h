@@ -111,6 +111,7 @@ struct Session {
         SshArena arena; /* every block of ssh, released after it is freed */
 
         Buffer outq;
+        Buffer rxq;      /* read ahead for libssh2's one-byte reads of the version exchange */
         bool rx_drained; /* last recv() said EAGAIN and epoll has not woken us */
         unsigned rx_calls; /* recv() calls since epoll last woke us */
         uint64_t rx_at_wakeup; /* rx_total then */

@@ -45,6 +45,12 @@
  * node feeding us garbage (libssh2 reads the version line one byte per
  * recv()): drop it now rather than at connect_timeout. */
 #define HANDSHAKE_RX_LIMIT (256U * 1024U)
+/* libssh2 reads the node's version exchange one byte per recv() (RFC 4253
+ * 4.2 lets a node send any number of lines before its version line): a
+ * read shorter than this takes up to this much from the socket in one
+ * call and hands it out from Session.rxq. Only the version exchange
+ * reads so little; the packet reads ask for ~32 KiB. */
+#define RX_READ_AHEAD 4096U
 
 /* Host-key algorithms libssh2 1.10 can verify (no -cert: its init is NULL). */
 #define HOSTKEY_METHODS "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521"
@@ -116,12 +122,22 @@ static LIBSSH2_SEND_FUNC(session_send_cb) {
         return (ssize_t) length;
 }
 
+static ssize_t session_rx_take(Session *s, void *buffer, size_t length) {
+        size_t n = MIN(length, buffer_len(&s->rxq));
+
+        memcpy(buffer, buffer_head(&s->rxq), n);
+        buffer_consume(&s->rxq, n);
+        return (ssize_t) n;
+}
+
 static LIBSSH2_RECV_FUNC(session_recv_cb) {
         Session *s = *abstract;
         ssize_t n;
 
         if (s->dead)
                 return -ECONNRESET;
+        if (!buffer_empty(&s->rxq))
+                return session_rx_take(s, buffer, length);
         /* libssh2 polls the socket from every channel call; one EAGAIN per
          * wakeup is enough, the rest would be wasted syscalls */
         if (s->rx_drained)
@@ -138,7 +154,14 @@ static LIBSSH2_RECV_FUNC(session_recv_cb) {
                 return -EAGAIN;
         }
         s->rx_calls++;
-        n = recv(s->fd, buffer, length, MSG_DONTWAIT);
+        if (length < RX_READ_AHEAD) {
+                n = buffer_read_fd(&s->rxq, s->fd);
+                if (n < 0) {
+                        errno = (int) -n;
+                        n = -1;
+                }
+        } else
+                n = recv(s->fd, buffer, length, MSG_DONTWAIT);
         if (n < 0) {
                 if (errno == EAGAIN || errno == EINTR) {
                         s->rx_drained = true;
@@ -152,7 +175,7 @@ static LIBSSH2_RECV_FUNC(session_recv_cb) {
                 return -ECONNRESET; /* libssh2 treats 0 as an error anyway */
         }
         s->rx_total += (uint64_t) n;
-        return n;
+        return buffer_empty(&s->rxq) ? n : session_rx_take(s, buffer, length);
 }
 
 /* --- output --------------------------------------------------------------- */
@@ -179,6 +202,10 @@ static void session_update_io(Session *s) {
         bool stalled = s->state == SESSION_READY && !s->rx_drained && !s->control && !s->opens;
         events = (stalled ? EPOLLRDHUP : EPOLLIN) | (buffer_empty(&s->outq) ? 0 : EPOLLOUT);
         (void) iopoll_watch_set_events(s->io, events);
+        /* bytes read ahead are no longer in the socket: epoll would not
+         * say they are there (libssh2 takes them with its next read) */
+        if (!buffer_empty(&s->rxq) && s->defer)
+                (void) sd_event_source_set_enabled(s->defer, SD_EVENT_ONESHOT);
 }
 
 /* --- connection setup ----------------------------------------------------- */
@@ -239,6 +266,7 @@ static void session_teardown(Session *s, int channel_error, const char *why) {
         (void) ssh_arena_release(&s->arena, NULL);
         s->fd = safe_close(s->fd);
         buffer_done(&s->outq);
+        buffer_done(&s->rxq);
         s->rx_drained = false;
         s->rx_calls = 0;
         s->rx_overflow = false;
@@ -853,6 +881,7 @@ int session_new(const SessionEnv *env, const SessionParams *p, Session **ret) {
         s->userdata = p->userdata;
         s->scan_only = p->scan_only;
         buffer_init(&s->outq, OUTQ_HARD_LIMIT);
+        buffer_init(&s->rxq, RX_READ_AHEAD);
         s->node_name = strdup(p->node_name);
         s->address = strdup(p->address);
         s->scan_key_types = p->scan_only && p->scan_key_types ? strdup(p->scan_key_types) : NULL;

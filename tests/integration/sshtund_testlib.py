@@ -1801,6 +1801,23 @@ class NetnsHost:
         self.procs.append(e.proc)
         return e
 
+    def hostile_servers(self, specs, port=22):
+        """serve_hostile(specs, port) in a process inside the namespace:
+        a HostileSshServer on each (address, behaviour) of specs; returns
+        the process (close() stops it)."""
+        log_path = os.path.join(self.dir, f"hostile-{port}.log")
+        code = ("import sys; sys.path.insert(0, %r); import sshtund_testlib as tl; "
+                "tl.serve_hostile(%r, %d)" % (os.path.dirname(os.path.abspath(__file__)), list(specs), port))
+        p = self.spawn([sys.executable, "-c", code], log_path)
+
+        def ready():
+            if p.poll() is not None:
+                raise HarnessError(f"the hostile servers exited with {p.returncode}:\n" + tail(log_path, 20))
+            return all(self.listening(addr, port) for addr, _ in specs)
+
+        wait_until(ready, 15, f"{len(specs)} hostile servers in the namespace")
+        return p
+
     def pids(self):
         """Every process inside the namespace but the holder."""
         ino = _netns_inode(self.holder.pid) if self.holder else None
@@ -2076,6 +2093,16 @@ class HostileSshServer(TcpServer):
             conns = list(self.conns)
         return [((c.t_end - c.t_accept) if getattr(c, "t_end", None) and c.how in ("eof", "reset")
                  else None, getattr(c, "how", None)) for c in conns]
+
+
+def serve_hostile(specs, port):
+    """A HostileSshServer on each (address, behaviour) of specs, port
+    'port', until killed: run in a process of its own by
+    NetnsHost.hostile_servers()."""
+    servers = [HostileSshServer(addr, behaviour, port) for addr, behaviour in specs]
+    print(f"{len(servers)} hostile servers on port {port}", flush=True)
+    while True:
+        time.sleep(3600)
 
 
 class HostileNode:

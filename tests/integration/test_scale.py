@@ -12,6 +12,7 @@
 import os
 import resource
 import signal
+import threading
 import time
 
 import pytest
@@ -78,6 +79,14 @@ def wait_all_up(d, n, t0):
         raise AssertionError(f"{e}: {last.get('status')}; "
                              f"{ {k: (len(v), v[:3]) for k, v in states.items()} }") from None
     return time.monotonic() - t0
+
+
+def parent_pid(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def sessions_of(d):
@@ -204,3 +213,126 @@ def test_stop_during_the_start_storm(env):
     log = d.log_text()
     assert "cannot arm timer" not in log and "cannot schedule reconnect" not in log, \
         [ln for ln in log.splitlines() if "cannot" in ln][:5]
+
+
+# One node in BAD_EVERY is hostile (HostileSshServer in the farm's
+# namespace): half of them stall their key exchange, the others flood the
+# version exchange.
+BAD_EVERY = 25
+KINDS = ("stall-kex", "lines-endless", "stall-kex", "banner-endless")
+
+
+@pytest.mark.alarm(400)
+def test_bad_nodes_do_not_hold_up_the_start_storm(env):
+    """Among 1,000 nodes (SCALE_NODES if fewer) coming up at once, 40 are
+    hostile and the ten of one dropbear process die mid-storm. The stalled
+    handshakes hold ssh.max_handshakes slots until connect_timeout, and
+    only those: every good node is up while the stalled ones still wait
+    out their first attempt; the floods are cut by the 256 KiB limit; the
+    dead nodes say "connection refused"; the admin socket answers all
+    along and no good node reconnects."""
+    raise_nofile()
+    n = min(N_NODES, 1000)
+    n_bad = n // BAD_EVERY
+    connect_timeout = 240.0  # past this test's end: a staller's first attempt spans it
+    farm = df.DropbearFarm(env, n, nice=NICE)
+    good = farm.nodes()
+    # the bad ones on the addresses after the farm's (the namespace's
+    # whole 198.18.0.0/15 is local): a hostile server listens there
+    bad = [tl.NetnsNode(farm, f"bad{k + 1}", df.node_address(n + k)) for k in range(n_bad)]
+    kinds = {b.name: KINDS[k % len(KINDS)] for k, b in enumerate(bad)}
+    farm.hostile_servers([(b.addr, kinds[b.name]) for b in bad])
+    stalls = [b for b in bad if kinds[b.name] == "stall-kex"]
+    floods = [b for b in bad if kinds[b.name] != "stall-kex"]
+    assert len(stalls) < 64, "more stalls than handshake slots: the others would wait by design"
+
+    order = []
+    for i, node in enumerate(good):
+        order.append(node)
+        if i % BAD_EVERY == BAD_EVERY - 1:
+            order.append(bad[i // BAD_EVERY])
+    d = daemon(env, farm, order, "sshtund", ssh={"connect_timeout": connect_timeout, "max_handshakes": 64,
+                                                   "max_streams_per_session": 1024, "keepalive_count": 12})
+
+    # the admin socket answers all along
+    stop, health = threading.Event(), {"n": 0, "failed": [], "slowest": 0.0}
+
+    def poll_healthz():
+        while not stop.wait(0.2):
+            t = time.monotonic()
+            try:
+                status, _, body = d.admin_request("GET", "/healthz", timeout=30)
+                if status not in (200, 503):
+                    health["failed"].append(f"{status} {body!r}")
+            except (OSError, tl.HarnessError) as e:
+                health["failed"].append(repr(e))
+            health["n"] += 1
+            health["slowest"] = max(health["slowest"], time.monotonic() - t)
+
+    # the nodes of the last dropbear process die once a quarter are up
+    victim = farm.procs[farm.n_processes - 1]
+    dead = {good[i].name for i in range(farm.n_processes - 1, n, farm.n_processes)}
+    t0 = time.monotonic()
+    d.start()
+    poller = threading.Thread(target=poll_healthz, daemon=True)
+    poller.start()
+    try:
+        tl.wait_until(lambda: d.admin_get("/v1/status", timeout=60).get("nodes_up", 0) >= n // 4, ALL_UP_BOUND,
+                      "a quarter of the nodes up")
+        children = [p for p in farm.dropbear_pids() if parent_pid(p) == victim.pid]
+        victim.kill()
+        for p in children:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        t_kill = time.monotonic() - t0
+
+        alive = [g for g in good if g.name not in dead]
+        last = {}
+
+        def good_up():
+            last["info"] = {i["name"]: i for i in d.nodes_info()}
+            return all(last["info"][g.name]["state"] == "up" for g in alive)
+
+        tl.wait_until(good_up, ALL_UP_BOUND, f"the {len(alive)} good nodes up")
+        took = time.monotonic() - t0
+        info = last["info"]
+        # the stalls are still in their first attempt: nobody waited for
+        # their connect_timeout
+        assert took < connect_timeout
+        for b in stalls:
+            i = info[b.name]
+            assert i["state"] in ("connecting", "handshaking") and not i["last_error"], (kinds[b.name], i)
+
+        def floods_cut():
+            last["info"] = {i["name"]: i for i in d.nodes_info()}
+            return all(last["info"][b.name]["last_error"] for b in floods)
+
+        tl.wait_until(floods_cut, 60, "every flooding node's attempt ended")
+        for b in floods:
+            err = last["info"][b.name]["last_error"]
+            assert "connect_timeout" not in err and ("key exchange failed" in err or "banner" in err), \
+                (kinds[b.name], err)
+
+        def dead_refused():
+            last["info"] = {i["name"]: i for i in d.nodes_info()}
+            return all("refused" in (last["info"][x]["last_error"] or "") for x in dead)
+
+        tl.wait_until(dead_refused, 60, "the dead nodes refused")
+        info = last["info"]
+        assert all(info[x]["state"] != "up" for x in dead)
+        moved = [(g.name, info[g.name]["reconnects"], info[g.name]["last_error"]) for g in alive
+                 if info[g.name]["reconnects"]]
+        assert not moved, f"good nodes reconnected: {moved[:5]}"
+        assert all(info[g.name]["state"] == "up" for g in alive)
+    finally:
+        stop.set()
+        poller.join(40)
+    assert not health["failed"], health["failed"][:5]
+    assert health["n"] > 0
+    print(f"{len(alive)} good nodes up {took:.1f} s after the start with {len(stalls)} stalled and "
+          f"{len(floods)} flooding handshakes among them and {len(dead)} nodes killed at {t_kill:.1f} s; "
+          f"/healthz answered {health['n']} times, slowest {health['slowest'] * 1000:.0f} ms; "
+          f"sshtund CPU {tl.cpu_seconds(d.pid):.1f} s")
+    assert d.stop() == 0

@@ -7,6 +7,7 @@
  * missing. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <setjmp.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -143,6 +145,7 @@ typedef struct Fixture {
         Session *s;
         unsigned changes;
         bool kill_on_auth; /* the node's sshd dies as authentication starts */
+        unsigned pre_lines; /* the node sends this many lines before its version line */
         unsigned opened[_STREAM_RESULT_MAX];
         uint64_t closed_up, closed_down;
         unsigned n_closed;
@@ -172,6 +175,8 @@ static int on_sshd_accept(sd_event_source *s, int fd, uint32_t revents, void *us
         pid = fork();
         if (pid == 0) {
                 int null = open("/dev/null", O_RDWR);
+                for (unsigned i = 0; i < f->pre_lines; i++)
+                        (void) dprintf(c, "line %u of what this node says before its version line\r\n", i);
                 dup2(c, 0);
                 dup2(c, 1);
                 dup2(null, 2);
@@ -384,6 +389,23 @@ static void make(Fixture *f, uint16_t port) {
                 }                                                                           \
         } while (0)
 
+/* Reads from the session's socket, counted: read(2) and recv(2) of this
+ * program stand in for libc's. */
+static const Session *counted_session;
+static unsigned counted_reads;
+
+ssize_t read(int fd, void *buf, size_t n) {
+        if (counted_session && fd == counted_session->fd)
+                counted_reads++;
+        return syscall(SYS_read, fd, buf, n);
+}
+
+ssize_t recv(int fd, void *buf, size_t n, int flags) {
+        if (counted_session && fd == counted_session->fd)
+                counted_reads++;
+        return syscall(SYS_recvfrom, fd, buf, n, flags, NULL, NULL);
+}
+
 static bool ended(const Fixture *f) {
         return session_state(f->s) == SESSION_FAILED;
 }
@@ -420,6 +442,33 @@ static void test_ready(void **state) {
         assert_int_equal(session_state(f->s), SESSION_FAILED);
         assert_int_equal(session_failure(f->s), SESSION_FAILURE_CLOSED);
         assert_true(session_up_duration(f->s) > 0);
+}
+
+/* RFC 4253 4.2: lines before the version line. libssh2 reads them one byte
+ * per call; the session takes them from the socket in few reads (a node
+ * flooding the version exchange used to cost a syscall a byte), and what
+ * it read ahead reaches libssh2 in order: the session comes up. */
+static void test_lines_before_the_version(void **state) {
+        Fixture *f = *state;
+        uint64_t lines_bytes = 0;
+
+        f->pre_lines = 1000;
+        for (unsigned i = 0; i < f->pre_lines; i++)
+                lines_bytes += (uint64_t) snprintf(NULL, 0, "line %u of what this node says before its version line\r\n", i);
+        make(f, f->sshd_port);
+        counted_session = f->s;
+        counted_reads = 0;
+        session_connect(f->s);
+        RUN_UNTIL(f, session_state(f->s) == SESSION_READY || ended(f));
+        counted_session = NULL;
+        assert_int_equal(session_state(f->s), SESSION_READY);
+        assert_true(f->s->rx_total > lines_bytes);
+        print_message("%u reads for %u lines (%" PRIu64 " bytes) before the version line\n", counted_reads,
+                      f->pre_lines, lines_bytes);
+        /* a read a byte would be over 50,000; a read a line, 1,000 */
+        if (counted_reads >= f->pre_lines)
+                fail_msg("%u reads for %u lines (%" PRIu64 " bytes) before the version line", counted_reads,
+                         f->pre_lines, lines_bytes);
 }
 
 static void test_host_key_verdicts(void **state) {
@@ -810,6 +859,7 @@ static void test_abandoned_open(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_ready, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_lines_before_the_version, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_host_key_verdicts, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_accept_new, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_auth_refused, setup, teardown),
