@@ -28,6 +28,22 @@ int ipaddr_parse(const char *s, IpAddr *ret) {
         return 0;
 }
 
+socklen_t ipaddr_to_sockaddr(const IpAddr *a, uint16_t port, struct sockaddr_storage *ret) {
+        memset(ret, 0, sizeof(*ret));
+        if (a->family == AF_INET) {
+                struct sockaddr_in *in = (struct sockaddr_in *) ret;
+                in->sin_family = AF_INET;
+                in->sin_port = htons(port);
+                memcpy(&in->sin_addr, a->bytes, 4);
+                return sizeof(*in);
+        }
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) ret;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(port);
+        memcpy(&in6->sin6_addr, a->bytes, 16);
+        return sizeof(*in6);
+}
+
 int ipaddr_parse_bracketed(const char *s, IpAddr *ret) {
         char buf[INET6_ADDRSTRLEN + 2];
         size_t n;

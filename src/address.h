@@ -17,6 +17,8 @@ typedef struct IpAddr {
 int ipaddr_parse(const char *s, IpAddr *ret);
 /* Parse an IP literal that may be bracketed ("[fd00::1]"). */
 int ipaddr_parse_bracketed(const char *s, IpAddr *ret);
+/* 'a' and 'port' as a sockaddr_in or sockaddr_in6 in *ret; returns its length. */
+socklen_t ipaddr_to_sockaddr(const IpAddr *a, uint16_t port, struct sockaddr_storage *ret);
 bool ipaddr_equal(const IpAddr *a, const IpAddr *b);
 /* Text form; buf must hold INET6_ADDRSTRLEN bytes. Returns buf. */
 const char *ipaddr_to_string(const IpAddr *a, char *buf, size_t size);

@@ -178,25 +178,11 @@ static void on_resolved(ResolveQuery *q, int error, const char *message, const s
 
 /* An IP literal needs no resolver. */
 static bool connector_literal(Connector *c) {
-        struct sockaddr_storage *sa = &c->addrs[0];
         IpAddr ip;
 
         if (ipaddr_parse(c->host, &ip) < 0)
                 return false;
-        memset(sa, 0, sizeof(*sa));
-        if (ip.family == AF_INET) {
-                struct sockaddr_in *in = (struct sockaddr_in *) sa;
-                in->sin_family = AF_INET;
-                in->sin_port = htons(c->port);
-                memcpy(&in->sin_addr, ip.bytes, 4);
-                c->addr_lens[0] = sizeof(*in);
-        } else {
-                struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) sa;
-                in6->sin6_family = AF_INET6;
-                in6->sin6_port = htons(c->port);
-                memcpy(&in6->sin6_addr, ip.bytes, 16);
-                c->addr_lens[0] = sizeof(*in6);
-        }
+        c->addr_lens[0] = ipaddr_to_sockaddr(&ip, c->port, &c->addrs[0]);
         c->n_addrs = 1;
         return true;
 }

@@ -470,21 +470,25 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-/* The admin socket, adopted when the service manager passed it (by its
- * name "admin" or its path). */
-static int daemon_open_admin(Daemon *d, ListenFds *activated) {
-        ListenAddress where = { .kind = LISTEN_UNIX, .path = d->config->admin.socket };
-        ListenAddress named = {};
-        int fd, r;
+/* An admin socket at 'path', adopted when the service manager passed it
+ * (by its name 'name' or by its path). */
+static int daemon_admin_listen(Daemon *d, ListenFds *activated, char *path, const char *name, AdminParams params,
+                               Admin **ret) {
+        ListenAddress where = { .kind = LISTEN_UNIX, .path = path }, named = {};
+        int r;
 
-        fd = listen_fds_take(activated, &where);
-        if (fd < 0)
-                fd = listen_fds_take_named(activated, "admin", &named);
-        r = admin_new(&d->admin_env, named.path ? &named : &where,
-                      &(AdminParams) { .access = ADMIN_ACCESS_FULL, .mode = 0600, .gid = (gid_t) -1,
-                                       .activated_fd = fd },
-                      &d->admin);
+        params.activated_fd = listen_fds_take(activated, &where);
+        if (params.activated_fd < 0)
+                params.activated_fd = listen_fds_take_named(activated, name, &named);
+        r = admin_new(&d->admin_env, named.path ? &named : &where, &params, ret);
         listen_address_done(&named);
+        return r;
+}
+
+static int daemon_open_admin(Daemon *d, ListenFds *activated) {
+        int r = daemon_admin_listen(d, activated, d->config->admin.socket, "admin",
+                                    (AdminParams) { .access = ADMIN_ACCESS_FULL, .mode = 0600, .gid = (gid_t) -1 },
+                                    &d->admin);
         if (r < 0)
                 return log_error_errno(r, "Cannot listen on admin socket %s: %m", d->config->admin.socket);
         return 0;
@@ -492,9 +496,8 @@ static int daemon_open_admin(Daemon *d, ListenFds *activated) {
 
 int daemon_open_readonly_admin(Daemon *d, ListenFds *activated, Admin **ret) {
         const ConfigAdmin *a = &d->config->admin;
-        ListenAddress where = { .kind = LISTEN_UNIX, .path = a->readonly_socket }, named = {};
         gid_t gid = (gid_t) -1;
-        int fd, r;
+        int r;
 
         *ret = NULL;
         if (!a->readonly_socket)
@@ -502,14 +505,10 @@ int daemon_open_readonly_admin(Daemon *d, ListenFds *activated, Admin **ret) {
         if (a->readonly_socket_group && acceptor_group_lookup(a->readonly_socket_group, &gid) < 0)
                 return log_error_errno(ENOENT, "admin.readonly_socket_group: no group \"%s\"",
                                        a->readonly_socket_group);
-        fd = listen_fds_take(activated, &where);
-        if (fd < 0)
-                fd = listen_fds_take_named(activated, "admin-readonly", &named);
-        r = admin_new(&d->admin_env, named.path ? &named : &where,
-                      &(AdminParams) { .access = ADMIN_ACCESS_READONLY, .mode = a->readonly_socket_mode, .gid = gid,
-                                       .activated_fd = fd },
-                      ret);
-        listen_address_done(&named);
+        r = daemon_admin_listen(d, activated, a->readonly_socket, "admin-readonly",
+                                (AdminParams) { .access = ADMIN_ACCESS_READONLY, .mode = a->readonly_socket_mode,
+                                                .gid = gid },
+                                ret);
         if (r < 0)
                 return log_error_errno(r, "Cannot listen on admin.readonly_socket %s: %m", a->readonly_socket);
         log_info("Read-only admin socket %s", a->readonly_socket);

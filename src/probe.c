@@ -121,8 +121,7 @@ ProbeVerdict probe_http_verdict(const void *buf, size_t len, bool eof, char *err
 }
 
 static bool host_is_ip(const char *host) {
-        unsigned char buf[sizeof(struct in6_addr)];
-        return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+        return ipaddr_parse(host, NULL) == 0;
 }
 
 char *probe_http_request(const char *host, uint16_t port, const char *path) {

@@ -273,11 +273,10 @@ static void conn_report_body(Tunnel *c);
 static void conn_connected(Tunnel *c) {
         Upstream *u = c->upstream;
         const char *name = u->verify_name;
-        unsigned char ip[sizeof(struct in6_addr)];
 
         c->state = CONN_REQUEST;
         if (u->ctx) {
-                bool is_ip = inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1;
+                bool is_ip = ipaddr_parse(name, NULL) == 0;
 
                 c->ssl = SSL_new(u->ctx);
                 if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1 ||

@@ -115,20 +115,12 @@ int upstream_new(sd_event *e, const ConfigKonnectivity *k, Upstream **ret, char 
                 memcpy(sa->sun_path, a + 5, strlen(a + 5) + 1);
                 u->addr_len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + strlen(a + 5) + 1);
         } else if (strncmp(a, "tcp:", 4) == 0 && (r = hostport_split(a + 4, &u->host, &u->port)) != -EINVAL) {
-                struct sockaddr_in *in = (struct sockaddr_in *) &u->addr;
-                struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) &u->addr;
+                IpAddr ip;
 
                 if (r < 0)
                         return r;
-                if (inet_pton(AF_INET, u->host, &in->sin_addr) == 1) {
-                        in->sin_family = AF_INET;
-                        in->sin_port = htons(u->port);
-                        u->addr_len = sizeof(*in);
-                } else if (inet_pton(AF_INET6, u->host, &in6->sin6_addr) == 1) {
-                        in6->sin6_family = AF_INET6;
-                        in6->sin6_port = htons(u->port);
-                        u->addr_len = sizeof(*in6);
-                }
+                if (ipaddr_parse(u->host, &ip) == 0)
+                        u->addr_len = ipaddr_to_sockaddr(&ip, u->port, &u->addr);
         } else
                 return fail_with(ret_error, -EINVAL, "invalid upstream \"%s\"", a);
         if (k->ca_file) {

@@ -72,6 +72,32 @@ static void test_ipaddr_parse(void **state) {
         assert_int_equal(ipaddr_parse(NULL, &a), -EINVAL);
 }
 
+static void test_ipaddr_to_sockaddr(void **state) {
+        struct sockaddr_storage ss;
+        const struct sockaddr_in *in = (const struct sockaddr_in *) &ss;
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) &ss;
+        char text[INET6_ADDRSTRLEN];
+        IpAddr a;
+
+        memset(&ss, 0xa5, sizeof(ss)); /* no byte of an earlier use survives */
+        assert_int_equal(ipaddr_parse("198.18.0.7", &a), 0);
+        assert_int_equal(ipaddr_to_sockaddr(&a, 22, &ss), sizeof(struct sockaddr_in));
+        assert_int_equal(in->sin_family, AF_INET);
+        assert_int_equal(ntohs(in->sin_port), 22);
+        assert_string_equal(inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text)), "198.18.0.7");
+        for (size_t i = 0; i < sizeof(in->sin_zero); i++)
+                assert_int_equal(in->sin_zero[i], 0);
+
+        memset(&ss, 0xa5, sizeof(ss));
+        assert_int_equal(ipaddr_parse("fd00::1:2", &a), 0);
+        assert_int_equal(ipaddr_to_sockaddr(&a, 65535, &ss), sizeof(struct sockaddr_in6));
+        assert_int_equal(in6->sin6_family, AF_INET6);
+        assert_int_equal(ntohs(in6->sin6_port), 65535);
+        assert_int_equal(in6->sin6_flowinfo, 0);
+        assert_int_equal(in6->sin6_scope_id, 0);
+        assert_string_equal(inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof(text)), "fd00::1:2");
+}
+
 static void test_ipaddr_parse_bracketed(void **state) {
         static const char *bad[] = {
                 "[10.0.0.1]", "[fd00::1", "fd00::1]", "[]", "[fd00::1]x", "[[fd00::1]]", "[ fd00::1]",
@@ -378,6 +404,7 @@ static void test_listen_address_to_sockaddr(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_ipaddr_parse),
+                cmocka_unit_test(test_ipaddr_to_sockaddr),
                 cmocka_unit_test(test_ipaddr_parse_bracketed),
                 cmocka_unit_test(test_cidr),
                 cmocka_unit_test(test_hostport_split),
