@@ -106,12 +106,46 @@ static void test_many_waiters(void **state) {
         assert_null(gate_free(NULL));
 }
 
+static void test_compaction(void **state) {
+        Gate *g = NULL;
+
+        /* the queue's first 16 slots full, 5 of them admitted: the next
+         * waiters move the 11 still waiting to the front of the array
+         * rather than growing it, and the order holds */
+        n_order = 0;
+        assert_int_equal(gate_new(1, "test.limit", &g), 0);
+        assert_true(gate_acquire(g, resume, (void *) 100));
+        for (intptr_t i = 0; i < 16; i++)
+                assert_false(gate_acquire(g, resume, (void *) i));
+        for (int i = 0; i < 5; i++)
+                gate_release(g);
+        assert_int_equal(n_order, 5);
+        assert_int_equal(gate_waiting(g), 11);
+        for (intptr_t i = 16; i < 21; i++)
+                assert_false(gate_acquire(g, resume, (void *) i));
+        assert_int_equal(gate_waiting(g), 16);
+        /* a cancel in the compacted queue */
+        gate_cancel(g, (void *) 7);
+        for (int i = 0; i < 15; i++)
+                gate_release(g);
+        assert_int_equal(n_order, 20);
+        for (int i = 0, want = 0; i < 20; i++, want++) {
+                if (want == 7)
+                        want++;
+                assert_int_equal(order[i], want);
+        }
+        assert_int_equal(gate_waiting(g), 0);
+        assert_int_equal(gate_holders(g), 1);
+        gate_free(g);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_fifo),
                 cmocka_unit_test(test_no_overtaking),
                 cmocka_unit_test(test_set_limit),
                 cmocka_unit_test(test_many_waiters),
+                cmocka_unit_test(test_compaction),
         };
         /* the one "wait their turn" line goes nowhere */
         log_setup(LOG_TARGET_STDERR, LOG_ERR);
