@@ -13,6 +13,7 @@
 
 #include "address.h"
 #include "admin-internal.h"
+#include "fingerprint.h"
 #include "hostkey.h"
 #include "known-hosts.h"
 #include "list.h"
@@ -177,19 +178,6 @@ static int scan_target_from_request(const AdminEnv *env, const char *target, Sca
         if (r != -EINVAL)
                 return r;
         return reply_bad(reply, error, text);
-}
-
-/* "SHA256:" and 43 characters of unpadded base64, as ssh-keygen -l prints. */
-static bool fingerprint_is_valid(const char *s) {
-        const char *b = s + strlen("SHA256:");
-
-        if (strncmp(s, "SHA256:", strlen("SHA256:")) != 0 || strlen(b) != 43)
-                return false;
-        for (; *b; b++)
-                if (!((*b >= 'A' && *b <= 'Z') || (*b >= 'a' && *b <= 'z') || (*b >= '0' && *b <= '9') ||
-                      *b == '+' || *b == '/'))
-                        return false;
-        return true;
 }
 
 typedef struct TrustRequest {

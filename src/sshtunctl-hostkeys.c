@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "fingerprint.h"
 #include "macro.h"
 #include "sshtunctl-internal.h"
 #include "table.h"
@@ -386,19 +387,6 @@ static void trust_lines_free(TrustLine *lines, size_t n) {
                         free(lines[i].fingerprints[j]);
         }
         free(lines);
-}
-
-/* "SHA256:" and 43 characters of unpadded base64, as ssh-keygen -l prints. */
-static bool fingerprint_is_valid(const char *s) {
-        const char *b = s + 7;
-
-        if (strncmp(s, "SHA256:", 7) != 0 || strlen(b) != 43)
-                return false;
-        for (; *b; b++)
-                if (!((*b >= 'A' && *b <= 'Z') || (*b >= 'a' && *b <= 'z') || (*b >= '0' && *b <= '9') ||
-                      *b == '+' || *b == '/'))
-                        return false;
-        return true;
 }
 
 /* Words a line may carry besides fingerprints, as `hostkeys scan` and

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "fingerprint.h"
 #include "hostkey.h"
 #include "sshwire.h"
 
@@ -83,6 +84,29 @@ static void test_fingerprint(void **state) {
         /* sha256("") = e3b0c442...: base64 without padding */
         assert_string_equal(hostkey_fingerprint("", 0, fp, sizeof fp),
                             "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU");
+        /* what sshtunctl and the admin API accept is what this makes */
+        assert_true(fingerprint_is_valid(fp));
+        assert_true(fingerprint_is_valid(hostkey_fingerprint("\x01\x02", 2, fp, sizeof fp)));
+}
+
+static void test_fingerprint_is_valid(void **state) {
+        static const char *const bad[] = {
+                "",
+                "SHA256:",
+                "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuF",    /* 42 characters */
+                "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFUx",  /* 44 */
+                "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuF=",   /* padded */
+                "SHA256:47DEQpj8HBSa-_TImW+5JCeuQeRkm5NMpJWZG3hSuFU",   /* base64url */
+                "sha256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU",
+                "MD5:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU",
+                "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU",
+                "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSu U",
+        };
+
+        assert_true(fingerprint_is_valid("SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"));
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                if (fingerprint_is_valid(bad[i]))
+                        fail_msg("accepted \"%s\"", bad[i]);
 }
 
 int main(void) {
@@ -90,6 +114,7 @@ int main(void) {
                 cmocka_unit_test(test_bits),
                 cmocka_unit_test(test_type),
                 cmocka_unit_test(test_fingerprint),
+                cmocka_unit_test(test_fingerprint_is_valid),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
