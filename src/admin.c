@@ -693,6 +693,10 @@ Admin *admin_free(Admin *a) {
         return NULL;
 }
 
+void admin_stop_listening(Admin *a) {
+        a->acceptor = acceptor_free(a->acceptor);
+}
+
 bool admin_adopted(const Admin *a) {
         return acceptor_adopted(a->acceptor);
 }

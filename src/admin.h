@@ -80,6 +80,9 @@ int admin_new(const AdminEnv *env, const ListenAddress *address, const AdminPara
 /* Stops listening, closes open connections, unlinks the socket (not an
  * adopted one). Accepts NULL, returns NULL. */
 Admin *admin_free(Admin *a);
+/* Closes the listening socket (and unlinks it, unless adopted) now; the
+ * connections open on it go on until admin_free(). */
+void admin_stop_listening(Admin *a);
 
 /* True if the listener came from the service manager. */
 bool admin_adopted(const Admin *a);

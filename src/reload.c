@@ -268,6 +268,10 @@ static void daemon_retire_admin(Daemon *d, Admin *a) {
 
         if (!a)
                 return;
+        /* the socket and its path go before the reload's reply, so that
+         * whoever asked for the reload finds them gone; the connections
+         * on it, one of which may be running this, at the next turn */
+        admin_stop_listening(a);
         if (sd_event_add_defer(d->event, &s, on_admin_retired, a) < 0)
                 admin_free(a); /* no way to wait: now, then */
         else
