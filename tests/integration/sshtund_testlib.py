@@ -442,11 +442,20 @@ class Node:
         self._frozen = []
 
     def kill(self):
-        """SIGKILL the listener and its children at once: a node that died."""
+        """SIGKILL the listener and its children at once: a node that died.
+        The tree is stopped first, down to the last child, so that nothing
+        forks between the listing and the kill: sshd's monitor forks a
+        session's user child right after authentication, and a child
+        forked after a listing outlived its killed parent and kept the
+        session up (seen with OpenSSH 10)."""
         if not self.alive():  # a reaped pid may belong to someone else now
             return
-        pids = [self.pid] + self.descendants()
-        self._signal_all(signal.SIGKILL, pids)
+        stopped, pids = [], [self.pid]
+        while pids:
+            self._signal_all(signal.SIGSTOP, pids)
+            stopped += pids
+            pids = [p for p in descendants(self.pid) if p not in stopped]
+        self._signal_all(signal.SIGKILL, stopped)
         self._reap(5.0)
         self._frozen = []
 
