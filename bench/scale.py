@@ -474,8 +474,9 @@ def rows(r):
     row("  other CPU on the machine meanwhile, s", st["cpu_other"])
     # the nodes' handshakes run on this machine's cores too: the start
     # cannot end before all of that CPU has run on them
-    floor = (st["cpu_tund"] + st["cpu_dropbear"] + st["cpu_other"]) / max(1, os.cpu_count() or 1)
-    row(f"  CPU floor (all of the above / {os.cpu_count()} cores), s", floor)
+    cores = os.cpu_count() or 1
+    floor = (st["cpu_tund"] + st["cpu_dropbear"] + st["cpu_other"]) / cores
+    row(f"  CPU floor (all of the above / {cores} cores), s", floor)
     row("  all up / CPU floor", st["all_up"] / floor if floor > 0 else None, fmt="{:.2f}")
     ls = r.get("loopstall") or {}
     if "storm" in ls:

@@ -3,7 +3,6 @@
 
 #include "fingerprint.h"
 
-#define FINGERPRINT_PREFIX "SHA256:"
 #define FINGERPRINT_BASE64_LEN 43 /* 32 bytes, unpadded */
 
 bool fingerprint_is_valid(const char *s) {

@@ -6,4 +6,6 @@
 
 #include <stdbool.h>
 
+#define FINGERPRINT_PREFIX "SHA256:"
+
 bool fingerprint_is_valid(const char *s);

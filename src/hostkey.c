@@ -8,6 +8,7 @@
 
 #include <openssl/evp.h>
 
+#include "fingerprint.h"
 #include "hostkey.h"
 #include "macro.h"
 #include "sshwire.h"
@@ -17,12 +18,12 @@ const char *hostkey_fingerprint(const void *blob, size_t blob_len, char *buf, si
 
         assert(buf && size >= HOSTKEY_FINGERPRINT_MAX);
         if (EVP_Digest(blob, blob_len, md, NULL, EVP_sha256(), NULL) != 1) {
-                snprintf(buf, size, "SHA256:?");
+                snprintf(buf, size, FINGERPRINT_PREFIX "?");
                 return buf;
         }
         EVP_EncodeBlock(b64, md, sizeof md);
         b64[strcspn((char *) b64, "=")] = 0;
-        snprintf(buf, size, "SHA256:%s", (char *) b64);
+        snprintf(buf, size, FINGERPRINT_PREFIX "%s", (char *) b64);
         return buf;
 }
 

@@ -154,21 +154,17 @@ static LIBSSH2_RECV_FUNC(session_recv_cb) {
                 return -EAGAIN;
         }
         s->rx_calls++;
-        if (length < RX_READ_AHEAD) {
-                n = buffer_read_fd(&s->rxq, s->fd);
-                if (n < 0) {
-                        errno = (int) -n;
-                        n = -1;
-                }
-        } else
-                n = recv(s->fd, buffer, length, MSG_DONTWAIT);
+        if (length < RX_READ_AHEAD)
+                n = buffer_read_fd(&s->rxq, s->fd); /* -errno */
+        else if ((n = recv(s->fd, buffer, length, MSG_DONTWAIT)) < 0)
+                n = -errno;
+        if (n == -EAGAIN || n == -EINTR) {
+                s->rx_drained = true;
+                return -EAGAIN;
+        }
         if (n < 0) {
-                if (errno == EAGAIN || errno == EINTR) {
-                        s->rx_drained = true;
-                        return -EAGAIN;
-                }
                 s->rx_closed = true;
-                return -errno;
+                return n;
         }
         if (n == 0) {
                 s->rx_closed = true;

@@ -228,9 +228,10 @@ def test_bad_nodes_do_not_hold_up_the_start_storm(env):
     hostile and the ten of one dropbear process die mid-storm. The stalled
     handshakes hold ssh.max_handshakes slots until connect_timeout, and
     only those: every good node is up while the stalled ones still wait
-    out their first attempt; the floods are cut by the 256 KiB limit; the
-    dead nodes say "connection refused"; the admin socket answers all
-    along and no good node reconnects."""
+    out their first attempt; each flood ends in a protocol error (the
+    256 KiB limit, or a version line libssh2 refuses), not at
+    connect_timeout; the dead nodes say "connection refused"; the admin
+    socket answers all along and no good node reconnects."""
     raise_nofile()
     n = min(N_NODES, 1000)
     n_bad = n // BAD_EVERY

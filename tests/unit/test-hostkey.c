@@ -12,6 +12,7 @@
 
 #include "fingerprint.h"
 #include "hostkey.h"
+#include "macro.h"
 #include "sshwire.h"
 
 /* A blob: the type, then strings or mpints of the given sizes (bytes of
@@ -104,7 +105,7 @@ static void test_fingerprint_is_valid(void **state) {
         };
 
         assert_true(fingerprint_is_valid("SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"));
-        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
                 if (fingerprint_is_valid(bad[i]))
                         fail_msg("accepted \"%s\"", bad[i]);
 }

@@ -40,6 +40,8 @@
 #include "trust.h"
 
 #define SSHD "/usr/sbin/sshd"
+/* a line a node sends before its version line (RFC 4253 4.2) */
+#define PRE_LINE "line %u of what this node says before its version line\r\n"
 #define SSH_KEYGEN "/usr/bin/ssh-keygen"
 
 /* ---- keys, config, and sshd -i behind a listener -------------------------------- */
@@ -145,7 +147,7 @@ typedef struct Fixture {
         Session *s;
         unsigned changes;
         bool kill_on_auth; /* the node's sshd dies as authentication starts */
-        unsigned pre_lines; /* the node sends this many lines before its version line */
+        unsigned pre_lines; /* the node sends this many PRE_LINEs before its version line */
         unsigned opened[_STREAM_RESULT_MAX];
         uint64_t closed_up, closed_down;
         unsigned n_closed;
@@ -176,7 +178,7 @@ static int on_sshd_accept(sd_event_source *s, int fd, uint32_t revents, void *us
         if (pid == 0) {
                 int null = open("/dev/null", O_RDWR);
                 for (unsigned i = 0; i < f->pre_lines; i++)
-                        (void) dprintf(c, "line %u of what this node says before its version line\r\n", i);
+                        (void) dprintf(c, PRE_LINE, i);
                 dup2(c, 0);
                 dup2(c, 1);
                 dup2(null, 2);
@@ -454,7 +456,7 @@ static void test_lines_before_the_version(void **state) {
 
         f->pre_lines = 1000;
         for (unsigned i = 0; i < f->pre_lines; i++)
-                lines_bytes += (uint64_t) snprintf(NULL, 0, "line %u of what this node says before its version line\r\n", i);
+                lines_bytes += (uint64_t) snprintf(NULL, 0, PRE_LINE, i);
         make(f, f->sshd_port);
         counted_session = f->s;
         counted_reads = 0;
